@@ -1,0 +1,87 @@
+/** One error tree for rfboot (STYLE 10): every failure is an RfbootError subclass, never a string. */
+
+/** RfbootError is the base of every error rfboot throws on purpose. */
+export class RfbootError extends Error {
+  override name = "RfbootError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** OpenFlowErrorCode names what was wrong with a frame or a session. */
+export type OpenFlowErrorCode =
+  "bad-length" | "truncated" | "bad-version" | "bad-field" | "trailing-bytes" | "handshake" | "timeout";
+
+/** OpenFlowError: malformed OpenFlow input; `offset` is the byte at which decoding failed. */
+export class OpenFlowError extends RfbootError {
+  override name = "OpenFlowError";
+  constructor(
+    message: string,
+    readonly code: OpenFlowErrorCode,
+    readonly offset?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** ConfigError: an invalid configuration value; `path` is the key path (e.g. `vms.rfvmA.memory`). */
+export class ConfigError extends RfbootError {
+  override name = "ConfigError";
+  constructor(
+    message: string,
+    readonly path: string,
+    readonly value?: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(path ? `${path}: ${message}` : message, options);
+  }
+}
+
+/** VirshErrorKind classifies a failed virsh call (STYLE 9). */
+export type VirshErrorKind =
+  | "domain-missing"
+  | "already-exists"
+  | "already-running"
+  | "not-running"
+  | "unreachable"
+  | "timeout"
+  | "other";
+
+/** VirshError: a virsh (or qemu-img) call that failed, with its arguments and raw stderr kept. */
+export class VirshError extends RfbootError {
+  override name = "VirshError";
+  constructor(
+    message: string,
+    readonly kind: VirshErrorKind,
+    readonly args: readonly string[],
+    readonly stderr: string,
+    readonly exitCode: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** StoreError: a MongoDB operation that failed; `operation` names what was attempted. */
+export class StoreError extends RfbootError {
+  override name = "StoreError";
+  constructor(
+    message: string,
+    readonly operation: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** UsageError: bad command-line usage; the CLI exits 2. */
+export class UsageError extends RfbootError {
+  override name = "UsageError";
+}
+
+/** errorMessage returns a one-line description of any thrown value. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

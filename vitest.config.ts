@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    // Integration tests share real daemons (OVS, libvirtd, FerretDB): run files one at a time.
+    fileParallelism: false,
+    pool: "forks",
+  },
+});
