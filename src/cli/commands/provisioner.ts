@@ -1,4 +1,20 @@
-/** Provisioner subcommands (run, status, plan, init, vm, hosts, import-csv): placeholder until its issue lands. */
+/** Provisioner subcommands, one file each. */
 import type { Command } from "commander";
+import { registerHosts } from "./hosts.js";
+import { registerImportCsv } from "./import-csv.js";
+import { registerInit } from "./init.js";
+import { registerPlan } from "./plan.js";
+import { registerRun } from "./run.js";
+import { registerStatus } from "./status.js";
+import { registerVm } from "./vm.js";
 
-export function registerProvisionerCommands(_program: Command): void {}
+/** registerProvisionerCommands adds run, status, plan, init, import-csv, vm and hosts. */
+export function registerProvisionerCommands(program: Command): void {
+  registerRun(program);
+  registerStatus(program);
+  registerPlan(program);
+  registerInit(program);
+  registerImportCsv(program);
+  registerVm(program);
+  registerHosts(program);
+}
