@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine as root: installs and starts every real component the
+# tests use (Debian packages, FerretDB, libvirtd, Open vSwitch, the guest image), then runs typecheck, lint,
+# format check, npm audit and every vitest file. Under CI=true a missing component fails its tests.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+# shellcheck source=../rftest/lib/lab.sh
+source rftest/lib/lab.sh
+
+lab_log "bringing up the lab (packages, MongoDB-wire server, libvirtd, Open vSwitch)"
+lab_up
+lab_node_deps "$repo"
+if [ -x rftest/guest/build-guest.sh ]; then
+  lab_log "building the test guest (cached)"
+  rftest/guest/build-guest.sh >/dev/null
+fi
+
+export CI="${CI:-true}"
+status=0
+npm run --silent typecheck || status=1
+npm run --silent lint || status=1
+npm run --silent format:check || status=1
+npm audit --omit=dev --audit-level=high || status=1
+
+mkdir -p bench/out
+report=bench/out/vitest-report.json
+npx vitest run --reporter=default --reporter=json --outputFile="$report" || status=1
+if [ -f "$report" ]; then
+  node -e '
+    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
+  ' "$report"
+else
+  echo "0 passed, 1 failed"
+  status=1
+fi
+exit "$status"
