@@ -26,7 +26,7 @@ export interface HelloVersionBitmap {
   type: "versionbitmap";
   /** The 32-bit bitmap words exactly as on the wire (unknown bits kept). */
   bitmaps: number[];
-  /** Padding bytes that followed the element on the wire (0..7 bytes; absent = unpadded). */
+  /** The padding that followed the element, only when not the canonical zeros to a multiple of 8. */
   pad?: Uint8Array;
 }
 
@@ -37,7 +37,7 @@ export interface HelloUnknownElement {
   elemType: number;
   /** The element body after its 4-byte header (the length field excludes padding). */
   data: Uint8Array;
-  /** Padding bytes that followed the element on the wire (absent = unpadded). */
+  /** The padding that followed the element, only when not the canonical zeros to a multiple of 8. */
   pad?: Uint8Array;
 }
 
@@ -122,7 +122,7 @@ export interface PortPropOther {
   propType: number;
   /** The property body after its 4-byte header, as counted by its length field. */
   data: Uint8Array;
-  /** Padding to a multiple of 8 that followed the property, when non-zero (absent = zeros). */
+  /** The padding that followed the property, only when not the canonical zeros to a multiple of 8. */
   pad?: Uint8Array;
 }
 
@@ -130,7 +130,7 @@ export interface PortPropOther {
 export interface Property {
   propType: number;
   data: Uint8Array;
-  /** Padding to a multiple of 8 that followed the property, when non-zero (absent = zeros). */
+  /** The padding that followed the property, only when not the canonical zeros to a multiple of 8. */
   pad?: Uint8Array;
 }
 

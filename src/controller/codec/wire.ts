@@ -98,6 +98,11 @@ export class Reader {
     return out;
   }
 
+  /** rewind steps back n bytes (only over bytes this reader has just read). */
+  rewind(n: number): void {
+    this.pos -= n;
+  }
+
   /** sub returns a Reader over the next n bytes (same frame offsets) and skips them here. */
   sub(n: number, field: string, what: string = this.what): Reader {
     this.need(n, field);
@@ -201,11 +206,9 @@ export class PadReader {
   private readonly parts: Uint8Array[] = [];
   private nonZero = false;
 
-  constructor(private readonly r: Reader) {}
-
-  /** skip reads n padding bytes. */
-  skip(n: number, field = "padding"): void {
-    const b = this.r.view(n, field);
+  /** skip reads n padding bytes from r. */
+  skip(r: Reader, n: number, field = "padding"): void {
+    const b = r.view(n, field);
     if (!this.nonZero && b.some((x) => x !== 0)) this.nonZero = true;
     this.parts.push(b);
   }
