@@ -1,0 +1,240 @@
+/**
+ * Sockets for switch sessions: the accepting server (plain TCP today; any net.Server, e.g. a
+ * tls.Server, can be plugged in through `ServerFactory`) and the listen-mode connection, which only
+ * moves bytes between a socket and a pure Session (session.ts).
+ */
+import { createServer, type Server, type Socket } from "node:net";
+import type { Logger } from "../common/log.js";
+import { OpenFlowError, errorMessage } from "../common/errors.js";
+import { Framer, decodeMessage, encodeMessage } from "./codec/index.js";
+import type { OfMessage } from "./codec/index.js";
+import { Session, type SessionEvent, type SessionOptions, type Step } from "./session.js";
+
+/** ServerFactory creates the accepting server; pass `tls.createServer` bound to its options for `ssl:` switches. */
+export type ServerFactory = (onConnection: (socket: Socket) => void) => Server;
+
+/** plainTcpServer is the default ServerFactory (OpenFlow's `tcp:` transport). */
+export const plainTcpServer: ServerFactory = (onConnection) => createServer({ noDelay: true }, onConnection);
+
+/** Clock returns monotonic milliseconds; injected so tests can control time. */
+export type Clock = () => number;
+
+/** monotonicClock is the default Clock. */
+export const monotonicClock: Clock = () => performance.now();
+
+/** ConnectionHooks are how a connection reports to its owner (the controller's registry). */
+export interface ConnectionHooks {
+  /** A session event (up/port/down); `expectReconnect` marks a `down` rfboot caused on purpose (relay handover). */
+  onEvent(conn: SwitchConnection, event: SessionEvent, expectReconnect: boolean): void;
+  /** The connection is gone (after any `down` event). */
+  onClosed(conn: SwitchConnection, reason: string): void;
+}
+
+/** SwitchConnection is what the registry sees of a listen-mode or relay connection. */
+export interface SwitchConnection {
+  /** A process-unique connection number (for logs). */
+  readonly id: number;
+  /** The switch's address "IP:PORT". */
+  readonly peer: string;
+  readonly session: Session;
+  /** close ends the connection (idempotent); `expectReconnect` defers the registry's `down`. */
+  close(reason: string, expectReconnect?: boolean): void;
+}
+
+let nextConnectionId = 1;
+
+/** peerOf renders a socket's remote address as "IP:PORT" (IPv6 in brackets). */
+export function peerOf(socket: Socket): string {
+  const addr = socket.remoteAddress ?? "?";
+  const host = addr.startsWith("::ffff:") ? addr.slice(7) : addr;
+  return host.includes(":") ? `[${host}]:${socket.remotePort}` : `${host}:${socket.remotePort}`;
+}
+
+/**
+ * ConnectionBase holds what both modes share: the session, its timer, writing its messages to the
+ * switch, logging its records, and the once-only close path.
+ */
+export abstract class ConnectionBase implements SwitchConnection {
+  readonly id = nextConnectionId++;
+  readonly peer: string;
+  readonly session: Session;
+  protected readonly log: Logger;
+  protected closedReason: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private expectReconnect = false;
+
+  constructor(
+    protected readonly socket: Socket,
+    sessionOptions: Omit<SessionOptions, "peer">,
+    protected readonly hooks: ConnectionHooks,
+    logger: Logger,
+    protected readonly clock: Clock,
+  ) {
+    this.peer = peerOf(socket);
+    this.log = logger.child({ conn: this.id, peer: this.peer });
+    this.session = new Session({ ...sessionOptions, peer: this.peer }, clock());
+    socket.setNoDelay(true);
+    socket.on("error", (err) => this.close(`switch socket error: ${errorMessage(err)}`));
+    socket.on("close", () => this.close("switch closed the connection"));
+  }
+
+  /** isClosed tells whether close() ran. */
+  get isClosed(): boolean {
+    return this.closedReason !== undefined;
+  }
+
+  close(reason: string, expectReconnect = false): void {
+    if (this.closedReason !== undefined) return;
+    this.closedReason = reason;
+    this.expectReconnect = expectReconnect;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.apply(this.session.closed(reason, this.clock()));
+    this.teardown(reason);
+    this.log.info({ reason, dpid: hexOrUndefined(this.session.dpid) }, "switch connection closed");
+    this.hooks.onClosed(this, reason);
+  }
+
+  /** teardown releases the sockets; subclasses close their upstream too. */
+  protected teardown(_reason: string): void {
+    // end() flushes what is queued (e.g. a HELLO_FAILED error) before FIN; destroy() guards a stuck peer.
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1_000).unref();
+  }
+
+  /** apply writes a step's messages to the switch, logs its records, reports its events, and closes if asked. */
+  protected apply(step: Step): void {
+    for (const rec of step.logs) this.log[rec.level](rec.fields ?? {}, rec.msg);
+    if (step.send.length > 0 && !this.socket.destroyed && this.socket.writable) {
+      for (const msg of step.send) this.writeToSwitch(encodeMessage(msg), msg);
+    }
+    for (const ev of step.events) this.hooks.onEvent(this, ev, this.expectReconnect);
+    if (step.close !== undefined) this.close(step.close);
+    else this.rearm();
+  }
+
+  /** writeToSwitch sends rfboot's own message (only ever at a frame boundary of the switch-bound stream). */
+  protected writeToSwitch(bytes: Buffer, _msg: OfMessage): void {
+    this.socket.write(bytes);
+  }
+
+  /**
+   * rearm keeps one timer per connection at the session's next deadline. Deadlines only move later
+   * as traffic arrives, so the timer is moved only when the new deadline is earlier; a timer that
+   * fires early just ticks and rearms.
+   */
+  protected rearm(): void {
+    if (this.closedReason !== undefined) return;
+    const at = this.session.deadline();
+    if (at === undefined) return;
+    if (this.timer !== undefined && at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Infinity;
+        if (this.closedReason === undefined) this.apply(this.session.tick(this.clock()));
+      },
+      Math.max(0, Math.ceil(at - this.clock())),
+    );
+  }
+}
+
+/** ListenConnection is a controller-mode (listen) connection: rfboot is one of the switch's controllers. */
+export class ListenConnection extends ConnectionBase {
+  private readonly framer = new Framer();
+
+  constructor(
+    socket: Socket,
+    sessionOptions: Omit<SessionOptions, "peer" | "mode">,
+    hooks: ConnectionHooks,
+    logger: Logger,
+    clock: Clock = monotonicClock,
+  ) {
+    super(socket, { ...sessionOptions, mode: "controller" }, hooks, logger, clock);
+    this.log.debug("switch connected");
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    this.apply(this.session.start(clock()));
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closedReason !== undefined) return;
+    let frames: Buffer[];
+    try {
+      frames = this.framer.push(chunk);
+    } catch (err) {
+      this.close(`malformed stream: ${errorMessage(err)}`);
+      return;
+    }
+    for (const frame of frames) {
+      if (this.closedReason !== undefined) return;
+      let msg: OfMessage;
+      try {
+        msg = decodeMessage(frame);
+      } catch (err) {
+        if (!(err instanceof OpenFlowError)) throw err;
+        this.close(`malformed message: ${err.message}`);
+        return;
+      }
+      this.apply(this.session.fromSwitch(msg, this.clock()));
+    }
+  }
+}
+
+/** ListenAddress is where the server accepts switches; port 0 picks a free port. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * SwitchServer accepts switch connections and hands each socket to `onSocket`. It tracks live
+ * sockets so that close() ends them all and resolves once the listener is down.
+ */
+export class SwitchServer {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(onSocket: (socket: Socket) => void, factory: ServerFactory = plainTcpServer) {
+    this.server = factory((socket) => {
+      this.sockets.add(socket);
+      socket.once("close", () => this.sockets.delete(socket));
+      onSocket(socket);
+    });
+  }
+
+  /** start listens and resolves with the bound address (the real port when 0 was asked). */
+  start(address: ListenAddress): Promise<ListenAddress> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once("error", onError);
+      this.server.listen({ host: address.host, port: address.port, backlog: 4096 }, () => {
+        this.server.off("error", onError);
+        const a = this.server.address();
+        if (a === null || typeof a === "string") {
+          resolve(address);
+        } else {
+          resolve({ host: a.address, port: a.port });
+        }
+      });
+    });
+  }
+
+  /** close stops accepting, destroys every live socket, and resolves when the listener is closed. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      for (const s of this.sockets) s.destroy();
+      if (!this.server.listening) {
+        resolve();
+        return;
+      }
+      this.server.close(() => resolve());
+    });
+  }
+}
+
+function hexOrUndefined(d: bigint | undefined): string | undefined {
+  return d === undefined ? undefined : d.toString(16).padStart(16, "0");
+}
