@@ -68,7 +68,7 @@ lab_mongo() {
   else
     lab_ferretdb_install || return 1
     DO_NOT_TRACK=1 setsid ferretdb --handler=sqlite --sqlite-url="file:$LAB_DIR/mongo/" \
-      --listen-addr="127.0.0.1:$MONGO_PORT" --telemetry=disable --log-level=warn \
+      --listen-addr="127.0.0.1:$MONGO_PORT" --state-dir="$LAB_DIR" --telemetry=disable --log-level=warn \
       >"$LAB_DIR/ferretdb.log" 2>&1 </dev/null &
     echo $! >"$LAB_DIR/ferretdb.pid"
   fi
