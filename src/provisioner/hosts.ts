@@ -1,0 +1,192 @@
+/**
+ * The libvirt host registry: one DomainManager per configured host, reachability probes (`list --all` with
+ * state and figures), and the capacity/placement inputs derived from the last probe.
+ */
+import { errorMessage } from "../common/errors.js";
+import { silentLogger, type Logger } from "../common/log.js";
+import { DomainManager, isActive, type DomainInfo, type ToolRunner } from "./lifecycle.js";
+import type { HostCapacity, KnownPlacement } from "./placement.js";
+import { createSpawnRunner, type VirshRunner } from "./virsh.js";
+
+/** HostSpec is a configured libvirt host (structurally a subset of the config's HostConfig). */
+export interface HostSpec {
+  name: string;
+  uri: string;
+  maxVms: number;
+  memoryMiB: number;
+  maxConcurrentStarts: number;
+}
+
+/** HostProbe is the result of probing one host. */
+export interface HostProbe {
+  name: string;
+  uri: string;
+  reachable: boolean;
+  /** latencyMs of the probe round trip. */
+  latencyMs: number;
+  /** error text when unreachable (or the listing failed). */
+  error?: string;
+  domains: DomainInfo[];
+  /** running is the number of active domains (running, paused, ...). */
+  running: number;
+  /** memoryInUseMiB sums the current memory of active domains that report it. */
+  memoryInUseMiB: number;
+  probedAt: Date;
+}
+
+/** HostRegistryOptions configure the registry. */
+export interface HostRegistryOptions {
+  hosts: readonly HostSpec[];
+  run?: VirshRunner;
+  tools?: ToolRunner;
+  log?: Logger;
+  /** probeTimeoutMs bounds each probe call (default 5 s): an unreachable host must not stall the daemon. */
+  probeTimeoutMs?: number;
+  /** timeoutMs for lifecycle calls (default 30 s). */
+  timeoutMs?: number;
+  /** shutdownTimeoutMs for the shutdown leave policy. */
+  shutdownTimeoutMs?: number;
+}
+
+/** summarize turns a domain list into the probe counters. */
+export function summarize(domains: readonly DomainInfo[]): { running: number; memoryInUseMiB: number } {
+  let running = 0;
+  let kib = 0;
+  for (const d of domains) {
+    if (!isActive(d.state)) continue;
+    running++;
+    kib += d.memoryKiB ?? 0;
+  }
+  return { running, memoryInUseMiB: Math.round(kib / 1024) };
+}
+
+/** HostRegistry owns the per-host managers and the latest probe of each host. */
+export class HostRegistry {
+  private readonly managers = new Map<string, DomainManager>();
+  private readonly probes = new Map<string, HostProbe>();
+  private readonly probeRunner: VirshRunner;
+  readonly hosts: readonly HostSpec[];
+
+  constructor(private readonly opts: HostRegistryOptions) {
+    this.hosts = opts.hosts;
+    const run = opts.run ?? createSpawnRunner();
+    const probeTimeout = opts.probeTimeoutMs ?? 5_000;
+    this.probeRunner = (uri, args, o) =>
+      run(uri, args, { ...o, timeoutMs: Math.min(o?.timeoutMs ?? probeTimeout, probeTimeout) });
+    for (const h of opts.hosts) {
+      this.managers.set(
+        h.name,
+        new DomainManager({
+          host: { name: h.name, uri: h.uri },
+          run,
+          tools: opts.tools,
+          log: opts.log ?? silentLogger,
+          timeoutMs: opts.timeoutMs,
+          shutdownTimeoutMs: opts.shutdownTimeoutMs,
+        }),
+      );
+    }
+  }
+
+  /** manager returns the DomainManager of a host (throws for an unknown name: a programming error). */
+  manager(host: string): DomainManager {
+    const m = this.managers.get(host);
+    if (!m) throw new Error(`unknown libvirt host ${host}`);
+    return m;
+  }
+
+  /** spec returns a host's configuration. */
+  spec(host: string): HostSpec | undefined {
+    return this.hosts.find((h) => h.name === host);
+  }
+
+  /** probe lists one host (with CPU/memory figures) and records whether it answered. */
+  async probe(host: string): Promise<HostProbe> {
+    const spec = this.spec(host);
+    if (!spec) throw new Error(`unknown libvirt host ${host}`);
+    const m = new DomainManager({ host: { name: spec.name, uri: spec.uri }, run: this.probeRunner });
+    const t0 = performance.now();
+    let p: HostProbe;
+    try {
+      const domains = await m.list({ stats: true });
+      p = {
+        name: spec.name,
+        uri: spec.uri,
+        reachable: true,
+        latencyMs: performance.now() - t0,
+        domains,
+        ...summarize(domains),
+        probedAt: new Date(),
+      };
+    } catch (e) {
+      p = {
+        name: spec.name,
+        uri: spec.uri,
+        reachable: false,
+        latencyMs: performance.now() - t0,
+        error: errorMessage(e),
+        domains: [],
+        running: 0,
+        memoryInUseMiB: 0,
+        probedAt: new Date(),
+      };
+    }
+    this.probes.set(host, p);
+    return p;
+  }
+
+  /** probeAll probes every host in parallel. */
+  probeAll(): Promise<HostProbe[]> {
+    return Promise.all(this.hosts.map((h) => this.probe(h.name)));
+  }
+
+  /** lastProbe returns the latest probe of a host, if any. */
+  lastProbe(host: string): HostProbe | undefined {
+    return this.probes.get(host);
+  }
+
+  /** capacities are placement's host inputs; a host never probed counts as reachable until a probe says otherwise. */
+  capacities(): HostCapacity[] {
+    return this.hosts.map((h) => ({
+      name: h.name,
+      maxVms: h.maxVms,
+      memoryMiB: h.memoryMiB,
+      reachable: this.probes.get(h.name)?.reachable ?? true,
+    }));
+  }
+
+  /**
+   * placements lists the domains seen by the last probes as placement inputs; `isOurs` filters to rfboot's VMs
+   * (other domains on a shared host are not ours to count), `memoryOf` gives a VM's configured memory.
+   */
+  placements(
+    isOurs: (name: string) => boolean,
+    memoryOf: (name: string, seenKiB?: number) => number,
+  ): KnownPlacement[] {
+    const out: KnownPlacement[] = [];
+    for (const p of this.probes.values()) {
+      for (const d of p.domains) {
+        if (!isOurs(d.name)) continue;
+        out.push({
+          vm: d.name,
+          host: p.name,
+          memoryMiB: memoryOf(d.name, d.memoryKiB),
+          running: isActive(d.state),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** locate finds the reachable hosts where a domain is defined, according to the last probes. */
+  locate(name: string): string[] {
+    const out: string[] = [];
+    for (const p of this.probes.values()) if (p.domains.some((d) => d.name === name)) out.push(p.name);
+    return out;
+  }
+
+  /** dispose releases the managers' temp dirs. */
+  async dispose(): Promise<void> {
+    await Promise.all([...this.managers.values()].map((m) => m.dispose()));
+  }
+}
