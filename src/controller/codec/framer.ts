@@ -14,8 +14,9 @@ export interface FramerOptions {
 /**
  * Framer turns chunks of a byte stream into whole OpenFlow frames. Partial data is kept until the
  * rest arrives. A bad length (< 8 or > maxLength) throws OpenFlowError "bad-length" with the stream
- * offset of the length field; the stream cannot be resynchronised after that, so every later push
- * throws the same error.
+ * offset of the length field; whole frames that came before it in the same chunk are returned
+ * first and the error is thrown by the next push. The stream cannot be resynchronised after that,
+ * so every later push throws the same error.
  */
 export class Framer {
   private readonly maxLength: number;
@@ -66,8 +67,7 @@ export class Framer {
           "bad-length",
           this.consumed + pos + 2,
         );
-        this.buffered = Buffer.alloc(0);
-        throw this.failure;
+        break;
       }
       if (data.length - pos < length) break;
       frames.push(Buffer.from(data.subarray(pos, pos + length)));
@@ -76,6 +76,8 @@ export class Framer {
     this.consumed += pos;
     // Copy the remainder: the caller may reuse its chunk buffer.
     this.buffered = Buffer.from(data.subarray(pos));
+    // Whole frames before a bad header are still delivered; the error comes with the next push.
+    if (this.failure && frames.length === 0) throw this.failure;
     return frames;
   }
 }
