@@ -2,9 +2,8 @@
  * OpenFlow version negotiation (OpenFlow 1.3.5 §6.3.1 "Connection Setup", §7.5.1 HELLO elements;
  * OpenFlow 1.4.1 §7.5.1): pure functions shared by the controller-side session and the relay observer.
  */
-import type { Hello } from "./codec/types.js";
-import { versionName } from "./codec/constants.js";
-import { buildHello, helloBitmapVersions } from "./codec/builders.js";
+import type { Hello } from "./codec/index.js";
+import { buildHello, helloBitmapVersions, versionName } from "./codec/index.js";
 
 /** NegotiationResult is the agreed wire version, or the reason nothing matched. */
 export type NegotiationResult = { ok: true; version: number } | { ok: false; reason: string };

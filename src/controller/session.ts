@@ -25,18 +25,18 @@
  *     retries the upstream and, once it accepts, closes the switch so that it reconnects into a
  *     clean relayed session.
  */
-import type { FeaturesReply, Hello, OfMessage, Port, PortDescReply } from "./codec/types.js";
+import type { FeaturesReply, Hello, OfMessage, Port, PortDescReply } from "./codec/index.js";
 import {
+  buildHelloFailed,
   NX_ROLE,
   OFPCR_ROLE,
   OFPET_HELLO_FAILED,
-  OFPHFC_INCOMPATIBLE,
   OFPMPF_REPLY_MORE,
   OFPP_ANY,
   OFPPR,
   versionName,
   type OfVersionName,
-} from "./codec/constants.js";
+} from "./codec/index.js";
 import { fmt, negotiate, observedVersion, ourHello } from "./session-negotiate.js";
 
 /** SessionMode says whether rfboot is the switch's controller or a relay in front of one. */
@@ -453,14 +453,13 @@ export class Session {
     if (!result.ok) {
       // OpenFlow 1.3.5 §6.3.1: reply OFPET_HELLO_FAILED / OFPHFC_INCOMPATIBLE, then terminate.
       const text = `rfboot: ${result.reason}`;
-      step.send.push({
-        type: "error",
-        version: Math.min(this.switchHello.version, this.myHello.version),
-        xid: this.switchHello.xid,
-        errType: OFPET_HELLO_FAILED,
-        code: OFPHFC_INCOMPATIBLE,
-        data: new TextEncoder().encode(text),
-      });
+      step.send.push(
+        buildHelloFailed(
+          Math.min(this.switchHello.version, this.myHello.version),
+          this.switchHello.xid,
+          text,
+        ),
+      );
       step.close = `version negotiation failed: ${result.reason}`;
       return;
     }
