@@ -1,0 +1,70 @@
+/** Store error helpers: wrap driver errors into StoreError and tell an outage from a refused operation. */
+import {
+  MongoClientClosedError,
+  MongoError,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+} from "mongodb";
+import { errorMessage, StoreError } from "../../common/errors.js";
+
+/** DUPLICATE_KEY is MongoDB's (and FerretDB's) duplicate key error code (E11000). */
+export const DUPLICATE_KEY = 11000;
+
+/** isDuplicateKey reports a unique-index violation. */
+export function isDuplicateKey(err: unknown): boolean {
+  return err instanceof MongoError && err.code === DUPLICATE_KEY;
+}
+
+// Server codes that mean "try again later" (MongoDB's retryable set: not primary, shutting down, ...).
+const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
+
+/**
+ * isTransient reports an error caused by the server being unreachable or restarting: the outbox keeps such
+ * writes and retries them. Anything else (a refused or malformed operation) is permanent.
+ */
+export function isTransient(err: unknown): boolean {
+  const e = err instanceof StoreError && err.cause !== undefined ? err.cause : err;
+  if (
+    e instanceof MongoNetworkError ||
+    e instanceof MongoServerSelectionError ||
+    e instanceof MongoTopologyClosedError ||
+    e instanceof MongoNotConnectedError ||
+    e instanceof MongoClientClosedError
+  ) {
+    return true;
+  }
+  if (e instanceof MongoError) {
+    if (typeof e.code === "number" && TRANSIENT_CODES.has(e.code)) return true;
+    if (e.hasErrorLabel("RetryableWriteError") || e.hasErrorLabel("ResetPool")) return true;
+    // Driver-side pool/connection errors have no code; PoolClearedError names itself.
+    if (e.name === "PoolClearedError" || e.name === "MongoPoolClearedError") return true;
+  }
+  return false;
+}
+
+/** isUnavailable reports a StoreError (or driver error) that means MongoDB could not be reached. */
+export function isUnavailable(err: unknown): boolean {
+  return isTransient(err);
+}
+
+/** wrap turns any failure of `operation` into a StoreError that names it and keeps the cause. */
+export function wrap(operation: string, err: unknown, what = ""): StoreError {
+  if (err instanceof StoreError) return err;
+  const reason = isTransient(err)
+    ? `MongoDB is unreachable (${errorMessage(err)}); check that the server runs and the URI is right`
+    : errorMessage(err);
+  return new StoreError(`${operation}${what ? ` (${what})` : ""} failed: ${reason}`, operation, {
+    cause: err,
+  });
+}
+
+/** attempt runs `fn` and rethrows any failure as a StoreError naming `operation`. */
+export async function attempt<T>(operation: string, fn: () => Promise<T>, what = ""): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw wrap(operation, err, what);
+  }
+}

@@ -1,0 +1,35 @@
+/** Public API of the MongoDB store (re-exported by src/provisioner/index.ts). */
+export { DUPLICATE_KEY, isDuplicateKey, isTransient, isUnavailable } from "./errors.js";
+export { LeaseTable } from "./leases.js";
+export {
+  DEFAULT_DATABASE,
+  DEFAULT_PREFIX,
+  MongoStore,
+  type MongoStoreOptions,
+  type StoreCollections,
+} from "./mongo-store.js";
+export {
+  mergePatches,
+  Outbox,
+  rowKey,
+  type OutboxOp,
+  type OutboxOptions,
+  type OutboxStats,
+} from "./outbox.js";
+export {
+  IPC_CHANNEL,
+  PORT_REGISTER,
+  PortRegisterWatcher,
+  type PortRegisterResult,
+  type PortRegisterWatchOptions,
+} from "./readiness.js";
+export {
+  observedState,
+  reconcile,
+  type ConfiguredVm,
+  type DomainListing,
+  type ObservedState,
+  type ReconcileAction,
+} from "./reconcile.js";
+export * from "./types.js";
+export { checkDpidHex, validateEvent, validatePatch, validateRfconfigRows } from "./validate.js";

@@ -1,0 +1,714 @@
+/**
+ * MongoStore: everything rfboot reads from and writes to MongoDB (DESIGN.md "MongoDB records").
+ *
+ * - RouteFlow's `rfconfig` (rows in RouteFlow's exact format) and rfboot's own `<prefix>vms` records and
+ *   `<prefix>events` log are written through the Outbox, so an outage delays writes instead of failing the
+ *   daemon; the outbox can be kept in `<stateDir>` so a restart during an outage loses nothing either.
+ * - Leases (`<prefix>leases`) and reads go straight to the server: they need an answer now.
+ * - RouteFlow's IPC channel is only ever read (readiness.ts).
+ * Verified against FerretDB 1.24/SQLite, which lacks transactions, TTL indexes, atomic conditional updates
+ * and eager capped collections; the design uses none of them (see leases.ts and the notes below).
+ */
+import { EventEmitter } from "node:events";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import {
+  BSON,
+  MongoClient,
+  ObjectId,
+  type Collection,
+  type Db,
+  type Document,
+  type MongoClientOptions,
+} from "mongodb";
+import { errorMessage, StoreError } from "../../common/errors.js";
+import { redactUri, silentLogger, type Logger } from "../../common/log.js";
+import { attempt, isDuplicateKey, isTransient, wrap } from "./errors.js";
+import { LeaseTable, type LeaseDoc } from "./leases.js";
+import { Outbox, type OutboxOp, type OutboxOptions, type OutboxStats } from "./outbox.js";
+import { IPC_CHANNEL, PortRegisterWatcher, type PortRegisterWatchOptions } from "./readiness.js";
+import type {
+  Lease,
+  RecordPatch,
+  RfconfigRow,
+  StoreEvent,
+  StoredEvent,
+  VmRecord,
+  WriteOutcome,
+} from "./types.js";
+import {
+  checkDecimal,
+  checkDpidHex,
+  checkName,
+  checkVmId,
+  hasControl,
+  validateEvent,
+  validatePatch,
+  validateRfconfigRows,
+} from "./validate.js";
+
+/** DEFAULT_DATABASE is RouteFlow's database name. */
+export const DEFAULT_DATABASE = "db";
+
+/** DEFAULT_PREFIX prefixes rfboot's own collections (`rfboot_vms`, `rfboot_events`, `rfboot_leases`). */
+export const DEFAULT_PREFIX = "rfboot_";
+
+/** MongoStoreOptions configure a store; durations in milliseconds. */
+export interface MongoStoreOptions {
+  /** uri is a MongoDB connection string; credentials in it are never logged. */
+  readonly uri: string;
+  /** database defaults to the URI's path, else RouteFlow's `db`. */
+  readonly database?: string;
+  /** prefix of rfboot's collections (default `rfboot_`). */
+  readonly prefix?: string;
+  /** owner names this rfboot instance in records and events (default `hostname:pid`). */
+  readonly owner?: string;
+  readonly logger?: Logger;
+  /** serverSelectionTimeoutMS: how long one operation waits for an unreachable server (default 2000). */
+  readonly serverSelectionTimeoutMS?: number;
+  readonly connectTimeoutMS?: number;
+  /** socketTimeoutMS ends operations on a server that hangs (default 10000). */
+  readonly socketTimeoutMS?: number;
+  /** stateDir, when set, keeps unwritten outbox entries in `<stateDir>/<prefix>outbox-<database>.json`. */
+  readonly stateDir?: string;
+  readonly outbox?: Omit<OutboxOptions, "apply">;
+  /** eventsMax bounds the event log (documents, default 10000); eventsBytes its capped size (default 8 MiB). */
+  readonly eventsMax?: number;
+  readonly eventsBytes?: number;
+  /** now is the clock (tests). */
+  readonly now?: () => Date;
+  /** clientOptions are passed to MongoClient (e.g. TLS); the timeouts above take precedence. */
+  readonly clientOptions?: MongoClientOptions;
+}
+
+/** StoreCollections names the collections a store uses. */
+export interface StoreCollections {
+  readonly rfconfig: string;
+  readonly vms: string;
+  readonly events: string;
+  readonly leases: string;
+  readonly ipc: string;
+}
+
+/** VmRecordDoc is the stored shape of a VmRecord. */
+type VmRecordDoc = Omit<VmRecord, "_id"> & { _id: string };
+
+interface EventDoc {
+  _id: ObjectId;
+  at: Date;
+  dpid?: string;
+  vm?: string;
+  kind: string;
+  detail?: string;
+  owner?: string;
+}
+
+const OUTBOX_FILE_VERSION = 1;
+
+function uriDatabase(uri: string): string | undefined {
+  const m = /^mongodb(?:\+srv)?:\/\/[^/]*\/([^?]+)/.exec(uri);
+  return m?.[1] ? decodeURIComponent(m[1]) : undefined;
+}
+
+function flattenPatch(patch: RecordPatch): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (k === "switch" && v && typeof v === "object") {
+      // Field by field, so a patch of `switch.connected` keeps the stored peer and version.
+      for (const [sk, sv] of Object.entries(v as Record<string, unknown>))
+        if (sv !== undefined) out[`switch.${sk}`] = sv;
+    } else if (v !== undefined) {
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
+/** applyPatch returns `base` with `patch` applied as MongoDB would (read-your-writes overlay). */
+function applyPatch(base: VmRecord | undefined, dpidHex: string, patch: RecordPatch, at: Date): VmRecord {
+  const start: VmRecord = base ?? {
+    _id: dpidHex,
+    dpidHex,
+    dpid: BigInt(`0x${dpidHex}`).toString(10),
+    state: "joined",
+    createdAt: at,
+    updatedAt: at,
+  };
+  const { switch: sw, ...rest } = patch;
+  const merged = { ...start, ...rest, updatedAt: at } as VmRecord & { switch?: Partial<VmRecord["switch"]> };
+  if (sw) merged.switch = { ...start.switch, ...sw } as VmRecord["switch"];
+  return merged;
+}
+
+/**
+ * MongoStore is rfboot's MongoDB access. Events: `flushed` (outbox empty again; payload: writes flushed),
+ * `offline` (error), `online`, `writeError` (StoreError, op: a write MongoDB refused; it is dropped).
+ */
+export class MongoStore extends EventEmitter {
+  /** database is the database name in use. */
+  readonly database: string;
+  /** collections names the collections in use. */
+  readonly collections: StoreCollections;
+  /** owner names this instance. */
+  readonly owner: string;
+  private readonly client: MongoClient;
+  private readonly log: Logger;
+  private readonly now: () => Date;
+  private readonly outbox: Outbox;
+  private readonly leases: LeaseTable;
+  private readonly statePath: string | undefined;
+  private readonly eventsMax: number;
+  private readonly eventsBytes: number;
+  private setupPromise: Promise<void> | undefined;
+  private rfconfigUnique = true;
+  private eventsSinceTrim = 0;
+  private persistTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly watchers = new Set<PortRegisterWatcher>();
+
+  private constructor(options: MongoStoreOptions) {
+    super();
+    this.log = (options.logger ?? silentLogger).child({ component: "store" });
+    this.now = options.now ?? (() => new Date());
+    this.database = options.database ?? uriDatabase(options.uri) ?? DEFAULT_DATABASE;
+    if (!/^[^/\\. "$*<>:|?]{1,63}$/.test(this.database) || hasControl(this.database)) {
+      throw new StoreError(`invalid database name ${JSON.stringify(this.database)}`, "connect");
+    }
+    const prefix = options.prefix ?? DEFAULT_PREFIX;
+    if (!/^[A-Za-z0-9_.-]{0,32}$/.test(prefix)) {
+      throw new StoreError(
+        `invalid collection prefix ${JSON.stringify(prefix)} (letters, digits, _ . -)`,
+        "connect",
+      );
+    }
+    this.owner = options.owner ?? `${hostname()}:${process.pid}`;
+    checkName(this.owner, "store.owner");
+    this.collections = {
+      rfconfig: "rfconfig",
+      vms: `${prefix}vms`,
+      events: `${prefix}events`,
+      leases: `${prefix}leases`,
+      ipc: IPC_CHANNEL,
+    };
+    this.eventsMax = options.eventsMax ?? 10_000;
+    this.eventsBytes = options.eventsBytes ?? 8 * 1024 * 1024;
+    try {
+      this.client = new MongoClient(options.uri, {
+        appName: "rfboot",
+        ...options.clientOptions,
+        serverSelectionTimeoutMS: options.serverSelectionTimeoutMS ?? 2_000,
+        connectTimeoutMS: options.connectTimeoutMS ?? 2_000,
+        socketTimeoutMS: options.socketTimeoutMS ?? 10_000,
+      });
+    } catch (err) {
+      throw new StoreError(`bad MongoDB URI ${redactUri(options.uri)}: ${errorMessage(err)}`, "connect", {
+        cause: err,
+      });
+    }
+    this.leases = new LeaseTable(this.db.collection<LeaseDoc>(this.collections.leases));
+    this.outbox = new Outbox({ ...options.outbox, apply: (op) => this.apply(op) });
+    this.outbox.on("flushed", (n: number) => this.emit("flushed", n));
+    this.outbox.on("online", () => {
+      this.log.info({ pending: this.outbox.pending() }, "MongoDB reachable again; flushing buffered writes");
+      this.emit("online");
+    });
+    this.outbox.on("offline", (err: unknown) => {
+      this.log.warn({ err: errorMessage(err) }, "MongoDB unreachable; buffering writes");
+      this.emit("offline", err);
+    });
+    this.outbox.on("writeError", (err: StoreError, op: OutboxOp) => {
+      this.log.error({ err: err.message, op: op.type }, "MongoDB refused a write; it is dropped");
+      this.emit("writeError", err, op);
+    });
+    this.outbox.on("dropped", () =>
+      this.log.warn("event log buffer full while MongoDB is down; oldest event dropped"),
+    );
+    this.statePath = options.stateDir
+      ? join(options.stateDir, `${prefix}outbox-${this.database}.json`)
+      : undefined;
+    if (options.stateDir) this.outbox.on("changed", () => this.schedulePersist());
+    this.log.info({ mongo: redactUri(options.uri), database: this.database }, "store configured");
+  }
+
+  /**
+   * open creates a store and tries to prepare the database (indexes, capped event log). An unreachable server
+   * is not an error: writes are buffered and setup is retried before the first write that gets through.
+   */
+  static async open(options: MongoStoreOptions): Promise<MongoStore> {
+    const store = new MongoStore(options);
+    store.loadOutbox();
+    try {
+      await store.ensureSetup();
+    } catch (err) {
+      if (!isTransient(err)) {
+        await store.client.close().catch(() => undefined);
+        throw err;
+      }
+      store.log.warn({ err: errorMessage(err) }, "MongoDB unreachable at start-up; writes will be buffered");
+    }
+    return store;
+  }
+
+  /** db is the underlying database handle (diagnostics and tests). */
+  get db(): Db {
+    return this.client.db(this.database);
+  }
+
+  private col<T extends Document>(name: string): Collection<T> {
+    return this.db.collection<T>(name);
+  }
+
+  // ---- setup ----------------------------------------------------------------------------------------------
+
+  /** ensureSetup creates indexes and collections once; a transient failure is retried by the next caller. */
+  ensureSetup(): Promise<void> {
+    this.setupPromise ??= this.setup().catch((err: unknown) => {
+      this.setupPromise = undefined;
+      throw wrap("setup", err);
+    });
+    return this.setupPromise;
+  }
+
+  private async setup(): Promise<void> {
+    const rf = this.col(this.collections.rfconfig);
+    try {
+      // Both sides are keys in RouteFlow: rfserver looks rows up by (vm_id, vm_port) on PortRegister and by
+      // (ct_id, dp_id, dp_port) on DatapathPortRegister; a second row for either would be ambiguous.
+      await rf.createIndex({ vm_id: 1, vm_port: 1 }, { unique: true, name: "rfboot_vm_port_unique" });
+      await rf.createIndex(
+        { ct_id: 1, dp_id: 1, dp_port: 1 },
+        { unique: true, name: "rfboot_dp_port_unique" },
+      );
+      this.rfconfigUnique = true;
+    } catch (err) {
+      if (isTransient(err)) throw err;
+      // E.g. duplicates already there (a loader appended the CSV twice): work without the index and
+      // remove duplicates of the rows rfboot writes as it writes them.
+      this.rfconfigUnique = false;
+      this.log.warn(
+        { err: errorMessage(err) },
+        "rfconfig unique indexes unavailable; de-duplicating on write",
+      );
+    }
+    await this.col(this.collections.vms).createIndex({ vmName: 1 });
+    try {
+      await this.db.createCollection(this.collections.events, {
+        capped: true,
+        size: this.eventsBytes,
+        max: this.eventsMax,
+      });
+    } catch (err) {
+      if (isTransient(err)) throw err;
+      // NamespaceExists (48): created by an earlier run or another instance.
+    }
+    await this.col(this.collections.events).createIndex({ at: -1 });
+    await this.leases.ensureIndexes();
+  }
+
+  // ---- outbox application -----------------------------------------------------------------------------
+
+  private async apply(op: OutboxOp): Promise<void> {
+    await this.ensureSetup();
+    switch (op.type) {
+      case "record":
+        return this.applyRecord(op.dpidHex, op.patch, op.at);
+      case "record-delete":
+        await this.col<VmRecordDoc>(this.collections.vms).deleteOne({ _id: op.dpidHex });
+        return;
+      case "rfconfig-upsert":
+        for (const row of op.rows) await this.applyRfconfigRow(row);
+        return;
+      case "rfconfig-remove":
+        await this.col(this.collections.rfconfig).deleteMany({ vm_id: op.vmId });
+        return;
+      case "event":
+        return this.applyEvent(op.id, op.event);
+    }
+  }
+
+  private async applyRecord(dpidHex: string, patch: RecordPatch, at: Date): Promise<void> {
+    const set = { ...flattenPatch(patch), updatedAt: at, owner: this.owner };
+    const onInsert: Record<string, unknown> = {
+      dpidHex,
+      dpid: BigInt(`0x${dpidHex}`).toString(10),
+      createdAt: at,
+    };
+    if (patch.state === undefined) onInsert.state = "joined";
+    const vms = this.col<VmRecordDoc>(this.collections.vms);
+    for (let i = 0; ; i++) {
+      try {
+        await vms.updateOne({ _id: dpidHex }, { $set: set, $setOnInsert: onInsert }, { upsert: true });
+        return;
+      } catch (err) {
+        // Two instances upserting one new record: the loser retries as a plain update.
+        if (!isDuplicateKey(err) || i >= 2) throw err;
+      }
+    }
+  }
+
+  private async applyRfconfigRow(row: RfconfigRow): Promise<void> {
+    const rf = this.col(this.collections.rfconfig);
+    // The switch port may have been mapped to another VM interface before: that mapping is replaced.
+    await rf.deleteMany({
+      ct_id: row.ct_id,
+      dp_id: row.dp_id,
+      dp_port: row.dp_port,
+      $or: [{ vm_id: { $ne: row.vm_id } }, { vm_port: { $ne: row.vm_port } }],
+    });
+    for (let i = 0; ; i++) {
+      try {
+        await rf.updateOne(
+          { vm_id: row.vm_id, vm_port: row.vm_port },
+          { $set: { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port } },
+          { upsert: true },
+        );
+        break;
+      } catch (err) {
+        // A concurrent writer inserted the same row first (unique index): the retry updates that row.
+        if (!isDuplicateKey(err) || i >= 3) throw err;
+      }
+    }
+    if (!this.rfconfigUnique) {
+      // No unique index to lean on: keep the oldest row of each key, delete the rest. Converges even when
+      // several instances do it at once (all keep the same, oldest, row).
+      for (const key of [
+        { vm_id: row.vm_id, vm_port: row.vm_port },
+        { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port },
+      ]) {
+        const ids = (
+          await rf
+            .find(key, { projection: { _id: 1 } })
+            .sort({ _id: 1 })
+            .toArray()
+        ).map((d) => d._id);
+        if (ids.length > 1) await rf.deleteMany({ _id: { $in: ids.slice(1) } });
+      }
+    }
+  }
+
+  private async applyEvent(id: string, event: StoreEvent): Promise<void> {
+    const doc: EventDoc = { _id: new ObjectId(id), ...event, owner: this.owner };
+    try {
+      await this.col<EventDoc>(this.collections.events).insertOne(doc);
+    } catch (err) {
+      // The same event written before (ack lost, or replayed from the state file): already there.
+      if (!isDuplicateKey(err)) throw err;
+    }
+    if (++this.eventsSinceTrim >= Math.max(1, Math.min(100, Math.floor(this.eventsMax / 10)))) {
+      this.eventsSinceTrim = 0;
+      await this.trimEvents();
+    }
+  }
+
+  /**
+   * trimEvents keeps the event log within eventsMax documents. MongoDB enforces the capped collection itself;
+   * FerretDB 1.24 trims capped collections only in a background pass (every minute, 10% at a time), so the
+   * bound is kept here too. Deletes on a capped collection fail on MongoDB < 5.0: ignored, the cap holds there.
+   */
+  async trimEvents(): Promise<number> {
+    const ev = this.col<EventDoc>(this.collections.events);
+    try {
+      const n = await ev.countDocuments({});
+      if (n <= this.eventsMax) return 0;
+      const old = await ev
+        .find({}, { projection: { _id: 1 } })
+        .sort({ _id: 1 })
+        .limit(n - this.eventsMax)
+        .toArray();
+      const r = await ev.deleteMany({ _id: { $in: old.map((d) => d._id) } });
+      return r.deletedCount;
+    } catch (err) {
+      if (isTransient(err)) throw err;
+      this.log.debug(
+        { err: errorMessage(err) },
+        "event log trim refused (capped collection); server keeps the cap",
+      );
+      return 0;
+    }
+  }
+
+  private write(op: OutboxOp): Promise<WriteOutcome> {
+    if (this.closed) return Promise.reject(new StoreError("store is closed", op.type));
+    return this.outbox.enqueue(op);
+  }
+
+  // ---- rfconfig -----------------------------------------------------------------------------------------
+
+  /**
+   * upsertRfconfigRows writes RouteFlow `rfconfig` rows, keyed by (vm_id, vm_port): an existing row for that
+   * VM interface gets the new switch side, a row mapping the same (ct_id, dp_id, dp_port) to another VM
+   * interface is replaced, every other row is left alone. Throws ConfigError for a bad row (nothing written).
+   */
+  upsertRfconfigRows(rows: readonly RfconfigRow[]): Promise<WriteOutcome> {
+    const valid = validateRfconfigRows(rows, "upsertRfconfigRows.rows");
+    const keys = new Set<string>();
+    for (const [i, r] of valid.entries()) {
+      for (const k of [`vm ${r.vm_id}/${r.vm_port}`, `dp ${r.ct_id}/${r.dp_id}/${r.dp_port}`]) {
+        if (keys.has(k)) {
+          return Promise.reject(
+            new StoreError(
+              `rows[${i}] repeats ${k} within one call; each VM port and switch port once`,
+              "upsertRfconfigRows",
+            ),
+          );
+        }
+        keys.add(k);
+      }
+    }
+    if (valid.length === 0) return Promise.resolve("written");
+    return this.write({ type: "rfconfig-upsert", rows: valid });
+  }
+
+  /** removeRfconfigRows deletes every `rfconfig` row of one VM (vm_id, decimal string). */
+  removeRfconfigRows(vmId: string): Promise<WriteOutcome> {
+    return this.write({ type: "rfconfig-remove", vmId: checkVmId(vmId, "removeRfconfigRows.vmId") });
+  }
+
+  /** listRfconfigRows reads `rfconfig` rows, optionally of one VM or one switch (decimal strings). */
+  async listRfconfigRows(filter: { vm_id?: string; dp_id?: string } = {}): Promise<RfconfigRow[]> {
+    const q: Record<string, string> = {};
+    if (filter.vm_id !== undefined) q.vm_id = checkVmId(filter.vm_id, "listRfconfigRows.vm_id");
+    if (filter.dp_id !== undefined)
+      q.dp_id = checkDecimal(filter.dp_id, "listRfconfigRows.dp_id", (1n << 64n) - 1n);
+    const docs = await attempt("listRfconfigRows", () =>
+      this.col(this.collections.rfconfig)
+        .find(q, { projection: { _id: 0 } })
+        .toArray(),
+    );
+    return docs.map((d) => ({
+      vm_id: String(d.vm_id),
+      vm_port: String(d.vm_port),
+      ct_id: String(d.ct_id),
+      dp_id: String(d.dp_id),
+      dp_port: String(d.dp_port),
+    }));
+  }
+
+  // ---- records ------------------------------------------------------------------------------------------
+
+  /**
+   * patchRecord `$set`s the fields of `patch` on the record of `dpidHex`, creating it (state `joined` unless
+   * given) if absent. Throws ConfigError on a bad patch; otherwise resolves `written` or `queued`.
+   */
+  patchRecord(dpidHex: string, patch: RecordPatch): Promise<WriteOutcome> {
+    checkDpidHex(dpidHex, "patchRecord.dpid");
+    const valid = validatePatch(patch, "patchRecord.patch");
+    return this.write({ type: "record", dpidHex, patch: valid, at: this.now() });
+  }
+
+  /** deleteRecord removes the record of a dpid (an operator removed the VM). */
+  deleteRecord(dpidHex: string): Promise<WriteOutcome> {
+    return this.write({ type: "record-delete", dpidHex: checkDpidHex(dpidHex, "deleteRecord.dpid") });
+  }
+
+  /** overlay applies the outbox's unwritten changes of one record to what MongoDB returned. */
+  private overlay(dpidHex: string, stored: VmRecord | undefined): VmRecord | undefined {
+    let rec = stored;
+    for (const op of this.outbox.snapshot()) {
+      if (op.type === "record" && op.dpidHex === dpidHex) rec = applyPatch(rec, dpidHex, op.patch, op.at);
+      else if (op.type === "record-delete" && op.dpidHex === dpidHex) rec = undefined;
+    }
+    return rec;
+  }
+
+  /** getRecord returns one record, including changes still in the outbox; undefined when there is none. */
+  async getRecord(dpidHex: string): Promise<VmRecord | undefined> {
+    checkDpidHex(dpidHex, "getRecord.dpid");
+    const doc = await attempt(
+      "getRecord",
+      () => this.col<VmRecordDoc>(this.collections.vms).findOne({ _id: dpidHex }),
+      dpidHex,
+    );
+    return this.overlay(dpidHex, doc ?? undefined);
+  }
+
+  /** listRecords returns every record (sorted by dpid), including changes still in the outbox. */
+  async listRecords(): Promise<VmRecord[]> {
+    const docs = await attempt("listRecords", () =>
+      this.col<VmRecordDoc>(this.collections.vms).find({}).sort({ _id: 1 }).toArray(),
+    );
+    const byId = new Map<string, VmRecord | undefined>(docs.map((d) => [d._id, d]));
+    for (const op of this.outbox.snapshot()) {
+      if (op.type === "record" || op.type === "record-delete") byId.set(op.dpidHex, byId.get(op.dpidHex));
+    }
+    const out: VmRecord[] = [];
+    for (const [id, d] of [...byId].sort(([a], [b]) => a.localeCompare(b))) {
+      const r = this.overlay(id, d);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /** findRecordByVm returns the record of the VM named `vmName` (the lowest dpid if several claim it). */
+  async findRecordByVm(vmName: string): Promise<VmRecord | undefined> {
+    checkName(vmName, "findRecordByVm.vmName");
+    const all = await this.listRecords();
+    return all.find((r) => r.vmName === vmName);
+  }
+
+  // ---- events -------------------------------------------------------------------------------------------
+
+  /** logEvent appends an event to the bounded log (`at` defaults to now). */
+  logEvent(event: Omit<StoreEvent, "at"> & { at?: Date }): Promise<WriteOutcome> {
+    const valid = validateEvent({ ...event, at: event.at ?? this.now() }, "logEvent");
+    // The id is fixed now, so a retried or replayed insert is recognised as a duplicate, not written twice.
+    return this.write({ type: "event", id: new ObjectId().toHexString(), event: valid });
+  }
+
+  /** recentEvents returns up to `n` most recent events, newest first. */
+  async recentEvents(n = 100): Promise<StoredEvent[]> {
+    const limit = Math.max(0, Math.min(Math.floor(n), 100_000));
+    if (limit === 0) return [];
+    const docs = await attempt("recentEvents", () =>
+      this.col<EventDoc>(this.collections.events).find({}).sort({ at: -1, _id: -1 }).limit(limit).toArray(),
+    );
+    return docs.map(({ _id, ...rest }) => ({ id: _id.toHexString(), ...rest }));
+  }
+
+  // ---- leases -------------------------------------------------------------------------------------------
+
+  /** claim: see LeaseTable.claim (true when `owner` holds the dpid's lease for ttlMs from `now`). */
+  claim(dpidHex: string, owner: string, ttlMs: number, now: Date = this.now()): Promise<boolean> {
+    return this.leases.claim(dpidHex, owner, ttlMs, now);
+  }
+
+  /** renew: see LeaseTable.renew. */
+  renew(dpidHex: string, owner: string, ttlMs: number, now: Date = this.now()): Promise<boolean> {
+    return this.leases.renew(dpidHex, owner, ttlMs, now);
+  }
+
+  /** release: see LeaseTable.release. */
+  release(dpidHex: string, owner: string, now: Date = this.now()): Promise<boolean> {
+    return this.leases.release(dpidHex, owner, now);
+  }
+
+  /** heldBy lists the valid leases of `owner`. */
+  heldBy(owner: string, now: Date = this.now()): Promise<Lease[]> {
+    return this.leases.heldBy(owner, now);
+  }
+
+  /** lease returns the current (latest) lease of a dpid. */
+  lease(dpidHex: string): Promise<Lease | undefined> {
+    return this.leases.current(dpidHex);
+  }
+
+  // ---- readiness ----------------------------------------------------------------------------------------
+
+  /**
+   * watchPortRegister watches RouteFlow's IPC channel, read-only, for PortRegister messages from `vmId`
+   * (decimal) newer than `since`; see PortRegisterWatcher. The watcher is stopped by close().
+   */
+  watchPortRegister(vmId: string, since: Date, options: PortRegisterWatchOptions = {}): PortRegisterWatcher {
+    checkVmId(vmId, "watchPortRegister.vmId");
+    for (const [i, p] of (options.expectPorts ?? []).entries()) {
+      checkDecimal(p, `watchPortRegister.expectPorts[${i}]`, (1n << 32n) - 1n);
+    }
+    const w = new PortRegisterWatcher(this.col(this.collections.ipc), vmId, since, options);
+    this.watchers.add(w);
+    const forget = () => this.watchers.delete(w);
+    w.ready.then(forget, forget);
+    return w;
+  }
+
+  // ---- outbox -------------------------------------------------------------------------------------------
+
+  /** pending counts writes not yet confirmed by MongoDB. */
+  pending(): number {
+    return this.outbox.pending();
+  }
+
+  /** stats returns the outbox counters (written, failed, droppedEvents, retries, online). */
+  stats(): OutboxStats {
+    return this.outbox.stats();
+  }
+
+  /** drain waits until every buffered write is in MongoDB; false if timeoutMs passed first. */
+  drain(timeoutMs: number): Promise<boolean> {
+    return this.outbox.drain(timeoutMs);
+  }
+
+  private loadOutbox(): void {
+    if (!this.statePath || !existsSync(this.statePath)) return;
+    try {
+      const parsed = BSON.EJSON.parse(readFileSync(this.statePath, "utf8"), { relaxed: true }) as {
+        version?: number;
+        ops?: OutboxOp[];
+      };
+      if (parsed.version !== OUTBOX_FILE_VERSION || !Array.isArray(parsed.ops)) {
+        throw new Error(`unsupported outbox file version ${String(parsed.version)}`);
+      }
+      this.outbox.restore(parsed.ops);
+      this.log.info(
+        { pending: parsed.ops.length, file: this.statePath },
+        "restored buffered writes from state file",
+      );
+    } catch (err) {
+      // Keep the unreadable file for an operator rather than overwrite it.
+      const aside = `${this.statePath}.bad-${Date.now()}`;
+      renameSync(this.statePath, aside);
+      this.log.error({ err: errorMessage(err), file: aside }, "outbox state file unreadable; moved aside");
+    }
+  }
+
+  private schedulePersist(): void {
+    if (this.persistTimer) return;
+    this.persistTimer = setTimeout(() => {
+      this.persistTimer = undefined;
+      this.persist();
+    }, 50);
+    this.persistTimer.unref();
+  }
+
+  /** persist writes the unconfirmed outbox to the state file (0600, atomic rename), or removes the file. */
+  private persist(): void {
+    if (!this.statePath) return;
+    try {
+      const ops = this.outbox.snapshot();
+      if (ops.length === 0) {
+        rmSync(this.statePath, { force: true });
+        return;
+      }
+      const dir = join(this.statePath, "..");
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const tmp = `${this.statePath}.tmp`;
+      writeFileSync(tmp, BSON.EJSON.stringify({ version: OUTBOX_FILE_VERSION, ops }, { relaxed: true }), {
+        mode: 0o600,
+      });
+      chmodSync(tmp, 0o600);
+      renameSync(tmp, this.statePath);
+    } catch (err) {
+      this.log.error(
+        { err: errorMessage(err), file: this.statePath },
+        "could not save the outbox state file",
+      );
+    }
+  }
+
+  /**
+   * close stops watchers, tries to flush the outbox for up to timeoutMs, keeps what is left in the state
+   * file (when configured) and closes the connection. Returns the number of writes left unflushed.
+   */
+  async close(timeoutMs = 2_000): Promise<number> {
+    if (this.closed) return this.outbox.pending();
+    for (const w of this.watchers) w.stop();
+    await this.outbox.drain(timeoutMs);
+    this.closed = true;
+    this.outbox.close();
+    clearTimeout(this.persistTimer);
+    this.persistTimer = undefined;
+    this.persist();
+    const left = this.outbox.pending();
+    if (left > 0) {
+      this.log.warn(
+        { pending: left, file: this.statePath ?? "(none: lost)" },
+        "closing with unflushed writes",
+      );
+    }
+    await Promise.race([
+      this.client.close().catch(() => undefined),
+      new Promise((r) => setTimeout(r, Math.max(500, timeoutMs)).unref()),
+    ]);
+    return left;
+  }
+}

@@ -1,0 +1,411 @@
+/**
+ * The outbox: every store write goes through it so that a MongoDB outage delays writes instead of losing
+ * them (issue 6: "MongoDB stopped for 20 s ... nothing is lost, nothing duplicated").
+ *
+ * - Ordered: entries are applied in arrival order; entries of one lane (one record, all of rfconfig) never
+ *   overlap, entries of different lanes run up to `concurrency` at a time.
+ * - Bounded: a record's pending patches merge into one entry, rfconfig rows coalesce per (vm_id, vm_port),
+ *   and pending events are capped (the oldest are dropped and counted).
+ * - Replay-safe: every operation is idempotent (a `$set`, an upsert, a delete, an insert with a fixed `_id`),
+ *   so an operation retried after an unacknowledged success, or replayed from the state file after a
+ *   restart, never duplicates anything.
+ */
+import { EventEmitter } from "node:events";
+import { StoreError } from "../../common/errors.js";
+import { isTransient, wrap } from "./errors.js";
+import type { RecordPatch, RfconfigRow, StoreEvent, WriteOutcome } from "./types.js";
+
+/** OutboxOp is one buffered write; a tagged union, one case per kind of write. */
+export type OutboxOp =
+  | { readonly type: "record"; readonly dpidHex: string; readonly patch: RecordPatch; readonly at: Date }
+  | { readonly type: "record-delete"; readonly dpidHex: string }
+  | { readonly type: "rfconfig-upsert"; readonly rows: readonly RfconfigRow[] }
+  | { readonly type: "rfconfig-remove"; readonly vmId: string }
+  | { readonly type: "event"; readonly id: string; readonly event: StoreEvent };
+
+/** OutboxOptions tune retries and bounds; all durations in milliseconds. */
+export interface OutboxOptions {
+  /** apply performs one operation against MongoDB; it must be idempotent. */
+  readonly apply: (op: OutboxOp) => Promise<void>;
+  /** concurrency is how many entries (of distinct lanes) may be in flight at once (default 4). */
+  readonly concurrency?: number;
+  /** maxEvents bounds the pending events; beyond it the oldest pending event is dropped (default 10000). */
+  readonly maxEvents?: number;
+  /** writeWaitMs is how long a writer waits for its write before being told `queued` (default 3000). */
+  readonly writeWaitMs?: number;
+  /** backoffMs is the first retry delay after an outage, doubled up to backoffMaxMs (defaults 100, 5000). */
+  readonly backoffMs?: number;
+  readonly backoffMaxMs?: number;
+}
+
+interface Waiter {
+  settled: boolean;
+  resolve(outcome: WriteOutcome): void;
+  reject(err: Error): void;
+  timer?: NodeJS.Timeout;
+}
+
+interface Entry {
+  op: OutboxOp;
+  readonly lane: string;
+  inFlight: boolean;
+  waiters: Waiter[];
+}
+
+/** OutboxStats are counters for metrics and status output. */
+export interface OutboxStats {
+  readonly pending: number;
+  readonly written: number;
+  readonly failed: number;
+  readonly droppedEvents: number;
+  readonly retries: number;
+  readonly online: boolean;
+}
+
+/** rowKey identifies an rfconfig row: the VM interface it describes. */
+export function rowKey(r: RfconfigRow): string {
+  return `${r.vm_id}/${r.vm_port}`;
+}
+
+/** mergePatches merges two record patches: later fields win, `switch` merges field by field. */
+export function mergePatches(a: RecordPatch, b: RecordPatch): RecordPatch {
+  const out: RecordPatch = { ...a, ...b };
+  if (a.switch !== undefined || b.switch !== undefined) out.switch = { ...a.switch, ...b.switch };
+  return out;
+}
+
+function laneOf(op: OutboxOp): string {
+  switch (op.type) {
+    case "record":
+    case "record-delete":
+      return `record:${op.dpidHex}`;
+    case "rfconfig-upsert":
+    case "rfconfig-remove":
+      // One lane for all of rfconfig: a remapped switch port may move between VMs, so rows of different VMs
+      // depend on each other; rfconfig writes are rare (one batch per VM), serialising them costs nothing.
+      return "rfconfig";
+    case "event":
+      return `event:${op.id}`;
+  }
+}
+
+/**
+ * Outbox buffers writes and applies them in order, retrying with backoff while MongoDB is unreachable.
+ * Events: `flushed` (the outbox became empty; payload: entries written since the previous `flushed`),
+ * `offline` (first transient failure; payload: the error), `online`, `writeError` (a permanent failure:
+ * the entry is dropped; payload: StoreError, op), `dropped` (a pending event dropped for the bound).
+ */
+export class Outbox extends EventEmitter {
+  private readonly entries: Entry[] = [];
+  private readonly busyLanes = new Set<string>();
+  private inFlight = 0;
+  private online = true;
+  private backoff: number;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private moved: Waiter[] = [];
+  private writtenSinceFlush = 0;
+  private counters = { written: 0, failed: 0, droppedEvents: 0, retries: 0 };
+  private readonly opts: Required<OutboxOptions>;
+
+  constructor(options: OutboxOptions) {
+    super();
+    this.opts = {
+      concurrency: 4,
+      maxEvents: 10_000,
+      writeWaitMs: 3_000,
+      backoffMs: 100,
+      backoffMaxMs: 5_000,
+      ...options,
+    };
+    this.backoff = this.opts.backoffMs;
+  }
+
+  /** pending counts the writes not yet confirmed by MongoDB (queued or in flight). */
+  pending(): number {
+    return this.entries.length;
+  }
+
+  /** stats returns the counters. */
+  stats(): OutboxStats {
+    return { pending: this.entries.length, online: this.online, ...this.counters };
+  }
+
+  /** isOnline is false between a transient failure and the next successful write. */
+  isOnline(): boolean {
+    return this.online;
+  }
+
+  /** snapshot lists the operations not yet confirmed, in order (for the state file). */
+  snapshot(): OutboxOp[] {
+    return this.entries.map((e) => e.op);
+  }
+
+  /** pendingPatch returns the merged patch still waiting for a record (read-your-writes overlay). */
+  pendingPatch(dpidHex: string): { patch: RecordPatch; at: Date } | undefined {
+    let out: { patch: RecordPatch; at: Date } | undefined;
+    for (const e of this.entries) {
+      if (e.op.type === "record" && e.op.dpidHex === dpidHex) {
+        out = out
+          ? { patch: mergePatches(out.patch, e.op.patch), at: e.op.at }
+          : { patch: e.op.patch, at: e.op.at };
+      }
+    }
+    return out;
+  }
+
+  /**
+   * enqueue adds a write and resolves `written` once MongoDB confirmed it, or `queued` when it is buffered
+   * (server unreachable, or not confirmed within writeWaitMs); rejects with StoreError on a permanent failure.
+   */
+  enqueue(op: OutboxOp): Promise<WriteOutcome> {
+    if (this.closed) {
+      return Promise.reject(
+        new StoreError("store is closed; the write was not accepted", `outbox.${op.type}`),
+      );
+    }
+    return new Promise<WriteOutcome>((resolve, reject) => {
+      const waiter: Waiter = { settled: false, resolve, reject };
+      const entry = this.add(op);
+      // Writers answered `queued` no longer wait: forget them so a long outage does not pile them up.
+      entry.waiters = entry.waiters.filter((w) => !w.settled);
+      entry.waiters.push(waiter);
+      if (!this.online) {
+        this.settle(waiter, "queued");
+      } else {
+        waiter.timer = setTimeout(() => this.settle(waiter, "queued"), this.opts.writeWaitMs);
+        waiter.timer.unref();
+      }
+      this.emit("changed");
+      this.pump();
+    });
+  }
+
+  /** restore puts operations from a previous run (state file) in front of the queue, in their order. */
+  restore(ops: readonly OutboxOp[]): void {
+    const restored = ops.map((op) => ({ op, lane: laneOf(op), inFlight: false, waiters: [] }) as Entry);
+    this.entries.unshift(...restored);
+    if (restored.length > 0) this.emit("changed");
+    this.pump();
+  }
+
+  /** drain waits until nothing is pending; resolves false if timeoutMs passed first. */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.entries.length === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.off("flushed", onFlushed);
+        resolve(ok);
+      };
+      const onFlushed = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.on("flushed", onFlushed);
+      // Retry at once rather than after the current backoff: the caller is waiting.
+      this.retryNow();
+    });
+  }
+
+  /** retryNow cancels the backoff wait (e.g. the caller knows the server is back). */
+  retryNow(): void {
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+      this.pump();
+    }
+  }
+
+  /** close stops accepting writes and retrying; pending entries stay in snapshot() for the state file. */
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    for (const e of this.entries) for (const w of e.waiters) this.settle(w, "queued");
+  }
+
+  private settle(waiter: Waiter, outcome: WriteOutcome | Error): void {
+    if (waiter.settled) return;
+    waiter.settled = true;
+    if (waiter.timer) clearTimeout(waiter.timer);
+    if (outcome instanceof Error) waiter.reject(outcome);
+    else waiter.resolve(outcome);
+  }
+
+  private pendingEntries(): Entry[] {
+    return this.entries.filter((e) => !e.inFlight);
+  }
+
+  /** add coalesces `op` into a pending entry when possible, else appends it; returns the entry to wait on. */
+  private add(op: OutboxOp): Entry {
+    const entry = this.addInner(op);
+    entry.waiters.push(...this.moved);
+    this.moved = [];
+    return entry;
+  }
+
+  private addInner(op: OutboxOp): Entry {
+    switch (op.type) {
+      case "record": {
+        // Only one pending (not in-flight) entry per record exists; the newest patch merges into it.
+        const same = this.pendingEntries().find((e) => e.op.type === "record" && e.op.dpidHex === op.dpidHex);
+        if (same && same.op.type === "record") {
+          same.op = {
+            type: "record",
+            dpidHex: op.dpidHex,
+            patch: mergePatches(same.op.patch, op.patch),
+            at: op.at,
+          };
+          return same;
+        }
+        break;
+      }
+      case "record-delete": {
+        // Pending patches of a record about to be deleted need not be written; their writers wait on the delete.
+        for (const e of this.pendingEntries()) {
+          if (e.op.type === "record" && e.op.dpidHex === op.dpidHex) {
+            this.entries.splice(this.entries.indexOf(e), 1);
+            this.moved.push(...e.waiters);
+          }
+        }
+        break;
+      }
+      case "rfconfig-upsert": {
+        const keys = new Set(op.rows.map(rowKey));
+        this.stripRows((r) => keys.has(rowKey(r)));
+        break;
+      }
+      case "rfconfig-remove": {
+        this.stripRows((r) => r.vm_id === op.vmId);
+        // With its rows stripped from every pending upsert, an earlier pending remove of this VM does the job.
+        const same = this.pendingEntries().find(
+          (e) => e.op.type === "rfconfig-remove" && e.op.vmId === op.vmId,
+        );
+        if (same) return same;
+        break;
+      }
+      case "event": {
+        const events = this.pendingEntries().filter((e) => e.op.type === "event");
+        if (events.length >= this.opts.maxEvents) {
+          const oldest = events[0]!;
+          this.entries.splice(this.entries.indexOf(oldest), 1);
+          this.counters.droppedEvents++;
+          for (const w of oldest.waiters) this.settle(w, "queued");
+          this.emit("dropped", oldest.op);
+        }
+        break;
+      }
+    }
+    const entry: Entry = { op, lane: laneOf(op), inFlight: false, waiters: [] };
+    this.entries.push(entry);
+    return entry;
+  }
+
+  /**
+   * stripRows removes superseded rows from pending rfconfig upserts (a later write of the same row, or a
+   * removal of its VM, replaces them); emptied entries go, their waiters move to the new write.
+   */
+  private stripRows(superseded: (r: RfconfigRow) => boolean): void {
+    for (const e of this.pendingEntries()) {
+      if (e.op.type !== "rfconfig-upsert") continue;
+      const rows = e.op.rows.filter((r) => !superseded(r));
+      if (rows.length === e.op.rows.length) continue;
+      if (rows.length > 0) {
+        e.op = { type: "rfconfig-upsert", rows };
+        continue;
+      }
+      this.entries.splice(this.entries.indexOf(e), 1);
+      // Their writers are answered when the superseding write is (add() attaches them to it).
+      this.moved.push(...e.waiters);
+    }
+  }
+
+  private pump(): void {
+    if (this.closed || this.retryTimer) return;
+    // While offline, probe with a single entry; full concurrency resumes after the first success.
+    const limit = this.online ? this.opts.concurrency : 1;
+    for (const e of this.entries) {
+      if (this.inFlight >= limit) break;
+      if (e.inFlight || this.busyLanes.has(e.lane)) continue;
+      this.start(e);
+    }
+  }
+
+  private start(e: Entry): void {
+    e.inFlight = true;
+    this.inFlight++;
+    this.busyLanes.add(e.lane);
+    const op = e.op;
+    this.opts.apply(op).then(
+      () => this.succeeded(e),
+      (err: unknown) => this.failed(e, op, err),
+    );
+  }
+
+  private finish(e: Entry): void {
+    e.inFlight = false;
+    this.inFlight--;
+    this.busyLanes.delete(e.lane);
+  }
+
+  private succeeded(e: Entry): void {
+    this.finish(e);
+    this.entries.splice(this.entries.indexOf(e), 1);
+    this.counters.written++;
+    this.writtenSinceFlush++;
+    for (const w of e.waiters) this.settle(w, "written");
+    if (!this.online) {
+      this.online = true;
+      this.backoff = this.opts.backoffMs;
+      this.emit("online");
+    }
+    this.emit("changed");
+    if (this.entries.length === 0) {
+      const n = this.writtenSinceFlush;
+      this.writtenSinceFlush = 0;
+      this.emit("flushed", n);
+    }
+    this.pump();
+  }
+
+  private failed(e: Entry, op: OutboxOp, err: unknown): void {
+    this.finish(e);
+    if (!isTransient(err)) {
+      this.entries.splice(this.entries.indexOf(e), 1);
+      this.counters.failed++;
+      const error = wrap(`outbox.${op.type}`, err);
+      for (const w of e.waiters) this.settle(w, error);
+      this.emit("writeError", error, op);
+      this.emit("changed");
+      if (this.entries.length === 0) this.emit("flushed", this.writtenSinceFlush);
+      this.pump();
+      return;
+    }
+    // A patch that arrived while this one was in flight waits behind it: fold it in so the record needs
+    // one write when the server is back, keeping this entry's (earlier) position.
+    if (e.op.type === "record") {
+      const later = this.entries.find((x) => x !== e && !x.inFlight && x.lane === e.lane);
+      if (later && later.op.type === "record") {
+        e.op = { ...later.op, patch: mergePatches(e.op.patch, later.op.patch) };
+        e.waiters.push(...later.waiters);
+        this.entries.splice(this.entries.indexOf(later), 1);
+      }
+    }
+    for (const x of this.entries) {
+      for (const w of x.waiters) this.settle(w, "queued");
+      x.waiters = [];
+    }
+    if (this.online) {
+      this.online = false;
+      this.emit("offline", err);
+    }
+    this.counters.retries++;
+    if (this.closed || this.retryTimer) return;
+    const delay = this.backoff * (0.75 + Math.random() * 0.5);
+    this.backoff = Math.min(this.backoff * 2, this.opts.backoffMaxMs);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, delay);
+    this.retryTimer.unref();
+  }
+}
