@@ -116,9 +116,15 @@ LOG=/var/log/rfboot-guest.log
 : >"$LOG" 2>/dev/null || LOG=/dev/null
 say() { echo "$*"; echo "$*" >>"$LOG"; }
 ip link set lo up 2>/dev/null
-# virtio NICs appear asynchronously after insmod: give them a moment.
+# virtio NICs may register just after insmod returns: wait (at most 2 s) until every virtio-net device
+# (virtio device id 0x0001) has its ethN.
+want=0
+for d in /sys/bus/virtio/devices/*; do [ "$(cat "$d/device" 2>/dev/null)" = 0x0001 ] && want=$((want + 1)); done
 i=0
-while [ "$ROLE" = vm ] && [ ! -e /sys/class/net/eth0 ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+while [ "$ROLE" = vm ] && [ "$(ls -d /sys/class/net/eth* 2>/dev/null | wc -l)" -lt "$want" ] && [ $i -lt 20 ]; do
+  sleep 0.1
+  i=$((i + 1))
+done
 for d in /sys/class/net/eth*; do
   [ -e "$d" ] || continue
   n="${d##*/}"

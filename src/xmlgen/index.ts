@@ -14,4 +14,9 @@ export {
 export type { ManagementAttachment, RouteflowNicOptions } from "./routeflow.js";
 export { validateVmDescription } from "./validate.js";
 export { buildDomainXml } from "./build.js";
+export { parseDomainXml } from "./parse.js";
+export { DRIVERS, driverOf } from "./drivers.js";
+export type { DriverTraits, ConsoleWiring } from "./drivers.js";
+export { NAME_RE } from "./validate.js";
+export { MAC_RE } from "./routeflow.js";
 export { hypervisorFromName, hypervisorName } from "./drivers.js";

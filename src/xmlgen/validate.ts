@@ -208,7 +208,7 @@ function checkBoot(v: unknown, path: string, allowed: readonly Boot["type"][], h
         if (!Array.isArray(v.args)) fail("must be a list of strings", `${path}.args`, v.args);
         args = v.args.map((a, i) => checkText(a, `${path}.args[${i}]`));
       }
-      return { type, init: checkPath(v.init, `${path}.init`), ...(args ? { args } : {}) };
+      return { type, init: checkPath(v.init, `${path}.init`), ...(args && args.length > 0 ? { args } : {}) };
     }
     case "bootloader":
       return {
@@ -312,8 +312,10 @@ function checkInterface(v: unknown, path: string, lxc: boolean): Interface {
 /**
  * validateVmDescription checks `vm` against the model and its driver's row in DRIVERS and returns the
  * normalised description build.ts renders: uuid filled in (stableUuid of the name when absent) and
- * lower-cased, MACs lower-cased, disk targets filled in per driver. Throws ConfigError naming the field
- * path under `path` (default `vm`) and the value.
+ * lower-cased, MACs lower-cased, disk targets filled in per driver, console made explicit, and defaults
+ * that change nothing in the XML dropped (empty lists, `readonly: false`, currentMemory = memory), so
+ * `parseDomainXml(buildDomainXml(vm))` equals it (but for `autostart`, which is not domain XML).
+ * Throws ConfigError naming the field path under `path` (default `vm`) and the value.
  */
 export function validateVmDescription(vm: VmDescription, path = "vm"): VmDescription {
   const v: unknown = vm;
@@ -382,7 +384,7 @@ export function validateVmDescription(vm: VmDescription, path = "vm"): VmDescrip
       return {
         source,
         ...(target !== undefined ? { target } : {}),
-        ...(ro !== undefined ? { readonly: ro } : {}),
+        ...(ro ? { readonly: true } : {}),
       };
     },
   );
@@ -420,7 +422,7 @@ export function validateVmDescription(vm: VmDescription, path = "vm"): VmDescrip
       type: oneOf(f.type, `${p}.type`, ["mount"] as const),
       source: checkPath(f.source, `${p}.source`),
       target: checkPath(f.target, `${p}.target`),
-      ...(f.readonly !== undefined ? { readonly: bool(f.readonly, `${p}.readonly`) } : {}),
+      ...(f.readonly !== undefined && bool(f.readonly, `${p}.readonly`) ? { readonly: true } : {}),
     };
     const prev = fsTargets.get(fs.target);
     if (prev !== undefined)
@@ -448,14 +450,13 @@ export function validateVmDescription(vm: VmDescription, path = "vm"): VmDescrip
     return nic;
   });
 
-  let console: Console | undefined;
-  if (v.console !== undefined) {
-    const c = v.console;
-    if (!isObject(c)) fail("must be an object {logFile?, pty?}", `${path}.console`, c);
-    const logFile = c.logFile !== undefined ? checkPath(c.logFile, `${path}.console.logFile`) : undefined;
-    const pty = c.pty !== undefined ? bool(c.pty, `${path}.console.pty`) : undefined;
-    console = { ...(logFile !== undefined ? { logFile } : {}), ...(pty !== undefined ? { pty } : {}) };
-  }
+  // Console: normalised to what the XML will say: pty defaults to true; lxc drops logFile (no serial
+  // port, and libvirt's lxc driver ignores `<log>` on its console: checked on libvirt 9.0).
+  const c = v.console ?? {};
+  if (!isObject(c)) fail("must be an object {logFile?, pty?}", `${path}.console`, c);
+  const logFile = c.logFile !== undefined ? checkPath(c.logFile, `${path}.console.logFile`) : undefined;
+  const pty = c.pty !== undefined ? bool(c.pty, `${path}.console.pty`) : true;
+  const console: Console = { ...(logFile !== undefined && drv.console !== "lxc" ? { logFile } : {}), pty };
 
   return {
     name,
@@ -466,16 +467,17 @@ export function validateVmDescription(vm: VmDescription, path = "vm"): VmDescrip
     arch,
     ...(machine !== undefined ? { machine } : {}),
     memoryMiB,
-    ...(currentMemoryMiB !== undefined ? { currentMemoryMiB } : {}),
+    // currentMemory equal to memory is the default: dropped so equal descriptions compare equal.
+    ...(currentMemoryMiB !== undefined && currentMemoryMiB !== memoryMiB ? { currentMemoryMiB } : {}),
     vcpus,
     ...(cpuset !== undefined ? { cpuset } : {}),
-    ...(lifecycle !== undefined ? { lifecycle } : {}),
+    ...(lifecycle !== undefined && Object.keys(lifecycle).length > 0 ? { lifecycle } : {}),
     ...(autostart !== undefined ? { autostart } : {}),
     boot,
     ...(disks.length > 0 ? { disks } : {}),
     ...(filesystems.length > 0 ? { filesystems } : {}),
     interfaces,
-    ...(console !== undefined ? { console } : {}),
+    console,
     ...(emulator !== undefined ? { emulator } : {}),
   };
 }
