@@ -136,18 +136,35 @@ export function createSpawnRunner(options: SpawnRunnerOptions = {}): VirshRunner
   const defTimeout = options.defaultTimeoutMs ?? DEFAULT_VIRSH_TIMEOUT_MS;
   return async (uri, args, opts = {}) => {
     const timeoutMs = opts.timeoutMs ?? defTimeout;
-    const r = await execa(bin, ["-c", uri, ...args], {
+    // virsh may run helpers that inherit its pipes (ssh for qemu+ssh://): run it in its own process group and
+    // kill the whole group at the timeout, or the call would wait for the helper to close the pipes.
+    const sub = execa(bin, ["-c", uri, ...args], {
       env: VIRSH_ENV,
       extendEnv: true,
-      timeout: timeoutMs,
       reject: false,
       stripFinalNewline: false,
+      detached: true,
       input: opts.input,
       stdin: opts.input === undefined ? "ignore" : "pipe",
     });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (sub.pid !== undefined) process.kill(-sub.pid, "SIGKILL");
+      } catch {
+        sub.kill("SIGKILL");
+      }
+    }, timeoutMs);
+    const r = await sub.finally(() => clearTimeout(timer));
+    if (timedOut) {
+      throw makeVirshError(uri, args, typeof r.stderr === "string" ? r.stderr : "", r.exitCode, {
+        timedOut: true,
+        timeoutMs,
+      });
+    }
     const stdout = typeof r.stdout === "string" ? r.stdout : "";
     const stderr = typeof r.stderr === "string" ? r.stderr : "";
-    if (r.timedOut) throw makeVirshError(uri, args, stderr, r.exitCode, { timedOut: true, timeoutMs });
     if (r.failed || r.exitCode !== 0) {
       // A spawn failure (virsh not installed) has no exit code; keep execa's message as stderr so it is not lost.
       const text = stderr || (r.exitCode === undefined ? (r.shortMessage ?? "") : "");

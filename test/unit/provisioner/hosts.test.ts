@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest";
+import { HostRegistry, summarize } from "../../../src/provisioner/hosts.js";
+import { makeVirshError, type VirshRunner } from "../../../src/provisioner/virsh.js";
+
+const hosts = [
+  {
+    name: "h1",
+    uri: "test+unix:///default?socket=/run/a",
+    maxVms: 4,
+    memoryMiB: 1024,
+    maxConcurrentStarts: 2,
+  },
+  {
+    name: "h2",
+    uri: "test+unix:///default?socket=/run/b",
+    maxVms: 8,
+    memoryMiB: 2048,
+    maxConcurrentStarts: 2,
+  },
+];
+
+const run: VirshRunner = async (uri, args, opts) => {
+  expect(opts?.timeoutMs).toBeLessThanOrEqual(5000);
+  if (uri.endsWith("/run/b")) {
+    throw makeVirshError(
+      uri,
+      args,
+      "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/run/b': No such file or directory\n",
+      1,
+    );
+  }
+  if (args[0] === "list" && args.includes("--uuid")) {
+    return {
+      stdout:
+        "6695eb01-f6a4-8304-79aa-97f2502e193f test\n11111111-2222-3333-4444-555555555555 rfvmA\n22222222-2222-3333-4444-555555555555 rfvmB\n",
+      stderr: "",
+    };
+  }
+  if (args[0] === "list") return { stdout: "\n", stderr: "" };
+  if (args[0] === "domstats") {
+    return {
+      stdout:
+        "Domain: 'test'\n  state.state=1\n  state.reason=0\nDomain: 'rfvmA'\n  state.state=1\n  state.reason=1\n  balloon.current=262144\n  cpu.time=5000\nDomain: 'rfvmB'\n  state.state=5\n  state.reason=2\n",
+      stderr: "",
+    };
+  }
+  throw new Error(`unexpected ${args.join(" ")}`);
+};
+
+describe("HostRegistry", () => {
+  it("probes reachability and figures; unreachable hosts carry the classified error", async () => {
+    const reg = new HostRegistry({ hosts, run });
+    const [p1, p2] = await reg.probeAll();
+    expect(p1).toMatchObject({ name: "h1", reachable: true, running: 2, memoryInUseMiB: 256 });
+    expect(p1!.domains.find((d) => d.name === "rfvmA")).toMatchObject({
+      cpuTimeNs: 5000n,
+      memoryKiB: 262144,
+    });
+    expect(p2).toMatchObject({ name: "h2", reachable: false, running: 0 });
+    expect(p2!.error).toMatch(/Failed to connect socket to '\/run\/b'.*\[unreachable\]/);
+    expect(reg.capacities()).toEqual([
+      { name: "h1", maxVms: 4, memoryMiB: 1024, reachable: true },
+      { name: "h2", maxVms: 8, memoryMiB: 2048, reachable: false },
+    ]);
+    expect(
+      reg.placements(
+        (n) => n.startsWith("rfvm"),
+        () => 128,
+      ),
+    ).toEqual([
+      { vm: "rfvmA", host: "h1", memoryMiB: 128, running: true },
+      { vm: "rfvmB", host: "h1", memoryMiB: 128, running: false },
+    ]);
+    expect(reg.locate("rfvmB")).toEqual(["h1"]);
+    expect(reg.manager("h2").host.uri).toBe(hosts[1]!.uri);
+    expect(() => reg.manager("zz")).toThrow(/unknown libvirt host zz/);
+  });
+  it("summarize counts active domains only", () => {
+    expect(
+      summarize([
+        { name: "a", uuid: "", state: "paused", reason: 0, managedSave: false, memoryKiB: 2048 },
+        { name: "b", uuid: "", state: "shutoff", reason: 0, managedSave: true, memoryKiB: 4096 },
+      ]),
+    ).toEqual({ running: 1, memoryInUseMiB: 2 });
+  });
+});

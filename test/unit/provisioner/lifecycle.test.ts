@@ -1,0 +1,340 @@
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  DomainManager,
+  parseDominfo,
+  parseDomstate,
+  parseDomstats,
+  parseUuidNameList,
+  type ToolRunner,
+} from "../../../src/provisioner/lifecycle.js";
+import { makeVirshError, type VirshRunner } from "../../../src/provisioner/virsh.js";
+
+const URI = "test+unix:///default";
+const UUID = "11111111-2222-3333-4444-555555555555";
+const XML = `<domain type='test'><name>vm1</name><uuid>${UUID}</uuid></domain>`;
+
+/** Real stderr texts (see virsh.test.ts). */
+const MISSING = "error: failed to get domain 'vm1'\n";
+const ACTIVE = "error: Domain is already active\n";
+const NOT_RUNNING =
+  "error: Failed to destroy domain 'vm1'\nerror: Requested operation is not valid: domain is not running\n";
+const EXISTS =
+  "error: Failed to define domain from /tmp/x.xml\nerror: operation failed: domain 'vm1' already exists with uuid 99999999-2222-3333-4444-555555555555\n";
+
+type Reply = string | { err: string } | ((args: string[]) => string);
+
+/** fakeVirsh answers by the first argument(s); records every call with the XML of `define` read at call time. */
+function fakeVirsh(script: Record<string, Reply | Reply[]>) {
+  const calls: string[][] = [];
+  const defined: string[] = [];
+  const run: VirshRunner = async (uri, args) => {
+    expect(uri).toBe(URI);
+    calls.push(args);
+    if (args[0] === "define") {
+      const f = args[1]!;
+      defined.push(readFileSync(f, "utf8"));
+      expect(statSync(f).mode & 0o777).toBe(0o600);
+    }
+    const key = [args.slice(0, 2).join(" "), args[0]!].find((k) => k in script);
+    if (!key) throw new Error(`unexpected virsh ${args.join(" ")}`);
+    let r = script[key]!;
+    if (Array.isArray(r)) r = r.length > 1 ? r.shift()! : r[0]!;
+    if (typeof r === "function") return { stdout: r(args), stderr: "" };
+    if (typeof r === "object") throw makeVirshError(uri, args, r.err, 1);
+    return { stdout: r, stderr: "" };
+  };
+  return { run, calls, defined };
+}
+
+function mgr(run: VirshRunner, tools?: ToolRunner) {
+  return new DomainManager({ host: { name: "h1", uri: URI }, run, tools, pollMs: 1, shutdownTimeoutMs: 50 });
+}
+
+describe("DomainManager.ensureRunning", () => {
+  it("new domain: domstate -> define FILE -> start = defined+started", async () => {
+    const f = fakeVirsh({
+      domstate: { err: MISSING },
+      define: "Domain 'vm1' defined\n",
+      start: "Domain 'vm1' started\n",
+    });
+    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML });
+    expect(r.action).toBe("defined+started");
+    expect(r.host).toBe("h1");
+    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "define", "start"]);
+    expect(f.calls[0]).toEqual(["domstate", "vm1", "--reason"]);
+    expect(f.calls[2]).toEqual(["start", "vm1"]);
+    expect(f.defined).toEqual([XML]);
+    expect(existsSync(f.calls[1]![1]!)).toBe(false); // temp XML removed
+    expect(r.timings.totalMs).toBeGreaterThanOrEqual(0);
+  });
+  it("running domain is adopted, never restarted (XML upserted)", async () => {
+    const f = fakeVirsh({ domstate: "running (booted)\n", define: "ok\n" });
+    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML });
+    expect(r.action).toBe("adopted");
+    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "define"]);
+  });
+  it("redefine: false adopts with one call", async () => {
+    const f = fakeVirsh({ domstate: "running (booted)\n" });
+    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML, redefine: false });
+    expect(r.action).toBe("adopted");
+    expect(f.calls).toEqual([["domstate", "vm1", "--reason"]]);
+  });
+  it("paused domain is resumed", async () => {
+    const f = fakeVirsh({ domstate: "paused (user)\n", define: "ok\n", resume: "ok\n" });
+    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML });
+    expect(r.action).toBe("resumed");
+    expect(f.calls.at(-1)).toEqual(["resume", "vm1"]);
+  });
+  it("managed-saved domain is started and reported restored", async () => {
+    const f = fakeVirsh({ domstate: "shut off (saved)\n", define: "ok\n", start: "ok\n" });
+    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML });
+    expect(r).toMatchObject({ action: "started", restored: true });
+  });
+  it("shut-off domain without save image: started, not restored (dominfo checked)", async () => {
+    const f = fakeVirsh({
+      domstate: "shut off (destroyed)\n",
+      define: "ok\n",
+      dominfo: "Managed save:   no\n",
+      start: "ok\n",
+    });
+    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML });
+    expect(r).toMatchObject({ action: "started", restored: false });
+    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "define", "dominfo", "start"]);
+  });
+  it("start racing with another starter: already running = adopted", async () => {
+    const f = fakeVirsh({
+      domstate: "shut off (shutdown)\n",
+      define: "ok\n",
+      dominfo: "",
+      start: { err: ACTIVE },
+    });
+    expect((await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML })).action).toBe("adopted");
+  });
+  it("failed start of a new domain rolls back: undefine what this attempt defined", async () => {
+    const f = fakeVirsh({
+      domstate: { err: MISSING },
+      define: "ok\n",
+      start: {
+        err: "error: Failed to start domain 'vm1'\nerror: internal error: qemu unexpectedly closed the monitor\n",
+      },
+      destroy: { err: NOT_RUNNING },
+      undefine: "ok\n",
+    });
+    const e = await mgr(f.run)
+      .ensureRunning({ name: "vm1", uuid: UUID, xml: XML })
+      .catch((x: unknown) => x);
+    expect((e as Error).message).toContain("qemu unexpectedly closed the monitor");
+    expect(f.calls.map((c) => c.join(" "))).toEqual([
+      "domstate vm1 --reason",
+      expect.stringMatching(/^define /),
+      "start vm1",
+      "destroy vm1",
+      "undefine vm1 --managed-save",
+    ]);
+  });
+  it("failed start of an existing domain does not undefine it", async () => {
+    const f = fakeVirsh({
+      domstate: "shut off (shutdown)\n",
+      define: "ok\n",
+      dominfo: "",
+      start: { err: "error: boom\n" },
+    });
+    await expect(mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML })).rejects.toThrow(/boom/);
+    expect(f.calls.some((c) => c[0] === "undefine")).toBe(false);
+  });
+  it("define clash (same name, other uuid) throws already-exists and touches nothing", async () => {
+    const f = fakeVirsh({ domstate: "shut off (shutdown)\n", define: { err: EXISTS } });
+    const e = await mgr(f.run)
+      .ensureRunning({ name: "vm1", uuid: UUID, xml: XML })
+      .catch((x: unknown) => x);
+    expect((e as { kind: string }).kind).toBe("already-exists");
+    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "define"]);
+  });
+});
+
+describe("DomainManager disks", () => {
+  const dir = mkdtempSync(join(tmpdir(), "rfbtv-disk-"));
+  const base = join(dir, "base.qcow2");
+  writeFileSync(base, "BASE");
+  const fakeImg = () => {
+    const calls: string[][] = [];
+    const tools: ToolRunner = async (cmd, args) => {
+      calls.push([cmd, ...args]);
+      writeFileSync(args.at(-1)!, "OVERLAY");
+      return { stdout: "", stderr: "" };
+    };
+    return { tools, calls };
+  };
+  it("creates an overlay with qemu-img -b BASE -F FMT, mode 0640, under a temp name then renamed", async () => {
+    const img = fakeImg();
+    const path = join(dir, "vm1.qcow2");
+    const created = await mgr(fakeVirsh({}).run, img.tools).prepareDisk({
+      kind: "overlay",
+      base,
+      format: "qcow2",
+      path,
+    });
+    expect(created).toBe(true);
+    expect(img.calls).toHaveLength(1);
+    const c = img.calls[0]!;
+    expect(c.slice(0, 8)).toEqual(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F"]);
+    expect(c[8]).toBe("qcow2");
+    expect(c[9]).not.toBe(path);
+    expect(readFileSync(path, "utf8")).toBe("OVERLAY");
+    expect(statSync(path).mode & 0o777).toBe(0o640);
+  });
+  it("never overwrites an existing overlay (it is the VM's state)", async () => {
+    const img = fakeImg();
+    const path = join(dir, "vm2.qcow2");
+    writeFileSync(path, "STATE");
+    expect(
+      await mgr(fakeVirsh({}).run, img.tools).prepareDisk({ kind: "overlay", base, format: "qcow2", path }),
+    ).toBe(false);
+    expect(img.calls).toHaveLength(0);
+    expect(readFileSync(path, "utf8")).toBe("STATE");
+  });
+  it("copy plan copies the base", async () => {
+    const path = join(dir, "vm3.img");
+    expect(
+      await mgr(fakeVirsh({}).run).prepareDisk({ kind: "copy", base, format: "raw", path, mode: 0o600 }),
+    ).toBe(true);
+    expect(readFileSync(path, "utf8")).toBe("BASE");
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+  it("missing base is a clear error", async () => {
+    await expect(
+      mgr(fakeVirsh({}).run).prepareDisk({
+        kind: "overlay",
+        base: join(dir, "nope"),
+        format: "qcow2",
+        path: join(dir, "x"),
+      }),
+    ).rejects.toThrow(/base image .*nope for .*x does not exist/);
+  });
+  it("rollback deletes the overlay this attempt created, not one that existed", async () => {
+    const img = fakeImg();
+    const path = join(dir, "vm4.qcow2");
+    const f = fakeVirsh({ domstate: { err: MISSING }, define: { err: "error: XML error: bad\n" } });
+    await expect(
+      mgr(f.run, img.tools).ensureRunning({
+        name: "vm1",
+        uuid: UUID,
+        xml: XML,
+        disk: { kind: "overlay", base, format: "qcow2", path },
+      }),
+    ).rejects.toThrow(/XML error/);
+    expect(existsSync(path)).toBe(false);
+    writeFileSync(path, "STATE");
+    await expect(
+      mgr(f.run, img.tools).ensureRunning({
+        name: "vm1",
+        uuid: UUID,
+        xml: XML,
+        disk: { kind: "overlay", base, format: "qcow2", path },
+      }),
+    ).rejects.toThrow(/XML error/);
+    expect(readFileSync(path, "utf8")).toBe("STATE");
+  });
+});
+
+describe("DomainManager.leave / remove", () => {
+  it("keep does nothing", async () => {
+    const f = fakeVirsh({});
+    expect(await mgr(f.run).leave("vm1", "keep")).toBe("kept");
+    expect(f.calls).toEqual([]);
+  });
+  it("suspend = managedsave", async () => {
+    const f = fakeVirsh({ domstate: "running (booted)\n", managedsave: "ok\n" });
+    expect(await mgr(f.run).leave("vm1", "suspend")).toBe("saved");
+    expect(f.calls.at(-1)).toEqual(["managedsave", "vm1"]);
+  });
+  it("shutdown waits for shut off", async () => {
+    const f = fakeVirsh({
+      domstate: ["running (booted)\n", "running (booted)\n", "shut off (shutdown)\n"],
+      shutdown: "ok\n",
+    });
+    expect(await mgr(f.run).leave("vm1", "shutdown")).toBe("shutdown");
+    expect(f.calls.some((c) => c[0] === "destroy")).toBe(false);
+  });
+  it("shutdown falls back to destroy after the timeout", async () => {
+    const f = fakeVirsh({ domstate: "running (booted)\n", shutdown: "ok\n", destroy: "ok\n" });
+    expect(await mgr(f.run).leave("vm1", "shutdown")).toBe("destroyed");
+    expect(f.calls.at(-1)).toEqual(["destroy", "vm1"]);
+  });
+  it("destroy of a missing or stopped domain is not an error", async () => {
+    expect(await mgr(fakeVirsh({ domstate: { err: MISSING } }).run).leave("vm1", "destroy")).toBe("missing");
+    expect(await mgr(fakeVirsh({ domstate: "shut off (destroyed)\n" }).run).leave("vm1", "destroy")).toBe(
+      "not-running",
+    );
+  });
+  it("remove = destroy + undefine --managed-save + delete the VM's disk, tolerating a stopped domain", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rfbtv-rm-"));
+    const path = join(dir, "vm1.qcow2");
+    writeFileSync(path, "x");
+    const f = fakeVirsh({ destroy: { err: NOT_RUNNING }, undefine: "ok\n" });
+    expect(await mgr(f.run).remove("vm1", { kind: "overlay", base: "/b", format: "qcow2", path })).toBe(true);
+    expect(f.calls).toEqual([
+      ["destroy", "vm1"],
+      ["undefine", "vm1", "--managed-save"],
+    ]);
+    expect(existsSync(path)).toBe(false);
+    expect(await mgr(fakeVirsh({ destroy: { err: MISSING } }).run).remove("vm1")).toBe(false);
+  });
+});
+
+describe("parsers (real virsh output)", () => {
+  it("domstate", () => {
+    expect(parseDomstate("shut off (saved)\n\n")).toEqual({ state: "shutoff", reason: "saved" });
+    expect(parseDomstate("running (booted)\n")).toEqual({ state: "running", reason: "booted" });
+    expect(parseDomstate("in shutdown\n")).toEqual({ state: "shutdown", reason: "" });
+    expect(() => parseDomstate("läuft\n")).toThrow(/unexpected virsh domstate output/);
+  });
+  it("list --uuid --name", () => {
+    expect(
+      parseUuidNameList(
+        "6695eb01-f6a4-8304-79aa-97f2502e193f test\n11111111-2222-3333-4444-555555555555 rfbtv-probe\n\n",
+      ),
+    ).toEqual([
+      { uuid: "6695eb01-f6a4-8304-79aa-97f2502e193f", name: "test" },
+      { uuid: UUID, name: "rfbtv-probe" },
+    ]);
+  });
+  it("domstats and dominfo", () => {
+    const s = parseDomstats(
+      "Domain: 'rfbtv-q1'\n  state.state=1\n  state.reason=1\n  cpu.time=453378000\n  balloon.current=32768\n\nDomain: 'test'\n  state.state=5\n",
+    );
+    expect(s.get("rfbtv-q1")).toMatchObject({
+      "state.state": "1",
+      "cpu.time": "453378000",
+      "balloon.current": "32768",
+    });
+    expect(s.get("test")).toEqual({ "state.state": "5" });
+    const i = parseDominfo(
+      "Id:             -\nName:           rfbtv-q1\nManaged save:   yes\nSecurity DOI:   \n",
+    );
+    expect(i).toMatchObject({ Id: "-", Name: "rfbtv-q1", "Managed save": "yes", "Security DOI": "" });
+  });
+  it("list() joins three calls", async () => {
+    const f = fakeVirsh({
+      list: (a) =>
+        a.includes("--uuid")
+          ? "6695eb01-f6a4-8304-79aa-97f2502e193f test\n11111111-2222-3333-4444-555555555555 vm1\n"
+          : "vm1\n",
+      domstats:
+        "Domain: 'test'\n  state.state=1\n  state.reason=0\nDomain: 'vm1'\n  state.state=5\n  state.reason=5\n",
+    });
+    expect(await mgr(f.run).list()).toEqual([
+      {
+        name: "test",
+        uuid: "6695eb01-f6a4-8304-79aa-97f2502e193f",
+        state: "running",
+        reason: 0,
+        managedSave: false,
+      },
+      { name: "vm1", uuid: UUID, state: "shutoff", reason: 5, managedSave: true },
+    ]);
+  });
+});
