@@ -85,6 +85,7 @@ describe(`codec random-input loop (seed ${SEED})`, () => {
         if (err.offset !== undefined && (err.offset < 0 || err.offset > input.length)) {
           throw new Error(
             `seed ${SEED} input ${input.toString("hex")}: offset ${err.offset} outside the frame`,
+            { cause: err },
           );
         }
         outcome.rejected++;

@@ -58,7 +58,7 @@ describe.skipIf(!present)("ovs-ofctl ofp-print agrees with the encoder", () => {
     const oracle = execFileSync("ovs-ofctl", ["encode-hello", "0x12"], { encoding: "utf8" });
     const oracleHex = oracle
       .split("\n")
-      .filter((l) => /^[0-9a-f]{8}  /.test(l))
+      .filter((l) => /^[0-9a-f]{8} {2}/.test(l))
       .map((l) => l.slice(10, 58).replace(/[\s-]/g, ""))
       .join("");
     expect(ours.toString("hex")).toBe(oracleHex);
