@@ -437,7 +437,13 @@ export function validateVmDescription(vm: VmDescription, path = "vm"): VmDescrip
   const devs = new Map<string, number>();
   const interfaces: Interface[] = v.interfaces.map((n: unknown, i) => {
     const p = `${path}.interfaces[${i}]`;
-    const nic = checkInterface(n, p, drv.osType === "exe");
+    const checked = checkInterface(n, p, drv.osType === "exe");
+    // A model equal to the driver's default says nothing: dropped so it compares equal to none.
+    let nic = checked;
+    if (checked.model !== undefined && checked.model === drv.nicModel) {
+      const { model: _m, ...rest } = checked;
+      nic = rest;
+    }
     const prevMac = macs.get(nic.mac);
     if (prevMac !== undefined) fail(`duplicate MAC (also interfaces[${prevMac}])`, `${p}.mac`, nic.mac);
     macs.set(nic.mac, i);
