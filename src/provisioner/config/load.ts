@@ -1,0 +1,559 @@
+/**
+ * Reading a config: bytes -> YAML/JSON -> schema -> cross-checks -> every configured VM resolved and
+ * validated by xmlgen -> frozen RfbootConfig. Anything wrong is a ConfigError naming the key path.
+ */
+import { open } from "node:fs/promises";
+import { extname } from "node:path";
+import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node as YamlNode } from "yaml";
+import { ConfigError, errorMessage } from "../../common/errors.js";
+import { HYPERVISOR_NAMES, validateVmDescription, type HypervisorName } from "../../xmlgen/index.js";
+import { IDENT_RE } from "./checks.js";
+import { DPID_FORMS, parseDpidText } from "./ids.js";
+import { configError, formatPath, issuesToConfigError, type Locate, type PathSegment } from "./issues.js";
+import {
+  buildResolvedVm,
+  checkPortPairs,
+  deepFreeze,
+  dpidPlaceholders,
+  hostAccepts,
+  pickSettings,
+  profileChain,
+  resolveSettings,
+  substitute,
+  templatePortPairs,
+  type VmIdentity,
+} from "./resolve.js";
+import { configSchema, type ParsedConfig } from "./schema.js";
+import type { DatapathConfig, HostConfig, ResolvedVm, RfbootConfig } from "./types.js";
+import { templateVmId } from "./ids.js";
+
+/** MAX_CONFIG_BYTES: larger files are refused before parsing (a config is a few KiB; this is not one). */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/** ConfigFormat is how a config's text is parsed. */
+export type ConfigFormat = "yaml" | "json";
+
+/** ParseOptions for parseConfig: the format (default: sniffed) and a source name for messages. */
+export interface ParseOptions {
+  readonly format?: ConfigFormat;
+  readonly source?: string;
+}
+
+/** Per-config data computed at load (configured VMs by dpid and by name). */
+interface Index {
+  readonly byDpid: ReadonlyMap<bigint, ResolvedVm>;
+  readonly byName: ReadonlyMap<string, ResolvedVm>;
+  /** Every MAC (vm_ids and data NICs) of configured VMs, to keep template VMs from clashing. */
+  readonly macs: ReadonlySet<string>;
+}
+
+const INDEX = new WeakMap<RfbootConfig, Index>();
+
+/** configIndex returns the load-time index of a config made by parseConfig/loadConfig. */
+export function configIndex(config: RfbootConfig): Index {
+  const ix = INDEX.get(config);
+  if (!ix) throw new ConfigError("not a config made by parseConfig or loadConfig", "", undefined);
+  return ix;
+}
+
+/** sniffFormat picks json when the first non-blank character opens a JSON object, else yaml. */
+export function sniffFormat(text: string): ConfigFormat {
+  return /^\s*\{/.test(text) ? "json" : "yaml";
+}
+
+/** formatForPath picks the format from a file name's extension; undefined: sniff the content. */
+export function formatForPath(path: string): ConfigFormat | undefined {
+  const ext = extname(path).toLowerCase();
+  if (ext === ".json") return "json";
+  if (ext === ".yaml" || ext === ".yml") return "yaml";
+  return undefined;
+}
+
+/**
+ * loadConfig reads and validates the config file at `path` (YAML or JSON by extension, else sniffed).
+ * Throws ConfigError for an unreadable, oversized or invalid file; the daemon must not start then.
+ */
+export async function loadConfig(path: string): Promise<RfbootConfig> {
+  let text: string;
+  try {
+    const fh = await open(path, "r");
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new ConfigError(`config ${path} is not a regular file`, "", path);
+      if (st.size > MAX_CONFIG_BYTES) {
+        throw new ConfigError(
+          `config ${path} is ${st.size} bytes; the limit is ${MAX_CONFIG_BYTES}`,
+          "",
+          path,
+        );
+      }
+      const buf = await fh.readFile();
+      if (buf.length > MAX_CONFIG_BYTES) {
+        throw new ConfigError(`config ${path} is over ${MAX_CONFIG_BYTES} bytes`, "", path);
+      }
+      text = buf.toString("utf8");
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : errorMessage(err);
+    throw new ConfigError(`cannot read config ${path}: ${why}`, "", path, { cause: err });
+  }
+  const format = formatForPath(path);
+  return parseConfig(text, { ...(format ? { format } : {}), source: path });
+}
+
+/** ParsedText is a document read from text, plus a locator from key paths to lines. */
+interface ParsedText {
+  readonly data: unknown;
+  readonly locate: Locate;
+}
+
+/**
+ * readText parses YAML or JSON. Datapath keys are re-read from their source text: an unquoted YAML key
+ * like `10` is read as the text "10" (hex, like every dpid), except that a plain number whose hex and
+ * decimal readings differ, or that is >= 2^53, is refused with a hint to quote it.
+ */
+function readText(text: string, format: ConfigFormat, source: string): ParsedText {
+  if (format === "json") {
+    try {
+      JSON.parse(text);
+    } catch (err) {
+      throw new ConfigError(`${source} is not valid JSON: ${errorMessage(err)}`, "", undefined, {
+        cause: err,
+      });
+    }
+  }
+  const lc = new LineCounter();
+  // uniqueKeys: duplicate keys are an error (JSON.parse would silently keep the last one).
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, merge: false });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) {
+    const pos = problem.linePos?.[0];
+    const where = pos ? ` at line ${pos.line}, column ${pos.col}` : "";
+    const what = problem.message.split("\n")[0];
+    throw new ConfigError(
+      `${source}: ${format === "json" ? "JSON" : "YAML"} error${where}: ${what}`,
+      "",
+      undefined,
+    );
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 50 });
+  } catch (err) {
+    throw new ConfigError(`${source}: ${errorMessage(err)}`, "", undefined, { cause: err });
+  }
+  const locate = makeLocator(doc, lc, source);
+  const dps = doc.get("datapaths", true);
+  if (isMap(dps) && data !== null && typeof data === "object" && !Array.isArray(data)) {
+    const out: Record<string, unknown> = {};
+    const firstLine = new Map<string, number>();
+    for (const pair of dps.items) {
+      const key = datapathKeyText(pair.key, locate);
+      const line = lineOf(pair.key as YamlNode, lc);
+      if (Object.prototype.hasOwnProperty.call(out, key)) {
+        throw configError(["datapaths", key], `written twice (also at line ${firstLine.get(key)})`, key, {
+          source: `${source} line ${line}`,
+        });
+      }
+      firstLine.set(key, line ?? 0);
+      const v = pair.value;
+      out[key] =
+        v && typeof v === "object" && "toJS" in v ? (v as YamlNode).toJS(doc, { maxAliasCount: 50 }) : v;
+    }
+    (data as Record<string, unknown>).datapaths = out;
+  }
+  return { data, locate };
+}
+
+function lineOf(node: YamlNode | null | undefined, lc: LineCounter): number | undefined {
+  const start = node?.range?.[0];
+  return start === undefined ? undefined : lc.linePos(start).line;
+}
+
+/** datapathKeyText applies the unquoted-number rule to one `datapaths` key. */
+function datapathKeyText(key: unknown, locate: Locate): string {
+  if (!isScalar(key)) {
+    throw configError(["datapaths"], 'datapath keys must be plain text such as "0x5"', String(key));
+  }
+  const v = key.value;
+  if (typeof v === "string") return v;
+  const src = key.source ?? String(v);
+  const at = { locate };
+  if (typeof v === "number" || typeof v === "bigint") {
+    if (typeof v === "number" && !Number.isInteger(v)) {
+      throw configError(["datapaths", src], `is not a datapath id: write ${DPID_FORMS}`, src, at);
+    }
+    if (/^0x[0-9a-f]+$/i.test(src)) return src;
+    if (typeof v === "number" && !Number.isSafeInteger(v)) {
+      throw configError(
+        ["datapaths", src],
+        `unquoted number at or above 2^53 cannot be read exactly by YAML tools: quote it ("${src}" is read as hex; "dec:${src}" as decimal)`,
+        src,
+        at,
+      );
+    }
+    const hex = /^[0-9]+$/.test(src) ? parseDpidText(src) : undefined;
+    if (hex !== undefined && hex === BigInt(v)) return src;
+    throw configError(
+      ["datapaths", src],
+      `unquoted number is ambiguous (decimal ${v} or hex 0x${src}?): quote it, "0x${src}" for hex as OVS prints datapath ids, or "dec:${src}"`,
+      src,
+      at,
+    );
+  }
+  throw configError(["datapaths", src], `is not a datapath id: write ${DPID_FORMS}`, src, at);
+}
+
+/** makeLocator maps a key path to `source line N` using the YAML node ranges. */
+function makeLocator(doc: Document, lc: LineCounter, source: string): Locate {
+  return (path) => {
+    let node: unknown = doc.contents;
+    let lastLine: number | undefined;
+    for (const seg of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => {
+          const k = p.key;
+          if (isScalar(k)) return String(k.value) === String(seg) || k.source === seg;
+          return false;
+        });
+        if (!pair) break;
+        lastLine = lineOf(pair.key as YamlNode, lc) ?? lastLine;
+        node = pair.value;
+      } else if (node && typeof node === "object" && "items" in node && typeof seg === "number") {
+        const item = (node as { items: unknown[] }).items[seg];
+        if (item === undefined) break;
+        lastLine = lineOf(item as YamlNode, lc) ?? lastLine;
+        node = item;
+      } else break;
+    }
+    return lastLine !== undefined ? `${source} line ${lastLine}` : source;
+  };
+}
+
+/**
+ * parseConfig validates config text. `format` defaults to sniffing (`{` first: JSON, else YAML);
+ * `source` names the origin in messages. Returns a deeply frozen RfbootConfig; throws ConfigError.
+ */
+export function parseConfig(text: string, options: ParseOptions = {}): RfbootConfig {
+  const source = options.source ?? "<inline>";
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_CONFIG_BYTES) {
+    throw new ConfigError(`${source} is ${bytes} bytes; the limit is ${MAX_CONFIG_BYTES}`, "", undefined);
+  }
+  const format = options.format ?? sniffFormat(text);
+  const { data, locate } = readText(text, format, source);
+  if (data === null || data === undefined) {
+    throw new ConfigError(`${source} is empty: a config needs at least a datapaths section`, "", undefined);
+  }
+  if (typeof data !== "object" || Array.isArray(data)) {
+    throw new ConfigError(
+      `${source}: the top level must be a mapping of sections (openflow, mongo, ...)`,
+      "",
+      data,
+    );
+  }
+  const r = configSchema.safeParse(data);
+  if (!r.success) throw issuesToConfigError(r.error.issues, data, { locate });
+  return finish(r.data, source, locate);
+}
+
+/** hypervisorsForUri derives the hypervisors a libvirt URI's driver runs. */
+export function hypervisorsForUri(uri: string): HypervisorName[] {
+  const scheme = /^([a-z0-9]+)/.exec(uri)?.[1] ?? "";
+  switch (scheme) {
+    case "qemu":
+      return ["qemu", "kvm"];
+    case "lxc":
+      return ["lxc"];
+    case "xen":
+    case "libxl":
+      return ["xen-pv", "xen-hvm"];
+    default:
+      // test:// accepts every domain type; unknown drivers: do not second-guess, list hypervisors explicitly.
+      return [...HYPERVISOR_NAMES];
+  }
+}
+
+/** finish runs the cross-checks, resolves every configured VM, freezes and indexes the config. */
+function finish(p: ParsedConfig, source: string, locate: Locate): RfbootConfig {
+  const at = { locate };
+
+  // Profiles: names, existence of parents, no cycles.
+  for (const name of Object.keys(p.profiles)) {
+    if (!IDENT_RE.test(name)) {
+      throw configError(["profiles", name], "profile names may contain only A-Z a-z 0-9 _ . -", name, at);
+    }
+    profileChain(p.profiles, name, ["profiles", name]);
+  }
+
+  // Hosts: unique names and URIs; directories default under stateDir.
+  const hosts: HostConfig[] = [];
+  const hostNames = new Map<string, number>();
+  const hostUris = new Map<string, number>();
+  p.hosts.forEach((h, i) => {
+    const a = hostNames.get(h.name);
+    if (a !== undefined)
+      throw configError(["hosts", i, "name"], `host name used twice (also hosts[${a}])`, h.name, at);
+    const b = hostUris.get(h.uri);
+    if (b !== undefined) {
+      throw configError(
+        ["hosts", i, "uri"],
+        `same libvirt URI as hosts[${b}]: one host listed twice would double its capacity`,
+        h.uri,
+        at,
+      );
+    }
+    hostNames.set(h.name, i);
+    hostUris.set(h.uri, i);
+    hosts.push({
+      name: h.name,
+      uri: h.uri,
+      maxVms: h.maxVms,
+      ...(h.memoryMiB !== undefined ? { memoryMiB: h.memoryMiB } : {}),
+      maxConcurrentStarts: h.maxConcurrentStarts,
+      storageDir: h.storageDir ?? `${p.stateDir}/disks`,
+      consoleLogDir: h.consoleLogDir ?? `${p.stateDir}/console`,
+      hypervisors: h.hypervisors ? [...new Set(h.hypervisors)] : hypervisorsForUri(h.uri),
+    });
+  });
+
+  // OpenFlow: timeouts that make sense; a relay must not point at itself.
+  const of = p.openflow;
+  if (of.echoTimeoutSeconds <= of.echoIntervalSeconds) {
+    throw configError(
+      ["openflow", "echoTimeoutSeconds"],
+      `must be longer than echoIntervalSeconds (${of.echoIntervalSeconds}), or every peer looks dead`,
+      of.echoTimeoutSeconds,
+      at,
+    );
+  }
+  if (of.mode === "relay" && of.upstream.port === of.listen.port) {
+    const wild = ["0.0.0.0", "::"].includes(of.listen.host);
+    if (wild || of.listen.host === of.upstream.host) {
+      throw configError(
+        ["openflow", "upstream"],
+        "relay upstream is rfboot's own listen address (a loop)",
+        `${of.upstream.host}:${of.upstream.port}`,
+        at,
+      );
+    }
+  }
+
+  // Datapaths: dpids, uniqueness, ports, references; then each VM resolved and checked by xmlgen.
+  const ctx = { defaults: p.defaults, profiles: p.profiles };
+  const seenDpid = new Map<bigint, string>();
+  const seenName = new Map<string, string>();
+  const seenVmId = new Map<bigint, string>();
+  const seenMac = new Map<string, string>();
+  const seenDev = new Map<string, string>();
+  const datapaths: DatapathConfig[] = [];
+  const byDpid = new Map<bigint, ResolvedVm>();
+  const byName = new Map<string, ResolvedVm>();
+  for (const [key, e] of Object.entries(p.datapaths)) {
+    const base: PathSegment[] = ["datapaths", key];
+    const dpid = parseDpidText(key);
+    if (dpid === undefined) throw configError(base, `is not a datapath id: write ${DPID_FORMS}`, key, at);
+    const prevKey = seenDpid.get(dpid);
+    if (prevKey !== undefined) {
+      throw configError(
+        base,
+        `same datapath as ${JSON.stringify(prevKey)} (0x${dpid.toString(16)}); list it once`,
+        key,
+        at,
+      );
+    }
+    seenDpid.set(dpid, key);
+    const prevName = seenName.get(e.name);
+    if (prevName !== undefined) {
+      throw configError(
+        [...base, "name"],
+        `VM name used twice (also datapaths.${JSON.stringify(prevName)})`,
+        e.name,
+        at,
+      );
+    }
+    seenName.set(e.name, key);
+    const prevVm = seenVmId.get(e.vmId);
+    if (prevVm !== undefined) {
+      throw configError(
+        [...base, "vmId"],
+        `vm_id used twice (also datapaths.${JSON.stringify(prevVm)})`,
+        e.vmId,
+        at,
+      );
+    }
+    seenVmId.set(e.vmId, key);
+    if (e.dataPorts !== undefined && e.portMap !== undefined) {
+      throw configError(
+        [...base, "portMap"],
+        "set either dataPorts (a count) or portMap, not both",
+        "both",
+        at,
+      );
+    }
+    if (e.dataPorts === undefined && e.portMap === undefined) {
+      throw configError(
+        [...base, "dataPorts"],
+        "is required: a data port count, or a portMap list",
+        undefined,
+        at,
+      );
+    }
+    const pairs =
+      e.portMap ?? Array.from({ length: e.dataPorts ?? 0 }, (_, i) => ({ vmPort: i + 1, dpPort: i + 1 }));
+    checkPortPairs(pairs, [...base, "portMap"]);
+    if (e.host !== undefined && !hostNames.has(e.host)) {
+      throw configError(
+        [...base, "host"],
+        `no such host (hosts: ${[...hostNames.keys()].join(", ")})`,
+        e.host,
+        at,
+      );
+    }
+    const id: VmIdentity = {
+      source: "configured",
+      dpid,
+      name: e.name,
+      vmId: e.vmId,
+      portPairs: pairs,
+      ...(e.profile !== undefined ? { profile: e.profile } : {}),
+      ...(e.host !== undefined ? { hostPin: e.host } : {}),
+      own: pickSettings(e),
+      path: base,
+    };
+    const vm = resolveAndCheck(ctx, id, hosts, at);
+    for (const mac of [vm.vmMac, ...vm.ports.map((x) => x.mac)]) {
+      const other = seenMac.get(mac);
+      if (other !== undefined && other !== key) {
+        throw configError(
+          [...base, "vmId"],
+          `MAC ${mac} of this VM is also a MAC of datapaths.${JSON.stringify(other)}`,
+          vm.vmMac,
+          at,
+        );
+      }
+      seenMac.set(mac, key);
+    }
+    for (const port of vm.ports) {
+      const other = seenDev.get(port.hostDev);
+      if (other !== undefined) {
+        throw configError(
+          [...base, "name"],
+          `host device ${port.hostDev} is also used by datapaths.${JSON.stringify(other)}`,
+          e.name,
+          at,
+        );
+      }
+      seenDev.set(port.hostDev, key);
+    }
+    datapaths.push({ ...e, dpid, key });
+    byDpid.set(dpid, vm);
+    byName.set(vm.name, vm);
+  }
+  datapaths.sort((a, b) => (a.dpid < b.dpid ? -1 : a.dpid > b.dpid ? 1 : 0));
+
+  // The template: references and name pattern; a sample VM must resolve.
+  const t = p.policies.unknownDatapath.template;
+  const tpath: PathSegment[] = ["policies", "unknownDatapath", "template"];
+  if (t.host !== undefined && !hostNames.has(t.host)) {
+    throw configError(
+      [...tpath, "host"],
+      `no such host (hosts: ${[...hostNames.keys()].join(", ")})`,
+      t.host,
+      at,
+    );
+  }
+  if (!/\{(dpid|dpid16|dpidDec)\}/.test(t.name)) {
+    throw configError(
+      [...tpath, "name"],
+      "must contain {dpid}, {dpid16} or {dpidDec}, or every unknown switch gets the same VM",
+      t.name,
+      at,
+    );
+  }
+  if (p.policies.unknownDatapath.action === "template") {
+    for (const sample of [1n, (1n << 64n) - 2n]) {
+      resolveTemplate(ctx, t, sample, [1, 2], hosts, at);
+    }
+  } else if (t.profile !== undefined) {
+    profileChain(p.profiles, t.profile, [...tpath, "profile"]);
+  }
+
+  const config = {
+    ...p,
+    source,
+    hosts,
+    datapaths,
+  } as RfbootConfig;
+  deepFreeze(config);
+  INDEX.set(config, { byDpid, byName, macs: new Set(seenMac.keys()) });
+  return config;
+}
+
+/** resolveAndCheck resolves one VM and validates its description on the first host it could go to. */
+export function resolveAndCheck(
+  ctx: Parameters<typeof resolveSettings>[0],
+  id: VmIdentity,
+  hosts: readonly HostConfig[],
+  at: { locate?: Locate },
+  overrides: Parameters<typeof resolveSettings>[2] = {},
+): ResolvedVm {
+  const settings = resolveSettings(ctx, id, overrides);
+  const vm = buildResolvedVm(id, settings);
+  const candidates = candidateHosts(hosts, vm);
+  if (candidates.length === 0) {
+    if (vm.hostPin !== undefined) {
+      throw configError(
+        [...id.path, "host"],
+        `host ${vm.hostPin} does not run ${vm.hypervisor} VMs (its hypervisors: ${hosts.find((h) => h.name === vm.hostPin)?.hypervisors.join(", ")})`,
+        vm.hostPin,
+        at,
+      );
+    }
+    throw configError(
+      [...id.path, "hypervisor"],
+      `no host runs ${vm.hypervisor} VMs: add a host whose URI serves it (lxc:///system for lxc) or list it in hosts[].hypervisors`,
+      vm.hypervisor,
+      at,
+    );
+  }
+  validateVmDescription(vm.describe(candidates[0]!), `${formatPath(id.path)}.domain`);
+  return vm;
+}
+
+/** candidateHosts lists the hosts a VM may be placed on: its pin (if it runs the hypervisor) or all that do. */
+export function candidateHosts(hosts: readonly HostConfig[], vm: ResolvedVm): HostConfig[] {
+  const pool = vm.hostPin !== undefined ? hosts.filter((h) => h.name === vm.hostPin) : hosts;
+  return pool.filter((h) => hostAccepts(h, vm.hypervisor));
+}
+
+/** resolveTemplate derives the VM of an unlisted datapath from the template section. */
+export function resolveTemplate(
+  ctx: Parameters<typeof resolveSettings>[0],
+  t: ParsedConfig["policies"]["unknownDatapath"]["template"],
+  dpid: bigint,
+  switchPorts: readonly number[] | undefined,
+  hosts: readonly HostConfig[],
+  at: { locate?: Locate } = {},
+  overrides: Parameters<typeof resolveSettings>[2] = {},
+): ResolvedVm {
+  const tpath: PathSegment[] = ["policies", "unknownDatapath", "template"];
+  const name = substitute(t.name, dpidPlaceholders(dpid), [...tpath, "name"]);
+  const id: VmIdentity = {
+    source: "template",
+    dpid,
+    name,
+    vmId: templateVmId(dpid),
+    portPairs: templatePortPairs(t.dataPorts, t.maxDataPorts, switchPorts),
+    ...(t.profile !== undefined ? { profile: t.profile } : {}),
+    ...(t.host !== undefined ? { hostPin: t.host } : {}),
+    own: pickSettings(t),
+    path: tpath,
+  };
+  return resolveAndCheck(ctx, id, hosts, at, overrides);
+}
