@@ -12,12 +12,15 @@ import { SAMPLES } from "./samples.js";
 const base = SAMPLES.qemu;
 const lxc = SAMPLES.lxc;
 
+// Cases set deliberately ill-typed values (numbers for names, unknown tags): the clone is untyped.
+/* eslint-disable @typescript-eslint/no-explicit-any */
 /** with builds a copy of `vm` with `edit` applied to a deep clone (values may be deliberately ill-typed). */
 function with_(vm: VmDescription, edit: (v: Record<string, any>) => void): VmDescription {
   const c = structuredClone(vm) as Record<string, any>;
   edit(c);
   return c as VmDescription;
 }
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 function rejects(vm: VmDescription, path: string, value: unknown, message?: RegExp): void {
   let err: unknown;
