@@ -1,0 +1,124 @@
+/**
+ * A real QEMU (TCG) domain on qemu:///system: qcow2 overlay made by qemu-img, define, start, adopt, suspend to
+ * disk (managedsave) and restore, destroy, remove; and a real start failure rolled back (domain undefined,
+ * overlay deleted). Boots rftest's guest (/var/lib/rfboot/guest) when present and waits for its console marker;
+ * otherwise a domain with no OS payload (firmware only) still exercises every libvirt step.
+ */
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { DomainManager, fileMode, type DiskPlan } from "../../src/provisioner/lifecycle.js";
+import { VirshShellRunner } from "../../src/provisioner/virsh.js";
+import { describeWith } from "../helpers/env.js";
+
+const URI = "qemu:///system";
+const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
+const DIR = `/var/lib/libvirt/images/rfbtv-${process.pid}`;
+const NAME = `rfbtv-q-${process.pid}`;
+const UUID = `5f0b0000-0000-4000-8000-${String(process.pid).padStart(12, "0")}`;
+const hasGuest = existsSync(join(GUEST, "vmlinuz")) && existsSync(join(GUEST, "initrd.gz"));
+
+function domainXml(name: string, uuid: string, disk: string, kernel = join(GUEST, "vmlinuz")): string {
+  const os = hasGuest
+    ? `<type arch='x86_64' machine='pc'>hvm</type><kernel>${kernel}</kernel><initrd>${join(GUEST, "initrd.gz")}</initrd><cmdline>console=ttyS0 quiet rfboot.name=${name}</cmdline>`
+    : `<type arch='x86_64' machine='pc'>hvm</type>${kernel.includes("nonexistent") ? `<kernel>${kernel}</kernel>` : ""}`;
+  return `<domain type='qemu'><name>${name}</name><uuid>${uuid}</uuid><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+  <os>${os}</os><devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
+  <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='${disk}'/><target dev='vda' bus='virtio'/></disk>
+  <serial type='file'><source path='${DIR}/${name}.console' append='on'/><target port='0'/></serial>
+  </devices></domain>`;
+}
+
+async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (pred()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return pred();
+}
+
+describeWith(["libvirt", "qemu-img", "root"], "libvirt lifecycle with a real qemu TCG domain", () => {
+  const shell = new VirshShellRunner();
+  const mgr = new DomainManager({ host: { name: "local", uri: URI }, run: shell.run, shutdownTimeoutMs: 2000 });
+  const base = join(DIR, "base.qcow2");
+  const disk: DiskPlan = { kind: "overlay", base, format: "qcow2", path: join(DIR, `${NAME}.qcow2`) };
+  const consoleText = () => {
+    try {
+      return readFileSync(join(DIR, `${NAME}.console`), "utf8");
+    } catch {
+      return "";
+    }
+  };
+
+  beforeAll(() => {
+    mkdirSync(DIR, { recursive: true });
+    chmodSync(DIR, 0o755);
+    execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", base, "16M"]);
+    chmodSync(base, 0o644);
+  });
+  afterAll(async () => {
+    for (const n of [NAME, `${NAME}-bad`]) await mgr.remove(n).catch(() => undefined);
+    await shell.close();
+    await mgr.dispose();
+    rmSync(DIR, { recursive: true, force: true });
+  });
+
+  it("overlay + define + start; the guest boots; a second ensure adopts it", async () => {
+    const spec = { name: NAME, uuid: UUID, xml: domainXml(NAME, UUID, disk.path), disk };
+    const r = await mgr.ensureRunning(spec);
+    expect(r).toMatchObject({ action: "defined+started", createdDisk: true });
+    const info = execFileSync("qemu-img", ["info", "-U", "--output=json", disk.path]).toString();
+    expect(JSON.parse(info)).toMatchObject({ format: "qcow2", "backing-filename": base, "backing-filename-format": "qcow2" });
+    expect(await fileMode(disk.path)).toBe(0o640);
+    if (hasGuest) expect(await waitFor(() => consoleText().includes("RFBOOT-GUEST-BOOTED"), 60_000)).toBe(true);
+    const pid = execFileSync("pgrep", ["-f", `guest=${NAME},`]).toString().trim();
+    const r2 = await mgr.ensureRunning(spec);
+    expect(r2).toMatchObject({ action: "adopted", createdDisk: false });
+    expect(execFileSync("pgrep", ["-f", `guest=${NAME},`]).toString().trim()).toBe(pid); // same qemu process
+    const stats = (await mgr.list({ stats: true })).find((d) => d.name === NAME);
+    expect(stats).toMatchObject({ state: "running", uuid: UUID, memoryKiB: 131072 });
+    expect(stats?.cpuTimeNs).toBeGreaterThan(0n);
+  });
+
+  it("suspend to disk (managedsave), then ensureRunning restores instead of booting", async () => {
+    if (hasGuest) expect(await waitFor(() => consoleText().includes("RFBOOT-HEARTBEAT n=1"), 15_000)).toBe(true);
+    expect(await mgr.leave(NAME, "suspend")).toBe("saved");
+    expect(await mgr.state(NAME)).toEqual({ state: "shutoff", reason: "saved" });
+    const before = consoleText();
+    const t0 = performance.now();
+    const r = await mgr.ensureRunning({ name: NAME, uuid: UUID, xml: domainXml(NAME, UUID, disk.path), disk });
+    const ms = performance.now() - t0;
+    expect(r).toMatchObject({ action: "started", restored: true, createdDisk: false });
+    expect(await mgr.state(NAME)).toEqual({ state: "running", reason: "restored" });
+    if (hasGuest) {
+      // Restored, not rebooted: the heartbeat counter continues and no second boot marker appears.
+      const beats = (t: string) => [...t.matchAll(/RFBOOT-HEARTBEAT n=(\d+)/g)].map((m) => Number(m[1]));
+      const last = Math.max(0, ...beats(before));
+      expect(await waitFor(() => beats(consoleText()).some((n) => n > last), 15_000)).toBe(true);
+      expect(Math.min(...beats(consoleText().slice(before.length)))).toBe(last + 1);
+      expect(consoleText().split("RFBOOT-GUEST-BOOTED").length - 1).toBe(1);
+    }
+    expect(ms).toBeLessThan(20_000);
+  });
+
+  it("destroy, then remove deletes the domain and its overlay but not the base", async () => {
+    expect(await mgr.leave(NAME, "destroy")).toBe("destroyed");
+    expect(await mgr.remove(NAME, disk)).toBe(true);
+    expect(await mgr.state(NAME)).toBeUndefined();
+    expect(existsSync(disk.path)).toBe(false);
+    expect(existsSync(base)).toBe(true);
+  });
+
+  it("a real start failure (missing kernel) rolls back: domain undefined, overlay deleted", async () => {
+    const bad = `${NAME}-bad`;
+    const badDisk: DiskPlan = { ...disk, path: join(DIR, `${bad}.qcow2`) };
+    const xml = domainXml(bad, UUID.replace("5f0b", "5f0c"), badDisk.path, join(DIR, "nonexistent-vmlinuz"));
+    const e = await mgr.ensureRunning({ name: bad, uuid: UUID.replace("5f0b", "5f0c"), xml, disk: badDisk }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(Error);
+    expect((e as Error).message).toMatch(/nonexistent-vmlinuz/);
+    expect(await mgr.state(bad)).toBeUndefined();
+    expect(existsSync(badDisk.path)).toBe(false);
+  });
+});
