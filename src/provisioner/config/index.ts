@@ -47,3 +47,13 @@ export type {
   VmPlan,
   VmSource,
 } from "./types.js";
+export {
+  importRouteflowCsv,
+  mergeCsvIntoConfig,
+  csvVmName,
+  datapathEntryObject,
+  CSV_HEADER,
+  WELL_KNOWN_NAMES,
+} from "./csv.js";
+export type { CsvImport, CsvRow, ImportedDatapath } from "./csv.js";
+export { configYaml } from "./emit.js";
