@@ -1,0 +1,517 @@
+#!/usr/bin/env bash
+# rftest.sh: RouteFlow's rftest demos redone with rfboot. Shared by rftest/rftest1 and rftest/rftest2.
+# The entry point sets RFTEST_NAME, RFTEST_TOPO, RFTEST_DPIDS (decimal), RFTEST_VMS, RFTEST_CONFIG and calls
+# `rftest_main "$@"`. Everything runs as root; every step is idempotent; each process it starts is recorded
+# in the state dir (pid files) and ended by that pid only.
+
+RFTEST_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=lab.sh
+source "$RFTEST_REPO/rftest/lib/lab.sh"
+# shellcheck source=rfnet.sh
+source "$RFTEST_REPO/rftest/lib/rfnet.sh"
+
+RFTEST_PY=/usr/bin/python3 # Debian's python3: Mininet lives in its dist-packages
+RFTEST_DRIVER="$RFTEST_REPO/rftest/topo/run.py"
+
+rftest_usage() {
+  cat <<EOF
+usage: rftest/$RFTEST_NAME [options]          bring the demo up, print the mapping, wait (Ctrl-C tears down)
+       rftest/$RFTEST_NAME --down             tear everything down (domains rfvm*, dp0, rfbr0, switches, processes)
+       rftest/$RFTEST_NAME --mn CMD [ARGS]    send a command to the running Mininet (pingall, ping h5 h8,
+                                           link s5 s6 down|up, switch s5 stop|start, status, wait-converged)
+       rftest/$RFTEST_NAME --show             print the mapping table, VM states and switches of a running demo
+options:
+  --no-wait              bring up, print, exit 0 leaving everything running (tests, scripts)
+  --hypervisor X         passed to 'rfboot run' (qemu, kvm, lxc, ...); default: the config's choice
+  --rfboot MODE          run (default): 'bin/rfboot run --config $RFTEST_CONFIG' boots the VMs on demand
+                         watch: 'bin/rfboot watch' relays and reports joins only (no VMs)
+                         none: switches connect straight to the upstream controller (no rfboot)
+  --listen-port N        rfboot's OpenFlow port, where the Mininet switches connect (default 6653)
+  --upstream-port N      upstream controller port (rfproxy's 6633 by default); if something already listens
+                         there (a real rfproxy), it is used as is, otherwise ovs-testcontroller is started
+  --upstream-mode M      ovs-testcontroller: normal (default; OFPP_NORMAL flows, follows RSTP changes) or
+                         learn (exact-match learning-switch flows; stale after a link change until idle)
+  --loop L               spanning tree on s5..s8: rstp (default), stp, none
+  --timeout S            how long to wait for the VMs (default 300 s)
+  --ready-state S        ready (default: boot marker seen) or running (domain started)
+  --keep-on-failure      leave things up when bring-up fails (to debug); default: tear down
+state and logs: $LAB_DIR/$RFTEST_NAME/ (rfboot.log, upstream.log, mininet.log, mininet/events.jsonl, timings.json)
+EOF
+}
+
+rftest_say() { printf '[%s %6.1fs] %s\n' "$RFTEST_NAME" "$(rftest_elapsed)" "$*"; }
+rftest_elapsed() { awk -v a="$(date +%s%N)" -v b="$RFTEST_T0" 'BEGIN { printf "%.1f", (a - b) / 1e9 }'; }
+rftest_now_ms() { echo $(($(date +%s%N) / 1000000)); }
+rftest_die() {
+  printf '[%s] error: %s\n' "$RFTEST_NAME" "$*" >&2
+  return 1
+}
+
+# rftest_timing NAME START_MS records one step's duration (ms) for bench/ and the final summary.
+rftest_timing() {
+  local now
+  now="$(rftest_now_ms)"
+  printf '%s %s\n' "$1" "$((now - $2))" >>"$RFTEST_STATE/timings.txt"
+}
+
+# rftest_alive PID: running and not a zombie (an orphan that exited stays a zombie until PID 1 reaps it, and
+# kill -0 still succeeds on it).
+rftest_alive() {
+  local st
+  [[ "$1" =~ ^[0-9]+$ ]] || return 1
+  st="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+rftest_pid_alive() { [ -f "$1" ] && rftest_alive "$(cat "$1")"; }
+
+# rftest_stop_pid PIDFILE [GRACE_S]: SIGTERM the recorded process, SIGKILL after GRACE_S, remove the file.
+rftest_stop_pid() {
+  local f="$1" grace="${2:-10}" pid i
+  [ -f "$f" ] || return 0
+  pid="$(cat "$f")"
+  if rftest_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+      rftest_alive "$pid" || break
+      sleep 0.1
+    done
+    if rftest_alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$f"
+}
+
+# rftest_spawn NAME LOGFILE CMD...: starts CMD in its own session (Ctrl-C on the terminal does not reach it;
+# teardown stops it in order), stdin closed, output to LOGFILE, pid in STATE/NAME.pid.
+rftest_spawn() {
+  local name="$1" log="$2"
+  shift 2
+  setsid "$@" >"$log" 2>&1 </dev/null &
+  echo $! >"$RFTEST_STATE/$name.pid"
+}
+
+rftest_parse() {
+  RFTEST_ACTION=up
+  RFTEST_WAIT=1
+  RFTEST_HYPERVISOR=""
+  RFTEST_RFBOOT=run
+  RFTEST_LISTEN_PORT=6653
+  RFTEST_UPSTREAM_PORT=6633
+  RFTEST_UPSTREAM_MODE=normal
+  RFTEST_LOOP="${RFTEST_DEFAULT_LOOP:-rstp}"
+  RFTEST_TIMEOUT=300
+  RFTEST_READY_STATE=ready
+  RFTEST_KEEP=0
+  RFTEST_MN_ARGS=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --down) RFTEST_ACTION=down ;;
+      --show) RFTEST_ACTION=show ;;
+      --mn)
+        RFTEST_ACTION=mn
+        shift
+        RFTEST_MN_ARGS=("$@")
+        [ ${#RFTEST_MN_ARGS[@]} -gt 0 ] || { rftest_usage >&2; return 2; }
+        return 0
+        ;;
+      --no-wait) RFTEST_WAIT=0 ;;
+      --hypervisor) RFTEST_HYPERVISOR="${2:?--hypervisor needs a value}" && shift ;;
+      --rfboot) RFTEST_RFBOOT="${2:?--rfboot needs run, watch or none}" && shift ;;
+      --listen-port) RFTEST_LISTEN_PORT="${2:?}" && shift ;;
+      --upstream-port) RFTEST_UPSTREAM_PORT="${2:?}" && shift ;;
+      --upstream-mode) RFTEST_UPSTREAM_MODE="${2:?}" && shift ;;
+      --loop) RFTEST_LOOP="${2:?}" && shift ;;
+      --timeout) RFTEST_TIMEOUT="${2:?}" && shift ;;
+      --ready-state) RFTEST_READY_STATE="${2:?}" && shift ;;
+      --keep-on-failure) RFTEST_KEEP=1 ;;
+      -h | --help)
+        rftest_usage
+        exit 0
+        ;;
+      *)
+        echo "$RFTEST_NAME: unknown option $1" >&2
+        rftest_usage >&2
+        return 2
+        ;;
+    esac
+    shift
+  done
+  case "$RFTEST_RFBOOT" in run | watch | none) ;; *) rftest_die "--rfboot must be run, watch or none" || return 2 ;; esac
+  case "$RFTEST_UPSTREAM_MODE" in normal | learn) ;; *) rftest_die "--upstream-mode must be normal or learn" || return 2 ;; esac
+  case "$RFTEST_LOOP" in rstp | stp | none) ;; *) rftest_die "--loop must be rstp, stp or none" || return 2 ;; esac
+  case "$RFTEST_READY_STATE" in ready | running) ;; *) rftest_die "--ready-state must be ready or running" || return 2 ;; esac
+  [[ "$RFTEST_LISTEN_PORT" =~ ^[0-9]+$ && "$RFTEST_UPSTREAM_PORT" =~ ^[0-9]+$ && "$RFTEST_TIMEOUT" =~ ^[0-9]+$ ]] ||
+    { rftest_die "ports and --timeout must be numbers" || return 2; }
+  if [ "$RFTEST_RFBOOT" != none ] && [ "$RFTEST_LISTEN_PORT" = "$RFTEST_UPSTREAM_PORT" ]; then
+    rftest_die "--listen-port and --upstream-port must differ (rfboot relays from one to the other)" || return 2
+  fi
+  return 0
+}
+
+# ------------------------------------------------------------------------------------------ steps
+
+rftest_step_lab() {
+  local t
+  t="$(rftest_now_ms)"
+  rftest_say "lab: packages, MongoDB-wire server, libvirtd, Open vSwitch"
+  lab_up || rftest_die "lab bring-up failed (see $LAB_DIR/*.log)" || return 1
+  lab_node_deps "$RFTEST_REPO" || rftest_die "npm ci failed in $RFTEST_REPO" || return 1
+  rftest_timing lab "$t"
+}
+
+rftest_step_guest() {
+  local t
+  t="$(rftest_now_ms)"
+  if [ -x "$RFTEST_REPO/rftest/guest/build-guest.sh" ] || [ -f "$RFTEST_REPO/rftest/guest/build-guest.sh" ]; then
+    rftest_say "guest: kernel + initramfs (cached in /var/lib/rfboot/guest)"
+    bash "$RFTEST_REPO/rftest/guest/build-guest.sh" >"$RFTEST_STATE/guest.log" 2>&1 ||
+      { tail -n 20 "$RFTEST_STATE/guest.log" >&2; rftest_die "guest build failed (log: $RFTEST_STATE/guest.log)" || return 1; }
+  else
+    rftest_say "guest: rftest/guest/build-guest.sh not present, skipped"
+  fi
+  rftest_timing guest "$t"
+}
+
+rftest_step_net() {
+  local t
+  t="$(rftest_now_ms)"
+  RFNET_DP0_CONTROLLER="${RFNET_DP0_CONTROLLER:-tcp:127.0.0.1:$RFTEST_UPSTREAM_PORT}"
+  export RFNET_DP0_CONTROLLER
+  rfnet_up || rftest_die "could not set up $(rfnet_dp0_name)/$(rfnet_mgmt_name)" || return 1
+  rfnet_show | while read -r line; do rftest_say "net: $line"; done
+  rftest_timing net "$t"
+}
+
+# rftest_step_upstream: the controller rfproxy would be. A listener already there is used as is.
+rftest_step_upstream() {
+  local t args
+  t="$(rftest_now_ms)"
+  if rftest_pid_alive "$RFTEST_STATE/upstream.pid"; then
+    rftest_say "upstream: ovs-testcontroller already running (pid $(cat "$RFTEST_STATE/upstream.pid"))"
+  elif lab_port_open "$RFTEST_UPSTREAM_PORT"; then
+    rftest_say "upstream: 127.0.0.1:$RFTEST_UPSTREAM_PORT already listening (a real rfproxy?): using it"
+  else
+    args=()
+    [ "$RFTEST_UPSTREAM_MODE" = normal ] && args+=(--normal)
+    rftest_spawn upstream "$RFTEST_STATE/upstream.log" ovs-testcontroller "${args[@]}" \
+      "ptcp:$RFTEST_UPSTREAM_PORT:127.0.0.1"
+    lab_wait_port "$RFTEST_UPSTREAM_PORT" 10 ||
+      rftest_die "ovs-testcontroller did not listen on $RFTEST_UPSTREAM_PORT (log: $RFTEST_STATE/upstream.log)" || return 1
+    rftest_say "upstream: ovs-testcontroller ${args[*]} on 127.0.0.1:$RFTEST_UPSTREAM_PORT (pid $(cat "$RFTEST_STATE/upstream.pid"))"
+  fi
+  rftest_timing upstream "$t"
+}
+
+# rftest_rfboot_cmd prints, NUL-separated, the rfboot command line for the chosen mode.
+rftest_rfboot_cmd() {
+  case "$RFTEST_RFBOOT" in
+    run)
+      printf '%s\0' "$RFTEST_REPO/bin/rfboot" run --config "$RFTEST_REPO/$RFTEST_CONFIG"
+      [ -n "$RFTEST_HYPERVISOR" ] && printf '%s\0' --hypervisor "$RFTEST_HYPERVISOR"
+      ;;
+    watch)
+      printf '%s\0' "$RFTEST_REPO/bin/rfboot" watch --listen "127.0.0.1:$RFTEST_LISTEN_PORT" \
+        --relay "127.0.0.1:$RFTEST_UPSTREAM_PORT"
+      ;;
+  esac
+  return 0
+}
+
+rftest_step_rfboot() {
+  local t cmd=()
+  t="$(rftest_now_ms)"
+  if [ "$RFTEST_RFBOOT" = none ]; then
+    rftest_say "rfboot: skipped (--rfboot none): switches connect straight to 127.0.0.1:$RFTEST_UPSTREAM_PORT"
+    return 0
+  fi
+  if rftest_pid_alive "$RFTEST_STATE/rfboot.pid"; then
+    rftest_say "rfboot: already running (pid $(cat "$RFTEST_STATE/rfboot.pid"))"
+    return 0
+  fi
+  if [ "$RFTEST_RFBOOT" = run ] && [ ! -f "$RFTEST_REPO/$RFTEST_CONFIG" ]; then
+    rftest_die "$RFTEST_CONFIG is missing; 'rfboot run' needs it (or try --rfboot watch)" || return 1
+  fi
+  if lab_port_open "$RFTEST_LISTEN_PORT"; then
+    rftest_die "127.0.0.1:$RFTEST_LISTEN_PORT is already in use by another process; stop it or pass --listen-port" || return 1
+  fi
+  # Build dist/ now (bin/rfboot does it when stale) so the wait below times rfboot, not tsc.
+  "$RFTEST_REPO/bin/rfboot" --help >/dev/null 2>"$RFTEST_STATE/build.log" ||
+    { tail -n 20 "$RFTEST_STATE/build.log" >&2; rftest_die "rfboot does not build (log: $RFTEST_STATE/build.log)" || return 1; }
+  mapfile -d '' cmd < <(rftest_rfboot_cmd)
+  if [ "$RFTEST_RFBOOT" = watch ]; then
+    # watch prints one JSON line per datapath event on stdout: keep them apart from its logs.
+    setsid "${cmd[@]}" >"$RFTEST_STATE/watch.jsonl" 2>"$RFTEST_STATE/rfboot.log" </dev/null &
+    echo $! >"$RFTEST_STATE/rfboot.pid"
+  else
+    RFBOOT_HYPERVISOR="$RFTEST_HYPERVISOR" rftest_spawn rfboot "$RFTEST_STATE/rfboot.log" "${cmd[@]}"
+  fi
+  rftest_say "rfboot: ${cmd[*]#"$RFTEST_REPO/"} (pid $(cat "$RFTEST_STATE/rfboot.pid"), log $RFTEST_STATE/rfboot.log)"
+  local i
+  for ((i = 0; i < 600; i++)); do
+    lab_port_open "$RFTEST_LISTEN_PORT" && break
+    rftest_pid_alive "$RFTEST_STATE/rfboot.pid" || break
+    sleep 0.1
+  done
+  if ! lab_port_open "$RFTEST_LISTEN_PORT"; then
+    tail -n 20 "$RFTEST_STATE/rfboot.log" >&2
+    rftest_die "rfboot is not listening on 127.0.0.1:$RFTEST_LISTEN_PORT (log: $RFTEST_STATE/rfboot.log)" || return 1
+  fi
+  rftest_say "rfboot: listening on 127.0.0.1:$RFTEST_LISTEN_PORT"
+  rftest_timing rfboot "$t"
+}
+
+rftest_mn() { "$RFTEST_PY" "$RFTEST_DRIVER" ctl --state-dir "$RFTEST_STATE/mininet" "$@"; }
+
+rftest_step_mininet() {
+  local t target n=0 seen=0 line ev
+  t="$(rftest_now_ms)"
+  if rftest_pid_alive "$RFTEST_STATE/mininet.pid"; then
+    rftest_say "mininet: already running (pid $(cat "$RFTEST_STATE/mininet.pid"))"
+    return 0
+  fi
+  if [ "$RFTEST_RFBOOT" = none ]; then target="tcp:127.0.0.1:$RFTEST_UPSTREAM_PORT"; else target="tcp:127.0.0.1:$RFTEST_LISTEN_PORT"; fi
+  rm -rf "$RFTEST_STATE/mininet"
+  mkdir -p "$RFTEST_STATE/mininet"
+  rftest_spawn mininet "$RFTEST_STATE/mininet.log" "$RFTEST_PY" "$RFTEST_DRIVER" serve --topo "$RFTEST_TOPO" \
+    --state-dir "$RFTEST_STATE/mininet" --controller "$target" --loop "$RFTEST_LOOP"
+  rftest_say "mininet: $RFTEST_TOPO (${RFTEST_SWITCHES[*]}), controller $target, loop guard $RFTEST_LOOP"
+  local ev_file="$RFTEST_STATE/mininet/events.jsonl"
+  for ((n = 0; n < 1200; n++)); do
+    if [ -f "$ev_file" ]; then
+      while IFS= read -r line; do
+        seen=$((seen + 1))
+        ev="$(sed -n 's/.*"event": "\([^"]*\)".*/\1/p' <<<"$line")"
+        case "$ev" in
+          switch-connected) rftest_say "mininet: switch $(sed -n 's/.*"switch": "\([^"]*\)".*/\1/p' <<<"$line") connected to its controller" ;;
+          converged) rftest_say "mininet: $RFTEST_LOOP converged: all ports forwarding or blocked $(sed -n 's/.*"since_start": \([0-9.]*\).*/\1/p' <<<"$line") s after Mininet started" ;;
+          connect-timeout | converge-timeout) rftest_say "mininet: $ev: $line" ;;
+          ready)
+            rftest_timing mininet "$t"
+            return 0
+            ;;
+        esac
+      done < <(tail -n +"$((seen + 1))" "$ev_file")
+    fi
+    if ! rftest_pid_alive "$RFTEST_STATE/mininet.pid"; then
+      tail -n 20 "$RFTEST_STATE/mininet.log" >&2
+      rftest_die "the Mininet driver exited (log: $RFTEST_STATE/mininet.log)"
+      return 1
+    fi
+    sleep 0.1
+  done
+  rftest_die "Mininet did not become ready in 120 s (log: $RFTEST_STATE/mininet.log)"
+}
+
+# rftest_wait_switches_watch: in watch mode, rfboot prints one JSON line per switch that comes up.
+rftest_wait_switches_watch() {
+  local t i d hex missing
+  t="$(rftest_now_ms)"
+  for ((i = 0; i < 300; i++)); do
+    missing=()
+    for d in "${RFTEST_DPIDS[@]}"; do
+      hex="$(printf '%016x' "$d")"
+      grep -q "\"event\":\"up\",\"dpid\":\"$hex\"" "$RFTEST_STATE/watch.jsonl" 2>/dev/null || missing+=("$hex")
+    done
+    [ ${#missing[@]} -eq 0 ] && break
+    sleep 0.1
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    rftest_die "rfboot watch did not report switches ${missing[*]} (see $RFTEST_STATE/watch.jsonl)"
+    return 1
+  fi
+  grep '"event":"up"' "$RFTEST_STATE/watch.jsonl" | while IFS= read -r line; do
+    rftest_say "rfboot: switch joined: $(sed -n 's/.*"dpid":"\([0-9a-f]*\)".*"version":"\([0-9.]*\)".*/dpid \1, OpenFlow \2/p' <<<"$line")"
+  done
+  rftest_timing switches "$t"
+}
+
+# rftest_wait_vms waits until every dpid's VM reaches RFTEST_READY_STATE, printing each step as rfboot records
+# it in MongoDB (switch joined, VM defined, started, ready). Fails early if rfboot exits.
+rftest_wait_vms() {
+  local t pid rc dpids
+  t="$(rftest_now_ms)"
+  dpids="$(
+    IFS=,
+    echo "${RFTEST_DPIDS[*]}"
+  )"
+  rftest_say "waiting for ${#RFTEST_DPIDS[@]} VM(s) to be $RFTEST_READY_STATE (timeout ${RFTEST_TIMEOUT}s)"
+  node "$RFTEST_REPO/rftest/lib/show-mongo.mjs" progress --dpids "$dpids" --until "$RFTEST_READY_STATE" \
+    --timeout "$RFTEST_TIMEOUT" --since "$RFTEST_T0_MS" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    if ! rftest_pid_alive "$RFTEST_STATE/rfboot.pid"; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      tail -n 20 "$RFTEST_STATE/rfboot.log" >&2
+      rftest_die "rfboot exited while the VMs were coming up (log: $RFTEST_STATE/rfboot.log)"
+      return 1
+    fi
+    sleep 0.5
+  done
+  rc=0
+  wait "$pid" || rc=$?
+  [ "$rc" = 0 ] || { rftest_die "VMs not $RFTEST_READY_STATE in ${RFTEST_TIMEOUT}s (log: $RFTEST_STATE/rfboot.log)"; return 1; }
+  rftest_timing vms "$t"
+}
+
+rftest_show() {
+  local dpids
+  dpids="$(
+    IFS=,
+    echo "${RFTEST_DPIDS[*]}"
+  )"
+  echo "---- mapping read back from MongoDB ----"
+  node "$RFTEST_REPO/rftest/lib/show-mongo.mjs" table --dpids "$dpids" || true
+  echo "---- VMs (virsh -c qemu:///system list --all) ----"
+  LC_ALL=C virsh -c qemu:///system list --all 2>&1 | grep -E '^ *(Id|--|[-0-9]+ +rfvm)' || true
+  if LC_ALL=C virsh -c lxc:///system version >/dev/null 2>&1; then
+    LC_ALL=C virsh -c lxc:///system list --all --name 2>/dev/null | grep '^rfvm' | sed 's/^/  lxc: /' || true
+  fi
+  echo "---- networks ----"
+  rfnet_show
+  echo "---- switches ----"
+  local sw
+  for sw in "${RFTEST_SWITCHES[@]}"; do
+    if ovs-vsctl --timeout=5 br-exists "$sw" 2>/dev/null; then
+      printf '%s: dpid %s, %s data ports, controller %s connected=%s\n' "$sw" \
+        "$(ovs-vsctl --timeout=5 get bridge "$sw" other-config:datapath-id | tr -d '"')" \
+        "$(ovs-vsctl --timeout=5 list-ports "$sw" | wc -l)" \
+        "$(ovs-vsctl --timeout=5 get-controller "$sw" | tr '\n' ' ' | sed 's/ $//')" \
+        "$(ovs-vsctl --timeout=5 --columns=is_connected --bare list controller "$(ovs-vsctl --timeout=5 get bridge "$sw" controller | tr -d '[]' | cut -d, -f1)" 2>/dev/null)"
+    else
+      printf '%s: absent\n' "$sw"
+    fi
+  done
+}
+
+# ------------------------------------------------------------------------------------------ teardown
+
+rftest_domains() {
+  local uri="$1"
+  LC_ALL=C virsh -c "$uri" list --all --name 2>/dev/null | grep '^rfvm' || true
+}
+
+rftest_down() {
+  local uri d left=()
+  [ -n "${RFTEST_STATE:-}" ] || return 0
+  mkdir -p "$RFTEST_STATE"
+  rftest_say "teardown: Mininet"
+  if rftest_pid_alive "$RFTEST_STATE/mininet.pid"; then
+    rftest_mn --timeout 30 quit >/dev/null 2>&1 || true
+    local i
+    for ((i = 0; i < 200; i++)); do rftest_pid_alive "$RFTEST_STATE/mininet.pid" || break; sleep 0.1; done
+  fi
+  rftest_stop_pid "$RFTEST_STATE/mininet.pid" 10
+  "$RFTEST_PY" "$RFTEST_DRIVER" cleanup --topo "$RFTEST_TOPO" >/dev/null 2>&1 || true
+  rftest_say "teardown: rfboot"
+  rftest_stop_pid "$RFTEST_STATE/rfboot.pid" 15
+  rftest_say "teardown: VMs (domains named rfvm*)"
+  for uri in qemu:///system lxc:///system; do
+    LC_ALL=C virsh -c "$uri" version >/dev/null 2>&1 || continue
+    for d in $(rftest_domains "$uri"); do
+      LC_ALL=C virsh -c "$uri" destroy "$d" >/dev/null 2>&1 || true
+      LC_ALL=C virsh -c "$uri" undefine "$d" --managed-save --snapshots-metadata >/dev/null 2>&1 ||
+        LC_ALL=C virsh -c "$uri" undefine "$d" >/dev/null 2>&1 || true
+    done
+  done
+  rftest_say "teardown: upstream controller, $(rfnet_dp0_name), $(rfnet_mgmt_name)"
+  rftest_stop_pid "$RFTEST_STATE/upstream.pid" 5
+  rfnet_down
+  # What is left, if anything, is reported rather than hidden.
+  for uri in qemu:///system lxc:///system; do
+    LC_ALL=C virsh -c "$uri" version >/dev/null 2>&1 || continue
+    for d in $(rftest_domains "$uri"); do left+=("domain:$d"); done
+  done
+  for d in "${RFTEST_SWITCHES[@]}" "$(rfnet_dp0_name)"; do
+    ovs-vsctl --timeout=5 br-exists "$d" 2>/dev/null && left+=("bridge:$d")
+  done
+  [ -d "/sys/class/net/$(rfnet_mgmt_name)" ] && left+=("link:$(rfnet_mgmt_name)")
+  if [ ${#left[@]} -gt 0 ]; then
+    rftest_say "teardown: LEFT BEHIND: ${left[*]}"
+    return 1
+  fi
+  rftest_say "teardown: done"
+}
+
+# ------------------------------------------------------------------------------------------ main
+
+rftest_up() {
+  rftest_step_lab || return 1
+  if [ "$RFTEST_RFBOOT" = run ]; then rftest_step_guest || return 1; fi
+  rftest_step_net || return 1
+  rftest_step_upstream || return 1
+  rftest_step_rfboot || return 1
+  rftest_step_mininet || return 1
+  case "$RFTEST_RFBOOT" in
+    run) rftest_wait_vms || return 1 ;;
+    watch) rftest_wait_switches_watch || return 1 ;;
+  esac
+  return 0
+}
+
+rftest_on_signal() {
+  trap - INT TERM
+  echo
+  rftest_say "interrupted: tearing down"
+  rftest_down || true
+  exit 130
+}
+
+rftest_main() {
+  RFTEST_T0="$(date +%s%N)"
+  RFTEST_T0_MS="$(rftest_now_ms)"
+  rftest_parse "$@" || return $?
+  if [ "$(id -u)" != 0 ]; then
+    rftest_die "must run as root (libvirt qemu:///system, Open vSwitch, Mininet namespaces)"
+    return 1
+  fi
+  RFTEST_STATE="$LAB_DIR/$RFTEST_NAME"
+  mkdir -p "$RFTEST_STATE"
+  case "$RFTEST_ACTION" in
+    down)
+      rftest_down
+      return $?
+      ;;
+    mn)
+      rftest_mn "${RFTEST_MN_ARGS[@]}"
+      return $?
+      ;;
+    show)
+      rftest_show
+      return 0
+      ;;
+  esac
+  : >"$RFTEST_STATE/timings.txt"
+  trap rftest_on_signal INT TERM
+  if ! rftest_up; then
+    if [ "$RFTEST_KEEP" = 1 ]; then
+      rftest_say "bring-up failed; left running (--keep-on-failure); rftest/$RFTEST_NAME --down cleans up"
+    else
+      rftest_say "bring-up failed: tearing down (--keep-on-failure keeps it)"
+      rftest_down || true
+    fi
+    return 1
+  fi
+  rftest_timing total "$RFTEST_T0_MS"
+  rftest_show
+  echo "---- timings (ms) ----"
+  tr '\n' ' ' <"$RFTEST_STATE/timings.txt"
+  echo
+  echo "---- try ----"
+  echo "  rftest/$RFTEST_NAME --mn pingall        rftest/$RFTEST_NAME --mn link ${RFTEST_SWITCHES[0]} ${RFTEST_SWITCHES[1]:-h1} down"
+  echo "  rftest/$RFTEST_NAME --show              rftest/$RFTEST_NAME --down"
+  if [ "$RFTEST_WAIT" = 0 ]; then
+    trap - INT TERM
+    rftest_say "up; left running (--no-wait)"
+    return 0
+  fi
+  rftest_say "up; Ctrl-C tears everything down"
+  local warned=0
+  while true; do
+    if [ "$warned" = 0 ] && ! rftest_pid_alive "$RFTEST_STATE/mininet.pid"; then
+      rftest_say "warning: the Mininet driver exited (log: $RFTEST_STATE/mininet.log)"
+      warned=1
+    fi
+    sleep 1 &
+    wait $! || true
+  done
+}
