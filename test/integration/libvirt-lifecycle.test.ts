@@ -26,7 +26,12 @@ describeWith(["libvirt", "root"], "libvirt lifecycle on a private libvirtd (test
   beforeAll(async () => {
     [host] = (await startLibvirtHosts(1, { prefix: "rfbtv-lc" })) as [LibvirtTestHost];
     shell = new VirshShellRunner({ defaultTimeoutMs: 15_000 });
-    mgr = new DomainManager({ host: { name: host.name, uri: host.testUri }, run: shell.run, shutdownTimeoutMs: 3000, pollMs: 50 });
+    mgr = new DomainManager({
+      host: { name: host.name, uri: host.testUri },
+      run: shell.run,
+      shutdownTimeoutMs: 3000,
+      pollMs: 50,
+    });
     events = new LibvirtEvents({ host: { name: host.name, uri: host.testUri } });
     events.on("event", (e: DomainEvent) => seen.push(e));
     events.start();
@@ -95,7 +100,9 @@ describeWith(["libvirt", "root"], "libvirt lifecycle on a private libvirtd (test
     expect(r2.action).toBe("adopted");
     expect((await mgr.state("rfbtv-a"))?.state).toBe("running");
     await new Promise((r) => setTimeout(r, 200));
-    const started = seen.filter((e) => e.domain === "rfbtv-a" && e.type === "lifecycle" && e.event === "Started");
+    const started = seen.filter(
+      (e) => e.domain === "rfbtv-a" && e.type === "lifecycle" && e.event === "Started",
+    );
     expect(started).toHaveLength(1); // adopted, never restarted
     await shell.run(host.testUri, ["suspend", "rfbtv-a"]);
     expect((await mgr.ensureRunning(spec)).action).toBe("resumed");
@@ -110,7 +117,9 @@ describeWith(["libvirt", "root"], "libvirt lifecycle on a private libvirtd (test
     const r = await mgr.ensureRunning({ name: "rfbtv-a", uuid: uuid(10), xml: xml("rfbtv-a", uuid(10)) });
     expect(r).toMatchObject({ action: "started", restored: true });
     await new Promise((res) => setTimeout(res, 200));
-    const stopped = seen.find((e) => e.domain === "rfbtv-a" && e.type === "lifecycle" && e.event === "Stopped");
+    const stopped = seen.find(
+      (e) => e.domain === "rfbtv-a" && e.type === "lifecycle" && e.event === "Stopped",
+    );
     expect(stopped).toMatchObject({ detail: "Saved" });
   });
 
@@ -118,7 +127,9 @@ describeWith(["libvirt", "root"], "libvirt lifecycle on a private libvirtd (test
     expect(await mgr.leave("rfbtv-a", "shutdown")).toBe("shutdown");
     expect((await mgr.state("rfbtv-a"))?.state).toBe("shutoff");
     expect(await mgr.leave("rfbtv-a", "destroy")).toBe("not-running");
-    expect((await mgr.ensureRunning({ name: "rfbtv-a", uuid: uuid(10), xml: xml("rfbtv-a", uuid(10)) })).action).toBe("started");
+    expect(
+      (await mgr.ensureRunning({ name: "rfbtv-a", uuid: uuid(10), xml: xml("rfbtv-a", uuid(10)) })).action,
+    ).toBe("started");
     expect(await mgr.leave("rfbtv-a", "destroy")).toBe("destroyed");
     expect(await mgr.leave("rfbtv-nosuch", "destroy")).toBe("missing");
     expect(await mgr.leave("rfbtv-a", "keep")).toBe("kept");
@@ -127,19 +138,26 @@ describeWith(["libvirt", "root"], "libvirt lifecycle on a private libvirtd (test
   it("a failed start rolls back the domain this attempt defined; an existing one is kept", async () => {
     // The test driver cannot be made to fail a start, so the fault is injected at the seam; define/undefine are real.
     const failing: VirshRunner = async (uri, args, o) => {
-      if (args[0] === "start") throw new VirshError("injected", "other", args, "error: injected start failure", 1);
+      if (args[0] === "start")
+        throw new VirshError("injected", "other", args, "error: injected start failure", 1);
       return shell.run(uri, args, o);
     };
     const m = new DomainManager({ host: { name: host.name, uri: host.testUri }, run: failing });
-    await expect(m.ensureRunning({ name: "rfbtv-rb", uuid: uuid(20), xml: xml("rfbtv-rb", uuid(20)) })).rejects.toThrow(/injected/);
+    await expect(
+      m.ensureRunning({ name: "rfbtv-rb", uuid: uuid(20), xml: xml("rfbtv-rb", uuid(20)) }),
+    ).rejects.toThrow(/injected/);
     expect(await mgr.state("rfbtv-rb")).toBeUndefined();
-    await expect(m.ensureRunning({ name: "rfbtv-a", uuid: uuid(10), xml: xml("rfbtv-a", uuid(10)) })).rejects.toThrow(/injected/);
+    await expect(
+      m.ensureRunning({ name: "rfbtv-a", uuid: uuid(10), xml: xml("rfbtv-a", uuid(10)) }),
+    ).rejects.toThrow(/injected/);
     expect((await mgr.state("rfbtv-a"))?.state).toBe("shutoff");
     await m.dispose();
   });
 
   it("ensureRunning refuses to take over a domain of the same name with another uuid", async () => {
-    const e = await mgr.ensureRunning({ name: "rfbtv-a", uuid: uuid(99), xml: xml("rfbtv-a", uuid(99)) }).catch((x: unknown) => x);
+    const e = await mgr
+      .ensureRunning({ name: "rfbtv-a", uuid: uuid(99), xml: xml("rfbtv-a", uuid(99)) })
+      .catch((x: unknown) => x);
     expect((e as VirshError).kind).toBe("already-exists");
     expect((await mgr.list()).find((d) => d.name === "rfbtv-a")?.uuid).toBe(uuid(10));
   });
@@ -151,7 +169,9 @@ describeWith(["libvirt", "root"], "libvirt lifecycle on a private libvirtd (test
     expect(await mgr.remove("rfbtv-a")).toBe(false);
     expect((await mgr.list()).map((d) => d.name)).not.toContain("rfbtv-a");
     await new Promise((r) => setTimeout(r, 200));
-    const kinds = seen.filter((e) => e.domain === "rfbtv-a" && e.type === "lifecycle").map((e) => (e.type === "lifecycle" ? e.event : ""));
+    const kinds = seen
+      .filter((e) => e.domain === "rfbtv-a" && e.type === "lifecycle")
+      .map((e) => (e.type === "lifecycle" ? e.event : ""));
     expect(kinds[0]).toBe("Defined");
     expect(kinds.at(-1)).toBe("Undefined");
     expect(shell.stats.shell).toBeGreaterThan(20);

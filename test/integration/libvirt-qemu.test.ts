@@ -41,7 +41,11 @@ async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
 
 describeWith(["libvirt", "qemu-img", "root"], "libvirt lifecycle with a real qemu TCG domain", () => {
   const shell = new VirshShellRunner();
-  const mgr = new DomainManager({ host: { name: "local", uri: URI }, run: shell.run, shutdownTimeoutMs: 2000 });
+  const mgr = new DomainManager({
+    host: { name: "local", uri: URI },
+    run: shell.run,
+    shutdownTimeoutMs: 2000,
+  });
   const base = join(DIR, "base.qcow2");
   const disk: DiskPlan = { kind: "overlay", base, format: "qcow2", path: join(DIR, `${NAME}.qcow2`) };
   const consoleText = () => {
@@ -70,25 +74,42 @@ describeWith(["libvirt", "qemu-img", "root"], "libvirt lifecycle with a real qem
     const r = await mgr.ensureRunning(spec);
     expect(r).toMatchObject({ action: "defined+started", createdDisk: true });
     const info = execFileSync("qemu-img", ["info", "-U", "--output=json", disk.path]).toString();
-    expect(JSON.parse(info)).toMatchObject({ format: "qcow2", "backing-filename": base, "backing-filename-format": "qcow2" });
+    expect(JSON.parse(info)).toMatchObject({
+      format: "qcow2",
+      "backing-filename": base,
+      "backing-filename-format": "qcow2",
+    });
     expect(await fileMode(disk.path)).toBe(0o640);
-    if (hasGuest) expect(await waitFor(() => consoleText().includes("RFBOOT-GUEST-BOOTED"), 60_000)).toBe(true);
-    const pid = execFileSync("pgrep", ["-f", `guest=${NAME},`]).toString().trim();
+    if (hasGuest)
+      expect(await waitFor(() => consoleText().includes("RFBOOT-GUEST-BOOTED"), 60_000)).toBe(true);
+    const pid = execFileSync("pgrep", ["-f", `guest=${NAME},`])
+      .toString()
+      .trim();
     const r2 = await mgr.ensureRunning(spec);
     expect(r2).toMatchObject({ action: "adopted", createdDisk: false });
-    expect(execFileSync("pgrep", ["-f", `guest=${NAME},`]).toString().trim()).toBe(pid); // same qemu process
+    expect(
+      execFileSync("pgrep", ["-f", `guest=${NAME},`])
+        .toString()
+        .trim(),
+    ).toBe(pid); // same qemu process
     const stats = (await mgr.list({ stats: true })).find((d) => d.name === NAME);
     expect(stats).toMatchObject({ state: "running", uuid: UUID, memoryKiB: 131072 });
     expect(stats?.cpuTimeNs).toBeGreaterThan(0n);
   });
 
   it("suspend to disk (managedsave), then ensureRunning restores instead of booting", async () => {
-    if (hasGuest) expect(await waitFor(() => consoleText().includes("RFBOOT-HEARTBEAT n=1"), 15_000)).toBe(true);
+    if (hasGuest)
+      expect(await waitFor(() => consoleText().includes("RFBOOT-HEARTBEAT n=1"), 15_000)).toBe(true);
     expect(await mgr.leave(NAME, "suspend")).toBe("saved");
     expect(await mgr.state(NAME)).toEqual({ state: "shutoff", reason: "saved" });
     const before = consoleText();
     const t0 = performance.now();
-    const r = await mgr.ensureRunning({ name: NAME, uuid: UUID, xml: domainXml(NAME, UUID, disk.path), disk });
+    const r = await mgr.ensureRunning({
+      name: NAME,
+      uuid: UUID,
+      xml: domainXml(NAME, UUID, disk.path),
+      disk,
+    });
     const ms = performance.now() - t0;
     expect(r).toMatchObject({ action: "started", restored: true, createdDisk: false });
     expect(await mgr.state(NAME)).toEqual({ state: "running", reason: "restored" });
@@ -115,7 +136,9 @@ describeWith(["libvirt", "qemu-img", "root"], "libvirt lifecycle with a real qem
     const bad = `${NAME}-bad`;
     const badDisk: DiskPlan = { ...disk, path: join(DIR, `${bad}.qcow2`) };
     const xml = domainXml(bad, UUID.replace("5f0b", "5f0c"), badDisk.path, join(DIR, "nonexistent-vmlinuz"));
-    const e = await mgr.ensureRunning({ name: bad, uuid: UUID.replace("5f0b", "5f0c"), xml, disk: badDisk }).catch((x: unknown) => x);
+    const e = await mgr
+      .ensureRunning({ name: bad, uuid: UUID.replace("5f0b", "5f0c"), xml, disk: badDisk })
+      .catch((x: unknown) => x);
     expect(e).toBeInstanceOf(Error);
     expect((e as Error).message).toMatch(/nonexistent-vmlinuz/);
     expect(await mgr.state(bad)).toBeUndefined();
