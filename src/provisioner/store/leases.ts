@@ -3,12 +3,16 @@
  *
  * FerretDB 1.24 (SQLite) applies `updateOne(filter, update)` as read, then write, without a compare-and-swap:
  * two instances racing `updateOne({_id, expiresAt: {$lt: now}}, {$set: {owner}})` BOTH see
- * `modifiedCount: 1` (measured: 151 of 200 expired leases had two winners; `$inc` by 400 concurrent callers
- * added 3). The only atomic primitive it offers is the uniqueness of `_id` on insert. So a lease is a chain
- * of generation documents `{_id: "<dpid>#<gen>"}`: a change of holder INSERTS generation g+1, and the unique
- * `_id` lets exactly one contender win it. In-place updates are limited to the holder extending its own,
- * still valid, generation, at least `margin` before it expires; a contender only bumps an expired one, so
- * the two never write the same generation concurrently. The same code is correct on a real MongoDB.
+ * `modifiedCount: 1` (measured: 151 of 200 expired leases had two winners; 400 concurrent `$inc: 1` added 3).
+ * The only atomic primitive it offers is the uniqueness of `_id` on insert. So a lease is a chain of
+ * generation documents `{_id: "<dpid>#<gen>"}`: a change of holder INSERTS generation g+1, and the unique
+ * `_id` lets exactly one contender win it. In-place updates are limited to the holder extending its own
+ * generation while it is still valid for more than `margin`; a contender only inserts after expiry, so the
+ * two never write concurrently. The same code is correct on a real MongoDB.
+ *
+ * Only `_id` equality is indexed on FerretDB/SQLite (any other filter scans the collection, ~60 us per
+ * document), so the latest generation is found by `_id` lookups: a head document `{_id: "<dpid>"}` holds a
+ * hint of the generation (it may lag, never lead), and generations are probed forward from it.
  * Instances compare `expiresAt` with their own clock: clocks must agree to well within `margin`.
  */
 import type { Collection } from "mongodb";
@@ -16,38 +20,65 @@ import { attempt, isDuplicateKey, wrap } from "./errors.js";
 import type { Lease } from "./types.js";
 import { checkDpidHex, checkName } from "./validate.js";
 
-/** LeaseDoc is one generation of a dpid's lease, as stored in `<prefix>leases`. */
+/** LeaseDoc is one generation of a dpid's lease, or (with `head: true`) the dpid's generation hint. */
 export interface LeaseDoc {
   _id: string;
   dpid: string;
   gen: number;
-  owner: string;
-  expiresAt: Date;
-  acquiredAt: Date;
+  head?: boolean;
+  owner?: string;
+  expiresAt?: Date;
+  acquiredAt?: Date;
   renewedAt?: Date;
   releasedAt?: Date;
 }
 
-function leaseId(dpidHex: string, gen: number): string {
-  return `${dpidHex}#${String(gen).padStart(10, "0")}`;
+type GenDoc = LeaseDoc & { owner: string; expiresAt: Date };
+
+function genId(dpidHex: string, gen: number): string {
+  return `${dpidHex}#${gen}`;
 }
 
-function toLease(d: LeaseDoc): Lease {
+function toLease(d: GenDoc): Lease {
   return { dpidHex: d.dpid, owner: d.owner, expiresAt: d.expiresAt, generation: d.gen };
 }
 
 /** LeaseTable implements claim/renew/release over the lease collection. */
 export class LeaseTable {
+  /** known caches the highest generation seen per dpid (a probe start; never ahead of the database). */
+  private readonly known = new Map<string, number>();
+
   constructor(private readonly col: Collection<LeaseDoc>) {}
 
-  /** ensureIndexes creates the (dpid, gen) and owner indexes. */
-  async ensureIndexes(): Promise<void> {
-    await this.col.createIndex({ dpid: 1, gen: -1 });
-    await this.col.createIndex({ owner: 1 });
+  /** ensureIndexes is a no-op kept for symmetry: every lookup is by `_id`. */
+  async ensureIndexes(): Promise<void> {}
+
+  private async byId(id: string): Promise<GenDoc | null> {
+    return (await this.col.findOne({ _id: id })) as GenDoc | null;
   }
 
-  private latest(dpidHex: string): Promise<LeaseDoc | null> {
-    return this.col.find({ dpid: dpidHex }).sort({ gen: -1 }).limit(1).next();
+  /** latest returns the current generation document of a dpid, or null when it never had a lease. */
+  private async latest(dpidHex: string): Promise<GenDoc | null> {
+    for (let restart = 0; restart < 2; restart++) {
+      let gen = this.known.get(dpidHex);
+      if (gen === undefined || restart > 0) {
+        gen = (await this.col.findOne({ _id: dpidHex }))?.gen ?? 0;
+      }
+      let cur = gen > 0 ? await this.byId(genId(dpidHex, gen)) : null;
+      for (;;) {
+        const next = await this.byId(genId(dpidHex, gen + 1));
+        if (!next) break;
+        cur = next;
+        gen++;
+      }
+      if (cur || gen === 0) {
+        if (gen > 0) this.known.set(dpidHex, gen);
+        return cur;
+      }
+      // The cached generation is gone without a successor (database reset): start again from the head.
+      this.known.delete(dpidHex);
+    }
+    return null;
   }
 
   /** tryInsert creates generation `gen`; false when another instance created it first. */
@@ -60,7 +91,7 @@ export class LeaseTable {
   ): Promise<boolean> {
     try {
       await this.col.insertOne({
-        _id: leaseId(dpidHex, gen),
+        _id: genId(dpidHex, gen),
         dpid: dpidHex,
         gen,
         owner,
@@ -71,9 +102,12 @@ export class LeaseTable {
       if (isDuplicateKey(err)) return false;
       throw err;
     }
-    // Older generations are history now; nobody writes them once a newer one exists. Best effort: the
-    // lease is won either way, and the next winner cleans up what is left.
-    await this.col.deleteMany({ dpid: dpidHex, gen: { $lt: gen } }).catch(() => undefined);
+    this.known.set(dpidHex, gen);
+    // Best effort, the lease is won either way: move the hint, and drop the superseded generation.
+    await this.col
+      .updateOne({ _id: dpidHex }, { $set: { dpid: dpidHex, gen, head: true } }, { upsert: true })
+      .catch(() => undefined);
+    if (gen > 1) await this.col.deleteOne({ _id: genId(dpidHex, gen - 1) }).catch(() => undefined);
     return true;
   }
 
@@ -117,10 +151,9 @@ export class LeaseTable {
       const left = cur.expiresAt.getTime() - now.getTime();
       const ours = cur.owner === owner;
       if (ours && left > this.margin(ttlMs)) {
-        // Still valid well beyond the margin: nobody else may touch this generation, extend it in place.
+        // Valid well beyond the margin: no contender may touch this generation, extend it in place.
         await this.col.updateOne({ _id: cur._id, owner }, { $set: { expiresAt, renewedAt: now } });
-        const after = await this.latest(dpidHex);
-        return after?._id === cur._id && after.owner === owner;
+        return !(await this.byId(genId(dpidHex, cur.gen + 1)));
       }
       if (left < 0 || ours) {
         if (!ours && !mayTake) return false;
@@ -159,15 +192,12 @@ export class LeaseTable {
     return d ? toLease(d) : undefined;
   }
 
-  /** heldBy lists the dpids whose valid lease `owner` holds at `now`. */
+  /** heldBy lists the dpids whose valid lease `owner` holds at `now` (one scan of the collection). */
   async heldBy(owner: string, now: Date = new Date()): Promise<Lease[]> {
     checkName(owner, "heldBy.owner");
     try {
-      const mine = await this.col.find({ owner, expiresAt: { $gt: now } }).toArray();
-      if (mine.length === 0) return [];
-      const dpids = [...new Set(mine.map((d) => d.dpid))];
-      const all = await this.col.find({ dpid: { $in: dpids } }).toArray();
-      const top = new Map<string, LeaseDoc>();
+      const all = (await this.col.find({ head: { $ne: true } }).toArray()) as GenDoc[];
+      const top = new Map<string, GenDoc>();
       for (const d of all) if ((top.get(d.dpid)?.gen ?? -1) < d.gen) top.set(d.dpid, d);
       return [...top.values()]
         .filter((d) => d.owner === owner && d.expiresAt.getTime() > now.getTime())

@@ -1,0 +1,111 @@
+/**
+ * Leases between rfboot instances on a real MongoDB-wire server. FerretDB's conditional updates are not
+ * atomic (see leases.ts), so these tests race real clients, on separate connections, for the same dpids.
+ */
+import { randomBytes } from "node:crypto";
+import { MongoClient } from "mongodb";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { dpidToHex } from "../../src/common/dpid.js";
+import { MongoStore } from "../../src/provisioner/store/index.js";
+import { describeWith, MONGO_URI } from "../helpers/env.js";
+
+const dpids = (base: number, n: number) => Array.from({ length: n }, (_, i) => dpidToHex(BigInt(base + i)));
+
+describeWith(["mongo"], "leases between two rfboot instances", () => {
+  const database = `rfbt_store_${randomBytes(4).toString("hex")}`;
+  let a: MongoStore;
+  let b: MongoStore;
+  let c: MongoStore;
+
+  beforeAll(async () => {
+    const open = (owner: string) => MongoStore.open({ uri: MONGO_URI, database, owner });
+    [a, b, c] = await Promise.all([open("a"), open("b"), open("c")]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([a?.close(), b?.close(), c?.close()]);
+    const raw = await new MongoClient(MONGO_URI).connect();
+    await raw.db(database).dropDatabase();
+    await raw.close();
+  });
+
+  it("two instances racing for 50 free dpids: each dpid is won exactly once", async () => {
+    const ids = dpids(0x1000, 50);
+    const now = new Date();
+    const results = await Promise.all(
+      ids.flatMap((d) => [
+        a.claim(d, "A", 60_000, now).then((ok) => ({ d, who: "A", ok })),
+        b.claim(d, "B", 60_000, now).then((ok) => ({ d, who: "B", ok })),
+      ]),
+    );
+    for (const d of ids)
+      expect(
+        results.filter((r) => r.d === d && r.ok),
+        d,
+      ).toHaveLength(1);
+    const heldA = (await a.heldBy("A", now)).map((l) => l.dpidHex);
+    const heldB = (await b.heldBy("B", now)).map((l) => l.dpidHex);
+    expect([...heldA, ...heldB].sort()).toEqual(ids);
+    expect(heldA.filter((d) => heldB.includes(d))).toEqual([]);
+    expect(heldA).toEqual(
+      results
+        .filter((r) => r.ok && r.who === "A")
+        .map((r) => r.d)
+        .sort(),
+    );
+    // Claiming again is a renewal for the holder and a refusal for the other.
+    for (const d of heldA.slice(0, 5)) {
+      expect(await a.claim(d, "A", 60_000, now)).toBe(true);
+      expect(await b.claim(d, "B", 60_000, now)).toBe(false);
+    }
+  });
+
+  it("a dead instance's expired leases are taken over exactly once by three racing instances", async () => {
+    const ids = dpids(0x2000, 50);
+    const t0 = new Date("2030-01-01T00:00:00Z");
+    for (const d of ids) expect(await c.claim(d, "dead", 1_000, t0)).toBe(true);
+    const later = new Date(t0.getTime() + 500);
+    expect(await a.claim(ids[0]!, "A", 1_000, later)).toBe(false); // not expired yet
+    const t1 = new Date(t0.getTime() + 5_000);
+    for (let round = 0; round < 2; round++) {
+      const now = new Date(t1.getTime() + round * 10_000);
+      const results = await Promise.all(
+        ids.flatMap((d) =>
+          (["A", "B", "C"] as const).map((who, k) =>
+            [a, b, c][k]!.claim(d, `${who}${round}`, 1_000, now).then((ok) => ({ d, ok, who })),
+          ),
+        ),
+      );
+      for (const d of ids)
+        expect(
+          results.filter((r) => r.d === d && r.ok),
+          `${d} round ${round}`,
+        ).toHaveLength(1);
+      const lease = await a.lease(ids[7]!);
+      expect(lease?.generation).toBe(round + 2);
+    }
+    // The dead owner coming back does not get its leases again, nor can it renew them.
+    const t2 = new Date(t1.getTime() + 10_500);
+    expect(await c.renew(ids[0]!, "dead", 1_000, t2)).toBe(false);
+    expect(await c.heldBy("dead", t2)).toEqual([]);
+  });
+
+  it("renew keeps a lease alive past its first expiry; release frees it at once", async () => {
+    const [d] = dpids(0x3000, 1) as [string];
+    const t0 = new Date("2031-01-01T00:00:00Z");
+    const at = (ms: number) => new Date(t0.getTime() + ms);
+    expect(await a.claim(d, "A", 1_000, t0)).toBe(true);
+    expect(await a.renew(d, "A", 1_000, at(400))).toBe(true); // in place: same generation
+    expect((await a.lease(d))?.generation).toBe(1);
+    expect(await b.claim(d, "B", 1_000, at(1_200))).toBe(false); // renewed until 1400
+    expect(await a.renew(d, "A", 1_000, at(1_300))).toBe(true); // near expiry: a new generation of its own
+    expect(await a.lease(d)).toMatchObject({ owner: "A", generation: 2, expiresAt: at(2_300) });
+    expect(await b.renew(d, "B", 1_000, at(1_300))).toBe(false);
+    expect(await b.release(d, "B", at(1_300))).toBe(false);
+    expect(await a.release(d, "A", at(1_500))).toBe(true);
+    expect(await b.claim(d, "B", 1_000, at(1_600))).toBe(true);
+    expect(await a.heldBy("A", at(1_600))).toEqual([]);
+    expect((await b.heldBy("B", at(1_600))).map((l) => l.dpidHex)).toEqual([d]);
+    await expect(a.claim("xyz", "A", 1_000)).rejects.toThrow(/claim.dpid/);
+  });
+});
