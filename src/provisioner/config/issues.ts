@@ -65,6 +65,7 @@ function typeWord(expected: string): string {
     case "boolean":
       return "true or false";
     case "object":
+    case "record":
       return "a mapping (key: value)";
     case "array":
       return "a list";

@@ -110,6 +110,8 @@ export async function loadConfig(path: string): Promise<RfbootConfig> {
 interface ParsedText {
   readonly data: unknown;
   readonly locate: Locate;
+  /** Datapath keys in file order (a JS object lists integer-like keys such as "5" first). */
+  readonly datapathKeys?: readonly string[];
 }
 
 /**
@@ -129,12 +131,12 @@ function readText(text: string, format: ConfigFormat, source: string): ParsedTex
   }
   const lc = new LineCounter();
   // uniqueKeys: duplicate keys are an error (JSON.parse would silently keep the last one).
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: false, merge: false });
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: true, prettyErrors: true, merge: false });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) {
     const pos = problem.linePos?.[0];
     const where = pos ? ` at line ${pos.line}, column ${pos.col}` : "";
-    const what = problem.message.split("\n")[0];
+    const what = (problem.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
     throw new ConfigError(
       `${source}: ${format === "json" ? "JSON" : "YAML"} error${where}: ${what}`,
       "",
@@ -166,6 +168,7 @@ function readText(text: string, format: ConfigFormat, source: string): ParsedTex
         v && typeof v === "object" && "toJS" in v ? (v as YamlNode).toJS(doc, { maxAliasCount: 50 }) : v;
     }
     (data as Record<string, unknown>).datapaths = out;
+    return { data, locate, datapathKeys: [...firstLine.keys()] };
   }
   return { data, locate };
 }
@@ -246,7 +249,7 @@ export function parseConfig(text: string, options: ParseOptions = {}): RfbootCon
     throw new ConfigError(`${source} is ${bytes} bytes; the limit is ${MAX_CONFIG_BYTES}`, "", undefined);
   }
   const format = options.format ?? sniffFormat(text);
-  const { data, locate } = readText(text, format, source);
+  const { data, locate, datapathKeys } = readText(text, format, source);
   if (data === null || data === undefined) {
     throw new ConfigError(`${source} is empty: a config needs at least a datapaths section`, "", undefined);
   }
@@ -259,7 +262,7 @@ export function parseConfig(text: string, options: ParseOptions = {}): RfbootCon
   }
   const r = configSchema.safeParse(data);
   if (!r.success) throw issuesToConfigError(r.error.issues, data, { locate });
-  return finish(r.data, source, locate);
+  return finish(r.data, source, locate, datapathKeys);
 }
 
 /** hypervisorsForUri derives the hypervisors a libvirt URI's driver runs. */
@@ -280,7 +283,7 @@ export function hypervisorsForUri(uri: string): HypervisorName[] {
 }
 
 /** finish runs the cross-checks, resolves every configured VM, freezes and indexes the config. */
-function finish(p: ParsedConfig, source: string, locate: Locate): RfbootConfig {
+function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: readonly string[]): RfbootConfig {
   const at = { locate };
 
   // Profiles: names, existence of parents, no cycles.
@@ -354,7 +357,9 @@ function finish(p: ParsedConfig, source: string, locate: Locate): RfbootConfig {
   const datapaths: DatapathConfig[] = [];
   const byDpid = new Map<bigint, ResolvedVm>();
   const byName = new Map<string, ResolvedVm>();
-  for (const [key, e] of Object.entries(p.datapaths)) {
+  const keys = keyOrder ?? Object.keys(p.datapaths);
+  for (const key of keys) {
+    const e = p.datapaths[key]!;
     const base: PathSegment[] = ["datapaths", key];
     const dpid = parseDpidText(key);
     if (dpid === undefined) throw configError(base, `is not a datapath id: write ${DPID_FORMS}`, key, at);
