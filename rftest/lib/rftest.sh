@@ -282,7 +282,7 @@ rftest_step_mininet() {
         ev="$(sed -n 's/.*"event": "\([^"]*\)".*/\1/p' <<<"$line")"
         case "$ev" in
           switch-connected) rftest_say "mininet: switch $(sed -n 's/.*"switch": "\([^"]*\)".*/\1/p' <<<"$line") connected to its controller" ;;
-          converged) rftest_say "mininet: $RFTEST_LOOP converged: all ports forwarding or blocked $(sed -n 's/.*"since_start": \([0-9.]*\).*/\1/p' <<<"$line") s after Mininet started" ;;
+          converged) [ "$RFTEST_LOOP" = none ] || rftest_say "mininet: $RFTEST_LOOP converged: all ports forwarding or blocked $(sed -n 's/.*"since_start": \([0-9.]*\).*/\1/p' <<<"$line") s after Mininet started" ;;
           connect-timeout | converge-timeout) rftest_say "mininet: $ev: $line" ;;
           ready)
             rftest_timing mininet "$t"
