@@ -188,6 +188,13 @@ export class Controller extends EventEmitter<ControllerEvents> {
     return out.sort((a, b) => (a.dpid < b.dpid ? -1 : a.dpid > b.dpid ? 1 : 0));
   }
 
+  /** bufferedBytes is what rfboot holds in user space across all connections (bounded by backpressure). */
+  bufferedBytes(): number {
+    let n = 0;
+    for (const c of this.connections) n += c.bufferedBytes;
+    return n;
+  }
+
   /** connectionCount is the number of open switch connections (main, auxiliary, or still in handshake). */
   get connectionCount(): number {
     return this.connections.size;

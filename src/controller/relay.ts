@@ -130,6 +130,10 @@ export class RelayConnection extends ConnectionBase {
     this.rearm();
   }
 
+  override get bufferedBytes(): number {
+    return this.socket.writableLength + (this.upstream?.writableLength ?? 0) + this.heldBytes;
+  }
+
   private openUpstream(): void {
     const up = connect({ host: this.upstreamOptions.host, port: this.upstreamOptions.port, noDelay: true });
     this.upstream = up;

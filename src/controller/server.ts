@@ -37,6 +37,8 @@ export interface SwitchConnection {
   /** The switch's address "IP:PORT". */
   readonly peer: string;
   readonly session: Session;
+  /** bufferedBytes is what rfboot holds in user space for this connection (queued writes, held input). */
+  readonly bufferedBytes: number;
   /** close ends the connection (idempotent); `expectReconnect` defers the registry's `down`. */
   close(reason: string, expectReconnect?: boolean): void;
 }
@@ -77,6 +79,10 @@ export abstract class ConnectionBase implements SwitchConnection {
     socket.setNoDelay(true);
     socket.on("error", (err) => this.close(`switch socket error: ${errorMessage(err)}`));
     socket.on("close", () => this.close("switch closed the connection"));
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
   }
 
   /** isClosed tells whether close() ran. */

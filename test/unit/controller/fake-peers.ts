@@ -51,6 +51,10 @@ export class Peer {
   readonly raw: Buffer[] = [];
   readonly closed: Promise<void>;
   isClosed = false;
+  /** Bytes received so far. */
+  received = 0;
+  /** When false, received bytes are only counted (flood tests): no framing, no decoding, no copies kept. */
+  keep = true;
   private readonly framer = new Framer();
   private waiters: (() => void)[] = [];
   private responder: ((m: OfMessage) => void) | undefined;
@@ -66,6 +70,11 @@ export class Peer {
     });
     socket.on("error", () => undefined);
     socket.on("data", (chunk: Buffer) => {
+      this.received += chunk.length;
+      if (!this.keep) {
+        this.wake();
+        return;
+      }
       this.raw.push(chunk);
       for (const f of this.framer.push(chunk)) {
         const m = decodeMessage(f);
