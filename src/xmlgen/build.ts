@@ -1,42 +1,83 @@
 /**
  * buildDomainXml: a validated VmDescription -> libvirt domain XML (https://libvirt.org/formatdomain.html),
- * rendered with fast-xml-parser's builder. Element order follows `virsh dumpxml` so a generated document
+ * rendered by `serialize` (byte-identical to fast-xml-parser's XMLBuilder, which the tests use as the
+ * oracle; see bench/xmlgen.ts for why not the builder itself). Element order follows `virsh dumpxml` so a generated document
  * and libvirt's own view read alike. Driver differences come from DRIVERS (drivers.ts) only.
  */
-import { XMLBuilder } from "fast-xml-parser";
 import { driverOf, type DriverTraits } from "./drivers.js";
 import type { Boot, Console, Disk, DiskSource, Filesystem, Interface, VmDescription } from "./model.js";
 import { validateVmDescription } from "./validate.js";
 
-/** XmlNode is the builder's object form: `@_x` attributes, `#text` text, child elements by name. */
-type XmlNode = { [key: string]: string | XmlNode | XmlNode[] | string[] };
+/** XmlNode is the element tree: `@_x` attributes, `#text` text, child elements by name (arrays repeat). */
+export type XmlNode = { [key: string]: string | XmlNode | XmlNode[] | string[] };
 
 /**
- * The builder escapes `& < > ' "` by default; a CR must also become a character reference, or any XML
- * parser turns it into LF (XML 1.0 §2.11 end-of-line handling) and the value would not round-trip.
- * `&` stays first so the other replacements are not escaped twice.
+ * TEXT_ESCAPES, ATTR_ESCAPES: the five markup characters, plus CR (any XML parser folds a literal CR into LF, XML 1.0
+ * §2.11, so it would not round-trip) and, for attribute values, TAB and LF (attribute-value
+ * normalisation, §3.3.3, turns them into spaces). Validation already keeps control characters out of
+ * attributes; escaping them anyway keeps the serializer correct on its own.
  */
-const ENTITIES = [
-  { regex: /&/g, val: "&amp;" },
-  { regex: />/g, val: "&gt;" },
-  { regex: /</g, val: "&lt;" },
-  { regex: /'/g, val: "&apos;" },
-  { regex: /"/g, val: "&quot;" },
-  { regex: /\r/g, val: "&#13;" },
-];
+const TEXT_ESCAPES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  "'": "&apos;",
+  '"': "&quot;",
+  "\r": "&#13;",
+};
+const ATTR_ESCAPES: Record<string, string> = { ...TEXT_ESCAPES, "\t": "&#9;", "\n": "&#10;" };
+const TEXT_RE = /[&<>'"\r]/g;
+const ATTR_RE = /[&<>'"\r\t\n]/g;
+// Non-global twins for the fast path: a global regex's `test` is stateful (lastIndex).
+const TEXT_ANY = /[&<>'"\r]/;
+const ATTR_ANY = /[&<>'"\r\t\n]/;
 
-// `entities` is honoured by fast-xml-builder (its defaults are the five above) but missing from the
-// published options type, hence the widening cast.
-const builder = new XMLBuilder({
-  ignoreAttributes: false,
-  attributeNamePrefix: "@_",
-  textNodeName: "#text",
-  format: true,
-  indentBy: "  ",
-  suppressEmptyNode: true,
-  processEntities: true,
-  entities: ENTITIES,
-} as ConstructorParameters<typeof XMLBuilder>[0]);
+function escapeText(s: string): string {
+  return TEXT_ANY.test(s) ? s.replace(TEXT_RE, (c) => TEXT_ESCAPES[c]!) : s;
+}
+
+function escapeAttr(s: string): string {
+  return ATTR_ANY.test(s) ? s.replace(ATTR_RE, (c) => ATTR_ESCAPES[c]!) : s;
+}
+
+/**
+ * serialize renders an XmlNode tree exactly as fast-xml-parser's XMLBuilder does with
+ * `{ignoreAttributes: false, format: true, indentBy: "  ", suppressEmptyNode: true}` (a property test
+ * holds the two byte-identical), but about 30x faster and with the escaping above under our control.
+ * Element names come from this module only, never from input.
+ */
+export function serialize(tree: XmlNode): string {
+  const out: string[] = [];
+  const element = (name: string, node: string | XmlNode, indent: string): void => {
+    if (typeof node === "string") {
+      out.push(node === "" ? `${indent}<${name}/>\n` : `${indent}<${name}>${escapeText(node)}</${name}>\n`);
+      return;
+    }
+    let attrs = "";
+    let text: string | undefined;
+    const children: [string, string | XmlNode][] = [];
+    for (const key of Object.keys(node)) {
+      const v = node[key]!;
+      if (key.startsWith("@_")) attrs += ` ${key.slice(2)}="${escapeAttr(v as string)}"`;
+      else if (key === "#text") text = v as string;
+      else if (Array.isArray(v)) for (const item of v) children.push([key, item]);
+      else children.push([key, v]);
+    }
+    if (children.length === 0) {
+      out.push(
+        text === undefined || text === ""
+          ? `${indent}<${name}${attrs}/>\n`
+          : `${indent}<${name}${attrs}>${escapeText(text)}</${name}>\n`,
+      );
+      return;
+    }
+    out.push(`${indent}<${name}${attrs}>\n`);
+    for (const [k, v] of children) element(k, v, indent + "  ");
+    out.push(`${indent}</${name}>\n`);
+  };
+  for (const key of Object.keys(tree)) element(key, tree[key] as XmlNode, "");
+  return out.join("");
+}
 
 function osElement(vm: VmDescription, drv: DriverTraits): XmlNode {
   const type: XmlNode = { "@_arch": vm.arch };
@@ -211,5 +252,5 @@ export function domainTree(vm: VmDescription): XmlNode {
  * Deterministic: the same description gives byte-identical output (the uuid is derived, never random).
  */
 export function buildDomainXml(vm: VmDescription): string {
-  return builder.build(domainTree(validateVmDescription(vm))) as string;
+  return serialize(domainTree(validateVmDescription(vm)));
 }
