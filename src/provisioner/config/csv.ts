@@ -98,7 +98,12 @@ function parseCsvRows(text: string): { rows: CsvRow[]; problems: Problem[]; warn
       .map((s) => s.trim().toLowerCase())
       .join(",") !== CSV_HEADER
   ) {
-    const looksLikeData = header.split(",").length === 5 && !/[a-z_]{4,}/i.test(header.replace(/^0x/i, ""));
+    const f = header.split(",").map((x) => x.trim());
+    const looksLikeData =
+      f.length === 5 &&
+      HEX_RE.test(f[0]!) &&
+      HEX_RE.test(f[3]!) &&
+      [f[1], f[2], f[4]].every((x) => DEC_RE.test(x!));
     problems.push({
       line: 1,
       field: "header",

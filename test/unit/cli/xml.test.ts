@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { XMLParser } from "fast-xml-parser";
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { main } from "../../../src/cli/main.js";
+import { REPO } from "../../helpers/env.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "rfbt-cfg-xml-"));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+let out: string;
+let err: string;
+beforeEach(() => {
+  out = "";
+  err = "";
+  vi.spyOn(process.stdout, "write").mockImplementation(
+    (s: string | Uint8Array) => ((out += String(s)), true),
+  );
+  vi.spyOn(process.stderr, "write").mockImplementation(
+    (s: string | Uint8Array) => ((err += String(s)), true),
+  );
+});
+afterEach(() => vi.restoreAllMocks());
+
+const RFTEST2 = join(REPO, "config/rftest2.yaml");
+const parse = (xml: string) =>
+  new XMLParser({ ignoreAttributes: false }).parse(xml) as { domain: Record<string, any> };
+
+describe("rfboot xml", () => {
+  it("prints rfvmA's domain: qemu, kernel boot, eth0 on rfbr0, 4 data NICs on dp0", async () => {
+    expect(await main(["xml", "--config", RFTEST2, "--vm", "rfvmA"])).toBe(0);
+    const d = parse(out).domain;
+    expect(d["@_type"]).toBe("qemu");
+    expect(d.name).toBe("rfvmA");
+    expect(d.os.cmdline).toBe("console=ttyS0 rfboot.name=rfvmA");
+    const nics = d.devices.interface as Tree[];
+    expect(nics.map((n) => n.mac["@_address"])).toEqual([
+      "02:a0:a0:a0:a0:a0",
+      "02:a1:a1:a1:a1:a1",
+      "02:a2:a2:a2:a2:a2",
+      "02:a3:a3:a3:a3:a3",
+      "02:a4:a4:a4:a4:a4",
+    ]);
+    expect(
+      nics.slice(1).map((n) => [n.source["@_bridge"], n.target["@_dev"], n.virtualport["@_type"]]),
+    ).toEqual([
+      ["dp0", "rfvmA.1", "openvswitch"],
+      ["dp0", "rfvmA.2", "openvswitch"],
+      ["dp0", "rfvmA.3", "openvswitch"],
+      ["dp0", "rfvmA.4", "openvswitch"],
+    ]);
+    expect(err).toBe("");
+  });
+
+  it("is deterministic: the same VM twice gives the same bytes", async () => {
+    await main(["xml", "-c", RFTEST2, "--vm", "rfvmC"]);
+    const first = out;
+    out = "";
+    await main(["xml", "-c", RFTEST2, "--vm", "rfvmC"]);
+    expect(out).toBe(first);
+  });
+
+  it("overrides the hypervisor", async () => {
+    expect(await main(["xml", "-c", RFTEST2, "--vm", "rfvmB", "--hypervisor", "kvm"])).toBe(0);
+    expect(parse(out).domain["@_type"]).toBe("kvm");
+  });
+
+  it("shows a template VM for an unlisted dpid with --dpid and --ports", async () => {
+    const f = join(tmp, "t.yaml");
+    writeFileSync(
+      f,
+      `policies: { unknownDatapath: { action: template } }\nhosts: [{ name: t, uri: "test:///default" }]\n`,
+    );
+    expect(await main(["xml", "-c", f, "--dpid", "0x2a", "--ports", "1,2"])).toBe(0);
+    const d = parse(out).domain;
+    expect(d.name).toBe("rfvm-2a");
+    expect((d.devices.interface as unknown[]).length).toBe(3);
+  });
+
+  it.each([
+    [["--vm", "nope"], /no VM named "nope" in .*configured: rfvmA, rfvmB, rfvmC, rfvmD/],
+    [["--vm", "rfvmA", "--hypervisor", "vmware"], /--hypervisor "vmware" is not one of kvm, qemu/],
+    [["--vm", "rfvmA", "--hypervisor", "lxc"], /datapaths."0x5"/],
+    [["--vm", "rfvmA", "--host", "mars"], /--host "mars": no such host \(hosts: local\)/],
+    [["--dpid", "0x9"], /datapath 0x9 is not in .* policy is ignore/],
+    [["--dpid", "zz"], /--dpid: is not a datapath id/],
+    [[], /exactly one of --vm NAME or --dpid DPID/],
+  ])("exits 2 with one line for %j", async (args, message) => {
+    expect(await main(["xml", "-c", RFTEST2, ...args])).toBe(2);
+    expect(out).toBe("");
+    expect(err).toMatch(message);
+    expect(err.trimEnd().split("\n")).toHaveLength(1);
+  });
+
+  it("exits 2 on an invalid config, naming the key", async () => {
+    const f = join(tmp, "bad.yaml");
+    writeFileSync(f, `datapaths:\n  "0x5": { name: a, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 1, vcpus: 0 }\n`);
+    expect(await main(["xml", "-c", f, "--vm", "a"])).toBe(2);
+    expect(err).toMatch(/^rfboot: datapaths."0x5".vcpus: must be at least 1, got 0 \(.*bad.yaml line 2\)\n$/);
+  });
+});
