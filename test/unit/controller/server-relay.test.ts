@@ -86,6 +86,7 @@ describe("relay mode over sockets", () => {
     expect(events[0]).toMatchObject({ type: "up", dpid: 0x99n, version: "1.0", mode: "relay" });
     expect(c.datapaths()[0]!.ports.map((p) => p.name)).toEqual(["s1-eth1", "s1-eth2"]);
     const u = await up.peer(0);
+    await u.waitFor(() => u.messages.some((m) => m.type === "features_reply"), 3000, "features_reply upstream");
 
     // switch -> upstream: packet-ins split at awkward offsets and merged
     const flood = Buffer.concat(Array.from({ length: 300 }, (_, i) => packetIn(1000 + i, 60 + (i % 50))));
