@@ -13,7 +13,8 @@ export interface HostSpec {
   name: string;
   uri: string;
   maxVms: number;
-  memoryMiB: number;
+  /** memoryMiB for VMs; undefined: memory is not a placement limit. */
+  memoryMiB?: number;
   maxConcurrentStarts: number;
 }
 
@@ -150,7 +151,7 @@ export class HostRegistry {
     return this.hosts.map((h) => ({
       name: h.name,
       maxVms: h.maxVms,
-      memoryMiB: h.memoryMiB,
+      memoryMiB: h.memoryMiB ?? Number.POSITIVE_INFINITY,
       reachable: this.probes.get(h.name)?.reachable ?? true,
     }));
   }

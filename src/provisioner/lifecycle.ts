@@ -68,6 +68,20 @@ export type DiskPlan =
       owner?: { uid: number; gid: number };
     };
 
+/**
+ * diskPlanFrom adapts the config's per-host disk plan (`{kind, base, baseFormat, path}`) to the lifecycle's:
+ * `format` here is the base's format (qemu-img's `-F`). Kind none uses the base in place: nothing to prepare.
+ */
+export function diskPlanFrom(p: {
+  readonly kind: "overlay" | "copy" | "none";
+  readonly base: string;
+  readonly baseFormat: string;
+  readonly path: string;
+}): DiskPlan {
+  if (p.kind === "none") return { kind: "none" };
+  return { kind: p.kind, base: p.base, format: p.baseFormat, path: p.path };
+}
+
 /** HostRef names the libvirt host a manager acts on. */
 export interface HostRef {
   name: string;
@@ -77,7 +91,8 @@ export interface HostRef {
 /** EnsureSpec is what `ensureRunning` needs: name, stable uuid, domain XML, disk plan. */
 export interface EnsureSpec {
   name: string;
-  uuid: string;
+  /** uuid is the stable uuid inside `xml` (for logs; define's upsert relies on the XML's own uuid). */
+  uuid?: string;
   xml: string;
   disk?: DiskPlan;
   /** redefine (default true) upserts the XML even for an existing domain, so config changes apply at next start. */
@@ -238,7 +253,10 @@ export class DomainManager {
     let definedNew = false;
     const done = (action: EnsureAction, restored = false): EnsureResult => {
       timings.totalMs = performance.now() - t0;
-      this.log.debug({ host: this.host.name, vm: spec.name, action, timings }, "domain ensured running");
+      this.log.debug(
+        { host: this.host.name, vm: spec.name, uuid: spec.uuid, action, timings },
+        "domain ensured running",
+      );
       return { action, host: this.host.name, restored, createdDisk, timings };
     };
     try {

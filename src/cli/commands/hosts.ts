@@ -1,13 +1,106 @@
-/** `rfboot hosts`: placeholder until its issue lands. */
+/**
+ * `rfboot hosts --config FILE [--json]`: every configured libvirt host with reachability, probe latency,
+ * capacity and load (running VMs / maxVms, memory in use / memoryMiB) and rfboot's VMs on it.
+ * Exits 1 when a host is unreachable, so scripts and monitoring can use it as a check.
+ */
 import type { Command } from "commander";
 import { RfbootError } from "../../common/errors.js";
+import { redactUri } from "../../common/log.js";
+import { findConfiguredVm, loadConfig } from "../../provisioner/config/index.js";
+import { HostRegistry, type HostProbe, type HostSpec } from "../../provisioner/hosts.js";
+import { VirshShellRunner } from "../../provisioner/virsh.js";
+import { formatTable } from "./vm.js";
 
+/** HostRow is one host as `rfboot hosts --json` prints it. */
+export interface HostRow {
+  name: string;
+  uri: string;
+  reachable: boolean;
+  latencyMs: number;
+  error: string | null;
+  running: number;
+  maxVms: number;
+  memoryInUseMiB: number;
+  memoryMiB: number | null;
+  maxConcurrentStarts: number;
+  /** vms: rfboot's VMs defined on this host, with their state. */
+  vms: { name: string; state: string }[];
+  /** otherDomains: domains on the host that rfboot does not manage. */
+  otherDomains: number;
+}
+
+/** hostRows builds the report rows from probes. */
+export function hostRows(
+  specs: readonly HostSpec[],
+  probes: readonly HostProbe[],
+  isOurs: (n: string) => boolean,
+): HostRow[] {
+  return specs.map((s) => {
+    const p = probes.find((x) => x.name === s.name);
+    const doms = p?.domains ?? [];
+    return {
+      name: s.name,
+      uri: redactUri(s.uri),
+      reachable: p?.reachable ?? false,
+      latencyMs: Math.round((p?.latencyMs ?? 0) * 10) / 10,
+      error: p?.error ?? null,
+      running: p?.running ?? 0,
+      maxVms: s.maxVms,
+      memoryInUseMiB: p?.memoryInUseMiB ?? 0,
+      memoryMiB: s.memoryMiB ?? null,
+      maxConcurrentStarts: s.maxConcurrentStarts,
+      vms: doms.filter((d) => isOurs(d.name)).map((d) => ({ name: d.name, state: d.state })),
+      otherDomains: doms.filter((d) => !isOurs(d.name)).length,
+    };
+  });
+}
+
+/** registerHosts adds `rfboot hosts`. */
 export function registerHosts(program: Command): void {
   program
     .command("hosts")
-    .description("(not implemented yet)")
-    .allowUnknownOption()
-    .action(() => {
-      throw new RfbootError("hosts is not implemented yet");
+    .description(
+      "libvirt hosts: reachability, capacity, load and rfboot's VMs per host (exit 1 if one is down)",
+    )
+    .requiredOption("--config <file>", "rfboot config (YAML or JSON)")
+    .option("--json", "print JSON instead of a table")
+    .exitOverride()
+    .action(async (o: { config: string; json?: boolean }) => {
+      const config = await loadConfig(o.config);
+      const shell = new VirshShellRunner();
+      const reg = new HostRegistry({ hosts: config.hosts, run: shell.run });
+      let rows: HostRow[];
+      try {
+        const probes = await reg.probeAll();
+        rows = hostRows(config.hosts, probes, (n) => findConfiguredVm(config, n) !== undefined);
+      } finally {
+        await reg.dispose();
+        await shell.close();
+      }
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ hosts: rows }, null, 2) + "\n");
+      } else {
+        const table = [["HOST", "REACHABLE", "LATENCY", "VMS", "MEMORY(MiB)", "STARTS", "RFBOOT VMS", "URI"]];
+        for (const r of rows) {
+          table.push([
+            r.name,
+            r.reachable ? "yes" : "NO",
+            r.reachable ? `${r.latencyMs} ms` : "-",
+            `${r.running}/${r.maxVms}`,
+            `${r.memoryInUseMiB}/${r.memoryMiB ?? "-"}`,
+            String(r.maxConcurrentStarts),
+            r.vms.length ? r.vms.map((v) => `${v.name}(${v.state})`).join(",") : "-",
+            r.uri,
+          ]);
+        }
+        process.stdout.write(formatTable(table));
+        for (const r of rows) if (!r.reachable) process.stdout.write(`${r.name}: ${r.error}\n`);
+      }
+      const down = rows.filter((r) => !r.reachable).map((r) => r.name);
+      if (down.length > 0) {
+        throw new RfbootError(
+          `unreachable libvirt host(s): ${down.join(", ")}; check libvirtd there and the URIs`,
+        );
+      }
     });
 }
