@@ -31,11 +31,15 @@ options:
                          there (a real rfproxy), it is used as is, otherwise ovs-testcontroller is started
   --upstream-mode M      ovs-testcontroller: normal (default; OFPP_NORMAL flows, follows RSTP changes) or
                          learn (exact-match learning-switch flows; stale after a link change until idle)
-  --loop L               spanning tree on s5..s8: rstp (default), stp, none
+  --loop L               spanning tree on the switches: rstp (rftest2 default), stp, none
+  --addressing A         hosts: l2 (default, one /16, for a learning-switch upstream) or routed (RouteFlow's
+                         172.31.i.100/24 via 172.31.i.1, for a real rfproxy + routing VMs; use with --loop none)
+  --listen-mode          switches connect to the upstream AND to rfboot (rfboot's config in listen mode)
+                         instead of to rfboot alone (relay mode)
   --timeout S            how long to wait for the VMs (default 300 s)
   --ready-state S        ready (default: boot marker seen) or running (domain started)
   --keep-on-failure      leave things up when bring-up fails (to debug); default: tear down
-state and logs: $LAB_DIR/$RFTEST_NAME/ (rfboot.log, upstream.log, mininet.log, mininet/events.jsonl, timings.json)
+state and logs: $LAB_DIR/$RFTEST_NAME/ (rfboot.log, upstream.log, mininet.log, mininet/events.jsonl, timings.json: ms per step)
 EOF
 }
 
@@ -101,6 +105,8 @@ rftest_parse() {
   RFTEST_TIMEOUT=300
   RFTEST_READY_STATE=ready
   RFTEST_KEEP=0
+  RFTEST_ADDRESSING=l2
+  RFTEST_LISTEN_MODE=0
   RFTEST_MN_ARGS=()
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -123,6 +129,8 @@ rftest_parse() {
       --timeout) RFTEST_TIMEOUT="${2:?}" && shift ;;
       --ready-state) RFTEST_READY_STATE="${2:?}" && shift ;;
       --keep-on-failure) RFTEST_KEEP=1 ;;
+      --addressing) RFTEST_ADDRESSING="${2:?}" && shift ;;
+      --listen-mode) RFTEST_LISTEN_MODE=1 ;;
       -h | --help)
         rftest_usage
         exit 0
@@ -139,6 +147,7 @@ rftest_parse() {
   case "$RFTEST_UPSTREAM_MODE" in normal | learn) ;; *) rftest_die "--upstream-mode must be normal or learn" || return 2 ;; esac
   case "$RFTEST_LOOP" in rstp | stp | none) ;; *) rftest_die "--loop must be rstp, stp or none" || return 2 ;; esac
   case "$RFTEST_READY_STATE" in ready | running) ;; *) rftest_die "--ready-state must be ready or running" || return 2 ;; esac
+  case "$RFTEST_ADDRESSING" in l2 | routed) ;; *) rftest_die "--addressing must be l2 or routed" || return 2 ;; esac
   [[ "$RFTEST_LISTEN_PORT" =~ ^[0-9]+$ && "$RFTEST_UPSTREAM_PORT" =~ ^[0-9]+$ && "$RFTEST_TIMEOUT" =~ ^[0-9]+$ ]] ||
     { rftest_die "ports and --timeout must be numbers" || return 2; }
   if [ "$RFTEST_RFBOOT" != none ] && [ "$RFTEST_LISTEN_PORT" = "$RFTEST_UPSTREAM_PORT" ]; then
@@ -148,6 +157,32 @@ rftest_parse() {
 }
 
 # ------------------------------------------------------------------------------------------ steps
+
+# rftest_load_config: in run mode the rfboot config decides the OpenFlow mode and ports and where the
+# records are (rftest/lib/config-info.mjs); the command-line ports apply to watch/none modes only.
+RFCFG_MONGO_URI="${RFBOOT_MONGO_URI:-mongodb://127.0.0.1:27017}"
+RFCFG_DB=db
+RFCFG_PREFIX=rfboot
+rftest_load_config() {
+  local k v
+  [ "$RFTEST_RFBOOT" = run ] || return 0
+  [ -f "$RFTEST_REPO/$RFTEST_CONFIG" ] ||
+    { rftest_die "$RFTEST_CONFIG is missing; 'rfboot run' needs it (or try --rfboot watch)" || return 1; }
+  while IFS='=' read -r k v; do
+    case "$k" in RFCFG_*) printf -v "$k" '%s' "$v" ;; esac
+  done < <(node "$RFTEST_REPO/rftest/lib/config-info.mjs" "$RFTEST_REPO/$RFTEST_CONFIG" || echo "RFCFG_ERROR=1")
+  [ -z "${RFCFG_ERROR:-}" ] || { rftest_die "cannot read $RFTEST_CONFIG" || return 1; }
+  RFTEST_LISTEN_PORT="$RFCFG_LISTEN_PORT"
+  if [ "$RFCFG_MODE" = relay ]; then
+    RFTEST_LISTEN_MODE=0
+    RFTEST_UPSTREAM_PORT="$RFCFG_UPSTREAM_PORT"
+  else
+    RFTEST_LISTEN_MODE=1
+  fi
+  rftest_say "config: $RFTEST_CONFIG: $RFCFG_MODE mode on 127.0.0.1:$RFTEST_LISTEN_PORT, upstream 127.0.0.1:$RFTEST_UPSTREAM_PORT, VMs ${RFCFG_VMS:-?}"
+}
+
+rftest_mongo_args() { printf '%s\0' --uri "$RFCFG_MONGO_URI" --db "$RFCFG_DB" --prefix "${RFCFG_PREFIX}_"; }
 
 rftest_step_lab() {
   local t
@@ -209,8 +244,12 @@ rftest_rfboot_cmd() {
       [ -n "$RFTEST_HYPERVISOR" ] && printf '%s\0' --hypervisor "$RFTEST_HYPERVISOR"
       ;;
     watch)
-      printf '%s\0' "$RFTEST_REPO/bin/rfboot" watch --listen "127.0.0.1:$RFTEST_LISTEN_PORT" \
-        --relay "127.0.0.1:$RFTEST_UPSTREAM_PORT"
+      printf '%s\0' "$RFTEST_REPO/bin/rfboot" watch --listen "127.0.0.1:$RFTEST_LISTEN_PORT"
+      if [ "$RFTEST_LISTEN_MODE" = 1 ]; then
+        printf '%s\0' --role slave
+      else
+        printf '%s\0' --relay "127.0.0.1:$RFTEST_UPSTREAM_PORT"
+      fi
       ;;
   esac
   return 0
@@ -227,12 +266,10 @@ rftest_step_rfboot() {
     rftest_say "rfboot: already running (pid $(cat "$RFTEST_STATE/rfboot.pid"))"
     return 0
   fi
-  if [ "$RFTEST_RFBOOT" = run ] && [ ! -f "$RFTEST_REPO/$RFTEST_CONFIG" ]; then
-    rftest_die "$RFTEST_CONFIG is missing; 'rfboot run' needs it (or try --rfboot watch)" || return 1
-  fi
   if lab_port_open "$RFTEST_LISTEN_PORT"; then
     rftest_die "127.0.0.1:$RFTEST_LISTEN_PORT is already in use by another process; stop it or pass --listen-port" || return 1
   fi
+  rm -f "$RFTEST_STATE/watch.jsonl"
   # Build dist/ now (bin/rfboot does it when stale) so the wait below times rfboot, not tsc.
   "$RFTEST_REPO/bin/rfboot" --help >/dev/null 2>"$RFTEST_STATE/build.log" ||
     { tail -n 20 "$RFTEST_STATE/build.log" >&2; rftest_die "rfboot does not build (log: $RFTEST_STATE/build.log)" || return 1; }
@@ -262,18 +299,25 @@ rftest_step_rfboot() {
 rftest_mn() { "$RFTEST_PY" "$RFTEST_DRIVER" ctl --state-dir "$RFTEST_STATE/mininet" "$@"; }
 
 rftest_step_mininet() {
-  local t target n=0 seen=0 line ev
+  local t n=0 seen=0 line ev targets=()
   t="$(rftest_now_ms)"
   if rftest_pid_alive "$RFTEST_STATE/mininet.pid"; then
     rftest_say "mininet: already running (pid $(cat "$RFTEST_STATE/mininet.pid"))"
     return 0
   fi
-  if [ "$RFTEST_RFBOOT" = none ]; then target="tcp:127.0.0.1:$RFTEST_UPSTREAM_PORT"; else target="tcp:127.0.0.1:$RFTEST_LISTEN_PORT"; fi
+  # relay: switches -> rfboot -> upstream. listen: switches -> upstream and -> rfboot. none: -> upstream.
+  if [ "$RFTEST_RFBOOT" = none ]; then
+    targets=(--controller "tcp:127.0.0.1:$RFTEST_UPSTREAM_PORT")
+  elif [ "$RFTEST_LISTEN_MODE" = 1 ]; then
+    targets=(--controller "tcp:127.0.0.1:$RFTEST_UPSTREAM_PORT" --controller "tcp:127.0.0.1:$RFTEST_LISTEN_PORT")
+  else
+    targets=(--controller "tcp:127.0.0.1:$RFTEST_LISTEN_PORT")
+  fi
   rm -rf "$RFTEST_STATE/mininet"
   mkdir -p "$RFTEST_STATE/mininet"
   rftest_spawn mininet "$RFTEST_STATE/mininet.log" "$RFTEST_PY" "$RFTEST_DRIVER" serve --topo "$RFTEST_TOPO" \
-    --state-dir "$RFTEST_STATE/mininet" --controller "$target" --loop "$RFTEST_LOOP"
-  rftest_say "mininet: $RFTEST_TOPO (${RFTEST_SWITCHES[*]}), controller $target, loop guard $RFTEST_LOOP"
+    --state-dir "$RFTEST_STATE/mininet" "${targets[@]}" --loop "$RFTEST_LOOP" --addressing "$RFTEST_ADDRESSING"
+  rftest_say "mininet: $RFTEST_TOPO (${RFTEST_SWITCHES[*]}), controller(s) ${targets[*]//--controller /}, loop guard $RFTEST_LOOP, hosts $RFTEST_ADDRESSING"
   local ev_file="$RFTEST_STATE/mininet/events.jsonl"
   for ((n = 0; n < 1200; n++)); do
     if [ -f "$ev_file" ]; then
@@ -327,14 +371,15 @@ rftest_wait_switches_watch() {
 # rftest_wait_vms waits until every dpid's VM reaches RFTEST_READY_STATE, printing each step as rfboot records
 # it in MongoDB (switch joined, VM defined, started, ready). Fails early if rfboot exits.
 rftest_wait_vms() {
-  local t pid rc dpids
+  local t pid rc dpids margs=()
   t="$(rftest_now_ms)"
+  mapfile -d '' margs < <(rftest_mongo_args)
   dpids="$(
     IFS=,
     echo "${RFTEST_DPIDS[*]}"
   )"
   rftest_say "waiting for ${#RFTEST_DPIDS[@]} VM(s) to be $RFTEST_READY_STATE (timeout ${RFTEST_TIMEOUT}s)"
-  node "$RFTEST_REPO/rftest/lib/show-mongo.mjs" progress --dpids "$dpids" --until "$RFTEST_READY_STATE" \
+  node "$RFTEST_REPO/rftest/lib/show-mongo.mjs" progress "${margs[@]}" --dpids "$dpids" --until "$RFTEST_READY_STATE" \
     --timeout "$RFTEST_TIMEOUT" --since "$RFTEST_T0_MS" &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
@@ -354,13 +399,14 @@ rftest_wait_vms() {
 }
 
 rftest_show() {
-  local dpids
+  local dpids margs=()
+  mapfile -d '' margs < <(rftest_mongo_args)
   dpids="$(
     IFS=,
     echo "${RFTEST_DPIDS[*]}"
   )"
   echo "---- mapping read back from MongoDB ----"
-  node "$RFTEST_REPO/rftest/lib/show-mongo.mjs" table --dpids "$dpids" || true
+  node "$RFTEST_REPO/rftest/lib/show-mongo.mjs" table "${margs[@]}" --dpids "$dpids" || true
   echo "---- VMs (virsh -c qemu:///system list --all) ----"
   LC_ALL=C virsh -c qemu:///system list --all 2>&1 | grep -E '^ *(Id|--|[-0-9]+ +rfvm)' || true
   if LC_ALL=C virsh -c lxc:///system version >/dev/null 2>&1; then
@@ -436,6 +482,7 @@ rftest_down() {
 
 rftest_up() {
   rftest_step_lab || return 1
+  rftest_load_config || return 1
   if [ "$RFTEST_RFBOOT" = run ]; then rftest_step_guest || return 1; fi
   rftest_step_net || return 1
   rftest_step_upstream || return 1
@@ -476,6 +523,7 @@ rftest_main() {
       return $?
       ;;
     show)
+      rftest_load_config >/dev/null || true
       rftest_show
       return 0
       ;;
@@ -492,10 +540,11 @@ rftest_main() {
     return 1
   fi
   rftest_timing total "$RFTEST_T0_MS"
+  awk 'BEGIN { printf "{" } { printf "%s\"%s\": %s", (NR > 1 ? ", " : ""), $1, $2 } END { print "}" }' \
+    "$RFTEST_STATE/timings.txt" >"$RFTEST_STATE/timings.json"
   rftest_show
   echo "---- timings (ms) ----"
-  tr '\n' ' ' <"$RFTEST_STATE/timings.txt"
-  echo
+  cat "$RFTEST_STATE/timings.json"
   echo "---- try ----"
   echo "  rftest/$RFTEST_NAME --mn pingall        rftest/$RFTEST_NAME --mn link ${RFTEST_SWITCHES[0]} ${RFTEST_SWITCHES[1]:-h1} down"
   echo "  rftest/$RFTEST_NAME --show              rftest/$RFTEST_NAME --down"
