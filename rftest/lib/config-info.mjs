@@ -8,25 +8,66 @@
 //   RFCFG_DB=db                  mongo.database (RouteFlow's `db` by default)
 //   RFCFG_PREFIX=rfboot          mongo.collectionPrefix (rfboot's own collections: <prefix>_vms ...)
 //   RFCFG_VMS=rfvmA,rfvmB        datapaths.*.name
+//
+//   node rftest/lib/config-info.mjs config/rftest2.yaml --hypervisor lxc --out /var/lib/rfboot-lab/rftest2/rfboot.yaml
+// writes a copy of the config whose VMs use another hypervisor (rftest's --hypervisor), then prints the lines
+// above for the copy. qemu, kvm: same direct kernel boot on qemu:///system. lxc: the guest's busybox rootfs
+// (rftest/guest/build-guest.sh's rootfs-lxc) with its /init, on lxc:///system. Others (xen-pv, xen-hvm,
+// test): only defaults.hypervisor changes; rfboot's own checks say what else they need.
 // A deliberately shallow read (defaults as documented in config/README.md); rfboot itself validates the file.
 // Exit 2 when the file cannot be read or is not YAML/JSON, or a value is not shell-safe.
 import console from "node:console";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import process from "node:process";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 
 function fail(msg) {
   console.error(`config-info: ${msg}`);
   process.exit(2);
 }
 
-const file = process.argv[2];
-if (!file) fail("usage: config-info.mjs CONFIG.yaml");
+const USAGE = "usage: config-info.mjs CONFIG.yaml [--hypervisor X --out FILE]";
+const [file, ...rest] = process.argv.slice(2);
+if (!file) fail(USAGE);
+let hypervisor;
+let outFile;
+for (let i = 0; i < rest.length; i += 2) {
+  if (rest[i] === "--hypervisor") hypervisor = rest[i + 1];
+  else if (rest[i] === "--out") outFile = rest[i + 1];
+  else fail(USAGE);
+}
+if ((hypervisor === undefined) !== (outFile === undefined)) fail(USAGE);
 let doc;
 try {
   doc = parse(readFileSync(file, "utf8")) ?? {};
 } catch (e) {
   fail(`cannot read ${file}: ${e.message}`);
+}
+if (hypervisor !== undefined) {
+  const GUEST = "/var/lib/rfboot/guest";
+  if (!["qemu", "kvm", "lxc", "xen-pv", "xen-hvm", "test"].includes(hypervisor)) {
+    fail(`--hypervisor must be qemu, kvm, lxc, xen-pv, xen-hvm or test, not ${hypervisor}`);
+  }
+  doc.defaults = { ...(doc.defaults ?? {}), hypervisor };
+  if (hypervisor === "lxc") {
+    doc.defaults.boot = {
+      type: "init",
+      init: "/init",
+      args: ["rfboot.name={name}"],
+      rootfs: `${GUEST}/rootfs-lxc`,
+    };
+    doc.hosts = (doc.hosts ?? [{ name: "local" }]).map((h) => ({ ...h, uri: "lxc:///system" }));
+  } else if (hypervisor === "qemu" || hypervisor === "kvm") {
+    doc.hosts = (doc.hosts ?? [{ name: "local" }]).map((h) => ({ ...h, uri: "qemu:///system" }));
+  }
+  for (const d of Object.values(doc.datapaths ?? {})) {
+    // A per-VM hypervisor or boot would win over the defaults: drop them so that the choice applies.
+    if (d && typeof d === "object") {
+      delete d.hypervisor;
+      if (hypervisor === "lxc") delete d.boot;
+    }
+  }
+  writeFileSync(outFile, `# derived from ${file} by rftest (--hypervisor ${hypervisor})\n${stringify(doc)}`);
 }
 const of = doc.openflow ?? {};
 const mongo = doc.mongo ?? {};

@@ -22,7 +22,8 @@ usage: rftest/$RFTEST_NAME [options]          bring the demo up, print the mappi
        rftest/$RFTEST_NAME --show             print the mapping table, VM states and switches of a running demo
 options:
   --no-wait              bring up, print, exit 0 leaving everything running (tests, scripts)
-  --hypervisor X         passed to 'rfboot run' (qemu, kvm, lxc, ...); default: the config's choice
+  --hypervisor X         qemu, kvm, lxc, xen-pv, xen-hvm, test: rfboot runs on a copy of the config that
+                         uses X (state dir rfboot.yaml); default: the config's own choice
   --rfboot MODE          run (default): 'bin/rfboot run --config $RFTEST_CONFIG' boots the VMs on demand
                          watch: 'bin/rfboot watch' relays and reports joins only (no VMs)
                          none: switches connect straight to the upstream controller (no rfboot)
@@ -164,13 +165,20 @@ RFCFG_MONGO_URI="${RFBOOT_MONGO_URI:-mongodb://127.0.0.1:27017}"
 RFCFG_DB=db
 RFCFG_PREFIX=rfboot
 rftest_load_config() {
-  local k v
+  local k v hv=()
   [ "$RFTEST_RFBOOT" = run ] || return 0
+  RFTEST_RFBOOT_CONFIG="$RFTEST_REPO/$RFTEST_CONFIG"
+  if [ -n "$RFTEST_HYPERVISOR" ]; then
+    # rfboot takes the hypervisor from its config: run it on a copy that says --hypervisor's choice.
+    RFTEST_RFBOOT_CONFIG="$RFTEST_STATE/rfboot.yaml"
+    hv=(--hypervisor "$RFTEST_HYPERVISOR" --out "$RFTEST_RFBOOT_CONFIG")
+    if [ "$RFTEST_HYPERVISOR" = lxc ]; then lab_cgroup_lxc; fi
+  fi
   [ -f "$RFTEST_REPO/$RFTEST_CONFIG" ] ||
     { rftest_die "$RFTEST_CONFIG is missing; 'rfboot run' needs it (or try --rfboot watch)" || return 1; }
   while IFS='=' read -r k v; do
     case "$k" in RFCFG_*) printf -v "$k" '%s' "$v" ;; esac
-  done < <(node "$RFTEST_REPO/rftest/lib/config-info.mjs" "$RFTEST_REPO/$RFTEST_CONFIG" || echo "RFCFG_ERROR=1")
+  done < <(node "$RFTEST_REPO/rftest/lib/config-info.mjs" "$RFTEST_REPO/$RFTEST_CONFIG" "${hv[@]}" || echo "RFCFG_ERROR=1")
   [ -z "${RFCFG_ERROR:-}" ] || { rftest_die "cannot read $RFTEST_CONFIG" || return 1; }
   RFTEST_LISTEN_PORT="$RFCFG_LISTEN_PORT"
   if [ "$RFCFG_MODE" = relay ]; then
@@ -179,7 +187,7 @@ rftest_load_config() {
   else
     RFTEST_LISTEN_MODE=1
   fi
-  rftest_say "config: $RFTEST_CONFIG: $RFCFG_MODE mode on 127.0.0.1:$RFTEST_LISTEN_PORT, upstream 127.0.0.1:$RFTEST_UPSTREAM_PORT, VMs ${RFCFG_VMS:-?}"
+  rftest_say "config: ${RFTEST_RFBOOT_CONFIG#"$RFTEST_REPO/"}: $RFCFG_MODE mode on 127.0.0.1:$RFTEST_LISTEN_PORT, upstream 127.0.0.1:$RFTEST_UPSTREAM_PORT, VMs ${RFCFG_VMS:-?}"
 }
 
 rftest_mongo_args() { printf '%s\0' --uri "$RFCFG_MONGO_URI" --db "$RFCFG_DB" --prefix "${RFCFG_PREFIX}_"; }
@@ -240,8 +248,7 @@ rftest_step_upstream() {
 rftest_rfboot_cmd() {
   case "$RFTEST_RFBOOT" in
     run)
-      printf '%s\0' "$RFTEST_REPO/bin/rfboot" run --config "$RFTEST_REPO/$RFTEST_CONFIG"
-      [ -n "$RFTEST_HYPERVISOR" ] && printf '%s\0' --hypervisor "$RFTEST_HYPERVISOR"
+      printf '%s\0' "$RFTEST_REPO/bin/rfboot" run --config "$RFTEST_RFBOOT_CONFIG"
       ;;
     watch)
       printf '%s\0' "$RFTEST_REPO/bin/rfboot" watch --listen "127.0.0.1:$RFTEST_LISTEN_PORT"
@@ -279,7 +286,7 @@ rftest_step_rfboot() {
     setsid "${cmd[@]}" >"$RFTEST_STATE/watch.jsonl" 2>"$RFTEST_STATE/rfboot.log" </dev/null &
     echo $! >"$RFTEST_STATE/rfboot.pid"
   else
-    RFBOOT_HYPERVISOR="$RFTEST_HYPERVISOR" rftest_spawn rfboot "$RFTEST_STATE/rfboot.log" "${cmd[@]}"
+    rftest_spawn rfboot "$RFTEST_STATE/rfboot.log" "${cmd[@]}"
   fi
   rftest_say "rfboot: ${cmd[*]#"$RFTEST_REPO/"} (pid $(cat "$RFTEST_STATE/rfboot.pid"), log $RFTEST_STATE/rfboot.log)"
   local i
