@@ -1,13 +1,61 @@
-/** `rfboot run`: placeholder until its issue lands. */
+/** `rfboot run`: the daemon. Boots each switch's VM when the switch connects; SIGHUP reloads the config. */
 import type { Command } from "commander";
-import { RfbootError } from "../../common/errors.js";
+import { UsageError, errorMessage } from "../../common/errors.js";
+import { createLogger } from "../../common/log.js";
+import { Daemon, Metrics, controllerFromConfig, loadConfig } from "../../provisioner/index.js";
 
+function hostPort(text: string, what: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 0 || port > 65535)
+    throw new UsageError(`${what} must be HOST:PORT, got ${JSON.stringify(text)}`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+/** registerRun adds `rfboot run --config FILE [--metrics HOST:PORT]`. */
 export function registerRun(program: Command): void {
   program
     .command("run")
-    .description("(not implemented yet)")
-    .allowUnknownOption()
-    .action(() => {
-      throw new RfbootError("run is not implemented yet");
+    .description(
+      "run the daemon: accept switches, boot each one's VM through libvirt, record it in MongoDB\n" +
+        "(SIGHUP reloads the config; SIGINT/SIGTERM stop cleanly; VMs keep running)",
+    )
+    .requiredOption("-c, --config <file>", "config file (YAML or JSON)")
+    .option("--metrics <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics")
+    .option("--instance <id>", "name of this rfboot instance in leases and records (default hostname:pid)")
+    .action(async (opts: { config: string; metrics?: string; instance?: string }) => {
+      const metricsAt = opts.metrics ? hostPort(opts.metrics, "--metrics") : undefined;
+      const config = await loadConfig(opts.config);
+      const log = createLogger();
+      const metrics = new Metrics();
+      const daemon = new Daemon({
+        config,
+        logger: log,
+        metrics,
+        createController: controllerFromConfig,
+        ...(opts.instance ? { instanceId: opts.instance } : {}),
+      });
+      const server = metricsAt ? await metrics.serve(metricsAt.host, metricsAt.port) : undefined;
+      if (server) log.info({ host: server.host, port: server.port }, "metrics at /metrics");
+      const addr = await daemon.start();
+      log.info({ config: opts.config, ...addr }, "rfboot running");
+      process.on("SIGHUP", () => {
+        loadConfig(opts.config).then(
+          (next) => daemon.reload(next),
+          (err: unknown) =>
+            log.error({ err: errorMessage(err) }, "config reload refused: keeping the old config"),
+        );
+      });
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          log.info({ signal: sig }, "stopping");
+          resolve();
+        };
+        process.once("SIGINT", () => stop("SIGINT"));
+        process.once("SIGTERM", () => stop("SIGTERM"));
+      });
+      await daemon.stop();
+      server?.server.close();
+      log.flush?.();
     });
 }

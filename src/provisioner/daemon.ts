@@ -1,0 +1,701 @@
+/**
+ * The daemon: wires the controller (switch joins and leaves) to placement, libvirt and MongoDB.
+ *
+ * One datapath's life: `up` -> record `joined` -> queue `ensure` (coalesced per dpid, limited per host) ->
+ * lease claimed -> rfconfig rows upserted (before the VM starts) -> XML -> define + start (or adopt/resume) ->
+ * record `running` -> readiness (console marker and/or rfclient PortRegister) -> `ready`. `down` -> after the
+ * leave policy's grace period, queue `leave` (keep, shutdown, destroy, suspend). A failed `ensure` is recorded
+ * with its cause and retried with backoff while the switch stays connected.
+ */
+import { EventEmitter } from "node:events";
+import { mkdir, open } from "node:fs/promises";
+import { hostname } from "node:os";
+import { dpidToHex } from "../common/dpid.js";
+import { RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
+import { silentLogger, type Logger } from "../common/log.js";
+import type { Controller, DownEvent, PortEvent, UpEvent } from "../controller/index.js";
+import { buildDomainXml } from "../xmlgen/index.js";
+import {
+  configHash,
+  listConfiguredVms,
+  resolveDatapath,
+  type HostConfig,
+  type ResolvedVm,
+  type RfbootConfig,
+} from "./config/index.js";
+import { HostRegistry, type HostSpec } from "./hosts.js";
+import type { DiskPlan as LifecycleDisk, LeaveAction, LeaveOutcome } from "./lifecycle.js";
+import { LibvirtEvents, type DomainEvent } from "./libvirt-events.js";
+import { rfconfigRows } from "./mapping.js";
+import { Metrics } from "./metrics.js";
+import { PlacementError, place, type KnownPlacement } from "./placement.js";
+import { ActionQueue } from "./queue.js";
+import { MongoStore, reconcile, type DomainListing, type RecordPatch, type VmState } from "./store/index.js";
+import type { VirshRunner } from "./virsh.js";
+
+/** DaemonAction is what the queue runs for one dpid: make its VM run, or apply the leave policy. */
+export type DaemonAction =
+  | { kind: "ensure"; vm: ResolvedVm; host: string; joinedAt: number }
+  | { kind: "leave"; vm: ResolvedVm; host: string; action: LeaveAction };
+
+/** DaemonOptions configure a Daemon; only `config` is required. */
+export interface DaemonOptions {
+  config: RfbootConfig;
+  logger?: Logger;
+  metrics?: Metrics;
+  /** instanceId names this rfboot in leases and records (default `hostname:pid`). */
+  instanceId?: string;
+  /** controller: an already-built controller (tests); default built from `config.openflow`. */
+  controller?: Controller;
+  /** createController builds the controller from the config (the daemon does not import sockets itself). */
+  createController?: (config: RfbootConfig, logger: Logger) => Controller;
+  store?: MongoStore;
+  runner?: VirshRunner;
+  leaseTtlMs?: number;
+  /** retry backoff of failed ensures (ms): first delay and cap. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+  /** Watch libvirt lifecycle events (`virsh event --loop`) to keep records current (default true). */
+  watchLibvirtEvents?: boolean;
+}
+
+/** EnsureOutcome is what one `ensure` did. */
+export interface EnsureOutcome {
+  dpidHex: string;
+  vm: string;
+  host: string;
+  action: string;
+  reactionMs: number;
+}
+
+/** DaemonEvents are emitted for tests, benches and the rftest progress display. */
+export interface DaemonEvents {
+  joined: [{ dpidHex: string; vm?: string; peer: string }];
+  ignored: [{ dpidHex: string; reason: string }];
+  ensured: [EnsureOutcome];
+  ready: [{ dpidHex: string; vm: string; via: string; ms: number }];
+  failed: [{ dpidHex: string; vm?: string; error: Error; retryInMs?: number }];
+  left: [{ dpidHex: string; vm: string; outcome: LeaveOutcome }];
+  reconciled: [{ actions: number }];
+}
+
+const STATE_OF_LEAVE: Record<LeaveOutcome, VmState | undefined> = {
+  kept: undefined,
+  shutdown: "stopped",
+  destroyed: "stopped",
+  saved: "suspended",
+  "not-running": "stopped",
+  missing: "missing",
+};
+
+function hostSpec(h: HostConfig): HostSpec {
+  return {
+    name: h.name,
+    uri: h.uri,
+    maxVms: h.maxVms,
+    memoryMiB: h.memoryMiB ?? Number.MAX_SAFE_INTEGER,
+    maxConcurrentStarts: h.maxConcurrentStarts,
+  };
+}
+
+function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefined {
+  const d = vm.plan(host).disk;
+  if (!d || d.kind === "none") return undefined;
+  return { kind: d.kind, base: d.base, format: d.baseFormat, path: d.path };
+}
+
+function wireVersion(v: string): number {
+  const minor = Number(v.split(".")[1]);
+  return Number.isInteger(minor) ? minor + 1 : 0;
+}
+
+function errorKind(err: unknown): string {
+  if (err instanceof VirshError) return err.kind;
+  if (err instanceof PlacementError) return "placement";
+  if (err instanceof StoreError) return "store";
+  if (err instanceof RfbootError) return err.name;
+  return "other";
+}
+
+/**
+ * Daemon runs rfboot: `start()` connects everything and reconciles, `reload(config)` applies a new config
+ * (SIGHUP), `stop()` closes cleanly. It never throws on a peer's misbehaviour: failures are logged, counted,
+ * recorded in MongoDB (`lastError`) and retried.
+ */
+export class Daemon extends EventEmitter<DaemonEvents> {
+  config: RfbootConfig;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly instanceId: string;
+  store!: MongoStore;
+  readonly hosts: HostRegistry;
+  private controller: Controller | undefined;
+  private readonly queue: ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>;
+  private readonly connected = new Map<string, UpEvent>();
+  private readonly leaveTimers = new Map<string, NodeJS.Timeout>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private readonly retryDelay = new Map<string, number>();
+  private readonly readinessAborts = new Map<string, AbortController>();
+  /** placements: VM name -> host, from records, `list --all` and our own decisions. */
+  private readonly placements = new Map<string, KnownPlacement>();
+  private readonly leased = new Set<string>();
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private readonly events: LibvirtEvents[] = [];
+  private readonly leaseTtlMs: number;
+  private readonly opts: DaemonOptions;
+  private stopped = false;
+
+  constructor(opts: DaemonOptions) {
+    super();
+    this.opts = opts;
+    this.config = opts.config;
+    this.log = opts.logger ?? silentLogger;
+    this.metrics = opts.metrics ?? new Metrics({ defaultMetrics: false });
+    this.instanceId = opts.instanceId ?? `${hostname()}:${process.pid}`;
+    this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
+    this.hosts = new HostRegistry({
+      hosts: this.config.hosts.map(hostSpec),
+      run: opts.runner,
+      log: this.log,
+    });
+    this.queue = new ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>({
+      classify: (a) => ({ host: a.host, limited: a.kind === "ensure" }),
+      hostLimit: (h) => this.config.hosts.find((x) => x.name === h)?.maxConcurrentStarts ?? 1,
+      handler: (key, action) =>
+        action.kind === "ensure" ? this.ensure(key, action) : this.leave(key, action),
+      onError: () => undefined,
+    });
+  }
+
+  /** start probes the hosts, reconciles MongoDB with them, then accepts switches. */
+  async start(): Promise<{ host: string; port: number } | undefined> {
+    await mkdir(this.config.stateDir, { recursive: true, mode: 0o750 });
+    for (const h of this.config.hosts) {
+      await mkdir(h.storageDir, { recursive: true, mode: 0o750 });
+      await mkdir(h.consoleLogDir, { recursive: true, mode: 0o750 });
+    }
+    this.store =
+      this.opts.store ??
+      (await MongoStore.open({
+        uri: this.config.mongo.uri,
+        database: this.config.mongo.database,
+        prefix: `${this.config.mongo.collectionPrefix}_`,
+        owner: this.instanceId,
+        logger: this.log,
+        stateDir: this.config.stateDir,
+      }));
+    this.store.on("offline", (e: unknown) =>
+      this.log.warn({ err: errorMessage(e) }, "MongoDB unreachable: buffering writes"),
+    );
+    this.store.on("online", () => this.log.info("MongoDB reachable again: flushing buffered writes"));
+    await this.reconcile();
+    if (this.opts.watchLibvirtEvents !== false) this.watchLibvirt();
+    this.leaseTimer = setInterval(() => void this.renewLeases(), Math.max(1000, this.leaseTtlMs / 3));
+    this.leaseTimer.unref();
+    this.controller = this.opts.controller ?? this.opts.createController?.(this.config, this.log);
+    if (!this.controller) return undefined;
+    this.controller.on("up", (e) => this.onUp(e));
+    this.controller.on("down", (e) => this.onDown(e));
+    this.controller.on("port", (e) => this.onPort(e));
+    const addr = await this.controller.start();
+    this.log.info({ ...addr, mode: this.config.openflow.mode }, "accepting switches");
+    return addr;
+  }
+
+  /** reconcile compares MongoDB's records with what every host really has and fixes the records. */
+  async reconcile(): Promise<void> {
+    const probes = await this.hosts.probeAll();
+    const byHost = new Map<string, DomainListing[]>();
+    for (const p of probes) {
+      if (!p.reachable) {
+        this.log.warn({ host: p.name, err: p.error }, "libvirt host unreachable at start-up");
+        continue;
+      }
+      byHost.set(
+        p.name,
+        p.domains.map((d) => ({ host: p.name, name: d.name, uuid: d.uuid, state: d.state })),
+      );
+    }
+    const configured = listConfiguredVms(this.config);
+    const memOf = new Map(configured.map((v) => [v.name, v.memoryMiB]));
+    for (const [host, list] of byHost) {
+      for (const d of list) {
+        if (memOf.has(d.name)) {
+          this.placements.set(d.name, {
+            vm: d.name,
+            host,
+            memoryMiB: memOf.get(d.name) ?? 0,
+            running: d.state === "running",
+          });
+        }
+      }
+    }
+    let records;
+    try {
+      records = await this.store.listRecords();
+    } catch (e) {
+      this.log.warn({ err: errorMessage(e) }, "reconciliation skipped: MongoDB unreachable");
+      return;
+    }
+    const actions = reconcile(
+      records,
+      byHost,
+      configured.map((v) => ({ dpidHex: v.dpidHex, name: v.name })),
+    );
+    for (const a of actions) {
+      if ("patch" in a) await this.store.patchRecord(a.dpidHex, a.patch);
+      if (a.type === "duplicate" || a.type === "conflict" || a.type === "unreachable") {
+        this.log.warn({ action: a }, "reconciliation found a problem it will not fix by itself");
+      }
+    }
+    for (const r of records) {
+      if (r.vmName && r.host && !this.placements.has(r.vmName) && byHost.has(r.host) === false) {
+        // The record's host did not answer: keep the VM there (stable placement) until it is gone for good.
+        this.placements.set(r.vmName, { vm: r.vmName, host: r.host, memoryMiB: memOf.get(r.vmName) ?? 0 });
+      }
+    }
+    this.log.info({ records: records.length, actions: actions.length }, "reconciled MongoDB with libvirt");
+    this.emit("reconciled", { actions: actions.length });
+  }
+
+  private watchLibvirt(): void {
+    for (const h of this.config.hosts) {
+      const ev = new LibvirtEvents({ host: { name: h.name, uri: h.uri }, log: this.log });
+      ev.on("event", (e: DomainEvent) => void this.onDomainEvent(e));
+      ev.on("error", (e: unknown) =>
+        this.log.debug({ host: h.name, err: errorMessage(e) }, "libvirt events"),
+      );
+      ev.start();
+      this.events.push(ev);
+    }
+  }
+
+  private async onDomainEvent(e: DomainEvent): Promise<void> {
+    if (e.type === "other") return;
+    const vm = listConfiguredVms(this.config).find((v) => v.name === e.domain);
+    if (!vm) return;
+    let state: VmState | undefined;
+    if (e.type === "lifecycle") {
+      if (e.event === "Stopped") state = e.detail.includes("Saved") ? "suspended" : "stopped";
+      else if (e.event === "Undefined") state = "missing";
+      else if (e.event === "Crashed") state = "failed";
+    } else if (e.state === "undefined") state = "missing";
+    else if (e.state === "shutoff") state = "stopped";
+    if (!state) return;
+    if (this.queue.runningOf(vm.dpidHex) || this.queue.pendingOf(vm.dpidHex)) return;
+    await this.store.patchRecord(vm.dpidHex, { state }).catch(() => undefined);
+  }
+
+  private onUp(e: UpEvent): void {
+    const dpidHex = dpidToHex(e.dpid);
+    const joinedAt = performance.now();
+    this.metrics.joins.inc();
+    this.connected.set(dpidHex, e);
+    this.metrics.datapathsUp.set(this.connected.size);
+    const timer = this.leaveTimers.get(dpidHex);
+    if (timer) {
+      clearTimeout(timer);
+      this.leaveTimers.delete(dpidHex);
+      // A pending leave that has not run yet is dropped: the switch is back.
+      if (this.queue.pendingOf(dpidHex)?.kind === "leave") this.queue.cancel(dpidHex);
+    }
+    let vm: ResolvedVm | undefined;
+    try {
+      vm = resolveDatapath(
+        this.config,
+        e.dpid,
+        e.ports.map((p) => p.no),
+      );
+    } catch (err) {
+      this.log.error({ dpid: dpidHex, err: errorMessage(err) }, "cannot derive a VM for this datapath");
+      this.emit("ignored", { dpidHex, reason: errorMessage(err) });
+      return;
+    }
+    // Records keep the wire version (1 = 1.0 ... 6 = 1.5), as OpenFlow numbers it.
+    const sw = { peer: e.peer, version: wireVersion(e.version), connected: true };
+    if (!vm) {
+      this.log.info({ dpid: dpidHex, peer: e.peer }, "datapath has no VM in the config: ignored (policy)");
+      this.emit("ignored", { dpidHex, reason: "unknown datapath" });
+      void this.store.logEvent({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` }).catch(() => {});
+      return;
+    }
+    this.log.info({ dpid: dpidHex, vm: vm.name, peer: e.peer, version: e.version }, "datapath joined");
+    this.emit("joined", { dpidHex, vm: vm.name, peer: e.peer });
+    const ports = e.ports.map((p) => {
+      const mapped = vm.ports.find((q) => q.dpPort === p.no);
+      return { dpPort: p.no, name: p.name, hwAddr: p.mac, ...(mapped ? { vmPort: mapped.vmPort } : {}) };
+    });
+    void this.store
+      .patchRecord(dpidHex, {
+        joinedAt: new Date(),
+        switch: sw,
+        ports,
+        vmName: vm.name,
+        vmId: vm.vmId.toString(10),
+        vmMac: vm.vmMac,
+        hypervisor: vm.hypervisor,
+        owner: this.instanceId,
+      })
+      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "record update failed"));
+    void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "join", detail: e.peer }).catch(() => {});
+    this.submitEnsure(dpidHex, vm, joinedAt);
+  }
+
+  private submitEnsure(dpidHex: string, vm: ResolvedVm, joinedAt: number): void {
+    let host: string;
+    try {
+      host = place(
+        { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
+        this.hosts.capacities(),
+        [...this.placements.values()],
+      ).host;
+    } catch (err) {
+      this.fail(dpidHex, vm, err, "placement");
+      return;
+    }
+    this.placements.set(vm.name, { vm: vm.name, host, memoryMiB: vm.memoryMiB });
+    void this.queue.submit(dpidHex, { kind: "ensure", vm, host, joinedAt });
+  }
+
+  private onDown(e: DownEvent): void {
+    const dpidHex = dpidToHex(e.dpid);
+    this.metrics.leaves.inc();
+    this.connected.delete(dpidHex);
+    this.metrics.datapathsUp.set(this.connected.size);
+    const retry = this.retryTimers.get(dpidHex);
+    if (retry) clearTimeout(retry);
+    this.retryTimers.delete(dpidHex);
+    const vm = resolveDatapath(this.config, e.dpid, []);
+    this.log.info({ dpid: dpidHex, vm: vm?.name, reason: e.reason }, "datapath left");
+    if (!vm) return;
+    void this.store
+      .patchRecord(dpidHex, { leftAt: new Date(), switch: { connected: false } })
+      .catch(() => undefined);
+    void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "leave", detail: e.reason }).catch(() => {});
+    const policy = this.config.policies.leave;
+    if (policy.action === "keep") return;
+    const old = this.leaveTimers.get(dpidHex);
+    if (old) clearTimeout(old);
+    const t = setTimeout(() => {
+      this.leaveTimers.delete(dpidHex);
+      if (this.connected.has(dpidHex) || this.stopped) return;
+      const host = this.placements.get(vm.name)?.host;
+      if (!host) return;
+      void this.queue.submit(dpidHex, { kind: "leave", vm, host, action: policy.action });
+    }, policy.graceSeconds * 1000);
+    t.unref();
+    this.leaveTimers.set(dpidHex, t);
+  }
+
+  private onPort(e: PortEvent): void {
+    const dpidHex = dpidToHex(e.dpid);
+    this.log.info(
+      { dpid: dpidHex, port: e.port.no, name: e.port.name, reason: e.reason },
+      "switch port changed",
+    );
+    void this.store
+      .logEvent({ dpid: dpidHex, kind: "port", detail: `${e.reason} ${e.port.no} ${e.port.name}` })
+      .catch(() => {});
+  }
+
+  private async ensure(
+    dpidHex: string,
+    a: Extract<DaemonAction, { kind: "ensure" }>,
+  ): Promise<EnsureOutcome> {
+    const { vm, host } = a;
+    const hostCfg = this.config.hosts.find((h) => h.name === host);
+    try {
+      if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
+      const claimed = await this.claim(dpidHex);
+      if (!claimed) {
+        this.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
+        this.scheduleRetry(dpidHex, vm, this.leaseTtlMs);
+        return { dpidHex, vm: vm.name, host, action: "leased-elsewhere", reactionMs: 0 };
+      }
+      // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers.
+      await this.store.upsertRfconfigRows(rfconfigRows(vm));
+      const plan = vm.plan(hostCfg);
+      const xml = buildDomainXml(plan.description);
+      const uuid = plan.description.uuid ?? "";
+      void this.store
+        .patchRecord(dpidHex, {
+          state: "starting",
+          host,
+          uuid,
+          configFingerprint: configHash(vm),
+        })
+        .catch(() => undefined);
+      const manager = this.hosts.manager(host);
+      const readinessFrom = await this.consoleOffset(plan.consoleLog);
+      const res = await manager.ensureRunning({
+        name: vm.name,
+        uuid,
+        xml,
+        ...(lifecycleDisk(vm, hostCfg) ? { disk: lifecycleDisk(vm, hostCfg) } : {}),
+      });
+      const t = res.timings;
+      const sinceJoin = performance.now() - a.joinedAt;
+      const reactionMs = sinceJoin - t.totalMs + (t.stateMs ?? 0) + (t.diskMs ?? 0) + (t.defineMs ?? 0);
+      this.metrics.reactionSeconds.observe(reactionMs / 1000);
+      this.metrics.bootSeconds.observe(sinceJoin / 1000);
+      this.metrics.boots.inc({ action: res.action, host });
+      const now = new Date();
+      const patch: RecordPatch = { state: "running", host, lastError: null, attempts: 0 };
+      if (res.action === "defined+started") patch.definedAt = now;
+      if (res.action !== "adopted") patch.startedAt = now;
+      await this.store.patchRecord(dpidHex, patch);
+      this.placements.set(vm.name, { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: true });
+      this.retryDelay.delete(dpidHex);
+      void this.store
+        .logEvent({ dpid: dpidHex, vm: vm.name, kind: "boot", detail: `${res.action} on ${host}` })
+        .catch(() => {});
+      this.log.info(
+        {
+          dpid: dpidHex,
+          vm: vm.name,
+          host,
+          action: res.action,
+          reactionMs: Math.round(reactionMs * 100) / 100,
+        },
+        "VM running",
+      );
+      const out = { dpidHex, vm: vm.name, host, action: res.action, reactionMs };
+      this.emit("ensured", out);
+      this.watchReadiness(
+        dpidHex,
+        vm,
+        plan.consoleLog,
+        res.action === "adopted" ? 0 : readinessFrom,
+        a.joinedAt,
+      );
+      return out;
+    } catch (err) {
+      this.fail(dpidHex, vm, err, "ensure");
+      throw err;
+    }
+  }
+
+  private async leave(dpidHex: string, a: Extract<DaemonAction, { kind: "leave" }>): Promise<LeaveOutcome> {
+    try {
+      const outcome = await this.hosts.manager(a.host).leave(a.vm.name, a.action);
+      const state = STATE_OF_LEAVE[outcome];
+      await this.store.patchRecord(dpidHex, state ? { state } : {});
+      void this.store
+        .logEvent({ dpid: dpidHex, vm: a.vm.name, kind: "leave-policy", detail: `${a.action}: ${outcome}` })
+        .catch(() => {});
+      this.log.info({ dpid: dpidHex, vm: a.vm.name, action: a.action, outcome }, "leave policy applied");
+      this.emit("left", { dpidHex, vm: a.vm.name, outcome });
+      this.readinessAborts.get(dpidHex)?.abort();
+      return outcome;
+    } catch (err) {
+      this.fail(dpidHex, a.vm, err, "leave");
+      throw err;
+    }
+  }
+
+  private fail(dpidHex: string, vm: ResolvedVm | undefined, err: unknown, step: string): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    const kind = errorKind(err);
+    this.metrics.failures.inc({ step, kind });
+    const attempts = (this.retryDelay.has(dpidHex) ? 1 : 0) + 1;
+    void this.store
+      .patchRecord(dpidHex, {
+        state: "failed",
+        lastError: { kind, message: error.message, at: new Date() },
+        attempts,
+      })
+      .catch(() => undefined);
+    void this.store
+      .logEvent({ dpid: dpidHex, vm: vm?.name, kind: "error", detail: `${step}: ${kind}: ${error.message}` })
+      .catch(() => {});
+    let retryInMs: number | undefined;
+    if (vm && step !== "leave" && this.connected.has(dpidHex) && !this.stopped) {
+      const prev = this.retryDelay.get(dpidHex);
+      retryInMs =
+        prev === undefined
+          ? (this.opts.retryInitialMs ?? 1000)
+          : Math.min(prev * 2, this.opts.retryMaxMs ?? 30_000);
+      this.retryDelay.set(dpidHex, retryInMs);
+      this.scheduleRetry(dpidHex, vm, retryInMs);
+    }
+    this.log.error(
+      { dpid: dpidHex, vm: vm?.name, step, kind, err: error.message, retryInMs },
+      "provisioning failed",
+    );
+    this.emit("failed", { dpidHex, vm: vm?.name, error, ...(retryInMs !== undefined ? { retryInMs } : {}) });
+  }
+
+  private scheduleRetry(dpidHex: string, vm: ResolvedVm, ms: number): void {
+    const old = this.retryTimers.get(dpidHex);
+    if (old) clearTimeout(old);
+    const t = setTimeout(() => {
+      this.retryTimers.delete(dpidHex);
+      if (!this.connected.has(dpidHex) || this.stopped) return;
+      this.submitEnsure(dpidHex, vm, performance.now());
+    }, ms);
+    t.unref();
+    this.retryTimers.set(dpidHex, t);
+  }
+
+  private async claim(dpidHex: string): Promise<boolean> {
+    try {
+      const ok = await this.store.claim(dpidHex, this.instanceId, this.leaseTtlMs);
+      if (ok) this.leased.add(dpidHex);
+      return ok;
+    } catch (e) {
+      // MongoDB down: act anyway (boot VMs while the database is away); the record is written later.
+      this.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "lease not checked: MongoDB unreachable");
+      return true;
+    }
+  }
+
+  private async renewLeases(): Promise<void> {
+    for (const d of this.leased) {
+      try {
+        if (!(await this.store.renew(d, this.instanceId, this.leaseTtlMs))) this.leased.delete(d);
+      } catch {
+        // unreachable: try again next round
+      }
+    }
+  }
+
+  private async consoleOffset(path: string | undefined): Promise<number> {
+    if (!path) return 0;
+    try {
+      const fh = await open(path, "r");
+      try {
+        return (await fh.stat()).size;
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      return 0;
+    }
+  }
+
+  private watchReadiness(
+    dpidHex: string,
+    vm: ResolvedVm,
+    consoleLog: string | undefined,
+    from: number,
+    joinedAt: number,
+  ): void {
+    this.readinessAborts.get(dpidHex)?.abort();
+    const ac = new AbortController();
+    this.readinessAborts.set(dpidHex, ac);
+    const r = this.config.readiness;
+    const deadline = Date.now() + r.timeoutSeconds * 1000;
+    const done = (via: string) => {
+      if (ac.signal.aborted) return;
+      ac.abort();
+      const ms = performance.now() - joinedAt;
+      this.metrics.readySeconds.observe(ms / 1000);
+      void this.store.patchRecord(dpidHex, { state: "ready", readyAt: new Date() }).catch(() => undefined);
+      void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "ready", detail: via }).catch(() => {});
+      this.log.info({ dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) }, "VM ready");
+      this.emit("ready", { dpidHex, vm: vm.name, via, ms });
+    };
+    if (r.consoleMarker && consoleLog) {
+      void watchConsoleMarker(consoleLog, new RegExp(r.consoleMarker), from, deadline, ac.signal).then(
+        (hit) => {
+          if (hit) done("console");
+        },
+      );
+    }
+    if (r.portRegister) {
+      const w = this.store.watchPortRegister(vm.vmId.toString(10), new Date(Date.now() - 1000), {
+        expectPorts: vm.ports.map((p) => String(p.vmPort)),
+        timeoutMs: Math.max(1, deadline - Date.now()),
+      });
+      ac.signal.addEventListener("abort", () => w.stop());
+      w.ready.then(
+        () => done("portregister"),
+        () => undefined,
+      );
+    }
+  }
+
+  /** reload applies a new config: new dpids act at once, changed VMs are redefined at their next start. */
+  async reload(next: RfbootConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
+    const before = new Map(listConfiguredVms(this.config).map((v) => [v.dpidHex, configHash(v)]));
+    const after = new Map(listConfiguredVms(next).map((v) => [v.dpidHex, configHash(v)]));
+    const added = [...after.keys()].filter((k) => !before.has(k));
+    const removed = [...before.keys()].filter((k) => !after.has(k));
+    const changed = [...after.keys()].filter((k) => before.has(k) && before.get(k) !== after.get(k));
+    this.config = next;
+    this.log.info({ added, changed, removed }, "configuration reloaded");
+    for (const dpidHex of [...added, ...changed]) {
+      const up = this.connected.get(dpidHex);
+      if (!up) continue;
+      const vm = resolveDatapath(
+        next,
+        up.dpid,
+        up.ports.map((p) => p.no),
+      );
+      // A new VM boots now; a changed one is redefined (its running domain keeps going until its next start).
+      if (vm) this.submitEnsure(dpidHex, vm, performance.now());
+    }
+    return { added, changed, removed };
+  }
+
+  /** connectedDatapaths lists the dpids whose switch is connected now. */
+  connectedDatapaths(): string[] {
+    return [...this.connected.keys()];
+  }
+
+  /** idle resolves when no provisioning action is queued or running. */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  /** stop closes the controller, timers, watchers and the store (flushing what it can). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of [...this.leaveTimers.values(), ...this.retryTimers.values()]) clearTimeout(t);
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    for (const a of this.readinessAborts.values()) a.abort();
+    await this.controller?.close().catch(() => undefined);
+    this.queue.close();
+    await Promise.all(this.events.map((e) => e.stop().catch(() => undefined)));
+    for (const d of this.leased) await this.store.release(d, this.instanceId).catch(() => undefined);
+    await this.hosts.dispose().catch(() => undefined);
+    await this.store.close().catch(() => undefined);
+  }
+}
+
+/** watchConsoleMarker polls a console log file from `from` until `re` matches, the deadline, or abort. */
+export async function watchConsoleMarker(
+  path: string,
+  re: RegExp,
+  from: number,
+  deadline: number,
+  signal: AbortSignal,
+  intervalMs = 50,
+): Promise<boolean> {
+  let offset = from;
+  let carry = "";
+  while (!signal.aborted && Date.now() < deadline) {
+    try {
+      const fh = await open(path, "r");
+      try {
+        const { size } = await fh.stat();
+        if (size < offset) offset = 0; // truncated by a new boot
+        if (size > offset) {
+          const buf = Buffer.alloc(Math.min(size - offset, 1 << 20));
+          const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+          offset += bytesRead;
+          const text = carry + buf.subarray(0, bytesRead).toString("latin1");
+          if (re.test(text)) return true;
+          carry = text.slice(-256);
+        }
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      // not there yet
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  return false;
+}

@@ -1,0 +1,37 @@
+/** wiring: builds the controller the daemon uses from the `openflow` config section. */
+import { readFileSync } from "node:fs";
+import { createServer as createTlsServer } from "node:tls";
+import type { Logger } from "../common/log.js";
+import { OFP_VERSIONS, createController, type Controller, type ServerFactory } from "../controller/index.js";
+import type { RfbootConfig } from "./config/index.js";
+
+/** controllerFromConfig maps `openflow` (seconds, version names) onto the controller's options (ms, wire bytes). */
+export function controllerFromConfig(config: RfbootConfig, logger: Logger): Controller {
+  const of = config.openflow;
+  let createServer: ServerFactory | undefined;
+  if (of.tls) {
+    const tls = of.tls;
+    // OVS `ssl:` controllers: rfboot presents its certificate and, with a CA, verifies the switch's.
+    createServer = (onSocket) =>
+      createTlsServer(
+        {
+          cert: readFileSync(tls.cert),
+          key: readFileSync(tls.key),
+          ...(tls.ca ? { ca: readFileSync(tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        onSocket,
+      );
+  }
+  return createController({
+    listen: { host: of.listen.host, port: of.listen.port },
+    mode: of.mode,
+    upstream: { host: of.upstream.host, port: of.upstream.port },
+    versions: of.versions.map((v) => OFP_VERSIONS[v]),
+    role: of.role,
+    echoIntervalMs: of.echoIntervalSeconds * 1000,
+    echoTimeoutMs: of.echoTimeoutSeconds * 1000,
+    handshakeTimeoutMs: of.handshakeTimeoutSeconds * 1000,
+    logger,
+    ...(createServer ? { createServer } : {}),
+  });
+}
