@@ -7,7 +7,7 @@ import {
   MongoServerSelectionError,
   MongoTopologyClosedError,
 } from "mongodb";
-import { errorMessage, StoreError } from "../../common/errors.js";
+import { errorMessage, RfbootError, StoreError } from "../../common/errors.js";
 
 /** DUPLICATE_KEY is MongoDB's (and FerretDB's) duplicate key error code (E11000). */
 export const DUPLICATE_KEY = 11000;
@@ -25,7 +25,31 @@ const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 116
  * writes and retries them. Anything else (a refused or malformed operation) is permanent.
  */
 export function isTransient(err: unknown): boolean {
-  const e = err instanceof StoreError && err.cause !== undefined ? err.cause : err;
+  // Follow the cause chain: the driver sometimes surfaces the raw socket error (found: a write on a socket
+  // FerretDB closed when killed rejects with a plain `Error` whose code is EPIPE).
+  for (let e = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    if (transientOne(e)) return true;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return false;
+}
+
+// Socket-level failures: the server went away or is not there yet.
+const SOCKET_CODES = new Set([
+  "EPIPE",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTCONN",
+  "EAI_AGAIN",
+]);
+
+function transientOne(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === "string" && SOCKET_CODES.has(code)) return true;
   if (
     e instanceof MongoNetworkError ||
     e instanceof MongoServerSelectionError ||
@@ -60,11 +84,21 @@ export function wrap(operation: string, err: unknown, what = ""): StoreError {
   });
 }
 
-/** attempt runs `fn` and rethrows any failure as a StoreError naming `operation`. */
+/**
+ * attempt runs `fn` and rethrows any failure as a StoreError naming `operation`; rfboot's own errors
+ * (a ConfigError for bad input) pass through unchanged.
+ */
 export async function attempt<T>(operation: string, fn: () => Promise<T>, what = ""): Promise<T> {
   try {
     return await fn();
   } catch (err) {
+    if (err instanceof RfbootError) throw err;
     throw wrap(operation, err, what);
   }
+}
+
+/** isTopologyClosed reports the driver's "Topology is closed" (directly or as a StoreError's cause). */
+export function isTopologyClosed(err: unknown): boolean {
+  const e = err instanceof StoreError ? err.cause : err;
+  return e instanceof MongoTopologyClosedError;
 }

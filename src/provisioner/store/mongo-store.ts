@@ -18,13 +18,14 @@ import {
   MongoClient,
   ObjectId,
   type Collection,
+  type Filter,
   type Db,
   type Document,
   type MongoClientOptions,
 } from "mongodb";
 import { errorMessage, StoreError } from "../../common/errors.js";
 import { redactUri, silentLogger, type Logger } from "../../common/log.js";
-import { attempt, isDuplicateKey, isTransient, wrap } from "./errors.js";
+import { attempt, isDuplicateKey, isTopologyClosed, isTransient, wrap } from "./errors.js";
 import { LeaseTable, type LeaseDoc } from "./leases.js";
 import { Outbox, type OutboxOp, type OutboxOptions, type OutboxStats } from "./outbox.js";
 import { IPC_CHANNEL, PortRegisterWatcher, type PortRegisterWatchOptions } from "./readiness.js";
@@ -161,6 +162,8 @@ export class MongoStore extends EventEmitter {
   private readonly eventsMax: number;
   private readonly eventsBytes: number;
   private setupPromise: Promise<void> | undefined;
+  private connected = false;
+  private connecting: Promise<void> | undefined;
   private rfconfigUnique = true;
   private eventsSinceTrim = 0;
   private trimming: Promise<number> | undefined;
@@ -228,7 +231,15 @@ export class MongoStore extends EventEmitter {
     this.statePath = options.stateDir
       ? join(options.stateDir, `${prefix}outbox-${this.database}.json`)
       : undefined;
-    if (options.stateDir) this.outbox.on("changed", () => this.schedulePersist());
+    if (options.stateDir) {
+      this.outbox.on("changed", () => this.schedulePersist());
+      // Empty again: drop the state file at once rather than after the debounce.
+      this.outbox.on("flushed", () => {
+        clearTimeout(this.persistTimer);
+        this.persistTimer = undefined;
+        this.persist();
+      });
+    }
     this.log.info({ mongo: redactUri(options.uri), database: this.database }, "store configured");
   }
 
@@ -260,11 +271,48 @@ export class MongoStore extends EventEmitter {
     return this.db.collection<T>(name);
   }
 
+  // ---- connection ---------------------------------------------------------------------------------------
+
+  /**
+   * connect opens the client once. Needed because of a driver behaviour found here: when the implicit
+   * connect of a first operation fails (server down at start-up), the client stays "Topology is closed"
+   * for good; an explicit connect() later recovers it. Once connected, the driver reconnects by itself.
+   */
+  private async connect(operation: string, what = ""): Promise<void> {
+    if (this.connected) return;
+    this.connecting ??= this.client.connect().then(
+      () => {
+        this.connected = true;
+        this.connecting = undefined;
+      },
+      (err: unknown) => {
+        this.connecting = undefined;
+        throw err;
+      },
+    );
+    try {
+      await this.connecting;
+    } catch (err) {
+      throw wrap(operation, err, what);
+    }
+  }
+
+  /** run connects if needed, runs `fn`, and turns a failure into a StoreError naming `operation`. */
+  private async run<T>(operation: string, fn: () => Promise<T>, what = ""): Promise<T> {
+    await this.connect(operation, what);
+    try {
+      return await attempt(operation, fn, what);
+    } catch (err) {
+      if (isTopologyClosed(err) && !this.closed) this.connected = false;
+      throw err;
+    }
+  }
+
   // ---- setup ----------------------------------------------------------------------------------------------
 
   /** ensureSetup creates indexes and collections once; a transient failure is retried by the next caller. */
   ensureSetup(): Promise<void> {
-    this.setupPromise ??= this.setup().catch((err: unknown) => {
+    this.setupPromise ??= this.run("setup", () => this.setup()).catch((err: unknown) => {
       this.setupPromise = undefined;
       throw wrap("setup", err);
     });
@@ -311,6 +359,10 @@ export class MongoStore extends EventEmitter {
 
   private async apply(op: OutboxOp): Promise<void> {
     await this.ensureSetup();
+    return this.run(`outbox.${op.type}`, () => this.applyOp(op));
+  }
+
+  private async applyOp(op: OutboxOp): Promise<void> {
     switch (op.type) {
       case "record":
         return this.applyRecord(op.dpidHex, op.patch, op.at);
@@ -480,7 +532,7 @@ export class MongoStore extends EventEmitter {
     if (filter.vm_id !== undefined) q.vm_id = checkVmId(filter.vm_id, "listRfconfigRows.vm_id");
     if (filter.dp_id !== undefined)
       q.dp_id = checkDecimal(filter.dp_id, "listRfconfigRows.dp_id", (1n << 64n) - 1n);
-    const docs = await attempt("listRfconfigRows", () =>
+    const docs = await this.run("listRfconfigRows", () =>
       this.col(this.collections.rfconfig)
         .find(q, { projection: { _id: 0 } })
         .toArray(),
@@ -524,7 +576,7 @@ export class MongoStore extends EventEmitter {
   /** getRecord returns one record, including changes still in the outbox; undefined when there is none. */
   async getRecord(dpidHex: string): Promise<VmRecord | undefined> {
     checkDpidHex(dpidHex, "getRecord.dpid");
-    const doc = await attempt(
+    const doc = await this.run(
       "getRecord",
       () => this.col<VmRecordDoc>(this.collections.vms).findOne({ _id: dpidHex }),
       dpidHex,
@@ -534,7 +586,7 @@ export class MongoStore extends EventEmitter {
 
   /** listRecords returns every record (sorted by dpid), including changes still in the outbox. */
   async listRecords(): Promise<VmRecord[]> {
-    const docs = await attempt("listRecords", () =>
+    const docs = await this.run("listRecords", () =>
       this.col<VmRecordDoc>(this.collections.vms).find({}).sort({ _id: 1 }).toArray(),
     );
     const byId = new Map<string, VmRecord | undefined>(docs.map((d) => [d._id, d]));
@@ -569,7 +621,7 @@ export class MongoStore extends EventEmitter {
   async recentEvents(n = 100): Promise<StoredEvent[]> {
     const limit = Math.max(0, Math.min(Math.floor(n), 100_000));
     if (limit === 0) return [];
-    const docs = await attempt("recentEvents", () =>
+    const docs = await this.run("recentEvents", () =>
       this.col<EventDoc>(this.collections.events).find({}).sort({ at: -1, _id: -1 }).limit(limit).toArray(),
     );
     return docs.map(({ _id, ...rest }) => ({ id: _id.toHexString(), ...rest }));
@@ -579,27 +631,27 @@ export class MongoStore extends EventEmitter {
 
   /** claim: see LeaseTable.claim (true when `owner` holds the dpid's lease for ttlMs from `now`). */
   claim(dpidHex: string, owner: string, ttlMs: number, now: Date = this.now()): Promise<boolean> {
-    return this.leases.claim(dpidHex, owner, ttlMs, now);
+    return this.run("claim", () => this.leases.claim(dpidHex, owner, ttlMs, now));
   }
 
   /** renew: see LeaseTable.renew. */
   renew(dpidHex: string, owner: string, ttlMs: number, now: Date = this.now()): Promise<boolean> {
-    return this.leases.renew(dpidHex, owner, ttlMs, now);
+    return this.run("renew", () => this.leases.renew(dpidHex, owner, ttlMs, now));
   }
 
   /** release: see LeaseTable.release. */
   release(dpidHex: string, owner: string, now: Date = this.now()): Promise<boolean> {
-    return this.leases.release(dpidHex, owner, now);
+    return this.run("release", () => this.leases.release(dpidHex, owner, now));
   }
 
   /** heldBy lists the valid leases of `owner`. */
   heldBy(owner: string, now: Date = this.now()): Promise<Lease[]> {
-    return this.leases.heldBy(owner, now);
+    return this.run("heldBy", () => this.leases.heldBy(owner, now));
   }
 
   /** lease returns the current (latest) lease of a dpid. */
   lease(dpidHex: string): Promise<Lease | undefined> {
-    return this.leases.current(dpidHex);
+    return this.run("lease", () => this.leases.current(dpidHex));
   }
 
   // ---- readiness ----------------------------------------------------------------------------------------
@@ -613,7 +665,17 @@ export class MongoStore extends EventEmitter {
     for (const [i, p] of (options.expectPorts ?? []).entries()) {
       checkDecimal(p, `watchPortRegister.expectPorts[${i}]`, (1n << 32n) - 1n);
     }
-    const w = new PortRegisterWatcher(this.col(this.collections.ipc), vmId, since, options);
+    const ipc = this.col(this.collections.ipc);
+    // Read-only by construction: the watcher gets a find function, not the collection.
+    const find = (filter: Filter<Document>, limit: number) =>
+      this.run("watchPortRegister", () =>
+        ipc
+          .find(filter, { projection: { _id: 1, content: 1 } })
+          .sort({ _id: 1 })
+          .limit(limit)
+          .toArray(),
+      );
+    const w = new PortRegisterWatcher(find, vmId, since, options);
     this.watchers.add(w);
     const forget = () => this.watchers.delete(w);
     w.ready.then(forget, forget);

@@ -5,7 +5,7 @@
  * (shared/routeflow/README.md, IPC envelope). This module only ever calls `find`.
  */
 import { EventEmitter } from "node:events";
-import { ObjectId, type Collection, type Document } from "mongodb";
+import { ObjectId, type Document, type Filter } from "mongodb";
 import { StoreError } from "../../common/errors.js";
 import { wrap } from "./errors.js";
 import type { PortRegisterSeen } from "./types.js";
@@ -25,6 +25,12 @@ export interface PortRegisterWatchOptions {
   /** timeoutMs rejects `ready` when the ports did not all register in time (default: no timeout). */
   readonly timeoutMs?: number;
 }
+
+/**
+ * IpcFind runs one read of the channel: `find(filter)` sorted by `_id` ascending, at most `limit` documents,
+ * only `_id` and `content` needed. The store supplies it (so the watcher cannot write, by construction).
+ */
+export type IpcFind = (filter: Filter<Document>, limit: number) => Promise<Document[]>;
 
 /** PortRegisterResult is what `ready` resolves with. */
 export interface PortRegisterResult {
@@ -49,7 +55,7 @@ export class PortRegisterWatcher extends EventEmitter {
   private settle!: { resolve(r: PortRegisterResult): void; reject(e: Error): void };
 
   constructor(
-    private readonly col: Collection<Document>,
+    private readonly find: IpcFind,
     readonly vmId: string,
     since: Date,
     private readonly options: PortRegisterWatchOptions = {},
@@ -98,14 +104,7 @@ export class PortRegisterWatcher extends EventEmitter {
   private async poll(): Promise<void> {
     try {
       // find only: no update, no findOneAndUpdate, no `read` flag (see the module comment).
-      const docs = await this.col
-        .find(
-          { from: this.vmId, type: PORT_REGISTER, _id: { $gt: this.lastId } },
-          { projection: { _id: 1, content: 1 } },
-        )
-        .sort({ _id: 1 })
-        .limit(1000)
-        .toArray();
+      const docs = await this.find({ from: this.vmId, type: PORT_REGISTER, _id: { $gt: this.lastId } }, 1000);
       for (const d of docs) {
         if (this.stopped) return;
         this.lastId = d._id as ObjectId;
