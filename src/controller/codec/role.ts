@@ -17,8 +17,8 @@ import type {
 import { PadReader, PadWriter, Reader, Writer } from "./wire.js";
 
 /** decodeRole reads ofp_role_request / ofp_role_reply (same layout). */
-export function decodeRole<T extends "role_request" | "role_reply">(
-  type: T,
+export function decodeRole(
+  type: "role_request" | "role_reply",
   r: Reader,
   h: Header,
 ): RoleRequest | RoleReply {
@@ -77,8 +77,8 @@ export function encodeRoleStatus(w: Writer, msg: RoleStatus): void {
 }
 
 /** decodeNxRole reads a Nicira role request/reply body (vendor and subtype already checked). */
-export function decodeNxRole<T extends "nx_role_request" | "nx_role_reply">(
-  type: T,
+export function decodeNxRole(
+  type: "nx_role_request" | "nx_role_reply",
   r: Reader,
   h: Header,
 ): NxRoleRequest | NxRoleReply {

@@ -80,9 +80,11 @@ export class Reader {
   /** bytes returns a copy of the next n bytes (a plain Uint8Array that does not pin the frame). */
   bytes(n: number, field: string): Uint8Array {
     this.need(n, field);
-    const out = this.buf.slice(this.pos, this.pos + n);
+    // A fresh plain Uint8Array: Buffer#slice would return a view, and subclasses would leak into the model.
+    const out = new Uint8Array(n);
+    out.set(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    return out;
   }
 
   /** rest returns a copy of everything up to `end`. */
