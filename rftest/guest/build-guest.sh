@@ -21,6 +21,12 @@ log() { printf '[build-guest] %s\n' "$*" >&2; }
 
 [ "$(id -u)" = 0 ] || { log "must run as root (apt-get, files readable by libvirt-qemu)"; exit 1; }
 
+# One build at a time per output directory (test files and rftest may call this concurrently).
+mkdir -p "$OUT"
+chmod 755 "$OUT"
+exec 9>"$OUT/.build.lock"
+flock 9
+
 # Host tools: busybox-static (guest userland), cpio + gzip (initramfs), xz-utils (compressed modules).
 need=()
 for p in busybox-static cpio xz-utils gzip; do
@@ -51,7 +57,6 @@ fi
 
 log "building into $OUT ($KPKG $KPKG_VER, busybox $BUSYBOX_VER)"
 mkdir -p "$OUT/.cache"
-chmod 755 "$OUT"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
@@ -158,7 +163,9 @@ for m in "${MODULES[@]}"; do
   esac
 done
 write_init "$IR" vm
-(cd "$IR" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0 | gzip -9n) >"$WORK/initrd.gz"
+# Reproducible archive: fixed order, owner, mtimes and inode numbers, so the same inputs give the same sha256.
+find "$IR" -exec touch -h -d @0 {} +
+(cd "$IR" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet --reproducible -R 0:0 | gzip -9n) >"$WORK/initrd.gz"
 
 # LXC rootfs.
 RF="$WORK/rootfs-lxc"
