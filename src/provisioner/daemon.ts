@@ -17,6 +17,7 @@ import type { Controller, DownEvent, PortEvent, UpEvent } from "../controller/in
 import { buildDomainXml } from "../xmlgen/index.js";
 import {
   configHash,
+  hostsFor,
   listConfiguredVms,
   resolveDatapath,
   type HostConfig,
@@ -346,7 +347,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     try {
       host = place(
         { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
-        this.hosts.capacities(),
+        this.candidateCapacities(vm),
         [...this.placements.values()],
       ).host;
     } catch (err) {
@@ -355,6 +356,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     this.placements.set(vm.name, { vm: vm.name, host, memoryMiB: vm.memoryMiB });
     void this.queue.submit(dpidHex, { kind: "ensure", vm, host, joinedAt });
+  }
+
+  /** candidateCapacities: the hosts whose drivers can run this VM's hypervisor. */
+  private candidateCapacities(vm: ResolvedVm) {
+    const ok = new Set(hostsFor(this.config, vm).map((h) => h.name));
+    return this.hosts.capacities().filter((c) => ok.has(c.name));
   }
 
   private onDown(e: DownEvent): void {

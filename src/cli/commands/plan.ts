@@ -1,13 +1,147 @@
-/** `rfboot plan`: placeholder until its issue lands. */
+/** `rfboot plan`: what would happen for each configured datapath, without touching libvirt. */
 import type { Command } from "commander";
-import { RfbootError } from "../../common/errors.js";
+import { errorMessage } from "../../common/errors.js";
+import { silentLogger } from "../../common/log.js";
+import { buildDomainXml } from "../../xmlgen/index.js";
+import {
+  MongoStore,
+  hostsFor,
+  listConfiguredVms,
+  loadConfig,
+  place,
+  rfconfigRows,
+  type KnownPlacement,
+  type VmRecord,
+} from "../../provisioner/index.js";
+import { renderTable } from "../table.js";
 
+/** PlanRow is one configured datapath in `plan --json`. */
+export interface PlanRow {
+  dpid: string;
+  vm: string;
+  vmId: string;
+  hypervisor: string;
+  host?: string;
+  placement: string;
+  action: string;
+  dataPorts: number;
+  rfconfigRows: number;
+  disk: string;
+  boot: string;
+  error?: string;
+}
+
+/** registerPlan adds `rfboot plan --config FILE [--json] [--offline]`. */
 export function registerPlan(program: Command): void {
   program
     .command("plan")
-    .description("(not implemented yet)")
-    .allowUnknownOption()
-    .action(() => {
-      throw new RfbootError("plan is not implemented yet");
+    .description(
+      "show what rfboot would do for each configured datapath (host, action, rfconfig rows, disk, boot)\n" +
+        "without touching libvirt; placements come from MongoDB's records when it is reachable",
+    )
+    .requiredOption("-c, --config <file>", "config file (YAML or JSON)")
+    .option("--json", "print JSON instead of a table")
+    .option("--offline", "do not read MongoDB (plan from the config alone)")
+    .action(async (opts: { config: string; json?: boolean; offline?: boolean }) => {
+      const config = await loadConfig(opts.config);
+      let records: VmRecord[] = [];
+      let note = "";
+      if (!opts.offline) {
+        const store = await MongoStore.open({
+          uri: config.mongo.uri,
+          database: config.mongo.database,
+          prefix: `${config.mongo.collectionPrefix}_`,
+          logger: silentLogger,
+          serverSelectionTimeoutMS: 2000,
+        });
+        try {
+          records = await store.listRecords();
+        } catch (e) {
+          note = `MongoDB unreachable (${errorMessage(e)}): planned from the config alone`;
+        } finally {
+          await store.close(200).catch(() => undefined);
+        }
+      }
+      const byDpid = new Map(records.map((r) => [r.dpidHex, r]));
+      const vms = listConfiguredVms(config);
+      const memOf = new Map(vms.map((v) => [v.name, v.memoryMiB]));
+      const placements: KnownPlacement[] = records
+        .filter((r) => r.vmName && r.host && r.state !== "missing")
+        .map((r) => ({ vm: r.vmName!, host: r.host!, memoryMiB: memOf.get(r.vmName!) ?? 0 }));
+      const rows: PlanRow[] = [];
+      for (const vm of vms) {
+        const rec = byDpid.get(vm.dpidHex);
+        const candidates = new Set(hostsFor(config, vm).map((h) => h.name));
+        const base = {
+          dpid: vm.dpidHex,
+          vm: vm.name,
+          vmId: vm.vmMac,
+          hypervisor: vm.hypervisor,
+          dataPorts: vm.ports.length,
+          rfconfigRows: rfconfigRows(vm).length,
+        };
+        try {
+          const d = place(
+            { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
+            config.hosts
+              .filter((h) => candidates.has(h.name))
+              .map((h) => ({
+                name: h.name,
+                maxVms: h.maxVms,
+                memoryMiB: h.memoryMiB ?? Number.MAX_SAFE_INTEGER,
+                reachable: true,
+              })),
+            placements,
+          );
+          placements.push({ vm: vm.name, host: d.host, memoryMiB: vm.memoryMiB });
+          const host = config.hosts.find((h) => h.name === d.host)!;
+          const plan = vm.plan(host);
+          buildDomainXml(plan.description); // proves the XML builds (validation errors surface here)
+          const action = !rec
+            ? "define+start on join"
+            : ["running", "ready"].includes(rec.state)
+              ? "adopt (already running)"
+              : rec.state === "suspended"
+                ? "resume from managedsave on join"
+                : "start on join";
+          const disk = plan.disk ? `${plan.disk.kind} ${plan.disk.path}` : "none";
+          const b = plan.description.boot;
+          const boot =
+            b.type === "kernel" ? `kernel ${b.kernel}` : b.type === "init" ? `init ${b.init}` : b.type;
+          rows.push({ ...base, host: d.host, placement: d.reason, action, disk, boot });
+        } catch (e) {
+          rows.push({
+            ...base,
+            placement: "-",
+            action: "cannot place",
+            disk: "-",
+            boot: "-",
+            error: errorMessage(e),
+          });
+        }
+      }
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ rows, ...(note ? { note } : {}) }, null, 2) + "\n");
+        return;
+      }
+      if (note) process.stderr.write(`rfboot: ${note}\n`);
+      process.stdout.write(
+        renderTable(
+          ["DPID", "VM", "VM_ID", "HV", "HOST", "PLACEMENT", "ACTION", "PORTS", "ROWS", "DISK", "BOOT"],
+          rows.map((r) => [
+            r.dpid,
+            r.vm,
+            r.vmId,
+            r.hypervisor,
+            r.host ?? "-",
+            r.placement,
+            r.error ? `${r.action}: ${r.error}` : r.action,
+            String(r.dataPorts),
+            String(r.rfconfigRows),
+            r.disk,
+            r.boot,
+          ]),
+        ),
+      );
     });
 }
