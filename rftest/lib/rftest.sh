@@ -324,7 +324,7 @@ rftest_step_mininet() {
   mkdir -p "$RFTEST_STATE/mininet"
   rftest_spawn mininet "$RFTEST_STATE/mininet.log" "$RFTEST_PY" "$RFTEST_DRIVER" serve --topo "$RFTEST_TOPO" \
     --state-dir "$RFTEST_STATE/mininet" "${targets[@]}" --loop "$RFTEST_LOOP" --addressing "$RFTEST_ADDRESSING"
-  rftest_say "mininet: $RFTEST_TOPO (${RFTEST_SWITCHES[*]}), controller(s) ${targets[*]//--controller /}, loop guard $RFTEST_LOOP, hosts $RFTEST_ADDRESSING"
+  rftest_say "mininet: $RFTEST_TOPO (${RFTEST_SWITCHES[*]}), controller(s) $(printf '%s ' "${targets[@]}" | sed 's/--controller //g; s/ $//'), loop guard $RFTEST_LOOP, hosts $RFTEST_ADDRESSING"
   local ev_file="$RFTEST_STATE/mininet/events.jsonl"
   for ((n = 0; n < 1200; n++)); do
     if [ -f "$ev_file" ]; then

@@ -156,6 +156,8 @@ async function progress(db, opts) {
       await sleep(1000);
       continue;
     }
+    // Steps seen in this poll, printed in time order across all VMs.
+    const lines = [];
     for (const v of last) {
       const name = v.vmName ?? "?";
       const key = v.dpid;
@@ -166,18 +168,20 @@ async function progress(db, opts) {
         // A step counts once per timestamp: a rejoin (new joinedAt) is reported again.
         if (stamp !== undefined && stamp >= opts.since - 1000 && !prev.steps.has(`${field}@${stamp}`)) {
           prev.steps.add(`${field}@${stamp}`);
-          console.log(`  ${rel(at)} ${label}: dpid ${v.dpidHex ?? hex16(v.dpid)} -> ${name}`);
+          lines.push([stamp, `  ${rel(at)} ${label}: dpid ${v.dpidHex ?? hex16(v.dpid)} -> ${name}`]);
         }
       }
       if (v.state !== prev.state) {
-        console.log(`  state ${name}: ${prev.state || "-"} -> ${v.state}`);
+        lines.push([Date.now(), `  state ${name}: ${prev.state || "-"} -> ${v.state}`]);
         prev.state = v.state;
       }
       const err = v.lastError ? `${v.lastError.kind}: ${v.lastError.message}` : "";
-      if (err && err !== prev.error) console.log(`  error ${name}: ${err}`);
+      if (err && err !== prev.error) lines.push([Date.now(), `  error ${name}: ${err}`]);
       prev.error = err;
       seen.set(key, prev);
     }
+    lines.sort((a, b) => a[0] - b[0]);
+    for (const [, line] of lines) console.log(line);
     if (opts.dpids.every((d) => last.some((v) => v.dpid === d && done(v.state)))) return 0;
     await sleep(500);
   }
