@@ -201,6 +201,9 @@ export function decodePort(r: Reader, version: number): Port {
 export function encodePort(w: Writer, port: Port, version: number): void {
   const mac = macBytes(port.hwAddr);
   if (version === OFP_VERSIONS["1.0"]) {
+    if (port.portNo > 0xffff) {
+      throw new OpenFlowError(`port number ${port.portNo} does not fit OpenFlow 1.0's 16 bits`, "bad-field");
+    }
     w.u16(port.portNo).bytes(mac);
     writeName(w, port);
     w.u32(port.config).u32(port.state).u32(port.curr).u32(port.advertised).u32(port.supported).u32(port.peer);

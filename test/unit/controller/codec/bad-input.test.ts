@@ -292,6 +292,22 @@ describe("encodeMessage rejects what cannot go on the wire", () => {
       }),
     ).toThrow(/hwAddr "zz" is not a MAC address/);
   });
+  it("a 32-bit port number on OpenFlow 1.0", () => {
+    const port = {
+      portNo: 0xfffffffe,
+      hwAddr: "02:00:00:00:00:01",
+      name: "p",
+      config: 0,
+      state: 0,
+      curr: 0,
+      advertised: 0,
+      supported: 0,
+      peer: 0,
+    };
+    expect(() => encodeMessage({ type: "port_status", version: 1, xid: 0, reason: 0, port })).toThrow(
+      /port number 4294967294 does not fit OpenFlow 1.0's 16 bits/,
+    );
+  });
   it("a message over 65535 bytes and a bad xid", () => {
     const err = caught(() =>
       encodeMessage({ type: "echo_request", version: 4, xid: 0, data: new Uint8Array(70000) }),
