@@ -4,8 +4,9 @@
  *
  * - Ordered: entries are applied in arrival order; entries of one lane (one record, all of rfconfig) never
  *   overlap, entries of different lanes run up to `concurrency` at a time.
- * - Bounded: a record's pending patches merge into one entry, rfconfig rows coalesce per (vm_id, vm_port),
- *   and pending events are capped (the oldest are dropped and counted).
+ * - Bounded: a record's pending patches merge into one entry, a repeated rfconfig row or VM removal joins
+ *   the pending one, and pending events are capped (the oldest are dropped and counted). Coalescing never
+ *   changes the final result (checked against sequential application by a model test).
  * - Replay-safe: every operation is idempotent (a `$set`, an upsert, a delete, an insert with a fixed `_id`),
  *   so an operation retried after an unacknowledged success, or replayed from the state file after a
  *   restart, never duplicates anything.
@@ -65,6 +66,10 @@ export interface OutboxStats {
 /** rowKey identifies an rfconfig row: the VM interface it describes. */
 export function rowKey(r: RfconfigRow): string {
   return `${r.vm_id}/${r.vm_port}`;
+}
+
+function rowIdentity(r: RfconfigRow): string {
+  return `${r.vm_id}/${r.vm_port}>${r.ct_id}/${r.dp_id}/${r.dp_port}`;
 }
 
 /** mergePatches merges two record patches: later fields win, `switch` merges field by field. */
@@ -270,17 +275,16 @@ export class Outbox extends EventEmitter {
         break;
       }
       case "rfconfig-upsert": {
-        const keys = new Set(op.rows.map(rowKey));
-        this.stripRows((r) => keys.has(rowKey(r)));
+        // Only an identical row (same VM interface, same switch port) is superseded: a row with another
+        // switch side must still be applied, because writing it displaces whoever held that switch port.
+        const same = new Set(op.rows.map(rowIdentity));
+        this.stripRows((r) => same.has(rowIdentity(r)));
+        this.compactRemovals();
         break;
       }
       case "rfconfig-remove": {
-        this.stripRows((r) => r.vm_id === op.vmId);
-        // With its rows stripped from every pending upsert, an earlier pending remove of this VM does the job.
-        const same = this.pendingEntries().find(
-          (e) => e.op.type === "rfconfig-remove" && e.op.vmId === op.vmId,
-        );
-        if (same) return same;
+        const earlier = this.mergeableRemoval(op.vmId, this.pendingEntries().length);
+        if (earlier) return earlier;
         break;
       }
       case "event": {
@@ -301,8 +305,8 @@ export class Outbox extends EventEmitter {
   }
 
   /**
-   * stripRows removes superseded rows from pending rfconfig upserts (a later write of the same row, or a
-   * removal of its VM, replaces them); emptied entries go, their waiters move to the new write.
+   * stripRows removes superseded rows from pending rfconfig upserts (a later write of the very same row
+   * repeats them); emptied entries go, their waiters move to the new write.
    */
   private stripRows(superseded: (r: RfconfigRow) => boolean): void {
     for (const e of this.pendingEntries()) {
@@ -316,6 +320,34 @@ export class Outbox extends EventEmitter {
       this.entries.splice(this.entries.indexOf(e), 1);
       // Their writers are answered when the superseding write is (add() attaches them to it).
       this.moved.push(...e.waiters);
+    }
+  }
+
+  /**
+   * mergeableRemoval finds a pending removal of `vmId`, among the first `before` pending entries, that a new
+   * removal may join: no rfconfig upsert between them writes a row of that VM (it would be removed too).
+   */
+  private mergeableRemoval(vmId: string, before: number): Entry | undefined {
+    const lane = this.pendingEntries()
+      .slice(0, before)
+      .filter((e) => e.lane === "rfconfig");
+    for (let i = lane.length - 1; i >= 0; i--) {
+      const e = lane[i]!;
+      if (e.op.type === "rfconfig-remove" && e.op.vmId === vmId) return e;
+      if (e.op.type === "rfconfig-upsert" && e.op.rows.some((r) => r.vm_id === vmId)) return undefined;
+    }
+    return undefined;
+  }
+
+  /** compactRemovals merges pending removals of one VM that stripped upserts left with nothing between. */
+  private compactRemovals(): void {
+    const pending = this.pendingEntries();
+    for (const [i, e] of pending.entries()) {
+      if (e.op.type !== "rfconfig-remove") continue;
+      const earlier = this.mergeableRemoval(e.op.vmId, i);
+      if (!earlier || !this.entries.includes(earlier)) continue;
+      this.entries.splice(this.entries.indexOf(e), 1);
+      earlier.waiters.push(...e.waiters);
     }
   }
 
