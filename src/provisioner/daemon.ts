@@ -556,8 +556,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
   }
 
+  /**
+   * renewLeases keeps the leases of the datapaths this instance serves (switch connected, or an action
+   * queued or running) and releases the others, so another instance can act for a switch that moved to it.
+   */
   private async renewLeases(): Promise<void> {
     for (const d of this.leased) {
+      if (!this.connected.has(d) && !this.queue.pendingOf(d) && !this.queue.runningOf(d)) {
+        this.leased.delete(d);
+        await this.store.release(d, this.instanceId).catch(() => undefined);
+        continue;
+      }
       try {
         if (!(await this.store.renew(d, this.instanceId, this.leaseTtlMs))) this.leased.delete(d);
       } catch {

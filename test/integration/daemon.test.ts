@@ -1,0 +1,268 @@
+/**
+ * The provisioner end to end with real peers: Open vSwitch bridges (userspace datapath) join a running
+ * Daemon, which places, defines and starts VMs on real libvirtd hosts (two private libvirtd instances with
+ * the test driver for volume, and the machine's qemu:///system for a guest that really boots) and records
+ * everything in a real MongoDB-wire server (FerretDB).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { MongoClient } from "mongodb";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { silentLogger } from "../../src/common/log.js";
+import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
+import { MONGO_URI, describeWith } from "../helpers/env.js";
+import { startLibvirtHosts, stopLibvirtHosts, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
+
+const TAG = randomBytes(3).toString("hex");
+const DB = `rfbt_daemon_${TAG}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const r = await execa(cmd, args, { env: { LC_ALL: "C" } });
+  return r.stdout;
+}
+async function shOk(cmd: string, args: string[]): Promise<void> {
+  await execa(cmd, args, { env: { LC_ALL: "C" }, reject: false });
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => res(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+/** addSwitch creates an OVS bridge with the dpid, pointed at the given controller ports. */
+async function addSwitch(
+  name: string,
+  dpid: string,
+  ports: number[],
+  protocols = "OpenFlow13",
+): Promise<void> {
+  await sh("ovs-vsctl", [
+    "--may-exist",
+    "add-br",
+    name,
+    "--",
+    "set",
+    "bridge",
+    name,
+    "datapath_type=netdev",
+    `protocols=${protocols}`,
+    `other-config:datapath-id=${dpid.padStart(16, "0")}`,
+    "fail_mode=secure",
+  ]);
+  await sh("ovs-vsctl", ["set-controller", name, ...ports.map((p) => `tcp:127.0.0.1:${p}`)]);
+  const uuids = (await sh("ovs-vsctl", ["--columns=_uuid", "--bare", "list", "controller"])).split(/\s+/);
+  for (const u of uuids.filter(Boolean))
+    await shOk("ovs-vsctl", ["set", "controller", u, "max_backoff=1000"]);
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+describeWith(["ovs", "libvirt", "mongo", "root"], "daemon with real OVS, libvirtd and FerretDB", () => {
+  let hosts: LibvirtTestHost[] = [];
+  let mongo: MongoClient;
+  const bridges: string[] = [];
+  const daemons: Daemon[] = [];
+  let stateDir: string;
+
+  beforeAll(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), "rfbt-daemon-"));
+    hosts = await startLibvirtHosts(2, { prefix: "rfbt-dh" });
+    mongo = await MongoClient.connect(MONGO_URI);
+  });
+
+  afterAll(async () => {
+    for (const d of daemons) await d.stop().catch(() => undefined);
+    for (const b of bridges) await shOk("ovs-vsctl", ["--if-exists", "del-br", b]);
+    await stopLibvirtHosts(hosts);
+    await mongo
+      ?.db(DB)
+      .dropDatabase()
+      .catch(() => undefined);
+    await mongo?.close();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  function config(port: number, extra = ""): RfbootConfig {
+    const yaml = `
+stateDir: ${stateDir}
+openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.0", "1.3"] }
+mongo: { uri: "${MONGO_URI}", database: ${DB} }
+hosts:
+  - { name: h1, uri: "${hosts[0]!.testUri}", maxVms: 3 }
+  - { name: h2, uri: "${hosts[1]!.testUri}", maxVms: 3 }
+defaults: { hypervisor: test, memoryMiB: 64 }
+datapaths:
+${[1, 2, 3, 4, 5, 6]
+  .map(
+    (i) =>
+      `  "0x${TAG}0${i}": { name: rfbtd${TAG}${i}, vmId: "02:d${i}:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:${TAG.slice(4, 6)}:0${i}", dataPorts: ${i % 2 ? 2 : 3} }`,
+  )
+  .join("\n")}
+policies: { leave: { action: destroy, graceSeconds: 1 } }
+readiness: { consoleMarker: null }
+${extra}`;
+    return parseConfig(yaml, { format: "yaml", source: "daemon.test" });
+  }
+
+  async function startDaemon(cfg: RfbootConfig, instanceId: string): Promise<Daemon> {
+    const d = new Daemon({
+      config: cfg,
+      logger: silentLogger,
+      instanceId,
+      createController: controllerFromConfig,
+      leaseTtlMs: 3000,
+      retryInitialMs: 200,
+    });
+    daemons.push(d);
+    await d.start();
+    return d;
+  }
+
+  async function domainsOn(h: LibvirtTestHost): Promise<Map<string, string>> {
+    const out = await sh("virsh", ["-c", h.testUri, "list", "--all", "--name"]);
+    const names = out.split("\n").filter((n) => n.startsWith(`rfbtd${TAG}`));
+    const m = new Map<string, string>();
+    for (const n of names) m.set(n, (await sh("virsh", ["-c", h.testUri, "domstate", n])).trim());
+    return m;
+  }
+
+  const records = () => mongo.db(DB).collection("rfboot_vms").find().toArray();
+  const rows = () =>
+    mongo
+      .db(DB)
+      .collection("rfconfig")
+      .find({}, { projection: { _id: 0 } })
+      .toArray();
+
+  it("boots one VM per joining switch, places by capacity, writes RouteFlow's rows; leave, rejoin and restart add nothing", async () => {
+    const port = await freePort();
+    const cfg = config(port);
+    let daemon = await startDaemon(cfg, `a-${TAG}`);
+    const ensured: string[] = [];
+    daemon.on("ensured", (e) => ensured.push(`${e.vm}:${e.action}`));
+    for (let i = 1; i <= 6; i++) {
+      const br = `rfbd${TAG}${i}`;
+      bridges.push(br);
+      await addSwitch(br, `${TAG}0${i}`, [port], i % 2 ? "OpenFlow13" : "OpenFlow10");
+    }
+    const recs = await until("6 records running", async () => {
+      const r = await records();
+      return r.length === 6 && r.every((x) => x.state === "running") ? r : undefined;
+    });
+    // Placement by capacity: 3 + 3 on two hosts of maxVms 3; each VM defined exactly once.
+    const on1 = await domainsOn(hosts[0]!);
+    const on2 = await domainsOn(hosts[1]!);
+    expect(on1.size + on2.size).toBe(6);
+    expect(on1.size).toBe(3);
+    expect([...on1.values(), ...on2.values()].every((s) => s === "running")).toBe(true);
+    for (const r of recs) {
+      expect(r.host === "h1" ? on1.has(r.vmName) : on2.has(r.vmName)).toBe(true);
+      expect(r.dpid).toBe(BigInt(`0x${r.dpidHex}`).toString(10));
+      expect(r.switch.connected).toBe(true);
+      expect(r.joinedAt).toBeInstanceOf(Date);
+      expect(r.definedAt).toBeInstanceOf(Date);
+      expect(r.startedAt).toBeInstanceOf(Date);
+      // The right XML: the stable uuid and the RouteFlow MACs are in the defined domain.
+      const h = r.host === "h1" ? hosts[0]! : hosts[1]!;
+      const xml = await sh("virsh", ["-c", h.testUri, "dumpxml", r.vmName]);
+      expect(xml).toContain(`<uuid>${r.uuid}</uuid>`);
+      expect(xml).toContain(`<mac address='${r.vmMac}'/>`);
+    }
+    // RouteFlow's rows: decimal strings, one per data port, nothing else.
+    const expected = cfg.datapaths.flatMap((d, i) =>
+      Array.from({ length: (i + 1) % 2 ? 2 : 3 }, (_, k) => ({
+        vm_id: BigInt(d.vmId as bigint).toString(10),
+        vm_port: String(k + 1),
+        ct_id: "0",
+        dp_id: d.dpid.toString(10),
+        dp_port: String(k + 1),
+      })),
+    );
+    const sortRows = (xs: Record<string, unknown>[]) =>
+      xs.map((x) => JSON.stringify(x, Object.keys(x).sort())).sort();
+    expect(sortRows(await rows())).toEqual(sortRows(expected));
+
+    // Leave: the destroy policy acts after the 1 s grace period.
+    await shOk("ovs-vsctl", ["del-br", `rfbd${TAG}1`]);
+    const leftName = `rfbtd${TAG}1`;
+    const leftRec = recs.find((r) => r.vmName === leftName)!;
+    const leftHost = leftRec.host === "h1" ? hosts[0]! : hosts[1]!;
+    await until(
+      "destroyed after grace",
+      async () => (await domainsOn(leftHost)).get(leftName) === "shut off",
+    );
+    // Rejoin: the same VM on the same host comes back; no duplicate domain, no duplicate rows.
+    await addSwitch(`rfbd${TAG}1`, `${TAG}01`, [port]);
+    await until("rejoined VM running", async () => (await domainsOn(leftHost)).get(leftName) === "running");
+    expect((await domainsOn(hosts[0]!)).size + (await domainsOn(hosts[1]!)).size).toBe(6);
+    expect((await rows()).length).toBe(expected.length);
+
+    // Restart: a new daemon reconciles and adopts the running VMs; the switches reconnect; still 6 and 15.
+    await daemon.stop();
+    daemon = await startDaemon(cfg, `a2-${TAG}`);
+    const adopted: string[] = [];
+    daemon.on("ensured", (e) => adopted.push(e.action));
+    await until("switches back after restart", async () => (adopted.length >= 6 ? true : undefined), 40_000);
+    expect(adopted.every((a) => a === "adopted")).toBe(true);
+    expect((await domainsOn(hosts[0]!)).size + (await domainsOn(hosts[1]!)).size).toBe(6);
+    expect((await rows()).length).toBe(expected.length);
+    expect((await records()).length).toBe(6);
+    await daemon.stop();
+    expect(ensured.length).toBeGreaterThanOrEqual(7);
+  }, 150_000);
+
+  it("two instances on one database boot each VM exactly once (leases)", async () => {
+    await mongo.db(DB).dropDatabase();
+    for (const h of hosts) {
+      for (const n of (await domainsOn(h)).keys()) {
+        await shOk("virsh", ["-c", h.testUri, "destroy", n]);
+        await shOk("virsh", ["-c", h.testUri, "undefine", n]);
+      }
+    }
+    const [p1, p2] = [await freePort(), await freePort()];
+    const d1 = await startDaemon(config(p1), `i1-${TAG}`);
+    const d2 = await startDaemon(config(p2), `i2-${TAG}`);
+    const started: string[] = [];
+    for (const d of [d1, d2])
+      d.on("ensured", (e) => {
+        if (e.action !== "leased-elsewhere") started.push(`${e.vm}:${e.action}`);
+      });
+    for (let i = 1; i <= 6; i++) await addSwitch(`rfbd${TAG}${i}`, `${TAG}0${i}`, [p1, p2]);
+    await until("6 running once", async () => {
+      const r = await records();
+      return r.length === 6 && r.every((x) => x.state === "running") ? r : undefined;
+    });
+    await sleep(2000);
+    const doms = [...(await domainsOn(hosts[0]!)).keys(), ...(await domainsOn(hosts[1]!)).keys()];
+    expect(doms.sort()).toEqual([1, 2, 3, 4, 5, 6].map((i) => `rfbtd${TAG}${i}`).sort());
+    // Each VM was started by exactly one instance.
+    const startedVms = started.filter((s) => s.endsWith("defined+started")).map((s) => s.split(":")[0]);
+    expect(startedVms.sort()).toEqual([...new Set(startedVms)].sort());
+    expect(startedVms.length).toBe(6);
+    await d1.stop();
+    await d2.stop();
+  }, 120_000);
+});
