@@ -90,6 +90,7 @@ export function libvirtUriProblem(s: string): string | undefined {
   if (s.length > 1024) return "must be at most 1024 characters";
   if (URI_FORBIDDEN_RE.test(s))
     return "must not contain whitespace, quotes, < > ` \\ | ; $ { } or control characters";
+  if (s.includes("..")) return "must not contain .. (a URI path or socket path must not climb directories)";
   if (!/^[a-z][a-z0-9]*(\+[a-z0-9]+)?:\/\/[^/]*\/[^\s]*$/.test(s)) {
     return "must be a libvirt URI like qemu:///system, qemu+ssh://host/system or test:///default";
   }
