@@ -1,0 +1,280 @@
+/**
+ * The daemon with a guest that really boots: an Open vSwitch bridge joins an in-process Daemon, which defines
+ * and starts a QEMU (TCG) domain on the machine's qemu:///system (direct kernel boot of rftest's guest), with
+ * eth0 on a Linux bridge and the data NICs plugged by libvirt into a userspace OVS bridge, and records it in
+ * FerretDB. Readiness comes from the guest's console marker. Then the leave policies on the real guest:
+ * `suspend` (managedsave) after the grace period and a resume (restore, not a reboot) when the switch comes
+ * back, and `destroy` after a config reload.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { MongoClient } from "mongodb";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { silentLogger } from "../../src/common/log.js";
+import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
+import { MONGO_URI, describeWith } from "../helpers/env.js";
+
+const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
+const URI = "qemu:///system";
+const TAG = randomBytes(3).toString("hex");
+const DB = `rfbt_dq_${TAG}`;
+const VM = `rfbtq${TAG}`; // 11 characters: VM.1 fits Linux's 15
+const MGMT = `rfbtqm${TAG.slice(0, 4)}`;
+const DATA = `rfbtqd${TAG.slice(0, 4)}`;
+const SWITCH = `rfbtqs${TAG.slice(0, 4)}`;
+const DPID = `e0${TAG}`;
+/** A vm_id of RouteFlow's pattern, so the data NIC MACs are known without the code: eth1 06:e1:.., eth2 06:e2:... */
+const VM_ID = "06:e0:e0:e0:e0:e0";
+const DATA_PORTS = 2;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  return (await execa(cmd, args, { env: { LC_ALL: "C" } })).stdout;
+}
+async function shOk(cmd: string, args: string[]): Promise<void> {
+  await execa(cmd, args, { env: { LC_ALL: "C" }, reject: false });
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => res(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+async function addSwitch(name: string, dpid: string, port: number): Promise<void> {
+  await sh("ovs-vsctl", [
+    "--may-exist",
+    "add-br",
+    name,
+    "--",
+    "set",
+    "bridge",
+    name,
+    "datapath_type=netdev",
+    "protocols=OpenFlow13",
+    `other-config:datapath-id=${dpid.padStart(16, "0")}`,
+    "fail_mode=secure",
+  ]);
+  await sh("ovs-vsctl", ["set-controller", name, `tcp:127.0.0.1:${port}`]);
+  const uuid = (await sh("ovs-vsctl", ["get", "bridge", name, "controller"])).replace(/[[\]\s]/g, "");
+  if (uuid) await shOk("ovs-vsctl", ["set", "controller", uuid, "max_backoff=1000"]);
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+const beats = (text: string) => [...text.matchAll(/RFBOOT-HEARTBEAT n=(\d+)/g)].map((m) => Number(m[1]));
+const markers = (text: string) => text.split("RFBOOT-GUEST-BOOTED").length - 1;
+
+describeWith(["ovs", "libvirt", "mongo", "root"], "daemon with a real qemu guest on qemu:///system", () => {
+  let mongo: MongoClient;
+  let stateDir: string;
+  let daemon: Daemon | undefined;
+  let port: number;
+
+  const consoleLog = () => join(stateDir, "console", `${VM}.log`);
+  const consoleText = () => {
+    try {
+      return readFileSync(consoleLog(), "latin1");
+    } catch {
+      return "";
+    }
+  };
+  const record = () => mongo.db(DB).collection("rfboot_vms").findOne({ vmName: VM });
+  const dataPorts = async () =>
+    (await sh("ovs-vsctl", ["list-ports", DATA])).split("\n").filter(Boolean).sort();
+  const domstate = async () => (await sh("virsh", ["-c", URI, "domstate", VM, "--reason"])).trim();
+
+  function config(leave: "suspend" | "destroy"): RfbootConfig {
+    const yaml = `
+stateDir: ${stateDir}
+openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
+mongo: { uri: "${MONGO_URI}", database: ${DB} }
+hosts:
+  - { name: local, uri: "${URI}", maxVms: 2 }
+defaults:
+  hypervisor: qemu
+  memoryMiB: 128
+  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 rfboot.name={name}" }
+  network:
+    management: { type: bridge, bridge: ${MGMT} }
+    data: { bridge: ${DATA}, openvswitch: true }
+datapaths:
+  "0x${DPID}": { name: ${VM}, vmId: "${VM_ID}", dataPorts: ${DATA_PORTS} }
+policies: { leave: { action: ${leave}, graceSeconds: 1 } }
+readiness: { timeoutSeconds: 90 }
+`;
+    return parseConfig(yaml, { format: "yaml", source: "daemon-qemu.test" });
+  }
+
+  beforeAll(async () => {
+    if (!existsSync(join(GUEST, "vmlinuz")) || !existsSync(join(GUEST, "initrd.gz")))
+      throw new Error(`the rftest guest is missing in ${GUEST}: run rftest/guest/build-guest.sh`);
+    stateDir = mkdtempSync(join(tmpdir(), "rfbt-dq-"));
+    mongo = await MongoClient.connect(MONGO_URI);
+    await sh("ip", ["link", "add", MGMT, "type", "bridge"]);
+    await sh("ip", ["link", "set", MGMT, "up"]);
+    await sh("ovs-vsctl", ["add-br", DATA, "--", "set", "bridge", DATA, "datapath_type=netdev"]);
+    port = await freePort();
+  });
+
+  afterAll(async () => {
+    await daemon?.stop().catch(() => undefined);
+    await shOk("virsh", ["-c", URI, "destroy", VM]);
+    await shOk("virsh", ["-c", URI, "undefine", VM, "--managed-save"]);
+    await shOk("ovs-vsctl", ["--if-exists", "del-br", SWITCH]);
+    await shOk("ovs-vsctl", ["--if-exists", "del-br", DATA]);
+    await shOk("ip", ["link", "del", MGMT]);
+    await mongo
+      ?.db(DB)
+      .dropDatabase()
+      .catch(() => undefined);
+    await mongo?.close();
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it("a switch joins: the guest boots, its NICs sit on the right bridges with RouteFlow's MACs, the record is ready", async () => {
+    daemon = new Daemon({
+      config: config("suspend"),
+      logger: silentLogger,
+      instanceId: `dq-${TAG}`,
+      createController: controllerFromConfig,
+    });
+    await daemon.start();
+    await addSwitch(SWITCH, DPID, port);
+    const rec = await until(
+      "record ready",
+      async () => {
+        const r = await record();
+        return r?.state === "ready" ? r : undefined;
+      },
+      60_000,
+    );
+    expect(rec.readyAt).toBeInstanceOf(Date);
+    expect(rec.startedAt).toBeInstanceOf(Date);
+    expect((rec.readyAt as Date).getTime()).toBeGreaterThanOrEqual((rec.startedAt as Date).getTime());
+    expect(rec).toMatchObject({ host: "local", hypervisor: "qemu", vmMac: VM_ID });
+    // The guest really booted: its marker, with the name from the kernel command line.
+    expect(consoleText()).toContain(`RFBOOT-GUEST-BOOTED name=${VM}`);
+    expect(await domstate()).toBe("running (booted)");
+    // libvirt plugged exactly this VM's data NICs into the OVS data bridge, and eth0 into the Linux bridge.
+    expect(await dataPorts()).toEqual([`${VM}.1`, `${VM}.2`]);
+    const xml = await sh("virsh", ["-c", URI, "dumpxml", VM]);
+    const nics = [...xml.matchAll(/<interface type='bridge'>([\s\S]*?)<\/interface>/g)].map((m) => m[1]!);
+    expect(nics).toHaveLength(1 + DATA_PORTS);
+    expect(nics[0]).toContain(`<mac address='${VM_ID}'/>`);
+    expect(nics[0]).toContain(`<source bridge='${MGMT}'/>`);
+    expect(nics[0]).not.toContain("openvswitch");
+    for (const n of [1, 2]) {
+      expect(nics[n]).toContain(`<mac address='06:e${n}:e${n}:e${n}:e${n}:e${n}'/>`);
+      expect(nics[n]).toContain(`<source bridge='${DATA}'/>`);
+      expect(nics[n]).toContain("<virtualport type='openvswitch'>");
+      expect(nics[n]).toContain(`<target dev='${VM}.${n}'/>`);
+    }
+    const mgmtPorts = await sh("ip", ["-o", "link", "show", "master", MGMT]);
+    expect(mgmtPorts.split("\n").filter(Boolean)).toHaveLength(1);
+    // RouteFlow's rows for this datapath, before anything else.
+    const rows = await mongo
+      .db(DB)
+      .collection("rfconfig")
+      .find({}, { projection: { _id: 0 } })
+      .sort({ vm_port: 1 })
+      .toArray();
+    const dpDec = BigInt(`0x${DPID}`).toString(10);
+    const vmDec = BigInt(`0x${VM_ID.replace(/:/g, "")}`).toString(10);
+    expect(rows).toEqual(
+      [1, 2].map((k) => ({ vm_id: vmDec, vm_port: `${k}`, ct_id: "0", dp_id: dpDec, dp_port: `${k}` })),
+    );
+  }, 90_000);
+
+  it("leave policy suspend: managed-saved after the grace period; the switch returns and the guest resumes", async () => {
+    await until("a heartbeat", async () => beats(consoleText()).length > 0, 20_000);
+    await sh("ovs-vsctl", ["del-br", SWITCH]);
+    await until(
+      "record suspended",
+      async () => ((await record())?.state === "suspended" ? true : undefined),
+      60_000,
+    );
+    const info = await sh("virsh", ["-c", URI, "dominfo", VM]);
+    expect(info).toMatch(/^State:\s+shut off$/m);
+    expect(info).toMatch(/^Managed save:\s+yes$/m);
+    expect(await domstate()).toBe("shut off (saved)");
+    expect(await dataPorts()).toEqual([]); // libvirt unplugged the NICs when the domain stopped
+    const before = consoleText();
+    const lastBeat = Math.max(...beats(before));
+    expect(markers(before)).toBe(1);
+
+    const actions: string[] = [];
+    daemon!.on("ensured", (e) => actions.push(e.action));
+    await addSwitch(SWITCH, DPID, port);
+    await until("record running again", async () => {
+      const r = await record();
+      return r?.state === "running" || r?.state === "ready" ? true : undefined;
+    });
+    expect(actions).toEqual(["started"]);
+    expect(await domstate()).toBe("running (restored)");
+    expect(await dataPorts()).toEqual([`${VM}.1`, `${VM}.2`]);
+    // Restored, not rebooted: the heartbeat counter goes on from where it stopped and no boot marker is
+    // printed again. The serial log is `append="off"`: qemu's restore truncates it, so the new file starts
+    // with the next heartbeat instead of a boot.
+    const after = await until(
+      "a heartbeat after the resume",
+      async () => {
+        const t = consoleText();
+        return beats(t).some((n) => n > lastBeat) ? t : undefined;
+      },
+      20_000,
+    );
+    expect(markers(after)).toBe(0);
+    expect(Math.min(...beats(after).filter((n) => n > lastBeat))).toBe(lastBeat + 1);
+  }, 120_000);
+
+  // BUG (src/provisioner/daemon.ts, ensure() -> watchReadiness): after a resume from managedsave the daemon
+  // waits for the boot marker, which a restored guest never prints again (and qemu truncated the log), so
+  // the record stays `running` until readiness.timeoutSeconds. Remove `.fails` once the daemon treats a
+  // restored guest as ready (it was ready when saved) or accepts any new console output.
+  it.fails(
+    "a resumed guest's record becomes ready again",
+    async () => {
+      await until(
+        "record ready after the resume",
+        async () => ((await record())?.state === "ready" ? true : undefined),
+        8_000,
+      );
+    },
+    20_000,
+  );
+
+  it("after a reload to leave policy destroy, a leave powers the guest off", async () => {
+    const r = await daemon!.reload(config("destroy"));
+    expect(r).toEqual({ added: [], changed: [], removed: [] });
+    await sh("ovs-vsctl", ["del-br", SWITCH]);
+    await until("record stopped", async () => ((await record())?.state === "stopped" ? true : undefined));
+    expect(await domstate()).toBe("shut off (destroyed)");
+    const info = await sh("virsh", ["-c", URI, "dominfo", VM]);
+    expect(info).toMatch(/^Managed save:\s+no$/m);
+    expect(await dataPorts()).toEqual([]);
+    await daemon!.stop();
+    daemon = undefined;
+  }, 60_000);
+});
