@@ -30,9 +30,17 @@ describeWith(["virt-xml-validate"], "xmlgen documents validate with virt-xml-val
   const dir = mkdtempSync(join(tmpdir(), "rfbtx-xmlgen-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("every golden fixture (one per driver) is valid", async () => {
+  it("every golden fixture (one per driver, plus hostile.xml) is valid", async () => {
     const files = readdirSync(FIXTURES).filter((f) => f.endsWith(".xml"));
-    expect(files.sort()).toEqual(["kvm.xml", "lxc.xml", "qemu.xml", "test.xml", "xen-hvm.xml", "xen-pv.xml"]);
+    expect(files.sort()).toEqual([
+      "hostile.xml",
+      "kvm.xml",
+      "lxc.xml",
+      "qemu.xml",
+      "test.xml",
+      "xen-hvm.xml",
+      "xen-pv.xml",
+    ]);
     for (const f of files) {
       const r = await validate(join(FIXTURES, f));
       expect(r, f).toMatchObject({ exitCode: 0 });

@@ -8,7 +8,7 @@ import {
   parseDomainXml,
   validateVmDescription,
 } from "../../../src/xmlgen/index.js";
-import { FIXTURES, SAMPLES } from "./samples.js";
+import { EXTRA_SAMPLES, FIXTURES, SAMPLES } from "./samples.js";
 
 // RFBOOT_UPDATE_GOLDEN=1 rewrites the fixtures (then review the diff by eye before committing).
 const UPDATE = process.env.RFBOOT_UPDATE_GOLDEN === "1";
@@ -25,6 +25,17 @@ describe("golden domain XML", () => {
     it(`${h}: parses back to the normalised description`, () => {
       const { autostart: _a, ...want } = validateVmDescription(SAMPLES[h]);
       expect(parseDomainXml(buildDomainXml(SAMPLES[h]))).toEqual(want);
+    });
+  }
+
+  for (const [name, vm] of Object.entries(EXTRA_SAMPLES)) {
+    it(`${name}: matches test/fixtures/xmlgen/${name}.xml and parses back`, () => {
+      const xml = buildDomainXml(vm);
+      const file = join(FIXTURES, `${name}.xml`);
+      if (UPDATE) writeFileSync(file, xml);
+      expect(xml).toBe(readFileSync(file, "utf8"));
+      const { autostart: _a, ...want } = validateVmDescription(vm);
+      expect(parseDomainXml(xml)).toEqual(want);
     });
   }
 

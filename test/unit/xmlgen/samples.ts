@@ -140,3 +140,26 @@ export const SAMPLES: Record<HypervisorName, VmDescription> = {
     console: { logFile: "/var/log/rfboot/rfvmT.console.log", pty: false },
   },
 };
+
+/**
+ * EXTRA_SAMPLES are further golden fixtures: `hostile` shows how every character that could break out of
+ * an element or attribute is written (quotes, markup, `]]>`, CR, entity look-alikes in text and paths).
+ */
+export const EXTRA_SAMPLES: Record<string, VmDescription> = {
+  hostile: {
+    name: "rfvm-hostile_1.x",
+    title: `'"<title>&amp;]]>`,
+    description: "line1\r\nline2 </description><devices/> ]]> & &#13; \t tab",
+    hypervisor: { type: "qemu" },
+    arch: "x86_64",
+    memoryMiB: 64,
+    vcpus: 1,
+    boot: {
+      type: "kernel",
+      kernel: `/var/lib/rfboot/it's "quoted" <&>/vmlinuz`,
+      cmdline: `console=ttyS0 x='a"b' y=</cmdline><initrd>/etc/shadow</initrd> z=]]>`,
+    },
+    interfaces: [{ type: "bridge", bridge: "lxcbr0", mac: "02:00:00:00:00:01" }],
+    console: { logFile: "/var/log/rfboot/a&b<c>.log" },
+  },
+};
