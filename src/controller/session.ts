@@ -25,9 +25,12 @@
  *     retries the upstream and, once it accepts, closes the switch so that it reconnects into a
  *     clean relayed session.
  */
+import type { OpenFlowErrorCode } from "../common/errors.js";
 import type { FeaturesReply, Hello, OfMessage, Port, PortDescReply } from "./codec/index.js";
 import {
+  buildBadRequest,
   buildHelloFailed,
+  OFPBRC,
   NX_ROLE,
   OFPCR_ROLE,
   OFPET_HELLO_FAILED,
@@ -129,6 +132,16 @@ export interface Step {
   detachUpstream?: string;
 }
 
+/**
+ * MAX_SWITCH_PORTS bounds the ports one session keeps (from FEATURES_REPLY, PORT_DESC parts and
+ * PORT_STATUS adds): a hostile switch could otherwise grow the table without end. RouteFlow VMs use a
+ * few dozen data ports; a real switch reports at most a few hundred.
+ */
+export const MAX_SWITCH_PORTS = 4096;
+
+/** MAX_PARTIAL_REPLIES bounds the PORT_DESC reassemblies in progress at once (distinct xids). */
+const MAX_PARTIAL_REPLIES = 4;
+
 /** RELAY_XID_BASE starts the xid range of requests the relay injects; their replies are dropped (see relay.ts). */
 export const RELAY_XID_BASE = 0xf0f00000;
 const RELAY_XID_SPAN = 0x100000;
@@ -189,6 +202,8 @@ export class Session {
   private readonly partial = new Map<number, Port[]>();
   /** Requests rfboot sent, by xid; in relay mode their replies are dropped. */
   private readonly pending = new Map<number, Pending>();
+  private partialPorts = 0;
+  private portCapWarned = false;
   private lastRx: number;
   private probeSentAt: number | undefined;
   private roleAttempts = 0;
@@ -360,6 +375,36 @@ export class Session {
     return this.finish(step);
   }
 
+  /**
+   * malformed: a frame from the switch could not be framed or decoded; `offending` holds its first bytes.
+   * When rfboot is the switch's peer it answers ERROR OFPET_BAD_REQUEST (BAD_VERSION for a version it
+   * cannot read, BAD_LEN for a bad length or a body that does not fit it: OpenFlow 1.3.5 §7.5.4.2, 1.0
+   * §5.4.4), then closes: after a bad frame the stream cannot be trusted. In relayed mode the switch's
+   * peer is the upstream controller, so rfboot only closes.
+   */
+  malformed(
+    problem: { code: OpenFlowErrorCode; message: string },
+    offending: Uint8Array,
+    _now: number,
+  ): Step {
+    const step = emptyStep();
+    if (this.phase === "closed") return step;
+    if (this.acting) {
+      const frameVersion = offending.length >= 1 ? offending[0]! : 0;
+      const version =
+        this.version ??
+        (versionName(frameVersion) !== undefined ? frameVersion : Math.max(...this.options.versions));
+      const xid =
+        offending.length >= 8
+          ? ((offending[4]! << 24) | (offending[5]! << 16) | (offending[6]! << 8) | offending[7]!) >>> 0
+          : 0;
+      const code = problem.code === "bad-version" ? OFPBRC.BAD_VERSION : OFPBRC.BAD_LEN;
+      step.send.push(buildBadRequest(version, xid, code, offending));
+    }
+    step.close = `malformed message from the switch: ${problem.message}`;
+    return this.finish(step);
+  }
+
   /** tick runs the timers due at `now` (handshake, echo, relay connect/hello/inject). */
   tick(now: number): Step {
     const step = emptyStep();
@@ -508,19 +553,36 @@ export class Session {
       return;
     }
     if (!this.needsPortDesc()) {
-      this.ports = new Map((msg.ports ?? []).map((p) => [p.portNo, toPortInfo(p)]));
+      this.ports = new Map(
+        (msg.ports ?? []).slice(0, MAX_SWITCH_PORTS).map((p) => [p.portNo, toPortInfo(p)]),
+      );
     }
     this.upIfReady(step);
   }
 
   private onPortDesc(msg: PortDescReply, step: Step, mine: boolean): void {
     const parts = this.partial.get(msg.xid) ?? [];
+    if (
+      this.partialPorts + msg.ports.length > MAX_SWITCH_PORTS ||
+      (!this.partial.has(msg.xid) && this.partial.size >= MAX_PARTIAL_REPLIES)
+    ) {
+      // A switch that never ends its REPLY_MORE chain (or opens many) must not grow memory without bound.
+      this.dropPartial(msg.xid);
+      step.logs.push({
+        level: "warn",
+        msg: `PORT_DESC reply over ${MAX_SWITCH_PORTS} ports or ${MAX_PARTIAL_REPLIES} reassemblies; dropped`,
+        fields: { xid: msg.xid },
+      });
+      if (mine && this.acting) step.close = `PORT_DESC reply larger than ${MAX_SWITCH_PORTS} ports`;
+      return;
+    }
     parts.push(...msg.ports);
+    this.partialPorts += msg.ports.length;
     if (msg.flags & OFPMPF_REPLY_MORE) {
       this.partial.set(msg.xid, parts);
       return;
     }
-    this.partial.delete(msg.xid);
+    this.dropPartial(msg.xid);
     if (mine) this.pending.delete(msg.xid);
     if (this.phase === "up") {
       // A later PORT_DESC (the upstream asked again): PORT_STATUS already kept the table current.
@@ -528,6 +590,11 @@ export class Session {
     }
     this.ports = new Map(parts.map((p) => [p.portNo, toPortInfo(p)]));
     this.upIfReady(step);
+  }
+
+  private dropPartial(xid: number): void {
+    this.partialPorts -= this.partial.get(xid)?.length ?? 0;
+    this.partial.delete(xid);
   }
 
   private upIfReady(step: Step): void {
@@ -582,7 +649,17 @@ export class Session {
       return;
     }
     if (name === "delete") this.ports.delete(port.no);
-    else this.ports.set(port.no, port);
+    else if (this.ports.has(port.no) || this.ports.size < MAX_SWITCH_PORTS) this.ports.set(port.no, port);
+    else {
+      if (!this.portCapWarned) {
+        step.logs.push({
+          level: "warn",
+          msg: `the switch reports more than ${MAX_SWITCH_PORTS} ports; further ports are ignored`,
+        });
+      }
+      this.portCapWarned = true;
+      return;
+    }
     step.events.push({ type: "port", dpid: this.features.datapathId, reason: name, port });
   }
 

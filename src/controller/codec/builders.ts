@@ -6,6 +6,7 @@ import { OpenFlowError } from "../../common/errors.js";
 import {
   NX_ROLE,
   OFPCR_ROLE,
+  OFPET_BAD_REQUEST,
   OFPET_HELLO_FAILED,
   OFPHFC_INCOMPATIBLE,
   OFPMPF_REPLY_MORE,
@@ -140,6 +141,21 @@ export function buildHelloFailed(version: number, xid: number, text: string): Er
     errType: OFPET_HELLO_FAILED,
     code: OFPHFC_INCOMPATIBLE,
     data: Uint8Array.from(Buffer.from(text.replace(/[^\x20-\x7e]/g, "?"), "latin1")),
+  };
+}
+
+/**
+ * buildBadRequest makes ERROR BAD_REQUEST/`code` whose data is the start of the offending message (at most
+ * 64 bytes: OpenFlow 1.3.5 §7.5.4 asks for "at least 64 bytes of the failed request"; 1.0 §5.4.4 the same).
+ */
+export function buildBadRequest(version: number, xid: number, code: number, offending: Uint8Array): ErrorMsg {
+  return {
+    type: "error",
+    version,
+    xid,
+    errType: OFPET_BAD_REQUEST,
+    code,
+    data: Uint8Array.from(offending.subarray(0, 64)),
   };
 }
 

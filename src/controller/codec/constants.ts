@@ -139,6 +139,15 @@ export const OFPET_HELLO_FAILED = 0;
 /** OFPHFC_INCOMPATIBLE: no compatible version (OpenFlow 1.3.5 §7.5.4.1). */
 export const OFPHFC_INCOMPATIBLE = 0;
 
+/** OFPET_BAD_REQUEST is the error type of a request (any message) the receiver could not understand. */
+export const OFPET_BAD_REQUEST = 1;
+
+/**
+ * OFPBRC is the part of the OFPET_BAD_REQUEST code table rfboot sends; these numbers are the same in
+ * 1.0 (§5.4.4) and 1.1-1.5 (1.3.5 §7.5.4.2). BAD_LEN: "wrong request length for type".
+ */
+export const OFPBRC = Object.freeze({ BAD_VERSION: 0, BAD_TYPE: 1, BAD_LEN: 6 } as const);
+
 /** OFPET_EXPERIMENTER is the experimenter error type (1.2+), carrying exp_type and experimenter id. */
 export const OFPET_EXPERIMENTER = 0xffff;
 

@@ -24,6 +24,7 @@ export class Framer {
   /** Stream offset of the first byte of `buffered`. */
   private consumed = 0;
   private failure: OpenFlowError | undefined;
+  private failedAt: Buffer | undefined;
 
   constructor(options: FramerOptions = {}) {
     const max = options.maxLength ?? OFP_MAX_LEN;
@@ -39,6 +40,15 @@ export class Framer {
   /** pending is the number of bytes held while waiting for the rest of a frame. */
   get pending(): number {
     return this.buffered.length;
+  }
+
+  /**
+   * badHeader is the start of the frame whose length was refused (up to its first 8 bytes, fewer when the
+   * stream ended there), or undefined. The controller echoes it in its OFPBRC_BAD_LEN error (OpenFlow 1.3.5
+   * §7.5.4: the data of an ERROR holds the start of the offending message).
+   */
+  get badHeader(): Buffer | undefined {
+    return this.failedAt;
   }
 
   /** offset is the stream offset of the next byte to be framed. */
@@ -67,6 +77,7 @@ export class Framer {
           "bad-length",
           this.consumed + pos + 2,
         );
+        this.failedAt = Buffer.from(data.subarray(pos, pos + OFP_HEADER_LEN));
         break;
       }
       if (data.length - pos < length) break;

@@ -15,6 +15,7 @@ export {
   buildNxRoleRequest,
   buildBarrierRequest,
   buildHelloFailed,
+  buildBadRequest,
   collectPortDesc,
   type PortDescProgress,
 } from "./builders.js";
