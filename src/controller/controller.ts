@@ -59,6 +59,30 @@ export interface ControllerOptions {
   /** The accepting server (default plain TCP); a tls.Server factory serves `ssl:` switches. */
   createServer?: ServerFactory;
   clock?: Clock;
+  /** Most open switch connections in all; more are closed at accept (default 4096). */
+  maxConnections?: number;
+  /** Most open connections from one IP address (default 1024). */
+  maxConnectionsPerPeer?: number;
+  /** Listen mode: largest OpenFlow message accepted from a switch, 8..65535 (default 65535); longer: BAD_LEN, close. */
+  maxMessageLength?: number;
+  /**
+   * admit decides, once a datapath finished its handshake and before `up` is emitted, whether rfboot
+   * serves it: `true` admits; `false` or a reason refuses, which closes the connection without any
+   * `up` or `down` event (e.g. `policies.unknownDatapath.action: refuse`). Default: admit all.
+   */
+  admit?: (datapath: DatapathInfo) => boolean | string;
+}
+
+/** AcceptStats counts what the listener turned away. */
+export interface AcceptStats {
+  /** Connections closed at accept because a connection limit was reached. */
+  refused: number;
+  /** Accept failures (EMFILE, ENFILE...), survived. */
+  acceptErrors: number;
+  /** Failed TLS handshakes (bad or missing client certificate, not TLS). */
+  tlsFailures: number;
+  /** Datapaths refused by the `admit` hook. */
+  notAdmitted: number;
 }
 
 /** UpEvent: a datapath's main connection completed its handshake (may repeat for a dpid already up: treat as idempotent). */
@@ -138,6 +162,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
   private readonly clock: Clock;
   private started = false;
   private closing = false;
+  private notAdmitted = 0;
 
   constructor(readonly options: ControllerOptions) {
     super();
@@ -150,7 +175,16 @@ export class Controller extends EventEmitter<ControllerEvents> {
       retryInitialMs: options.upstreamRetryInitialMs ?? DEFAULT_UPSTREAM.retryInitialMs,
       retryMaxMs: options.upstreamRetryMaxMs ?? DEFAULT_UPSTREAM.retryMaxMs,
     };
-    this.server = new SwitchServer((s) => this.accept(s), options.createServer);
+    this.server = new SwitchServer((s) => this.accept(s), {
+      ...(options.createServer ? { factory: options.createServer } : {}),
+      limits: {
+        ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+        ...(options.maxConnectionsPerPeer !== undefined
+          ? { maxConnectionsPerPeer: options.maxConnectionsPerPeer }
+          : {}),
+      },
+      logger: this.log,
+    });
   }
 
   /** start listens; resolves with the bound address (port 0 -> the real port). */
@@ -195,6 +229,28 @@ export class Controller extends EventEmitter<ControllerEvents> {
     return n;
   }
 
+  /**
+   * disconnect closes the connection currently reporting `dpid` (e.g. a datapath a reloaded policy now
+   * refuses); the usual `down` event follows. Returns false when that datapath is not connected.
+   */
+  disconnect(dpid: bigint, reason: string): boolean {
+    const conn = this.registry.get(dpid);
+    if (conn === undefined) return false;
+    this.log.info({ dpid: dpidToHex(dpid), peer: conn.peer, reason }, "disconnecting datapath");
+    conn.close(reason);
+    return true;
+  }
+
+  /** acceptStats counts what the listener and the admit hook turned away. */
+  acceptStats(): AcceptStats {
+    return {
+      refused: this.server.refused,
+      acceptErrors: this.server.acceptErrors,
+      tlsFailures: this.server.tlsFailures,
+      notAdmitted: this.notAdmitted,
+    };
+  }
+
   /** connectionCount is the number of open switch connections (main, auxiliary, or still in handshake). */
   get connectionCount(): number {
     return this.connections.size;
@@ -223,7 +279,9 @@ export class Controller extends EventEmitter<ControllerEvents> {
     const conn =
       o.mode === "relay"
         ? new RelayConnection(socket, sessionOptions, this.upstream, hooks, this.log, this.clock)
-        : new ListenConnection(socket, sessionOptions, hooks, this.log, this.clock);
+        : new ListenConnection(socket, sessionOptions, hooks, this.log, this.clock, {
+            ...(o.maxMessageLength !== undefined ? { maxLength: o.maxMessageLength } : {}),
+          });
     if (!conn.isClosed) this.connections.add(conn);
   }
 
@@ -231,6 +289,19 @@ export class Controller extends EventEmitter<ControllerEvents> {
     switch (ev.type) {
       case "up": {
         const dpid = ev.datapath.dpid;
+        const verdict = this.options.admit?.(ev.datapath) ?? true;
+        if (verdict !== true) {
+          // Refused before it is registered: its close reports no `down`, and an admitted connection
+          // with the same dpid stays in place.
+          this.notAdmitted++;
+          const why = typeof verdict === "string" ? verdict : "refused by the admission policy";
+          this.log.warn(
+            { dpid: dpidToHex(dpid), peer: conn.peer, reason: why },
+            "datapath not admitted; closing",
+          );
+          conn.close(`datapath not admitted: ${why}`);
+          return;
+        }
         const held = this.heldDown.get(dpid);
         if (held) {
           clearTimeout(held);
@@ -299,6 +370,16 @@ function validate(o: ControllerOptions): void {
       "versions",
       versions,
     );
+  }
+  for (const k of ["maxConnections", "maxConnectionsPerPeer"] as const) {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) {
+      throw new ConfigError(`${k} must be a positive integer, got ${v}`, k, v);
+    }
+  }
+  const ml = o.maxMessageLength;
+  if (ml !== undefined && (!Number.isInteger(ml) || ml < 8 || ml > 65535)) {
+    throw new ConfigError(`maxMessageLength must be an integer 8..65535, got ${ml}`, "maxMessageLength", ml);
   }
   for (const k of ["echoIntervalMs", "echoTimeoutMs", "handshakeTimeoutMs"] as const) {
     const v = o[k];

@@ -4,6 +4,7 @@ export {
   Controller,
   createController,
   eventToJson,
+  type AcceptStats,
   type ControllerEvent,
   type ControllerEvents,
   type ControllerMode,
@@ -15,6 +16,7 @@ export {
 export {
   DEFAULT_SESSION_TIMING,
   READ_ONLY_TYPES,
+  MAX_SWITCH_PORTS,
   Session,
   type DatapathInfo,
   type PortInfo,
@@ -26,5 +28,11 @@ export {
 } from "./session.js";
 export { negotiate } from "./session-negotiate.js";
 export { DEFAULT_UPSTREAM, type UpstreamOptions } from "./relay.js";
-export { plainTcpServer, type ListenAddress, type ServerFactory } from "./server.js";
+export {
+  DEFAULT_CONNECTION_LIMITS,
+  plainTcpServer,
+  type ConnectionLimits,
+  type ListenAddress,
+  type ServerFactory,
+} from "./server.js";
 export * from "./codec/index.js";

@@ -6,7 +6,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { Logger } from "../common/log.js";
 import { OpenFlowError, errorMessage } from "../common/errors.js";
-import { Framer, decodeMessage, encodeMessage } from "./codec/index.js";
+import { Framer, decodeMessage, encodeMessage, type FramerOptions } from "./codec/index.js";
 import type { OfMessage } from "./codec/index.js";
 import { Session, type SessionEvent, type SessionOptions, type Step } from "./session.js";
 
@@ -45,6 +45,10 @@ export interface SwitchConnection {
 
 let nextConnectionId = 1;
 
+/** LOG_BURST / LOG_PER_SECOND: the per-connection budget of session log lines. */
+const LOG_BURST = 20;
+const LOG_PER_SECOND = 2;
+
 /** peerOf renders a socket's remote address as "IP:PORT" (IPv6 in brackets). */
 export function peerOf(socket: Socket): string {
   const addr = socket.remoteAddress ?? "?";
@@ -65,6 +69,10 @@ export abstract class ConnectionBase implements SwitchConnection {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private expectReconnect = false;
+  /** Log budget (token bucket): a switch must not be able to fill the disk with rfboot's log lines. */
+  private logTokens = LOG_BURST;
+  private logRefilledAt: number;
+  private logSuppressed = 0;
 
   constructor(
     protected readonly socket: Socket,
@@ -76,6 +84,7 @@ export abstract class ConnectionBase implements SwitchConnection {
     this.peer = peerOf(socket);
     this.log = logger.child({ conn: this.id, peer: this.peer });
     this.session = new Session({ ...sessionOptions, peer: this.peer }, clock());
+    this.logRefilledAt = clock();
     socket.setNoDelay(true);
     socket.on("error", (err) => this.close(`switch socket error: ${errorMessage(err)}`));
     socket.on("close", () => this.close("switch closed the connection"));
@@ -111,13 +120,35 @@ export abstract class ConnectionBase implements SwitchConnection {
 
   /** apply writes a step's messages to the switch, logs its records, reports its events, and closes if asked. */
   protected apply(step: Step): void {
-    for (const rec of step.logs) this.log[rec.level](rec.fields ?? {}, rec.msg);
+    for (const rec of step.logs) this.logRecord(rec);
     if (step.send.length > 0 && !this.socket.destroyed && this.socket.writable) {
       for (const msg of step.send) this.writeToSwitch(encodeMessage(msg), msg);
     }
     for (const ev of step.events) this.hooks.onEvent(this, ev, this.expectReconnect);
     if (step.close !== undefined) this.close(step.close);
     else this.rearm();
+  }
+
+  /**
+   * logRecord writes a session log record within the connection's budget (LOG_BURST lines, then
+   * LOG_PER_SECOND); what is over budget is counted and reported in the next line that passes.
+   */
+  private logRecord(rec: Step["logs"][number]): void {
+    const now = this.clock();
+    this.logTokens = Math.min(
+      LOG_BURST,
+      this.logTokens + ((now - this.logRefilledAt) / 1000) * LOG_PER_SECOND,
+    );
+    this.logRefilledAt = now;
+    if (this.logTokens < 1) {
+      this.logSuppressed++;
+      return;
+    }
+    this.logTokens -= 1;
+    const fields =
+      this.logSuppressed > 0 ? { ...rec.fields, suppressedLines: this.logSuppressed } : rec.fields;
+    this.logSuppressed = 0;
+    this.log[rec.level](fields ?? {}, rec.msg);
   }
 
   /** writeToSwitch sends rfboot's own message (only ever at a frame boundary of the switch-bound stream). */
@@ -150,7 +181,7 @@ export abstract class ConnectionBase implements SwitchConnection {
 
 /** ListenConnection is a controller-mode (listen) connection: rfboot is one of the switch's controllers. */
 export class ListenConnection extends ConnectionBase {
-  private readonly framer = new Framer();
+  private readonly framer: Framer;
 
   constructor(
     socket: Socket,
@@ -158,8 +189,10 @@ export class ListenConnection extends ConnectionBase {
     hooks: ConnectionHooks,
     logger: Logger,
     clock: Clock = monotonicClock,
+    framerOptions: FramerOptions = {},
   ) {
     super(socket, { ...sessionOptions, mode: "controller" }, hooks, logger, clock);
+    this.framer = new Framer(framerOptions);
     this.log.debug("switch connected");
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     this.apply(this.session.start(clock()));
@@ -171,7 +204,9 @@ export class ListenConnection extends ConnectionBase {
     try {
       frames = this.framer.push(chunk);
     } catch (err) {
-      this.close(`malformed stream: ${errorMessage(err)}`);
+      if (!(err instanceof OpenFlowError)) throw err;
+      // A length below the header or above the maximum: answer BAD_LEN, then close (session.malformed).
+      this.apply(this.session.malformed(err, this.framer.badHeader ?? new Uint8Array(0), this.clock()));
       return;
     }
     for (const frame of frames) {
@@ -181,11 +216,13 @@ export class ListenConnection extends ConnectionBase {
         msg = decodeMessage(frame);
       } catch (err) {
         if (!(err instanceof OpenFlowError)) throw err;
-        this.close(`malformed message: ${err.message}`);
+        this.apply(this.session.malformed(err, frame, this.clock()));
         return;
       }
       this.apply(this.session.fromSwitch(msg, this.clock()));
     }
+    // Whole frames that preceded a bad length were handled; the bad length itself surfaces now.
+    if (this.closedReason === undefined && this.framer.badHeader !== undefined) this.onData(Buffer.alloc(0));
   }
 }
 
@@ -195,20 +232,132 @@ export interface ListenAddress {
   port: number;
 }
 
+/** ConnectionLimits bound what one peer, and all peers together, can hold open (refused beyond: closed at once). */
+export interface ConnectionLimits {
+  /** Most open switch connections in all (default 4096). */
+  maxConnections: number;
+  /** Most open connections from one IP address (default 1024: Mininet's switches all come from 127.0.0.1). */
+  maxConnectionsPerPeer: number;
+}
+
+/** DEFAULT_CONNECTION_LIMITS: 4096 in all, 1024 per IP address. */
+export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.freeze({
+  maxConnections: 4096,
+  maxConnectionsPerPeer: 1024,
+});
+
+/** SwitchServerOptions configures the accepting server. */
+export interface SwitchServerOptions {
+  /** The accepting server (default plain TCP). */
+  factory?: ServerFactory;
+  limits?: Partial<ConnectionLimits>;
+  logger?: Logger;
+}
+
+/** How often (ms) a repeated accept problem (refusal, EMFILE, TLS failure) is logged, with a count. */
+const ACCEPT_LOG_INTERVAL_MS = 5_000;
+
 /**
  * SwitchServer accepts switch connections and hands each socket to `onSocket`. It tracks live
- * sockets so that close() ends them all and resolves once the listener is down.
+ * sockets so that close() ends them all and resolves once the listener is down. Limits are applied
+ * to the raw TCP connection (before any TLS handshake), so a flood of half-open TLS handshakes is
+ * bounded too. Accept errors (EMFILE when out of file descriptors) and failed TLS handshakes are
+ * logged, never fatal: libuv keeps listening.
  */
 export class SwitchServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private readonly limits: ConnectionLimits;
+  private readonly log: Logger | undefined;
+  /** Raw connections open, in all and per remote address. */
+  private open = 0;
+  private readonly perPeer = new Map<string, number>();
+  private readonly refusedSockets = new WeakSet<Socket>();
+  private readonly throttled = new Map<string, { at: number; count: number }>();
+  /** refused counts connections closed at accept because of a limit. */
+  refused = 0;
+  /** acceptErrors counts accept failures (EMFILE, ENFILE, ...). */
+  acceptErrors = 0;
+  /** tlsFailures counts TLS handshakes that failed (bad or missing client certificate, garbage). */
+  tlsFailures = 0;
 
-  constructor(onSocket: (socket: Socket) => void, factory: ServerFactory = plainTcpServer) {
-    this.server = factory((socket) => {
+  constructor(onSocket: (socket: Socket) => void, options: SwitchServerOptions = {}) {
+    this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
+    this.log = options.logger;
+    this.server = (options.factory ?? plainTcpServer)((socket) => {
+      if (this.refusedSockets.has(socket)) return; // plain TCP: the raw socket itself was refused
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
       onSocket(socket);
     });
+    // Runs before the factory's listener. A refused socket is destroyed on the next tick rather than
+    // here: a tls.Server still wraps it in its own listener (then sees it fail before any handshake).
+    this.server.prependListener("connection", (raw: Socket) => this.admit(raw));
+    this.server.on("error", (err: NodeJS.ErrnoException) => {
+      if (!this.server.listening) return; // start() reports listen errors
+      this.acceptErrors++;
+      this.throttledWarn(
+        "accept",
+        { code: err.code, err: errorMessage(err) },
+        "accepting a connection failed; still listening",
+      );
+    });
+    this.server.on("tlsClientError", (err: Error, tlsSocket: Socket) => {
+      this.tlsFailures++;
+      this.throttledWarn(
+        "tls",
+        { peer: peerOf(tlsSocket), err: errorMessage(err) },
+        "TLS handshake with a switch failed; connection closed",
+      );
+    });
+  }
+
+  /** connectionCount is the number of raw connections open (including TLS handshakes in progress). */
+  get connectionCount(): number {
+    return this.open;
+  }
+
+  private admit(raw: Socket): void {
+    const addr = raw.remoteAddress ?? "?";
+    const n = this.perPeer.get(addr) ?? 0;
+    if (this.open >= this.limits.maxConnections || n >= this.limits.maxConnectionsPerPeer) {
+      this.refused++;
+      this.throttledWarn(
+        "refused",
+        {
+          peer: addr,
+          open: this.open,
+          fromPeer: n,
+          maxConnections: this.limits.maxConnections,
+          maxConnectionsPerPeer: this.limits.maxConnectionsPerPeer,
+        },
+        "connection limit reached; connection refused",
+      );
+      this.refusedSockets.add(raw);
+      raw.on("error", () => undefined);
+      process.nextTick(() => raw.destroy());
+      return;
+    }
+    this.open++;
+    this.perPeer.set(addr, n + 1);
+    raw.once("close", () => {
+      this.open--;
+      const left = (this.perPeer.get(addr) ?? 1) - 1;
+      if (left <= 0) this.perPeer.delete(addr);
+      else this.perPeer.set(addr, left);
+    });
+  }
+
+  /** throttledWarn logs the first occurrence of a kind, then at most once per interval with a count. */
+  private throttledWarn(kind: string, fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    const t = this.throttled.get(kind);
+    if (t && now - t.at < ACCEPT_LOG_INTERVAL_MS) {
+      t.count++;
+      return;
+    }
+    this.throttled.set(kind, { at: now, count: 0 });
+    this.log?.warn({ ...fields, ...(t && t.count > 0 ? { sinceLastLine: t.count } : {}) }, msg);
   }
 
   /** start listens and resolves with the bound address (the real port when 0 was asked). */
