@@ -8,8 +8,8 @@
  *   OpenFlow messages are written, in the order received, byte for byte), so rfboot can add a message
  *   of its own between two messages without ever splitting one. Hot message types (PACKET_IN,
  *   FLOW_MOD, PACKET_OUT, FLOW_REMOVED, ...) are forwarded without being decoded.
- * - Backpressure both ways: when a write to one side returns false, reading from the other side is
- *   paused until 'drain'. Closing either side closes the other (after flushing what was queued).
+ * - Backpressure both ways: when more than RELAY_HIGH_WATER (256 KiB) is queued towards one side,
+ *   reading from the other side is paused until 'drain'. Closing either side closes the other (after flushing what was queued).
  * - Detection does not depend on the upstream:
  *   1. Upstream down or slow to accept: switch bytes are held while the upstream connection opens.
  *      If it is refused, fails, or is not open within 300 ms, rfboot drops the attempt and serves
@@ -57,23 +57,31 @@ export const DEFAULT_UPSTREAM: UpstreamOptions = Object.freeze({
   retryMaxMs: 8_000,
 });
 
+/** Scanned is what FrameScanner.scan returns: `bytes` holds whole frames; `starts[i]` is frame i's offset in it. */
+export interface Scanned {
+  bytes: Buffer;
+  starts: number[];
+}
+
 /**
  * FrameScanner cuts a byte stream into whole OpenFlow frames without copying them: `scan` returns
- * the frames completed by a chunk as views into it (or into the joined remainder), keeping any
- * incomplete tail. A length below the 8-byte header throws OpenFlowError "bad-length".
+ * the bytes of the frames a chunk completes (a view of the chunk, or of the joined remainder) and
+ * their start offsets, keeping any incomplete tail. Offsets rather than per-frame views keep the
+ * relay's hot path free of an allocation per message. A length below the 8-byte header throws
+ * OpenFlowError "bad-length".
  */
 export class FrameScanner {
   private carry: Buffer | undefined;
   private offset = 0;
 
-  /** scan returns the bytes holding whole frames (possibly empty) and the frames inside them. */
-  scan(chunk: Buffer): { bytes: Buffer; frames: Buffer[] } {
+  scan(chunk: Buffer): Scanned {
     const data = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
     this.carry = undefined;
-    const frames: Buffer[] = [];
+    const starts: number[] = [];
+    const n = data.length;
     let pos = 0;
-    while (data.length - pos >= 4) {
-      const len = data.readUInt16BE(pos + 2);
+    while (n - pos >= 4) {
+      const len = (data[pos + 2]! << 8) | data[pos + 3]!;
       if (len < OFP_HEADER_LEN) {
         throw new OpenFlowError(
           `OpenFlow header length ${len} at stream byte ${this.offset + pos + 2} is below the 8-byte header: ` +
@@ -82,15 +90,29 @@ export class FrameScanner {
           this.offset + pos + 2,
         );
       }
-      if (data.length - pos < len) break;
-      frames.push(data.subarray(pos, pos + len));
+      if (n - pos < len) break;
+      starts.push(pos);
       pos += len;
     }
-    if (pos < data.length) this.carry = Buffer.from(data.subarray(pos));
+    if (pos < n) this.carry = Buffer.from(data.subarray(pos));
     this.offset += pos;
-    return { bytes: data.subarray(0, pos), frames };
+    return { bytes: pos === n ? data : data.subarray(0, pos), starts };
   }
 }
+
+/** frameAt returns frame i of a scan as a view. */
+export function frameAt(s: Scanned, i: number): Buffer {
+  const start = s.starts[i]!;
+  const end = i + 1 < s.starts.length ? s.starts[i + 1]! : s.bytes.length;
+  return s.bytes.subarray(start, end);
+}
+
+/**
+ * RELAY_HIGH_WATER bounds what the relay queues towards one side before it stops reading from the
+ * other (per direction, per connection). Pausing as soon as write() returns false (Node's 16 KiB
+ * default) would pause and resume the reading socket on nearly every 64 KiB chunk under load.
+ */
+export const RELAY_HIGH_WATER = 256 * 1024;
 
 // Switch->upstream message types the relay forwards without decoding (the same numbers in 1.0 and
 // 1.1+): PACKET_IN 10, FLOW_REMOVED 11, PACKET_OUT 13, FLOW_MOD 14, and GET_CONFIG_REPLY 8.
@@ -162,7 +184,7 @@ export class RelayConnection extends ConnectionBase {
     if (this.isClosed) return;
     const now = this.clock();
     this.session.touch(now);
-    let scanned: { bytes: Buffer; frames: Buffer[] };
+    let scanned: Scanned;
     try {
       scanned = this.fromSwitch.scan(chunk);
     } catch (err) {
@@ -170,15 +192,17 @@ export class RelayConnection extends ConnectionBase {
       return;
     }
     // Forward runs of frames the session does not drop; only decode what the session needs.
+    const { bytes, starts } = scanned;
+    const acting = this.upstream === undefined;
     let runStart = 0;
     let runEnd = 0;
     const out: Buffer[] = [];
-    for (const frame of scanned.frames) {
-      const start = frame.byteOffset - scanned.bytes.byteOffset;
+    for (let i = 0; i < starts.length; i++) {
+      const start = starts[i]!;
+      const end = i + 1 < starts.length ? starts[i + 1]! : bytes.length;
       let drop = false;
-      const acting = this.upstream === undefined;
-      if (acting || !SKIP_FROM_SWITCH[frame[1]!]) {
-        const msg = this.decode(frame, "switch");
+      if (acting || !SKIP_FROM_SWITCH[bytes[start + 1]!]) {
+        const msg = this.decode(bytes.subarray(start, end), "switch");
         if (msg === undefined) return;
         const step = this.session.fromSwitch(msg, now);
         drop = step.drop;
@@ -186,13 +210,13 @@ export class RelayConnection extends ConnectionBase {
         if (this.isClosed) return;
       }
       if (drop) {
-        if (runEnd > runStart) out.push(scanned.bytes.subarray(runStart, runEnd));
-        runStart = runEnd = start + frame.length;
-      } else {
-        runEnd = start + frame.length;
+        if (runEnd > runStart) out.push(bytes.subarray(runStart, runEnd));
+        runStart = end;
       }
+      runEnd = end;
     }
-    if (runEnd > runStart) out.push(scanned.bytes.subarray(runStart, runEnd));
+    if (runEnd > runStart)
+      out.push(runStart === 0 && runEnd === bytes.length ? bytes : bytes.subarray(runStart, runEnd));
     if (this.upstream === undefined) return; // standalone: the session consumed everything
     if (!this.upstreamOpen) {
       for (const b of out) {
@@ -210,7 +234,8 @@ export class RelayConnection extends ConnectionBase {
   private writeUpstream(bytes: Buffer): void {
     const up = this.upstream;
     if (!up) return;
-    if (!up.write(bytes) && !this.socket.isPaused()) {
+    up.write(bytes);
+    if (up.writableLength > RELAY_HIGH_WATER && !this.socket.isPaused()) {
       this.socket.pause();
       up.once("drain", () => {
         if (!this.isClosed) this.socket.resume();
@@ -220,7 +245,7 @@ export class RelayConnection extends ConnectionBase {
 
   private onUpstreamData(up: Socket, chunk: Buffer): void {
     if (this.upstream !== up || this.isClosed) return;
-    let scanned: { bytes: Buffer; frames: Buffer[] };
+    let scanned: Scanned;
     try {
       scanned = this.fromUpstream.scan(chunk);
     } catch (err) {
@@ -228,15 +253,18 @@ export class RelayConnection extends ConnectionBase {
       return;
     }
     const now = this.clock();
-    for (const frame of scanned.frames) {
-      if (!upstreamTypeOfInterest(frame[0]!, frame[1]!)) continue;
-      const msg = this.decode(frame, "upstream");
+    const { bytes, starts } = scanned;
+    for (let i = 0; i < starts.length; i++) {
+      const start = starts[i]!;
+      if (!upstreamTypeOfInterest(bytes[start]!, bytes[start + 1]!)) continue;
+      const msg = this.decode(frameAt(scanned, i), "upstream");
       if (msg === undefined) return;
       this.apply(this.session.fromUpstream(msg, now));
       if (this.isClosed) return;
     }
     if (scanned.bytes.length === 0) return;
-    if (!this.socket.write(scanned.bytes) && !up.isPaused()) {
+    this.socket.write(scanned.bytes);
+    if (this.socket.writableLength > RELAY_HIGH_WATER && !up.isPaused()) {
       up.pause();
       this.socket.once("drain", () => {
         if (this.upstream === up) up.resume();

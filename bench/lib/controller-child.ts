@@ -1,0 +1,47 @@
+/**
+ * bench/lib/controller-child.ts: runs one rfboot Controller in its own process for bench/controller.ts,
+ * so that its RSS and CPU are measured apart from the scripted switches and upstream.
+ * IPC: {cmd:"start", options} -> {type:"started", port}; every `up` -> counted; {cmd:"stats"} ->
+ * {type:"stats", ups, rss, heapUsed, connections, cpuUs}; {cmd:"close"} -> exits.
+ */
+import { createController, type Controller, type ControllerOptions } from "../../src/controller/index.js";
+
+let controller: Controller | undefined;
+let ups = 0;
+
+process.on("message", (m: { cmd: string; options?: ControllerOptions }) => {
+  void (async () => {
+    switch (m.cmd) {
+      case "start": {
+        controller = createController(m.options!);
+        controller.on("up", () => {
+          ups++;
+        });
+        const addr = await controller.start();
+        process.send!({ type: "started", port: addr.port });
+        break;
+      }
+      case "stats":
+        process.send!({
+          type: "stats",
+          ups,
+          rss: process.memoryUsage().rss,
+          heapUsed: process.memoryUsage().heapUsed,
+          connections: controller?.connectionCount ?? 0,
+          cpuUs: (() => {
+            const u = process.cpuUsage();
+            return u.user + u.system;
+          })(),
+        });
+        break;
+      case "gc":
+        (globalThis as { gc?: () => void }).gc?.();
+        process.send!({ type: "gc" });
+        break;
+      case "close":
+        await controller?.close();
+        process.exit(0);
+    }
+  })();
+});
+process.send!({ type: "ready" });
