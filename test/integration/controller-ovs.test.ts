@@ -68,7 +68,10 @@ class Watch {
 }
 
 /** ofctlPorts parses `ovs-ofctl -O VER show BR` into {no, name, mac}, LOCAL as the version's number. */
-async function ofctlPorts(br: string, ofVersion: string): Promise<{ no: number; name: string; mac: string }[]> {
+async function ofctlPorts(
+  br: string,
+  ofVersion: string,
+): Promise<{ no: number; name: string; mac: string }[]> {
   const out = await sh("ovs-ofctl", ["-O", ofVersion, "show", br]);
   const local = ofVersion === "OpenFlow10" ? 0xfffe : 0xfffffffe;
   return [...out.matchAll(/^\s*(\d+|LOCAL)\(([^)]+)\): addr:([0-9a-f:]{17})/gm)]
@@ -179,7 +182,9 @@ describeWith(["ovs"], "controller: rfboot watch against Open vSwitch bridges (1.
       expect(up.version, b.name).toBe(b.expect);
       expect(up.peer).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(up.ports, b.name).toEqual(await ofctlPorts(b.name, b.ofctl));
-      expect((up.ports as { name: string }[]).map((p) => p.name).sort()).toEqual([b.name, `${b.name}a`].sort());
+      expect((up.ports as { name: string }[]).map((p) => p.name).sort()).toEqual(
+        [b.name, `${b.name}a`].sort(),
+      );
     }
     for (const b of BRIDGES) {
       let rows = await controllerRows(b.name);
@@ -205,7 +210,8 @@ describeWith(["ovs"], "controller: rfboot watch against Open vSwitch bridges (1.
       expect(add.port).toEqual({ no: ofport, name: p, mac });
       await vsctl("del-port", b.name, p);
       const del = await watch.event(
-        (e) => e.event === "port" && e.dpid === b.dpid && e.reason === "delete" && (e.port as Json).name === p,
+        (e) =>
+          e.event === "port" && e.dpid === b.dpid && e.reason === "delete" && (e.port as Json).name === p,
         10_000,
         `delete ${p}`,
       );
@@ -216,7 +222,11 @@ describeWith(["ovs"], "controller: rfboot watch against Open vSwitch bridges (1.
   it("reports down when a bridge is deleted, and exits 0 on SIGTERM", async () => {
     for (const b of BRIDGES) await vsctl("del-br", b.name);
     for (const b of BRIDGES) {
-      const down = await watch.event((e) => e.event === "down" && e.dpid === b.dpid, 10_000, `down ${b.name}`);
+      const down = await watch.event(
+        (e) => e.event === "down" && e.dpid === b.dpid,
+        10_000,
+        `down ${b.name}`,
+      );
       expect(down.reason).toEqual(expect.any(String));
     }
     expect(watch.events.filter((e) => e.event === "up")).toHaveLength(BRIDGES.length);
@@ -227,20 +237,25 @@ describeWith(["ovs"], "controller: rfboot watch against Open vSwitch bridges (1.
 describeWith(["ovs"], "controller: relay mode with the upstream down (in-process)", () => {
   let c: Controller;
   const events: ControllerEvent[] = [];
+  let upstreamPort: number;
+  let upstream: ChildProcess | undefined;
 
   afterAll(async () => {
+    upstream?.kill("SIGTERM");
     await delBridges("rfbtcr");
     await c?.close();
   });
 
   it("still reports the switch, with the ports OVS reports", async () => {
-    const upstreamPort = await freePort(); // nothing listens there
+    upstreamPort = await freePort(); // nothing listens there
     c = createController({
       listen: { host: "127.0.0.1", port: 0 },
       mode: "relay",
       upstream: { host: "127.0.0.1", port: upstreamPort },
+      upstreamRetryInitialMs: 200,
+      upstreamRetryMaxMs: 500,
     });
-    c.on("up", (e) => events.push(e));
+    for (const ev of ["up", "down"] as const) c.on(ev, (e: ControllerEvent) => events.push(e));
     const { port } = await c.start();
     const b: BridgeSpec = {
       name: "rfbtcr1",
@@ -256,6 +271,21 @@ describeWith(["ovs"], "controller: relay mode with the upstream down (in-process
     expect(up.type === "up" && up.version).toBe("1.3");
     expect(up.type === "up" && up.ports).toEqual(await ofctlPorts(b.name, b.ofctl));
   });
+
+  it("hands the switch over to the upstream once it starts: reconnect through the relay, no down", async () => {
+    upstream = spawn("ovs-testcontroller", [`ptcp:${upstreamPort}:127.0.0.1`], { stdio: "ignore" });
+    // rfboot probes the upstream, closes the switch; OVS reconnects (max_backoff 1 s) into a relayed session.
+    await until(
+      () => events.filter((e) => e.type === "up").length >= 2,
+      20_000,
+      "up again through the relay",
+    );
+    expect(events.map((e) => e.type)).toEqual(["up", "up"]);
+    expect(events[1]).toMatchObject({ dpid: 0xfedcba98765432f1n, version: "1.3" });
+    // ovs-testcontroller now drives the switch: it is connected and saw the switch's session
+    const rows = await controllerRows("rfbtcr1");
+    expect(rows[0]!.connected).toBe(true);
+  });
 });
 
 /** The Mininet script: a linear topology of rfbtc switches; prints one JSON line with the results. */
@@ -268,14 +298,14 @@ from mininet.topo import Topo
 from mininet.log import setLogLevel
 
 ports = [int(p) for p in sys.argv[1].split(",")]
-tag, n, prefix = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+tag, n, prefix, protocols = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 
 class Linear(Topo):
     def build(self):
         prev = None
         for i in range(1, n + 1):
             s = self.addSwitch("%ss%d" % (tag, i), dpid="%s%02x" % (prefix, i),
-                               protocols="OpenFlow10,OpenFlow13")
+                               protocols=protocols)
             h = self.addHost("%sh%d" % (tag, i))
             self.addLink(h, s)
             if prev:
@@ -325,15 +355,17 @@ describeWith(["ovs", "mininet", "root"], "controller beside ovs-testcontroller, 
     await until(() => proc.exitCode === null, 100);
     // wait until it accepts
     for (let i = 0; i < 50; i++) {
-      const ok = await execa("ss", ["-ltn", `sport = :${p}`], { env: ENV }).then((r) => r.stdout.includes(`:${p}`));
+      const ok = await execa("ss", ["-ltn", `sport = :${p}`], { env: ENV }).then((r) =>
+        r.stdout.includes(`:${p}`),
+      );
       if (ok) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     return p;
   }
 
-  async function mininet(ports: number[], tag: string, dpidPrefix: string): Promise<Json> {
-    const r = await execa("/usr/bin/python3", [script, ports.join(","), tag, "3", dpidPrefix], {
+  async function mininet(ports: number[], tag: string, dpidPrefix: string, protocols: string): Promise<Json> {
+    const r = await execa("/usr/bin/python3", [script, ports.join(","), tag, "3", dpidPrefix, protocols], {
       env: ENV,
       timeout: 120_000,
       reject: false,
@@ -368,7 +400,7 @@ describeWith(["ovs", "mininet", "root"], "controller beside ovs-testcontroller, 
     c.on("up", (e) => ups.push(e));
     const { port } = await c.start();
     try {
-      const r = await mininet([tc, port], "rfbtcl", "fedcba98765431");
+      const r = await mininet([tc, port], "rfbtcl", "fedcba98765431", "OpenFlow10,OpenFlow13");
       expect(r.connected).toBe(true);
       expect(r.loss).toBe(0);
       for (const n of Object.values(r.flows as Record<string, number>)) expect(n).toBeGreaterThan(0);
@@ -376,7 +408,9 @@ describeWith(["ovs", "mininet", "root"], "controller beside ovs-testcontroller, 
       const mine = rows.filter((x) => x.target === `tcp:127.0.0.1:${port}`);
       expect(mine).toHaveLength(3);
       for (const x of mine) expect(x).toMatchObject({ role: "slave", connected: true });
-      expect(rows.filter((x) => x.target === `tcp:127.0.0.1:${tc}`).every((x) => x.role !== "slave")).toBe(true);
+      expect(rows.filter((x) => x.target === `tcp:127.0.0.1:${tc}`).every((x) => x.role !== "slave")).toBe(
+        true,
+      );
       const dpids = ups.map((e) => (e.type === "up" ? e.dpid.toString(16) : ""));
       expect(new Set(dpids)).toEqual(new Set(["fedcba9876543101", "fedcba9876543102", "fedcba9876543103"]));
     } finally {
@@ -384,13 +418,14 @@ describeWith(["ovs", "mininet", "root"], "controller beside ovs-testcontroller, 
     }
   }, 150_000);
 
-  it("relay mode: Mininet pings through rfboot to ovs-testcontroller with 0% loss, every switch reported", async () => {
+  it("relay mode (OpenFlow 1.0): Mininet pings through rfboot to ovs-testcontroller with 0% loss, every switch reported", async () => {
     const tc = await testController();
     const relayPort = await freePort();
     const watch = new Watch(["--listen", `127.0.0.1:${relayPort}`, "--relay", `127.0.0.1:${tc}`]);
     try {
       await watch.listening();
-      const r = await mininet([relayPort], "rfbtcr", "fedcba98765432");
+      // OpenFlow 1.0, as RouteFlow's rfproxy (POX) speaks it
+      const r = await mininet([relayPort], "rfbtcr", "fedcba98765432", "OpenFlow10");
       expect(r.connected).toBe(true);
       expect(r.loss).toBe(0);
       for (const n of Object.values(r.flows as Record<string, number>)) expect(n).toBeGreaterThan(0);
@@ -398,7 +433,7 @@ describeWith(["ovs", "mininet", "root"], "controller beside ovs-testcontroller, 
       expect(new Set(ups.map((e) => e.dpid))).toEqual(
         new Set(["fedcba9876543201", "fedcba9876543202", "fedcba9876543203"]),
       );
-      for (const e of ups) expect(e.version).toBe("1.3");
+      for (const e of ups) expect(e.version).toBe("1.0");
       // no handover happened: the upstream was there from the start
       expect(watch.stderr).not.toMatch(/standalone/);
     } finally {
