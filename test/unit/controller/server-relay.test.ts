@@ -215,6 +215,28 @@ describe("relay mode over sockets", () => {
     expect(u.bytes.subarray(0, 16)).toEqual(encodeMessage(buildHello([1, 4], 1)));
   });
 
+  it("reports down after the handover grace when the switch does not come back", async () => {
+    const upPort = await freePort();
+    const { events, port } = await relay(upPort, {
+      upstreamRetryInitialMs: 50,
+      upstreamRetryMaxMs: 50,
+      handoverGraceMs: 300,
+    });
+    const s1 = await sw(port);
+    s1.actAsSwitch({ dpid: 0x77n, versions: [1], ports: PORTS });
+    await until(() => events.length === 1, 3000, "up while upstream is down");
+    await upstream(() => undefined, upPort);
+    await s1.closed; // handover: the relay closed the switch
+    const closedAt = Date.now();
+    await until(() => events.length === 2, 3000, "down after the grace");
+    expect(Date.now() - closedAt).toBeGreaterThanOrEqual(250);
+    expect(events[1]).toMatchObject({
+      type: "down",
+      dpid: 0x77n,
+      reason: expect.stringMatching(/handover.*not back within 300 ms/),
+    });
+  });
+
   it("asks FEATURES itself when the upstream is slow and hides the reply from it", async () => {
     const up = await upstream((p) => p.send(buildHello([4], 1))); // never asks anything
     const { events, port } = await relay(up.port, { injectAfterMs: 100 });
