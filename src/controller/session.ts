@@ -202,6 +202,8 @@ export class Session {
   private readonly partial = new Map<number, Port[]>();
   /** Requests rfboot sent, by xid; in relay mode their replies are dropped. */
   private readonly pending = new Map<number, Pending>();
+  /** What this connection reported `up` (at most one datapath at a time). */
+  private reported: DatapathInfo | undefined;
   private partialPorts = 0;
   private portCapWarned = false;
   private lastRx: number;
@@ -326,8 +328,8 @@ export class Session {
         break;
     }
     if (!this.acting && this.phase === "hello" && msg.type !== "hello" && msg.type !== "error") {
-      // In relay mode the peers negotiated; adopt the version the switch now uses.
-      this.version ??= msg.version;
+      // In relay mode the peers negotiated; adopt the version the switch now uses (if it is one).
+      if (versionName(msg.version) !== undefined) this.version ??= msg.version;
     }
     return this.finish(step);
   }
@@ -440,9 +442,9 @@ export class Session {
   /** closed: the transport closed (`reason`); reports `down` when this connection was up. */
   closed(reason: string, _now: number): Step {
     const step = emptyStep();
-    if (this.phase === "up" && this.features) {
-      step.events.push({ type: "down", dpid: this.features.datapathId, reason });
-    }
+    if (this.phase === "closed") return step;
+    // `down` for whatever was reported `up`, even if a relay fallback re-opened the handshake since.
+    if (this.reported !== undefined) step.events.push({ type: "down", dpid: this.reported.dpid, reason });
     this.phase = "closed";
     return step;
   }
@@ -498,13 +500,11 @@ export class Session {
     if (!result.ok) {
       // OpenFlow 1.3.5 §6.3.1: reply OFPET_HELLO_FAILED / OFPHFC_INCOMPATIBLE, then terminate.
       const text = `rfboot: ${result.reason}`;
-      step.send.push(
-        buildHelloFailed(
-          Math.min(this.switchHello.version, this.myHello.version),
-          this.switchHello.xid,
-          text,
-        ),
-      );
+      // The error goes out in the lower of the two header versions; a version byte the codec cannot
+      // write (0, or none at all) falls back to the lowest version rfboot offers.
+      const lower = Math.min(this.switchHello.version, this.myHello.version);
+      const errVersion = versionName(lower) !== undefined ? lower : Math.min(...this.options.versions);
+      step.send.push(buildHelloFailed(errVersion, this.switchHello.xid, text));
       step.close = `version negotiation failed: ${result.reason}`;
       return;
     }
@@ -613,7 +613,18 @@ export class Session {
     }
     this.version = version;
     this.phase = "up";
-    step.events.push({ type: "up", datapath: this.describe() });
+    const now = this.describe();
+    const before = this.reported;
+    if (before !== undefined && before.dpid === now.dpid) return; // already reported (relay went standalone)
+    if (before !== undefined) {
+      step.events.push({
+        type: "down",
+        dpid: before.dpid,
+        reason: "the connection now reports another datapath id",
+      });
+    }
+    this.reported = now;
+    step.events.push({ type: "up", datapath: now });
   }
 
   private describe(): DatapathInfo {
@@ -671,7 +682,9 @@ export class Session {
    * and a larger one becomes the new reference, which could make the real master's next request
    * STALE. So rfboot first sends NOCHANGE (generation_id ignored) to read the switch's current
    * generation_id, then asks SLAVE with exactly that value (never raising it). On STALE (the master
-   * moved in between) it re-reads, up to 3 times. OpenFlow 1.0 uses Nicira's NXT_ROLE_REQUEST, which
+   * moved in between) it re-reads, up to 3 times. When no master has set one yet, Open vSwitch
+   * reports 2^64-1 ("undefined"); rfboot's SLAVE request then stores that value, which in the
+   * spec's wrap-around comparison sits just below 0, so a master counting up from 0 is never STALE. OpenFlow 1.0 uses Nicira's NXT_ROLE_REQUEST, which
    * has no generation id. OpenFlow 1.1 has no role mechanism.
    */
   private requestRole(step: Step): void {
@@ -775,7 +788,10 @@ export class Session {
   private noteBothHellos(now: number): void {
     if (this.switchHello && this.upstreamHello && this.bothHellosAt === undefined) {
       this.bothHellosAt = now;
-      this.version ??= observedVersion(this.switchHello, this.upstreamHello);
+      // Two peers may "agree" on a version byte rfboot cannot speak (a bitmap bit beyond 1.5, a header
+      // version 0): then rfboot only forwards and never injects a request of its own.
+      const v = observedVersion(this.switchHello, this.upstreamHello);
+      if (v !== undefined && versionName(v) !== undefined) this.version ??= v;
     }
   }
 
