@@ -23,10 +23,11 @@ import {
   type Document,
   type MongoClientOptions,
 } from "mongodb";
-import { errorMessage, StoreError } from "../../common/errors.js";
+import { ConfigError, errorMessage, StoreError } from "../../common/errors.js";
 import { redactUri, silentLogger, type Logger } from "../../common/log.js";
 import { attempt, isDuplicateKey, isTopologyClosed, isTransient, wrap } from "./errors.js";
 import { LeaseTable, type LeaseDoc } from "./leases.js";
+import { applyRfconfigRows, ensureRfconfigIndexes, type RfconfigDoc } from "./rfconfig.js";
 import { Outbox, type OutboxOp, type OutboxOptions, type OutboxStats } from "./outbox.js";
 import { IPC_CHANNEL, PortRegisterWatcher, type PortRegisterWatchOptions } from "./readiness.js";
 import type {
@@ -320,26 +321,16 @@ export class MongoStore extends EventEmitter {
   }
 
   private async setup(): Promise<void> {
-    const rf = this.col(this.collections.rfconfig);
-    try {
-      // Both sides are keys in RouteFlow: rfserver looks rows up by (vm_id, vm_port) on PortRegister and by
-      // (ct_id, dp_id, dp_port) on DatapathPortRegister; a second row for either would be ambiguous.
-      await rf.createIndex({ vm_id: 1, vm_port: 1 }, { unique: true, name: "rfboot_vm_port_unique" });
-      await rf.createIndex(
-        { ct_id: 1, dp_id: 1, dp_port: 1 },
-        { unique: true, name: "rfboot_dp_port_unique" },
-      );
-      this.rfconfigUnique = true;
-    } catch (err) {
-      if (isTransient(err)) throw err;
-      // E.g. duplicates already there (a loader appended the CSV twice): work without the index and
+    const unique = await ensureRfconfigIndexes(this.col<RfconfigDoc>(this.collections.rfconfig));
+    if (unique !== true) {
+      // E.g. duplicates already there (a loader appended the CSV twice): work without the indexes and
       // remove duplicates of the rows rfboot writes as it writes them.
-      this.rfconfigUnique = false;
       this.log.warn(
-        { err: errorMessage(err) },
+        { err: errorMessage(unique) },
         "rfconfig unique indexes unavailable; de-duplicating on write",
       );
     }
+    this.rfconfigUnique = unique === true;
     await this.col(this.collections.vms).createIndex({ vmName: 1 });
     try {
       await this.db.createCollection(this.collections.events, {
@@ -370,8 +361,11 @@ export class MongoStore extends EventEmitter {
         await this.col<VmRecordDoc>(this.collections.vms).deleteOne({ _id: op.dpidHex });
         return;
       case "rfconfig-upsert":
-        for (const row of op.rows) await this.applyRfconfigRow(row);
-        return;
+        return applyRfconfigRows(
+          this.col<RfconfigDoc>(this.collections.rfconfig),
+          op.rows,
+          this.rfconfigUnique,
+        );
       case "rfconfig-remove":
         await this.col(this.collections.rfconfig).deleteMany({ vm_id: op.vmId });
         return;
@@ -396,46 +390,6 @@ export class MongoStore extends EventEmitter {
       } catch (err) {
         // Two instances upserting one new record: the loser retries as a plain update.
         if (!isDuplicateKey(err) || i >= 2) throw err;
-      }
-    }
-  }
-
-  private async applyRfconfigRow(row: RfconfigRow): Promise<void> {
-    const rf = this.col(this.collections.rfconfig);
-    // The switch port may have been mapped to another VM interface before: that mapping is replaced.
-    await rf.deleteMany({
-      ct_id: row.ct_id,
-      dp_id: row.dp_id,
-      dp_port: row.dp_port,
-      $or: [{ vm_id: { $ne: row.vm_id } }, { vm_port: { $ne: row.vm_port } }],
-    });
-    for (let i = 0; ; i++) {
-      try {
-        await rf.updateOne(
-          { vm_id: row.vm_id, vm_port: row.vm_port },
-          { $set: { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port } },
-          { upsert: true },
-        );
-        break;
-      } catch (err) {
-        // A concurrent writer inserted the same row first (unique index): the retry updates that row.
-        if (!isDuplicateKey(err) || i >= 3) throw err;
-      }
-    }
-    if (!this.rfconfigUnique) {
-      // No unique index to lean on: keep the oldest row of each key, delete the rest. Converges even when
-      // several instances do it at once (all keep the same, oldest, row).
-      for (const key of [
-        { vm_id: row.vm_id, vm_port: row.vm_port },
-        { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port },
-      ]) {
-        const ids = (
-          await rf
-            .find(key, { projection: { _id: 1 } })
-            .sort({ _id: 1 })
-            .toArray()
-        ).map((d) => d._id);
-        if (ids.length > 1) await rf.deleteMany({ _id: { $in: ids.slice(1) } });
       }
     }
   }
@@ -499,30 +453,29 @@ export class MongoStore extends EventEmitter {
   /**
    * upsertRfconfigRows writes RouteFlow `rfconfig` rows, keyed by (vm_id, vm_port): an existing row for that
    * VM interface gets the new switch side, a row mapping the same (ct_id, dp_id, dp_port) to another VM
-   * interface is replaced, every other row is left alone. Throws ConfigError for a bad row (nothing written).
+   * interface is replaced, every other row is left alone. Rejects with ConfigError for a bad row (nothing is
+   * written); resolves `written`, or `queued` while MongoDB is unreachable.
    */
-  upsertRfconfigRows(rows: readonly RfconfigRow[]): Promise<WriteOutcome> {
+  async upsertRfconfigRows(rows: readonly RfconfigRow[]): Promise<WriteOutcome> {
     const valid = validateRfconfigRows(rows, "upsertRfconfigRows.rows");
     const keys = new Set<string>();
     for (const [i, r] of valid.entries()) {
       for (const k of [`vm ${r.vm_id}/${r.vm_port}`, `dp ${r.ct_id}/${r.dp_id}/${r.dp_port}`]) {
         if (keys.has(k)) {
-          return Promise.reject(
-            new StoreError(
-              `rows[${i}] repeats ${k} within one call; each VM port and switch port once`,
-              "upsertRfconfigRows",
-            ),
+          throw new ConfigError(
+            `repeats ${k} within one call; list each VM port and each switch port once`,
+            `upsertRfconfigRows.rows[${i}]`,
           );
         }
         keys.add(k);
       }
     }
-    if (valid.length === 0) return Promise.resolve("written");
+    if (valid.length === 0) return "written";
     return this.write({ type: "rfconfig-upsert", rows: valid });
   }
 
   /** removeRfconfigRows deletes every `rfconfig` row of one VM (vm_id, decimal string). */
-  removeRfconfigRows(vmId: string): Promise<WriteOutcome> {
+  async removeRfconfigRows(vmId: string): Promise<WriteOutcome> {
     return this.write({ type: "rfconfig-remove", vmId: checkVmId(vmId, "removeRfconfigRows.vmId") });
   }
 
@@ -550,16 +503,16 @@ export class MongoStore extends EventEmitter {
 
   /**
    * patchRecord `$set`s the fields of `patch` on the record of `dpidHex`, creating it (state `joined` unless
-   * given) if absent. Throws ConfigError on a bad patch; otherwise resolves `written` or `queued`.
+   * given) if absent. Rejects with ConfigError on a bad patch; otherwise resolves `written` or `queued`.
    */
-  patchRecord(dpidHex: string, patch: RecordPatch): Promise<WriteOutcome> {
+  async patchRecord(dpidHex: string, patch: RecordPatch): Promise<WriteOutcome> {
     checkDpidHex(dpidHex, "patchRecord.dpid");
     const valid = validatePatch(patch, "patchRecord.patch");
     return this.write({ type: "record", dpidHex, patch: valid, at: this.now() });
   }
 
   /** deleteRecord removes the record of a dpid (an operator removed the VM). */
-  deleteRecord(dpidHex: string): Promise<WriteOutcome> {
+  async deleteRecord(dpidHex: string): Promise<WriteOutcome> {
     return this.write({ type: "record-delete", dpidHex: checkDpidHex(dpidHex, "deleteRecord.dpid") });
   }
 
@@ -611,7 +564,7 @@ export class MongoStore extends EventEmitter {
   // ---- events -------------------------------------------------------------------------------------------
 
   /** logEvent appends an event to the bounded log (`at` defaults to now). */
-  logEvent(event: Omit<StoreEvent, "at"> & { at?: Date }): Promise<WriteOutcome> {
+  async logEvent(event: Omit<StoreEvent, "at"> & { at?: Date }): Promise<WriteOutcome> {
     const valid = validateEvent({ ...event, at: event.at ?? this.now() }, "logEvent");
     // The id is fixed now, so a retried or replayed insert is recognised as a duplicate, not written twice.
     return this.write({ type: "event", id: new ObjectId().toHexString(), event: valid });
