@@ -121,11 +121,26 @@ export abstract class ConnectionBase implements SwitchConnection {
   /** apply writes a step's messages to the switch, logs its records, reports its events, and closes if asked. */
   protected apply(step: Step): void {
     for (const rec of step.logs) this.logRecord(rec);
+    let close = step.close;
     if (step.send.length > 0 && !this.socket.destroyed && this.socket.writable) {
-      for (const msg of step.send) this.writeToSwitch(encodeMessage(msg), msg);
+      for (const msg of step.send) {
+        let bytes: Buffer;
+        try {
+          bytes = encodeMessage(msg);
+        } catch (err) {
+          // A bug, never input: still, one switch must not be able to take the process down with it.
+          this.log.error(
+            { type: msg.type, version: msg.version, err: errorMessage(err) },
+            "cannot encode rfboot's own message",
+          );
+          close ??= `internal error: cannot encode ${msg.type}: ${errorMessage(err)}`;
+          break;
+        }
+        this.writeToSwitch(bytes, msg);
+      }
     }
     for (const ev of step.events) this.hooks.onEvent(this, ev, this.expectReconnect);
-    if (step.close !== undefined) this.close(step.close);
+    if (close !== undefined) this.close(close);
     else this.rearm();
   }
 
