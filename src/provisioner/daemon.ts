@@ -11,9 +11,19 @@ import { EventEmitter } from "node:events";
 import { mkdir, open } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dpidToHex } from "../common/dpid.js";
-import { RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
+import {
+  RfbootError,
+  StoreError,
+  VirshError,
+  errorMessage,
+} from "../common/errors.js";
 import { silentLogger, type Logger } from "../common/log.js";
-import type { Controller, DownEvent, PortEvent, UpEvent } from "../controller/index.js";
+import type {
+  Controller,
+  DownEvent,
+  PortEvent,
+  UpEvent,
+} from "../controller/index.js";
 import { buildDomainXml } from "../xmlgen/index.js";
 import {
   configHash,
@@ -25,13 +35,24 @@ import {
   type RfbootConfig,
 } from "./config/index.js";
 import { HostRegistry, type HostSpec } from "./hosts.js";
-import type { DiskPlan as LifecycleDisk, LeaveAction, LeaveOutcome } from "./lifecycle.js";
+import {
+  sweepPartFiles,
+  type DiskPlan as LifecycleDisk,
+  type LeaveAction,
+  type LeaveOutcome,
+} from "./lifecycle.js";
 import { LibvirtEvents, type DomainEvent } from "./libvirt-events.js";
 import { rfconfigRows } from "./mapping.js";
 import { Metrics } from "./metrics.js";
 import { PlacementError, place, type KnownPlacement } from "./placement.js";
 import { ActionQueue } from "./queue.js";
-import { MongoStore, reconcile, type DomainListing, type RecordPatch, type VmState } from "./store/index.js";
+import {
+  MongoStore,
+  reconcile,
+  type DomainListing,
+  type RecordPatch,
+  type VmState,
+} from "./store/index.js";
 import type { VirshRunner } from "./virsh.js";
 
 /** DaemonAction is what the queue runs for one dpid: make its VM run, or apply the leave policy. */
@@ -99,7 +120,10 @@ function hostSpec(h: HostConfig): HostSpec {
   };
 }
 
-function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefined {
+function lifecycleDisk(
+  vm: ResolvedVm,
+  host: HostConfig,
+): LifecycleDisk | undefined {
   const d = vm.plan(host).disk;
   if (!d || d.kind === "none") return undefined;
   return { kind: d.kind, base: d.base, format: d.baseFormat, path: d.path };
@@ -131,7 +155,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   store!: MongoStore;
   readonly hosts: HostRegistry;
   private controller: Controller | undefined;
-  private readonly queue: ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>;
+  private readonly queue: ActionQueue<
+    string,
+    DaemonAction,
+    EnsureOutcome | LeaveOutcome
+  >;
   private readonly connected = new Map<string, UpEvent>();
   private readonly leaveTimers = new Map<string, NodeJS.Timeout>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
@@ -159,11 +187,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       run: opts.runner,
       log: this.log,
     });
-    this.queue = new ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>({
+    this.queue = new ActionQueue<
+      string,
+      DaemonAction,
+      EnsureOutcome | LeaveOutcome
+    >({
       classify: (a) => ({ host: a.host, limited: a.kind === "ensure" }),
-      hostLimit: (h) => this.config.hosts.find((x) => x.name === h)?.maxConcurrentStarts ?? 1,
+      hostLimit: (h) =>
+        this.config.hosts.find((x) => x.name === h)?.maxConcurrentStarts ?? 1,
       handler: (key, action) =>
-        action.kind === "ensure" ? this.ensure(key, action) : this.leave(key, action),
+        action.kind === "ensure"
+          ? this.ensure(key, action)
+          : this.leave(key, action),
       onError: () => undefined,
     });
   }
@@ -174,6 +209,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     for (const h of this.config.hosts) {
       await mkdir(h.storageDir, { recursive: true, mode: 0o750 });
       await mkdir(h.consoleLogDir, { recursive: true, mode: 0o750 });
+      // A disk half-built by an rfboot killed mid-`qemu-img create` is garbage: nothing refers to it.
+      const swept = await sweepPartFiles(h.storageDir);
+      if (swept.length > 0)
+        this.log.warn(
+          { host: h.name, files: swept },
+          "removed half-built disks of a crashed run",
+        );
     }
     this.store =
       this.opts.store ??
@@ -186,20 +228,33 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         stateDir: this.config.stateDir,
       }));
     this.store.on("offline", (e: unknown) =>
-      this.log.warn({ err: errorMessage(e) }, "MongoDB unreachable: buffering writes"),
+      this.log.warn(
+        { err: errorMessage(e) },
+        "MongoDB unreachable: buffering writes",
+      ),
     );
-    this.store.on("online", () => this.log.info("MongoDB reachable again: flushing buffered writes"));
+    this.store.on("online", () =>
+      this.log.info("MongoDB reachable again: flushing buffered writes"),
+    );
     await this.reconcile();
     if (this.opts.watchLibvirtEvents !== false) this.watchLibvirt();
-    this.leaseTimer = setInterval(() => void this.renewLeases(), Math.max(1000, this.leaseTtlMs / 3));
+    this.leaseTimer = setInterval(
+      () => void this.renewLeases(),
+      Math.max(1000, this.leaseTtlMs / 3),
+    );
     this.leaseTimer.unref();
-    this.controller = this.opts.controller ?? this.opts.createController?.(this.config, this.log);
+    this.controller =
+      this.opts.controller ??
+      this.opts.createController?.(this.config, this.log);
     if (!this.controller) return undefined;
     this.controller.on("up", (e) => this.onUp(e));
     this.controller.on("down", (e) => this.onDown(e));
     this.controller.on("port", (e) => this.onPort(e));
     const addr = await this.controller.start();
-    this.log.info({ ...addr, mode: this.config.openflow.mode }, "accepting switches");
+    this.log.info(
+      { ...addr, mode: this.config.openflow.mode },
+      "accepting switches",
+    );
     return addr;
   }
 
@@ -209,12 +264,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const byHost = new Map<string, DomainListing[]>();
     for (const p of probes) {
       if (!p.reachable) {
-        this.log.warn({ host: p.name, err: p.error }, "libvirt host unreachable at start-up");
+        this.log.warn(
+          { host: p.name, err: p.error },
+          "libvirt host unreachable at start-up",
+        );
         continue;
       }
       byHost.set(
         p.name,
-        p.domains.map((d) => ({ host: p.name, name: d.name, uuid: d.uuid, state: d.state })),
+        p.domains.map((d) => ({
+          host: p.name,
+          name: d.name,
+          uuid: d.uuid,
+          state: d.state,
+        })),
       );
     }
     const configured = listConfiguredVms(this.config);
@@ -235,7 +298,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     try {
       records = await this.store.listRecords();
     } catch (e) {
-      this.log.warn({ err: errorMessage(e) }, "reconciliation skipped: MongoDB unreachable");
+      this.log.warn(
+        { err: errorMessage(e) },
+        "reconciliation skipped: MongoDB unreachable",
+      );
       return;
     }
     const actions = reconcile(
@@ -245,26 +311,51 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     );
     for (const a of actions) {
       if ("patch" in a) await this.store.patchRecord(a.dpidHex, a.patch);
-      if (a.type === "duplicate" || a.type === "conflict" || a.type === "unreachable") {
-        this.log.warn({ action: a }, "reconciliation found a problem it will not fix by itself");
+      if (
+        a.type === "duplicate" ||
+        a.type === "conflict" ||
+        a.type === "unreachable"
+      ) {
+        this.log.warn(
+          { action: a },
+          "reconciliation found a problem it will not fix by itself",
+        );
       }
     }
     for (const r of records) {
-      if (r.vmName && r.host && !this.placements.has(r.vmName) && byHost.has(r.host) === false) {
+      if (
+        r.vmName &&
+        r.host &&
+        !this.placements.has(r.vmName) &&
+        byHost.has(r.host) === false
+      ) {
         // The record's host did not answer: keep the VM there (stable placement) until it is gone for good.
-        this.placements.set(r.vmName, { vm: r.vmName, host: r.host, memoryMiB: memOf.get(r.vmName) ?? 0 });
+        this.placements.set(r.vmName, {
+          vm: r.vmName,
+          host: r.host,
+          memoryMiB: memOf.get(r.vmName) ?? 0,
+        });
       }
     }
-    this.log.info({ records: records.length, actions: actions.length }, "reconciled MongoDB with libvirt");
+    this.log.info(
+      { records: records.length, actions: actions.length },
+      "reconciled MongoDB with libvirt",
+    );
     this.emit("reconciled", { actions: actions.length });
   }
 
   private watchLibvirt(): void {
     for (const h of this.config.hosts) {
-      const ev = new LibvirtEvents({ host: { name: h.name, uri: h.uri }, log: this.log });
+      const ev = new LibvirtEvents({
+        host: { name: h.name, uri: h.uri },
+        log: this.log,
+      });
       ev.on("event", (e: DomainEvent) => void this.onDomainEvent(e));
       ev.on("error", (e: unknown) =>
-        this.log.debug({ host: h.name, err: errorMessage(e) }, "libvirt events"),
+        this.log.debug(
+          { host: h.name, err: errorMessage(e) },
+          "libvirt events",
+        ),
       );
       ev.start();
       this.events.push(ev);
@@ -277,13 +368,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (!vm) return;
     let state: VmState | undefined;
     if (e.type === "lifecycle") {
-      if (e.event === "Stopped") state = e.detail.includes("Saved") ? "suspended" : "stopped";
+      if (e.event === "Stopped")
+        state = e.detail.includes("Saved") ? "suspended" : "stopped";
       else if (e.event === "Undefined") state = "missing";
       else if (e.event === "Crashed") state = "failed";
     } else if (e.state === "undefined") state = "missing";
     else if (e.state === "shutoff") state = "stopped";
     if (!state) return;
-    if (this.queue.runningOf(vm.dpidHex) || this.queue.pendingOf(vm.dpidHex)) return;
+    if (this.queue.runningOf(vm.dpidHex) || this.queue.pendingOf(vm.dpidHex))
+      return;
     await this.store.patchRecord(vm.dpidHex, { state }).catch(() => undefined);
   }
 
@@ -298,7 +391,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       clearTimeout(timer);
       this.leaveTimers.delete(dpidHex);
       // A pending leave that has not run yet is dropped: the switch is back.
-      if (this.queue.pendingOf(dpidHex)?.kind === "leave") this.queue.cancel(dpidHex);
+      if (this.queue.pendingOf(dpidHex)?.kind === "leave")
+        this.queue.cancel(dpidHex);
     }
     let vm: ResolvedVm | undefined;
     try {
@@ -308,23 +402,43 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         e.ports.map((p) => p.no),
       );
     } catch (err) {
-      this.log.error({ dpid: dpidHex, err: errorMessage(err) }, "cannot derive a VM for this datapath");
+      this.log.error(
+        { dpid: dpidHex, err: errorMessage(err) },
+        "cannot derive a VM for this datapath",
+      );
       this.emit("ignored", { dpidHex, reason: errorMessage(err) });
       return;
     }
     // Records keep the wire version (1 = 1.0 ... 6 = 1.5), as OpenFlow numbers it.
-    const sw = { peer: e.peer, version: wireVersion(e.version), connected: true };
+    const sw = {
+      peer: e.peer,
+      version: wireVersion(e.version),
+      connected: true,
+    };
     if (!vm) {
-      this.log.info({ dpid: dpidHex, peer: e.peer }, "datapath has no VM in the config: ignored (policy)");
+      this.log.info(
+        { dpid: dpidHex, peer: e.peer },
+        "datapath has no VM in the config: ignored (policy)",
+      );
       this.emit("ignored", { dpidHex, reason: "unknown datapath" });
-      void this.store.logEvent({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` }).catch(() => {});
+      void this.store
+        .logEvent({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` })
+        .catch(() => {});
       return;
     }
-    this.log.info({ dpid: dpidHex, vm: vm.name, peer: e.peer, version: e.version }, "datapath joined");
+    this.log.info(
+      { dpid: dpidHex, vm: vm.name, peer: e.peer, version: e.version },
+      "datapath joined",
+    );
     this.emit("joined", { dpidHex, vm: vm.name, peer: e.peer });
     const ports = e.ports.map((p) => {
       const mapped = vm.ports.find((q) => q.dpPort === p.no);
-      return { dpPort: p.no, name: p.name, hwAddr: p.mac, ...(mapped ? { vmPort: mapped.vmPort } : {}) };
+      return {
+        dpPort: p.no,
+        name: p.name,
+        hwAddr: p.mac,
+        ...(mapped ? { vmPort: mapped.vmPort } : {}),
+      };
     });
     void this.store
       .patchRecord(dpidHex, {
@@ -337,16 +451,28 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         hypervisor: vm.hypervisor,
         owner: this.instanceId,
       })
-      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "record update failed"));
-    void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "join", detail: e.peer }).catch(() => {});
+      .catch((err: unknown) =>
+        this.log.error({ err: errorMessage(err) }, "record update failed"),
+      );
+    void this.store
+      .logEvent({ dpid: dpidHex, vm: vm.name, kind: "join", detail: e.peer })
+      .catch(() => {});
     this.submitEnsure(dpidHex, vm, joinedAt);
   }
 
-  private submitEnsure(dpidHex: string, vm: ResolvedVm, joinedAt: number): void {
+  private submitEnsure(
+    dpidHex: string,
+    vm: ResolvedVm,
+    joinedAt: number,
+  ): void {
     let host: string;
     try {
       host = place(
-        { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
+        {
+          vm: vm.name,
+          memoryMiB: vm.memoryMiB,
+          ...(vm.hostPin ? { pin: vm.hostPin } : {}),
+        },
         this.candidateCapacities(vm),
         [...this.placements.values()],
       ).host;
@@ -354,7 +480,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.fail(dpidHex, vm, err, "placement");
       return;
     }
-    this.placements.set(vm.name, { vm: vm.name, host, memoryMiB: vm.memoryMiB });
+    this.placements.set(vm.name, {
+      vm: vm.name,
+      host,
+      memoryMiB: vm.memoryMiB,
+    });
     void this.queue.submit(dpidHex, { kind: "ensure", vm, host, joinedAt });
   }
 
@@ -373,12 +503,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (retry) clearTimeout(retry);
     this.retryTimers.delete(dpidHex);
     const vm = resolveDatapath(this.config, e.dpid, []);
-    this.log.info({ dpid: dpidHex, vm: vm?.name, reason: e.reason }, "datapath left");
+    this.log.info(
+      { dpid: dpidHex, vm: vm?.name, reason: e.reason },
+      "datapath left",
+    );
     if (!vm) return;
     void this.store
-      .patchRecord(dpidHex, { leftAt: new Date(), switch: { connected: false } })
+      .patchRecord(dpidHex, {
+        leftAt: new Date(),
+        switch: { connected: false },
+      })
       .catch(() => undefined);
-    void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "leave", detail: e.reason }).catch(() => {});
+    void this.store
+      .logEvent({ dpid: dpidHex, vm: vm.name, kind: "leave", detail: e.reason })
+      .catch(() => {});
     const policy = this.config.policies.leave;
     if (policy.action === "keep") return;
     const old = this.leaveTimers.get(dpidHex);
@@ -388,7 +526,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (this.connected.has(dpidHex) || this.stopped) return;
       const host = this.placements.get(vm.name)?.host;
       if (!host) return;
-      void this.queue.submit(dpidHex, { kind: "leave", vm, host, action: policy.action });
+      void this.queue.submit(dpidHex, {
+        kind: "leave",
+        vm,
+        host,
+        action: policy.action,
+      });
     }, policy.graceSeconds * 1000);
     t.unref();
     this.leaveTimers.set(dpidHex, t);
@@ -401,7 +544,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       "switch port changed",
     );
     void this.store
-      .logEvent({ dpid: dpidHex, kind: "port", detail: `${e.reason} ${e.port.no} ${e.port.name}` })
+      .logEvent({
+        dpid: dpidHex,
+        kind: "port",
+        detail: `${e.reason} ${e.port.no} ${e.port.name}`,
+      })
       .catch(() => {});
   }
 
@@ -412,12 +559,26 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const { vm, host } = a;
     const hostCfg = this.config.hosts.find((h) => h.name === host);
     try {
-      if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
+      if (!hostCfg)
+        throw new PlacementError(
+          `host ${host} is no longer configured`,
+          vm.name,
+          {},
+        );
       const claimed = await this.claim(dpidHex);
       if (!claimed) {
-        this.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
+        this.log.info(
+          { dpid: dpidHex, vm: vm.name },
+          "another rfboot instance holds this datapath's lease",
+        );
         this.scheduleRetry(dpidHex, vm, this.leaseTtlMs);
-        return { dpidHex, vm: vm.name, host, action: "leased-elsewhere", reactionMs: 0 };
+        return {
+          dpidHex,
+          vm: vm.name,
+          host,
+          action: "leased-elsewhere",
+          reactionMs: 0,
+        };
       }
       // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers.
       await this.store.upsertRfconfigRows(rfconfigRows(vm));
@@ -438,23 +599,45 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         name: vm.name,
         uuid,
         xml,
-        ...(lifecycleDisk(vm, hostCfg) ? { disk: lifecycleDisk(vm, hostCfg) } : {}),
+        ...(lifecycleDisk(vm, hostCfg)
+          ? { disk: lifecycleDisk(vm, hostCfg) }
+          : {}),
       });
       const t = res.timings;
       const sinceJoin = performance.now() - a.joinedAt;
-      const reactionMs = sinceJoin - t.totalMs + (t.stateMs ?? 0) + (t.diskMs ?? 0) + (t.defineMs ?? 0);
+      const reactionMs =
+        sinceJoin -
+        t.totalMs +
+        (t.stateMs ?? 0) +
+        (t.diskMs ?? 0) +
+        (t.defineMs ?? 0);
       this.metrics.reactionSeconds.observe(reactionMs / 1000);
       this.metrics.bootSeconds.observe(sinceJoin / 1000);
       this.metrics.boots.inc({ action: res.action, host });
       const now = new Date();
-      const patch: RecordPatch = { state: "running", host, lastError: null, attempts: 0 };
+      const patch: RecordPatch = {
+        state: "running",
+        host,
+        lastError: null,
+        attempts: 0,
+      };
       if (res.action === "defined+started") patch.definedAt = now;
       if (res.action !== "adopted") patch.startedAt = now;
       await this.store.patchRecord(dpidHex, patch);
-      this.placements.set(vm.name, { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: true });
+      this.placements.set(vm.name, {
+        vm: vm.name,
+        host,
+        memoryMiB: vm.memoryMiB,
+        running: true,
+      });
       this.retryDelay.delete(dpidHex);
       void this.store
-        .logEvent({ dpid: dpidHex, vm: vm.name, kind: "boot", detail: `${res.action} on ${host}` })
+        .logEvent({
+          dpid: dpidHex,
+          vm: vm.name,
+          kind: "boot",
+          detail: `${res.action} on ${host}`,
+        })
         .catch(() => {});
       this.log.info(
         {
@@ -466,7 +649,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         },
         "VM running",
       );
-      const out = { dpidHex, vm: vm.name, host, action: res.action, reactionMs };
+      const out = {
+        dpidHex,
+        vm: vm.name,
+        host,
+        action: res.action,
+        reactionMs,
+      };
       this.emit("ensured", out);
       this.watchReadiness(
         dpidHex,
@@ -482,15 +671,28 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
   }
 
-  private async leave(dpidHex: string, a: Extract<DaemonAction, { kind: "leave" }>): Promise<LeaveOutcome> {
+  private async leave(
+    dpidHex: string,
+    a: Extract<DaemonAction, { kind: "leave" }>,
+  ): Promise<LeaveOutcome> {
     try {
-      const outcome = await this.hosts.manager(a.host).leave(a.vm.name, a.action);
+      const outcome = await this.hosts
+        .manager(a.host)
+        .leave(a.vm.name, a.action);
       const state = STATE_OF_LEAVE[outcome];
       await this.store.patchRecord(dpidHex, state ? { state } : {});
       void this.store
-        .logEvent({ dpid: dpidHex, vm: a.vm.name, kind: "leave-policy", detail: `${a.action}: ${outcome}` })
+        .logEvent({
+          dpid: dpidHex,
+          vm: a.vm.name,
+          kind: "leave-policy",
+          detail: `${a.action}: ${outcome}`,
+        })
         .catch(() => {});
-      this.log.info({ dpid: dpidHex, vm: a.vm.name, action: a.action, outcome }, "leave policy applied");
+      this.log.info(
+        { dpid: dpidHex, vm: a.vm.name, action: a.action, outcome },
+        "leave policy applied",
+      );
       this.emit("left", { dpidHex, vm: a.vm.name, outcome });
       this.readinessAborts.get(dpidHex)?.abort();
       return outcome;
@@ -500,7 +702,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
   }
 
-  private fail(dpidHex: string, vm: ResolvedVm | undefined, err: unknown, step: string): void {
+  private fail(
+    dpidHex: string,
+    vm: ResolvedVm | undefined,
+    err: unknown,
+    step: string,
+  ): void {
     const error = err instanceof Error ? err : new Error(String(err));
     const kind = errorKind(err);
     this.metrics.failures.inc({ step, kind });
@@ -513,10 +720,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       })
       .catch(() => undefined);
     void this.store
-      .logEvent({ dpid: dpidHex, vm: vm?.name, kind: "error", detail: `${step}: ${kind}: ${error.message}` })
+      .logEvent({
+        dpid: dpidHex,
+        vm: vm?.name,
+        kind: "error",
+        detail: `${step}: ${kind}: ${error.message}`,
+      })
       .catch(() => {});
     let retryInMs: number | undefined;
-    if (vm && step !== "leave" && this.connected.has(dpidHex) && !this.stopped) {
+    if (
+      vm &&
+      step !== "leave" &&
+      this.connected.has(dpidHex) &&
+      !this.stopped
+    ) {
       const prev = this.retryDelay.get(dpidHex);
       retryInMs =
         prev === undefined
@@ -526,10 +743,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.scheduleRetry(dpidHex, vm, retryInMs);
     }
     this.log.error(
-      { dpid: dpidHex, vm: vm?.name, step, kind, err: error.message, retryInMs },
+      {
+        dpid: dpidHex,
+        vm: vm?.name,
+        step,
+        kind,
+        err: error.message,
+        retryInMs,
+      },
       "provisioning failed",
     );
-    this.emit("failed", { dpidHex, vm: vm?.name, error, ...(retryInMs !== undefined ? { retryInMs } : {}) });
+    this.emit("failed", {
+      dpidHex,
+      vm: vm?.name,
+      error,
+      ...(retryInMs !== undefined ? { retryInMs } : {}),
+    });
   }
 
   private scheduleRetry(dpidHex: string, vm: ResolvedVm, ms: number): void {
@@ -546,12 +775,19 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private async claim(dpidHex: string): Promise<boolean> {
     try {
-      const ok = await this.store.claim(dpidHex, this.instanceId, this.leaseTtlMs);
+      const ok = await this.store.claim(
+        dpidHex,
+        this.instanceId,
+        this.leaseTtlMs,
+      );
       if (ok) this.leased.add(dpidHex);
       return ok;
     } catch (e) {
       // MongoDB down: act anyway (boot VMs while the database is away); the record is written later.
-      this.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "lease not checked: MongoDB unreachable");
+      this.log.warn(
+        { dpid: dpidHex, err: errorMessage(e) },
+        "lease not checked: MongoDB unreachable",
+      );
       return true;
     }
   }
@@ -562,13 +798,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
    */
   private async renewLeases(): Promise<void> {
     for (const d of this.leased) {
-      if (!this.connected.has(d) && !this.queue.pendingOf(d) && !this.queue.runningOf(d)) {
+      if (
+        !this.connected.has(d) &&
+        !this.queue.pendingOf(d) &&
+        !this.queue.runningOf(d)
+      ) {
         this.leased.delete(d);
         await this.store.release(d, this.instanceId).catch(() => undefined);
         continue;
       }
       try {
-        if (!(await this.store.renew(d, this.instanceId, this.leaseTtlMs))) this.leased.delete(d);
+        if (!(await this.store.renew(d, this.instanceId, this.leaseTtlMs)))
+          this.leased.delete(d);
       } catch {
         // unreachable: try again next round
       }
@@ -606,23 +847,38 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       ac.abort();
       const ms = performance.now() - joinedAt;
       this.metrics.readySeconds.observe(ms / 1000);
-      void this.store.patchRecord(dpidHex, { state: "ready", readyAt: new Date() }).catch(() => undefined);
-      void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "ready", detail: via }).catch(() => {});
-      this.log.info({ dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) }, "VM ready");
+      void this.store
+        .patchRecord(dpidHex, { state: "ready", readyAt: new Date() })
+        .catch(() => undefined);
+      void this.store
+        .logEvent({ dpid: dpidHex, vm: vm.name, kind: "ready", detail: via })
+        .catch(() => {});
+      this.log.info(
+        { dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) },
+        "VM ready",
+      );
       this.emit("ready", { dpidHex, vm: vm.name, via, ms });
     };
     if (r.consoleMarker && consoleLog) {
-      void watchConsoleMarker(consoleLog, new RegExp(r.consoleMarker), from, deadline, ac.signal).then(
-        (hit) => {
-          if (hit) done("console");
-        },
-      );
+      void watchConsoleMarker(
+        consoleLog,
+        new RegExp(r.consoleMarker),
+        from,
+        deadline,
+        ac.signal,
+      ).then((hit) => {
+        if (hit) done("console");
+      });
     }
     if (r.portRegister) {
-      const w = this.store.watchPortRegister(vm.vmId.toString(10), new Date(Date.now() - 1000), {
-        expectPorts: vm.ports.map((p) => String(p.vmPort)),
-        timeoutMs: Math.max(1, deadline - Date.now()),
-      });
+      const w = this.store.watchPortRegister(
+        vm.vmId.toString(10),
+        new Date(Date.now() - 1000),
+        {
+          expectPorts: vm.ports.map((p) => String(p.vmPort)),
+          timeoutMs: Math.max(1, deadline - Date.now()),
+        },
+      );
       ac.signal.addEventListener("abort", () => w.stop());
       w.ready.then(
         () => done("portregister"),
@@ -632,12 +888,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   /** reload applies a new config: new dpids act at once, changed VMs are redefined at their next start. */
-  async reload(next: RfbootConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
-    const before = new Map(listConfiguredVms(this.config).map((v) => [v.dpidHex, configHash(v)]));
-    const after = new Map(listConfiguredVms(next).map((v) => [v.dpidHex, configHash(v)]));
+  async reload(
+    next: RfbootConfig,
+  ): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
+    const before = new Map(
+      listConfiguredVms(this.config).map((v) => [v.dpidHex, configHash(v)]),
+    );
+    const after = new Map(
+      listConfiguredVms(next).map((v) => [v.dpidHex, configHash(v)]),
+    );
     const added = [...after.keys()].filter((k) => !before.has(k));
     const removed = [...before.keys()].filter((k) => !after.has(k));
-    const changed = [...after.keys()].filter((k) => before.has(k) && before.get(k) !== after.get(k));
+    const changed = [...after.keys()].filter(
+      (k) => before.has(k) && before.get(k) !== after.get(k),
+    );
     this.config = next;
     this.log.info({ added, changed, removed }, "configuration reloaded");
     for (const dpidHex of [...added, ...changed]) {
@@ -668,13 +932,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const t of [...this.leaveTimers.values(), ...this.retryTimers.values()]) clearTimeout(t);
+    for (const t of [
+      ...this.leaveTimers.values(),
+      ...this.retryTimers.values(),
+    ])
+      clearTimeout(t);
     if (this.leaseTimer) clearInterval(this.leaseTimer);
     for (const a of this.readinessAborts.values()) a.abort();
     await this.controller?.close().catch(() => undefined);
     this.queue.close();
     await Promise.all(this.events.map((e) => e.stop().catch(() => undefined)));
-    for (const d of this.leased) await this.store.release(d, this.instanceId).catch(() => undefined);
+    for (const d of this.leased)
+      await this.store.release(d, this.instanceId).catch(() => undefined);
     await this.hosts.dispose().catch(() => undefined);
     await this.store.close().catch(() => undefined);
   }

@@ -4,8 +4,19 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants as fsc } from "node:fs";
-import { access, chmod, chown, copyFile, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import {
+  access,
+  chmod,
+  chown,
+  copyFile,
+  mkdtemp,
+  readdir,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { RfbootError, VirshError } from "../common/errors.js";
@@ -80,6 +91,57 @@ export function diskPlanFrom(p: {
 }): DiskPlan {
   if (p.kind === "none") return { kind: "none" };
   return { kind: p.kind, base: p.base, format: p.baseFormat, path: p.path };
+}
+
+/** PART_SUFFIX ends the temporary name a disk is built under before its atomic rename to the final path. */
+export const PART_SUFFIX = ".rfboot-part";
+
+/**
+ * partFileName names a disk under construction `.<hostname>.<pid>.<random>.rfboot-part`: the machine and
+ * process that build it are in the name, so a later sweep can tell a crashed builder's leftover from a file
+ * another live rfboot is still writing (a shared storage directory).
+ */
+export function partFileName(host = hostname(), pid = process.pid): string {
+  const safeHost = host.replace(/[^A-Za-z0-9_-]/g, "_");
+  return `.${safeHost}.${pid}.${randomBytes(6).toString("hex")}${PART_SUFFIX}`;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * sweepPartFiles removes the half-built disks (`*.rfboot-part`) that a killed rfboot left in `dir`: those
+ * made on this machine by a process that no longer runs, and those of the old unqualified naming
+ * (`.<random>.rfboot-part`). Files of another machine, or of a live process, are left alone. Returns the
+ * paths removed. A missing directory is not an error.
+ */
+export async function sweepPartFiles(dir: string, host = hostname()): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const safeHost = host.replace(/[^A-Za-z0-9_-]/g, "_");
+  const removed: string[] = [];
+  for (const n of names) {
+    if (!n.startsWith(".") || !n.endsWith(PART_SUFFIX)) continue;
+    const m = /^\.(.+)\.(\d+)\.[0-9a-f]{12}\.rfboot-part$/.exec(n);
+    const stale = m
+      ? m[1] === safeHost && Number(m[2]) !== process.pid && !pidAlive(Number(m[2]))
+      : /^\.[0-9a-f]{12}\.rfboot-part$/.test(n);
+    if (!stale) continue;
+    await rm(join(dir, n), { force: true });
+    removed.push(join(dir, n));
+  }
+  return removed;
 }
 
 /** HostRef names the libvirt host a manager acts on. */
@@ -340,7 +402,7 @@ export class DomainManager {
       );
     }
     // Build under a temporary name then rename: a crash never leaves a half-written disk at the final path.
-    const part = join(dirname(disk.path), `.${randomBytes(6).toString("hex")}.rfboot-part`);
+    const part = join(dirname(disk.path), partFileName());
     try {
       if (disk.kind === "overlay") {
         await this.tools("qemu-img", [
