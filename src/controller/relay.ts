@@ -202,12 +202,14 @@ export class RelayConnection extends ConnectionBase {
       const end = i + 1 < starts.length ? starts[i + 1]! : bytes.length;
       let drop = false;
       if (acting || !SKIP_FROM_SWITCH[bytes[start + 1]!]) {
-        const msg = this.decode(bytes.subarray(start, end), "switch");
-        if (msg === undefined) return;
-        const step = this.session.fromSwitch(msg, now);
-        drop = step.drop;
-        this.apply(step);
+        const msg = this.decode(bytes.subarray(start, end), "switch", acting);
         if (this.isClosed) return;
+        if (msg !== undefined) {
+          const step = this.session.fromSwitch(msg, now);
+          drop = step.drop;
+          this.apply(step);
+          if (this.isClosed) return;
+        }
       }
       if (drop) {
         if (runEnd > runStart) out.push(bytes.subarray(runStart, runEnd));
@@ -257,8 +259,8 @@ export class RelayConnection extends ConnectionBase {
     for (let i = 0; i < starts.length; i++) {
       const start = starts[i]!;
       if (!upstreamTypeOfInterest(bytes[start]!, bytes[start + 1]!)) continue;
-      const msg = this.decode(frameAt(scanned, i), "upstream");
-      if (msg === undefined) return;
+      const msg = this.decode(frameAt(scanned, i), "upstream", false);
+      if (msg === undefined) continue;
       this.apply(this.session.fromUpstream(msg, now));
       if (this.isClosed) return;
     }
@@ -272,12 +274,25 @@ export class RelayConnection extends ConnectionBase {
     }
   }
 
-  private decode(frame: Buffer, from: "switch" | "upstream"): OfMessage | undefined {
+  /**
+   * decode parses the copy of a frame. When rfboot is the switch's peer (standalone) a frame it cannot
+   * decode ends the connection, as in listen mode. While relaying, the two peers own the session: a
+   * frame rfboot cannot read is still forwarded unchanged (the relay never breaks a session it only
+   * watches); it is logged and skipped by the observer.
+   */
+  private decode(frame: Buffer, from: "switch" | "upstream", acting: boolean): OfMessage | undefined {
     try {
       return decodeMessage(frame);
     } catch (err) {
       if (!(err instanceof OpenFlowError)) throw err;
-      this.close(`malformed message from the ${from}: ${err.message}`);
+      if (acting) {
+        this.apply(this.session.malformed(err, frame, this.clock()));
+      } else {
+        this.log.debug(
+          { from, type: frame[1], error: err.message },
+          "relayed a message rfboot cannot decode",
+        );
+      }
       return undefined;
     }
   }

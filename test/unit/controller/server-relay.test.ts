@@ -120,6 +120,33 @@ describe("relay mode over sockets", () => {
     expect(u.bytes.subarray(0, switchSent.length)).toEqual(switchSent);
   });
 
+  it("forwards a message it cannot decode unchanged and keeps relaying", async () => {
+    const up = await upstream((p) => {
+      p.send(buildHello([1], 11));
+      p.send({ type: "features_request", version: 1, xid: 12 });
+    });
+    const { events, port } = await relay(up.port);
+    const s = await sw(port);
+    s.actAsSwitch({ dpid: 0x98n, versions: [1], ports: PORTS });
+    await until(() => events.length === 1, 3000, "up");
+    const u = await up.peer(0);
+    await u.waitFor(
+      () => u.messages.some((m) => m.type === "features_reply"),
+      3000,
+      "features_reply upstream",
+    );
+    u.keep = false;
+    const before = u.received;
+    // A FEATURES_REPLY cut short (12 bytes): the codec rejects it, the peers may not.
+    const odd = Buffer.from([1, 6, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4]);
+    s.send(odd);
+    s.send({ type: "echo_request", version: 1, xid: 6, data: new Uint8Array(0) });
+    await u.waitFor(() => u.received >= before + 20, 3000, "odd frame + echo upstream");
+    expect(u.received - before).toBe(20);
+    expect(s.isClosed).toBe(false);
+    expect(events).toHaveLength(1);
+  });
+
   it("closing one side closes the other, and reports down", async () => {
     const up = await upstream((p) => {
       p.send(buildHello([4], 1));
