@@ -1,0 +1,209 @@
+/**
+ * `rfboot status` and `rfboot plan` against what is really there: records in FerretDB written through the
+ * store, a domain running on a private libvirtd (test driver) for status' live figures. Status: one row per
+ * configured datapath (never joined ones too) plus records of datapaths no longer configured; plan: the action
+ * follows each record's state, placement stays where the record says, capacity limits show as "cannot place".
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it, vi } from "vitest";
+import { main } from "../../src/cli/main.js";
+import { silentLogger } from "../../src/common/log.js";
+import { MongoStore } from "../../src/provisioner/index.js";
+import { MONGO_URI, describeWith } from "../helpers/env.js";
+import { startLibvirtHosts, stopLibvirtHosts, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
+
+const TAG = randomBytes(3).toString("hex");
+const DB = `rfbt_sp_${TAG}`;
+const hex16 = (n: number) => `${TAG}${n.toString(16).padStart(2, "0")}`.padStart(16, "0");
+const vmName = (c: string) => `rfbtsp${TAG}${c}`;
+
+describeWith(["libvirt", "mongo", "root"], "rfboot status and plan with records and a live host", () => {
+  let hosts: LibvirtTestHost[] = [];
+  let dir: string;
+  let cfg: string;
+  let store: MongoStore;
+  let out = "";
+  let err = "";
+
+  const yaml = (mongoUri = MONGO_URI) => `
+stateDir: ${dir}/state
+mongo: { uri: "${mongoUri}", database: ${DB} }
+hosts:
+  - { name: h1, uri: "${hosts[0]!.testUri}", maxVms: 3 }
+  - { name: h2, uri: "${hosts[1]!.testUri}", maxVms: 3 }
+defaults: { hypervisor: test, memoryMiB: 64 }
+datapaths:
+  "0x${hex16(1)}": { name: ${vmName("a")}, vmId: "02:5a:00:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:01", dataPorts: 2, host: h1 }
+  "0x${hex16(2)}": { name: ${vmName("b")}, vmId: "02:5a:00:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:02", dataPorts: 1 }
+  "0x${hex16(3)}": { name: ${vmName("c")}, vmId: "02:5a:00:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:03", dataPorts: 3 }
+  "0x${hex16(4)}": { name: ${vmName("d")}, vmId: "02:5a:00:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:04", dataPorts: 1, host: h1 }
+  "0x${hex16(5)}": { name: ${vmName("e")}, vmId: "02:5a:00:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:05", dataPorts: 1, host: h1 }
+  "0x${hex16(6)}": { name: ${vmName("f")}, vmId: "02:5a:00:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:06", dataPorts: 1, host: h1 }
+`;
+
+  async function cli(...argv: string[]): Promise<number> {
+    out = "";
+    err = "";
+    return main(argv);
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "rfbt-sp-"));
+    hosts = await startLibvirtHosts(2, { prefix: "rfbt-sp" });
+    cfg = join(dir, "rfboot.yaml");
+    writeFileSync(cfg, yaml());
+    // A running domain for VM a on h1 (status' live column); nothing on h2.
+    const xml = join(dir, "a.xml");
+    writeFileSync(
+      xml,
+      `<domain type='test'><name>${vmName("a")}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>` +
+        `<os><type arch='x86_64'>hvm</type></os></domain>`,
+    );
+    await execa("virsh", ["-c", hosts[0]!.testUri, "define", xml], { env: { LC_ALL: "C" } });
+    await execa("virsh", ["-c", hosts[0]!.testUri, "start", vmName("a")], { env: { LC_ALL: "C" } });
+    store = await MongoStore.open({ uri: MONGO_URI, database: DB, prefix: "rfboot_", logger: silentLogger });
+    const ago = (s: number) => new Date(Date.now() - s * 1000);
+    await store.patchRecord(hex16(1), {
+      vmName: vmName("a"),
+      host: "h1",
+      state: "running",
+      switch: { peer: "127.0.0.1:40001", version: 4, connected: true },
+      joinedAt: ago(30),
+      startedAt: ago(29),
+    });
+    await store.patchRecord(hex16(2), {
+      vmName: vmName("b"),
+      host: "h2",
+      state: "suspended",
+      switch: { peer: "127.0.0.1:40002", version: 1, connected: false },
+      joinedAt: ago(7200 * 3),
+      leftAt: ago(600),
+    });
+    await store.patchRecord(hex16(4), {
+      vmName: vmName("d"),
+      host: "h1",
+      state: "failed",
+      lastError: { kind: "other", message: "virsh start failed: boom", at: ago(5) },
+    });
+    // A datapath that is no longer in the config still has its record.
+    await store.patchRecord(hex16(0x99), { vmName: vmName("z"), host: "h2", state: "stopped" });
+  });
+
+  afterAll(async () => {
+    await store?.close().catch(() => undefined);
+    const { MongoClient } = await import("mongodb");
+    const c = await MongoClient.connect(MONGO_URI);
+    await c.db(DB).dropDatabase();
+    await c.close();
+    await stopLibvirtHosts(hosts);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  beforeEach(() => {
+    vi.spyOn(process.stdout, "write").mockImplementation(
+      (s: string | Uint8Array) => ((out += String(s)), true),
+    );
+    vi.spyOn(process.stderr, "write").mockImplementation(
+      (s: string | Uint8Array) => ((err += String(s)), true),
+    );
+  });
+  afterEach(() => vi.restoreAllMocks());
+
+  it("status --json: configured datapaths in order, then unconfigured records; live figures of running domains", async () => {
+    expect(await cli("status", "--config", cfg, "--json")).toBe(0);
+    const rows = JSON.parse(out) as Record<string, unknown>[];
+    expect(rows.map((r) => [r.dpid, r.vm, r.switch, r.state])).toEqual([
+      [hex16(1), vmName("a"), "connected", "running"],
+      [hex16(2), vmName("b"), "disconnected", "suspended"],
+      [hex16(3), vmName("c"), "never", "not joined"],
+      [hex16(4), vmName("d"), "never", "failed"],
+      [hex16(5), vmName("e"), "never", "not joined"],
+      [hex16(6), vmName("f"), "never", "not joined"],
+      [hex16(0x99), vmName("z"), "never", "stopped"],
+    ]);
+    // (The test driver's domstats reports the state only: no CPU or memory figures to show here.)
+    expect(rows[0]).toMatchObject({ peer: "127.0.0.1:40001", host: "h1", domain: "running" });
+    // b is recorded on h2, where no such domain exists: no live figures are invented.
+    expect(rows[1]).not.toHaveProperty("domain");
+    expect(rows[3]).toMatchObject({ lastError: "other: virsh start failed: boom" });
+  });
+
+  it("status table: one line per datapath with ages; --no-live leaves libvirt alone", async () => {
+    expect(await cli("status", "--config", cfg)).toBe(0);
+    const lines = out.trimEnd().split("\n");
+    expect(lines[0]).toMatch(
+      /^DPID\s+SWITCH\s+VM\s+HOST\s+STATE\s+DOMAIN\s+JOINED\s+STARTED\s+READY\s+CPU\s+MEM\s+LAST ERROR$/,
+    );
+    expect(lines[1]).toMatch(/^-+(\s+-+)+$/);
+    expect(lines).toHaveLength(2 + 7);
+    const cells = (i: number) => lines[i]!.split(/\s{2,}/);
+    expect(cells(2).slice(0, 6)).toEqual([hex16(1), "connected", vmName("a"), "h1", "running", "running"]);
+    expect(cells(2)[6]).toMatch(/^3\ds$/); // joined 30 s ago
+    expect(cells(3).slice(0, 7)).toEqual([
+      hex16(2),
+      "disconnected",
+      vmName("b"),
+      "h2",
+      "suspended",
+      "-",
+      "6h",
+    ]);
+    expect(lines[5]).toMatch(/other: virsh start failed: boom$/);
+    expect(await cli("status", "--config", cfg, "--json", "--no-live")).toBe(0);
+    const rows = JSON.parse(out) as Record<string, unknown>[];
+    expect(rows.some((r) => "domain" in r || "cpuSeconds" in r)).toBe(false);
+  });
+
+  it("status with MongoDB unreachable: exit 1 and a message naming the database", async () => {
+    const bad = join(dir, "bad-mongo.yaml");
+    writeFileSync(bad, yaml("mongodb://127.0.0.1:1"));
+    expect(await cli("status", "--config", bad, "--no-live")).toBe(1);
+    expect(err).toMatch(new RegExp(`^rfboot: cannot read records from MongoDB at ${DB}: `));
+    expect(out).toBe("");
+  }, 20_000);
+
+  it("plan: actions follow the records, placement stays where the records say, capacity limits show", async () => {
+    expect(await cli("plan", "--config", cfg, "--json")).toBe(0);
+    const { rows, note } = JSON.parse(out) as { rows: Record<string, unknown>[]; note?: string };
+    expect(note).toBeUndefined();
+    // Every configured VM is planned to run once its switch joins, so each decision uses capacity for the next:
+    // a and b stay where their records put them; c takes the less loaded host (a tie, broken by name); d
+    // stays on h1; h1 (maxVms 3) is then full for e and f, which are pinned to it.
+    expect(rows.map((r) => [r.vm, r.host ?? "-", r.placement, r.action])).toEqual([
+      [vmName("a"), "h1", "existing", "adopt (already running)"],
+      [vmName("b"), "h2", "existing", "resume from managedsave on join"],
+      [vmName("c"), "h1", "least-loaded", "define+start on join"],
+      [vmName("d"), "h1", "existing", "start on join"],
+      [vmName("e"), "-", "-", "cannot place"],
+      [vmName("f"), "-", "-", "cannot place"],
+    ]);
+    expect(String(rows[4]!.error)).toMatch(/pinned to host h1, which is full \(3\/3 VMs\)/);
+    expect(rows.map((r) => r.rfconfigRows)).toEqual([2, 1, 3, 1, 1, 1]);
+    expect(await cli("plan", "--config", cfg, "--json", "--offline")).toBe(0);
+    const offline = JSON.parse(out) as { rows: Record<string, unknown>[] };
+    // Offline: the config alone, no records: every VM is new, placed in config order.
+    expect(offline.rows.map((r) => [r.vm, r.host ?? "-", r.action])).toEqual([
+      [vmName("a"), "h1", "define+start on join"],
+      [vmName("b"), "h1", "define+start on join"],
+      [vmName("c"), "h2", "define+start on join"],
+      [vmName("d"), "h1", "define+start on join"],
+      [vmName("e"), "-", "cannot place"],
+      [vmName("f"), "-", "cannot place"],
+    ]);
+  });
+
+  it("plan with MongoDB unreachable says so and plans from the config alone", async () => {
+    const bad = join(dir, "bad-mongo.yaml");
+    writeFileSync(bad, yaml("mongodb://127.0.0.1:1"));
+    expect(await cli("plan", "--config", bad)).toBe(0);
+    expect(err).toMatch(/^rfboot: MongoDB unreachable \(.*\): planned from the config alone\n$/);
+    expect(out.split("\n")[0]).toMatch(
+      /^DPID\s+VM\s+VM_ID\s+HV\s+HOST\s+PLACEMENT\s+ACTION\s+PORTS\s+ROWS\s+DISK\s+BOOT$/,
+    );
+    expect(out).toContain("define+start on join");
+  }, 20_000);
+});
