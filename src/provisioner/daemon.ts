@@ -775,11 +775,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private async claim(dpidHex: string): Promise<boolean> {
     try {
-      const ok = await this.store.claim(
+      let ok = await this.store.claim(
         dpidHex,
         this.instanceId,
         this.leaseTtlMs,
       );
+      if (!ok && (await this.releaseDeadLocalLease(dpidHex))) {
+        ok = await this.store.claim(dpidHex, this.instanceId, this.leaseTtlMs);
+      }
       if (ok) this.leased.add(dpidHex);
       return ok;
     } catch (e) {
@@ -790,6 +793,30 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       );
       return true;
     }
+  }
+
+  /**
+   * releaseDeadLocalLease frees a lease held under the default instance id (`hostname:pid`) of a process of
+   * this machine that no longer runs: an rfboot that was killed and restarted (new pid) must not wait out its
+   * own predecessor's lease (leaseTtl) before it may act. Leases of other machines, of live processes and
+   * of explicit `--instance` ids are left to expire. Returns true when it released one.
+   */
+  private async releaseDeadLocalLease(dpidHex: string): Promise<boolean> {
+    const lease = await this.store.lease(dpidHex);
+    if (!lease || lease.owner === this.instanceId) return false;
+    const m = /^(.*):(\d+)$/.exec(lease.owner);
+    if (!m || m[1] !== hostname() || lease.expiresAt.getTime() <= Date.now())
+      return false;
+    const pid = Number(m[2]);
+    if (pid === process.pid || processAlive(pid)) return false;
+    const released = await this.store.release(dpidHex, lease.owner);
+    if (released) {
+      this.log.warn(
+        { dpid: dpidHex, previous: lease.owner },
+        "took over the lease of a dead rfboot process of this machine",
+      );
+    }
+    return released;
   }
 
   /**
@@ -946,6 +973,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       await this.store.release(d, this.instanceId).catch(() => undefined);
     await this.hosts.dispose().catch(() => undefined);
     await this.store.close().catch(() => undefined);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
