@@ -188,8 +188,8 @@ datapaths:
     // Offline: the config alone, no records: every VM is new, placed in config order.
     expect(offline.rows.map((r) => [r.vm, r.host ?? "-", r.action])).toEqual([
       [vmName("a"), "h1", "define+start on join"],
-      [vmName("b"), "h1", "define+start on join"],
-      [vmName("c"), "h2", "define+start on join"],
+      [vmName("b"), "h2", "define+start on join"],
+      [vmName("c"), "h1", "define+start on join"],
       [vmName("d"), "h1", "define+start on join"],
       [vmName("e"), "-", "cannot place"],
       [vmName("f"), "-", "cannot place"],
