@@ -11,19 +11,9 @@ import { EventEmitter } from "node:events";
 import { mkdir, open } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dpidToHex } from "../common/dpid.js";
-import {
-  RfbootError,
-  StoreError,
-  VirshError,
-  errorMessage,
-} from "../common/errors.js";
+import { RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
 import { silentLogger, type Logger } from "../common/log.js";
-import type {
-  Controller,
-  DownEvent,
-  PortEvent,
-  UpEvent,
-} from "../controller/index.js";
+import type { Controller, DownEvent, PortEvent, UpEvent } from "../controller/index.js";
 import { buildDomainXml } from "../xmlgen/index.js";
 import {
   configHash,
@@ -34,8 +24,9 @@ import {
   type ResolvedVm,
   type RfbootConfig,
 } from "./config/index.js";
-import { HostRegistry, type HostSpec } from "./hosts.js";
+import { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
 import {
+  isActive,
   sweepPartFiles,
   type DiskPlan as LifecycleDisk,
   type LeaveAction,
@@ -46,13 +37,7 @@ import { rfconfigRows } from "./mapping.js";
 import { Metrics } from "./metrics.js";
 import { PlacementError, place, type KnownPlacement } from "./placement.js";
 import { ActionQueue } from "./queue.js";
-import {
-  MongoStore,
-  reconcile,
-  type DomainListing,
-  type RecordPatch,
-  type VmState,
-} from "./store/index.js";
+import { MongoStore, reconcile, type DomainListing, type RecordPatch, type VmState } from "./store/index.js";
 import type { VirshRunner } from "./virsh.js";
 
 /** DaemonAction is what the queue runs for one dpid: make its VM run, or apply the leave policy. */
@@ -99,6 +84,12 @@ export interface DaemonEvents {
   failed: [{ dpidHex: string; vm?: string; error: Error; retryInMs?: number }];
   left: [{ dpidHex: string; vm: string; outcome: LeaveOutcome }];
   reconciled: [{ actions: number }];
+  /** hostLost: a libvirt host stopped answering; `vms` were placed there. */
+  hostLost: [{ host: string; error: string; vms: string[] }];
+  /** hostBack: a lost host answers again after `downMs`. */
+  hostBack: [{ host: string; downMs: number }];
+  /** replaced: the hostLoss policy moved a VM away from a lost host (the new host follows in `ensured`). */
+  replaced: [{ dpidHex: string; vm: string; from: string }];
 }
 
 const STATE_OF_LEAVE: Record<LeaveOutcome, VmState | undefined> = {
@@ -120,10 +111,7 @@ function hostSpec(h: HostConfig): HostSpec {
   };
 }
 
-function lifecycleDisk(
-  vm: ResolvedVm,
-  host: HostConfig,
-): LifecycleDisk | undefined {
+function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefined {
   const d = vm.plan(host).disk;
   if (!d || d.kind === "none") return undefined;
   return { kind: d.kind, base: d.base, format: d.baseFormat, path: d.path };
@@ -155,11 +143,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   store!: MongoStore;
   readonly hosts: HostRegistry;
   private controller: Controller | undefined;
-  private readonly queue: ActionQueue<
-    string,
-    DaemonAction,
-    EnsureOutcome | LeaveOutcome
-  >;
+  private readonly queue: ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>;
   private readonly connected = new Map<string, UpEvent>();
   private readonly leaveTimers = new Map<string, NodeJS.Timeout>();
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
@@ -169,6 +153,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly placements = new Map<string, KnownPlacement>();
   private readonly leased = new Set<string>();
   private leaseTimer: NodeJS.Timeout | undefined;
+  /** attempts counts consecutive failed ensures per dpid (recorded; reset by a success). */
+  private readonly attempts = new Map<string, number>();
+  /** vmDpid: VM name -> dpid (hex), from records and joins, to report a lost host's VMs. */
+  private readonly vmDpid = new Map<string, string>();
+  /** ensuredAt: dpid -> Date.now() of the last successful ensure (a probe older than that is stale). */
+  private readonly ensuredAt = new Map<string, number>();
+  /** hostDownSince: host -> Date.now() when it was first found unreachable (cleared when it answers). */
+  private readonly hostDownSince = new Map<string, number>();
+  /** replacedFrom: VM name -> the lost host the hostLoss policy moved it away from. */
+  private readonly replacedFrom = new Map<string, string>();
+  private hostTimer: NodeJS.Timeout | undefined;
+  private hostCheck: Promise<void> | undefined;
   private readonly events: LibvirtEvents[] = [];
   private readonly leaseTtlMs: number;
   private readonly opts: DaemonOptions;
@@ -187,18 +183,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       run: opts.runner,
       log: this.log,
     });
-    this.queue = new ActionQueue<
-      string,
-      DaemonAction,
-      EnsureOutcome | LeaveOutcome
-    >({
+    this.queue = new ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>({
       classify: (a) => ({ host: a.host, limited: a.kind === "ensure" }),
-      hostLimit: (h) =>
-        this.config.hosts.find((x) => x.name === h)?.maxConcurrentStarts ?? 1,
+      hostLimit: (h) => this.config.hosts.find((x) => x.name === h)?.maxConcurrentStarts ?? 1,
       handler: (key, action) =>
-        action.kind === "ensure"
-          ? this.ensure(key, action)
-          : this.leave(key, action),
+        action.kind === "ensure" ? this.ensure(key, action) : this.leave(key, action),
       onError: () => undefined,
     });
   }
@@ -212,10 +201,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       // A disk half-built by an rfboot killed mid-`qemu-img create` is garbage: nothing refers to it.
       const swept = await sweepPartFiles(h.storageDir);
       if (swept.length > 0)
-        this.log.warn(
-          { host: h.name, files: swept },
-          "removed half-built disks of a crashed run",
-        );
+        this.log.warn({ host: h.name, files: swept }, "removed half-built disks of a crashed run");
     }
     this.store =
       this.opts.store ??
@@ -228,33 +214,25 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         stateDir: this.config.stateDir,
       }));
     this.store.on("offline", (e: unknown) =>
-      this.log.warn(
-        { err: errorMessage(e) },
-        "MongoDB unreachable: buffering writes",
-      ),
+      this.log.warn({ err: errorMessage(e) }, "MongoDB unreachable: buffering writes"),
     );
-    this.store.on("online", () =>
-      this.log.info("MongoDB reachable again: flushing buffered writes"),
-    );
+    this.store.on("online", () => this.log.info("MongoDB reachable again: flushing buffered writes"));
     await this.reconcile();
     if (this.opts.watchLibvirtEvents !== false) this.watchLibvirt();
-    this.leaseTimer = setInterval(
-      () => void this.renewLeases(),
-      Math.max(1000, this.leaseTtlMs / 3),
-    );
+    this.leaseTimer = setInterval(() => void this.renewLeases(), Math.max(1000, this.leaseTtlMs / 3));
     this.leaseTimer.unref();
-    this.controller =
-      this.opts.controller ??
-      this.opts.createController?.(this.config, this.log);
+    this.hostTimer = setInterval(
+      () => void this.checkHosts(),
+      this.config.policies.hostLoss.probeSeconds * 1000,
+    );
+    this.hostTimer.unref();
+    this.controller = this.opts.controller ?? this.opts.createController?.(this.config, this.log);
     if (!this.controller) return undefined;
     this.controller.on("up", (e) => this.onUp(e));
     this.controller.on("down", (e) => this.onDown(e));
     this.controller.on("port", (e) => this.onPort(e));
     const addr = await this.controller.start();
-    this.log.info(
-      { ...addr, mode: this.config.openflow.mode },
-      "accepting switches",
-    );
+    this.log.info({ ...addr, mode: this.config.openflow.mode }, "accepting switches");
     return addr;
   }
 
@@ -264,20 +242,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const byHost = new Map<string, DomainListing[]>();
     for (const p of probes) {
       if (!p.reachable) {
-        this.log.warn(
-          { host: p.name, err: p.error },
-          "libvirt host unreachable at start-up",
-        );
+        this.log.warn({ host: p.name, err: p.error }, "libvirt host unreachable at start-up");
+        this.hostDownSince.set(p.name, Date.now());
         continue;
       }
       byHost.set(
         p.name,
-        p.domains.map((d) => ({
-          host: p.name,
-          name: d.name,
-          uuid: d.uuid,
-          state: d.state,
-        })),
+        p.domains.map((d) => ({ host: p.name, name: d.name, uuid: d.uuid, state: d.state })),
       );
     }
     const configured = listConfiguredVms(this.config);
@@ -298,10 +269,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     try {
       records = await this.store.listRecords();
     } catch (e) {
-      this.log.warn(
-        { err: errorMessage(e) },
-        "reconciliation skipped: MongoDB unreachable",
-      );
+      this.log.warn({ err: errorMessage(e) }, "reconciliation skipped: MongoDB unreachable");
       return;
     }
     const actions = reconcile(
@@ -311,51 +279,27 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     );
     for (const a of actions) {
       if ("patch" in a) await this.store.patchRecord(a.dpidHex, a.patch);
-      if (
-        a.type === "duplicate" ||
-        a.type === "conflict" ||
-        a.type === "unreachable"
-      ) {
-        this.log.warn(
-          { action: a },
-          "reconciliation found a problem it will not fix by itself",
-        );
+      if (a.type === "duplicate" || a.type === "conflict" || a.type === "unreachable") {
+        this.log.warn({ action: a }, "reconciliation found a problem it will not fix by itself");
       }
     }
     for (const r of records) {
-      if (
-        r.vmName &&
-        r.host &&
-        !this.placements.has(r.vmName) &&
-        byHost.has(r.host) === false
-      ) {
+      if (r.vmName) this.vmDpid.set(r.vmName, r.dpidHex);
+      if (r.vmName && r.host && !this.placements.has(r.vmName) && byHost.has(r.host) === false) {
         // The record's host did not answer: keep the VM there (stable placement) until it is gone for good.
-        this.placements.set(r.vmName, {
-          vm: r.vmName,
-          host: r.host,
-          memoryMiB: memOf.get(r.vmName) ?? 0,
-        });
+        this.placements.set(r.vmName, { vm: r.vmName, host: r.host, memoryMiB: memOf.get(r.vmName) ?? 0 });
       }
     }
-    this.log.info(
-      { records: records.length, actions: actions.length },
-      "reconciled MongoDB with libvirt",
-    );
+    this.log.info({ records: records.length, actions: actions.length }, "reconciled MongoDB with libvirt");
     this.emit("reconciled", { actions: actions.length });
   }
 
   private watchLibvirt(): void {
     for (const h of this.config.hosts) {
-      const ev = new LibvirtEvents({
-        host: { name: h.name, uri: h.uri },
-        log: this.log,
-      });
+      const ev = new LibvirtEvents({ host: { name: h.name, uri: h.uri }, log: this.log });
       ev.on("event", (e: DomainEvent) => void this.onDomainEvent(e));
       ev.on("error", (e: unknown) =>
-        this.log.debug(
-          { host: h.name, err: errorMessage(e) },
-          "libvirt events",
-        ),
+        this.log.debug({ host: h.name, err: errorMessage(e) }, "libvirt events"),
       );
       ev.start();
       this.events.push(ev);
@@ -368,15 +312,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (!vm) return;
     let state: VmState | undefined;
     if (e.type === "lifecycle") {
-      if (e.event === "Stopped")
-        state = e.detail.includes("Saved") ? "suspended" : "stopped";
+      if (e.event === "Stopped") state = e.detail.includes("Saved") ? "suspended" : "stopped";
       else if (e.event === "Undefined") state = "missing";
       else if (e.event === "Crashed") state = "failed";
     } else if (e.state === "undefined") state = "missing";
     else if (e.state === "shutoff") state = "stopped";
     if (!state) return;
-    if (this.queue.runningOf(vm.dpidHex) || this.queue.pendingOf(vm.dpidHex))
-      return;
+    if (this.queue.runningOf(vm.dpidHex) || this.queue.pendingOf(vm.dpidHex)) return;
     await this.store.patchRecord(vm.dpidHex, { state }).catch(() => undefined);
   }
 
@@ -391,8 +333,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       clearTimeout(timer);
       this.leaveTimers.delete(dpidHex);
       // A pending leave that has not run yet is dropped: the switch is back.
-      if (this.queue.pendingOf(dpidHex)?.kind === "leave")
-        this.queue.cancel(dpidHex);
+      if (this.queue.pendingOf(dpidHex)?.kind === "leave") this.queue.cancel(dpidHex);
     }
     let vm: ResolvedVm | undefined;
     try {
@@ -402,43 +343,23 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         e.ports.map((p) => p.no),
       );
     } catch (err) {
-      this.log.error(
-        { dpid: dpidHex, err: errorMessage(err) },
-        "cannot derive a VM for this datapath",
-      );
+      this.log.error({ dpid: dpidHex, err: errorMessage(err) }, "cannot derive a VM for this datapath");
       this.emit("ignored", { dpidHex, reason: errorMessage(err) });
       return;
     }
     // Records keep the wire version (1 = 1.0 ... 6 = 1.5), as OpenFlow numbers it.
-    const sw = {
-      peer: e.peer,
-      version: wireVersion(e.version),
-      connected: true,
-    };
+    const sw = { peer: e.peer, version: wireVersion(e.version), connected: true };
     if (!vm) {
-      this.log.info(
-        { dpid: dpidHex, peer: e.peer },
-        "datapath has no VM in the config: ignored (policy)",
-      );
+      this.log.info({ dpid: dpidHex, peer: e.peer }, "datapath has no VM in the config: ignored (policy)");
       this.emit("ignored", { dpidHex, reason: "unknown datapath" });
-      void this.store
-        .logEvent({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` })
-        .catch(() => {});
+      void this.store.logEvent({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` }).catch(() => {});
       return;
     }
-    this.log.info(
-      { dpid: dpidHex, vm: vm.name, peer: e.peer, version: e.version },
-      "datapath joined",
-    );
+    this.log.info({ dpid: dpidHex, vm: vm.name, peer: e.peer, version: e.version }, "datapath joined");
     this.emit("joined", { dpidHex, vm: vm.name, peer: e.peer });
     const ports = e.ports.map((p) => {
       const mapped = vm.ports.find((q) => q.dpPort === p.no);
-      return {
-        dpPort: p.no,
-        name: p.name,
-        hwAddr: p.mac,
-        ...(mapped ? { vmPort: mapped.vmPort } : {}),
-      };
+      return { dpPort: p.no, name: p.name, hwAddr: p.mac, ...(mapped ? { vmPort: mapped.vmPort } : {}) };
     });
     void this.store
       .patchRecord(dpidHex, {
@@ -451,28 +372,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         hypervisor: vm.hypervisor,
         owner: this.instanceId,
       })
-      .catch((err: unknown) =>
-        this.log.error({ err: errorMessage(err) }, "record update failed"),
-      );
-    void this.store
-      .logEvent({ dpid: dpidHex, vm: vm.name, kind: "join", detail: e.peer })
-      .catch(() => {});
+      .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "record update failed"));
+    void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "join", detail: e.peer }).catch(() => {});
     this.submitEnsure(dpidHex, vm, joinedAt);
   }
 
-  private submitEnsure(
-    dpidHex: string,
-    vm: ResolvedVm,
-    joinedAt: number,
-  ): void {
+  private submitEnsure(dpidHex: string, vm: ResolvedVm, joinedAt: number): void {
+    this.vmDpid.set(vm.name, dpidHex);
     let host: string;
     try {
       host = place(
-        {
-          vm: vm.name,
-          memoryMiB: vm.memoryMiB,
-          ...(vm.hostPin ? { pin: vm.hostPin } : {}),
-        },
+        { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
         this.candidateCapacities(vm),
         [...this.placements.values()],
       ).host;
@@ -480,18 +390,32 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.fail(dpidHex, vm, err, "placement");
       return;
     }
-    this.placements.set(vm.name, {
-      vm: vm.name,
-      host,
-      memoryMiB: vm.memoryMiB,
-    });
+    this.placements.set(vm.name, { vm: vm.name, host, memoryMiB: vm.memoryMiB });
     void this.queue.submit(dpidHex, { kind: "ensure", vm, host, joinedAt });
   }
 
-  /** candidateCapacities: the hosts whose drivers can run this VM's hypervisor. */
+  /**
+   * candidateCapacities: the hosts whose drivers can run this VM's hypervisor. The host the VM is placed on
+   * counts as reachable even when lost, unless the hostLoss policy is `replace` and it has been lost for
+   * `afterSeconds`: until then a VM stays where its disk and definition are (retries go there).
+   */
   private candidateCapacities(vm: ResolvedVm) {
     const ok = new Set(hostsFor(this.config, vm).map((h) => h.name));
-    return this.hosts.capacities().filter((c) => ok.has(c.name));
+    const stay = this.placements.get(vm.name)?.host;
+    const keep = stay !== undefined && !this.mayLeave(stay);
+    return this.hosts
+      .capacities()
+      .filter((c) => ok.has(c.name))
+      .map((c) => (keep && c.name === stay ? { ...c, reachable: true } : c));
+  }
+
+  /** mayLeave: the hostLoss policy allows re-placing the VMs of this (lost) host now. */
+  private mayLeave(host: string): boolean {
+    const policy = this.config.policies.hostLoss;
+    const since = this.hostDownSince.get(host);
+    return (
+      policy.action === "replace" && since !== undefined && Date.now() - since >= policy.afterSeconds * 1000
+    );
   }
 
   private onDown(e: DownEvent): void {
@@ -503,20 +427,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (retry) clearTimeout(retry);
     this.retryTimers.delete(dpidHex);
     const vm = resolveDatapath(this.config, e.dpid, []);
-    this.log.info(
-      { dpid: dpidHex, vm: vm?.name, reason: e.reason },
-      "datapath left",
-    );
+    this.log.info({ dpid: dpidHex, vm: vm?.name, reason: e.reason }, "datapath left");
     if (!vm) return;
     void this.store
-      .patchRecord(dpidHex, {
-        leftAt: new Date(),
-        switch: { connected: false },
-      })
+      .patchRecord(dpidHex, { leftAt: new Date(), switch: { connected: false } })
       .catch(() => undefined);
-    void this.store
-      .logEvent({ dpid: dpidHex, vm: vm.name, kind: "leave", detail: e.reason })
-      .catch(() => {});
+    void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "leave", detail: e.reason }).catch(() => {});
     const policy = this.config.policies.leave;
     if (policy.action === "keep") return;
     const old = this.leaveTimers.get(dpidHex);
@@ -526,12 +442,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (this.connected.has(dpidHex) || this.stopped) return;
       const host = this.placements.get(vm.name)?.host;
       if (!host) return;
-      void this.queue.submit(dpidHex, {
-        kind: "leave",
-        vm,
-        host,
-        action: policy.action,
-      });
+      void this.queue.submit(dpidHex, { kind: "leave", vm, host, action: policy.action });
     }, policy.graceSeconds * 1000);
     t.unref();
     this.leaveTimers.set(dpidHex, t);
@@ -544,11 +455,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       "switch port changed",
     );
     void this.store
-      .logEvent({
-        dpid: dpidHex,
-        kind: "port",
-        detail: `${e.reason} ${e.port.no} ${e.port.name}`,
-      })
+      .logEvent({ dpid: dpidHex, kind: "port", detail: `${e.reason} ${e.port.no} ${e.port.name}` })
       .catch(() => {});
   }
 
@@ -559,26 +466,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const { vm, host } = a;
     const hostCfg = this.config.hosts.find((h) => h.name === host);
     try {
-      if (!hostCfg)
-        throw new PlacementError(
-          `host ${host} is no longer configured`,
-          vm.name,
-          {},
-        );
+      if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
       const claimed = await this.claim(dpidHex);
       if (!claimed) {
-        this.log.info(
-          { dpid: dpidHex, vm: vm.name },
-          "another rfboot instance holds this datapath's lease",
-        );
+        this.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
         this.scheduleRetry(dpidHex, vm, this.leaseTtlMs);
-        return {
-          dpidHex,
-          vm: vm.name,
-          host,
-          action: "leased-elsewhere",
-          reactionMs: 0,
-        };
+        return { dpidHex, vm: vm.name, host, action: "leased-elsewhere", reactionMs: 0 };
       }
       // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers.
       await this.store.upsertRfconfigRows(rfconfigRows(vm));
@@ -599,45 +492,25 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         name: vm.name,
         uuid,
         xml,
-        ...(lifecycleDisk(vm, hostCfg)
-          ? { disk: lifecycleDisk(vm, hostCfg) }
-          : {}),
+        ...(lifecycleDisk(vm, hostCfg) ? { disk: lifecycleDisk(vm, hostCfg) } : {}),
       });
       const t = res.timings;
       const sinceJoin = performance.now() - a.joinedAt;
-      const reactionMs =
-        sinceJoin -
-        t.totalMs +
-        (t.stateMs ?? 0) +
-        (t.diskMs ?? 0) +
-        (t.defineMs ?? 0);
+      const reactionMs = sinceJoin - t.totalMs + (t.stateMs ?? 0) + (t.diskMs ?? 0) + (t.defineMs ?? 0);
       this.metrics.reactionSeconds.observe(reactionMs / 1000);
       this.metrics.bootSeconds.observe(sinceJoin / 1000);
       this.metrics.boots.inc({ action: res.action, host });
       const now = new Date();
-      const patch: RecordPatch = {
-        state: "running",
-        host,
-        lastError: null,
-        attempts: 0,
-      };
+      const patch: RecordPatch = { state: "running", host, lastError: null, attempts: 0 };
       if (res.action === "defined+started") patch.definedAt = now;
       if (res.action !== "adopted") patch.startedAt = now;
       await this.store.patchRecord(dpidHex, patch);
-      this.placements.set(vm.name, {
-        vm: vm.name,
-        host,
-        memoryMiB: vm.memoryMiB,
-        running: true,
-      });
+      this.placements.set(vm.name, { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: true });
       this.retryDelay.delete(dpidHex);
+      this.attempts.delete(dpidHex);
+      this.ensuredAt.set(dpidHex, Date.now());
       void this.store
-        .logEvent({
-          dpid: dpidHex,
-          vm: vm.name,
-          kind: "boot",
-          detail: `${res.action} on ${host}`,
-        })
+        .logEvent({ dpid: dpidHex, vm: vm.name, kind: "boot", detail: `${res.action} on ${host}` })
         .catch(() => {});
       this.log.info(
         {
@@ -649,13 +522,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         },
         "VM running",
       );
-      const out = {
-        dpidHex,
-        vm: vm.name,
-        host,
-        action: res.action,
-        reactionMs,
-      };
+      const out = { dpidHex, vm: vm.name, host, action: res.action, reactionMs };
       this.emit("ensured", out);
       this.watchReadiness(
         dpidHex,
@@ -671,28 +538,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
   }
 
-  private async leave(
-    dpidHex: string,
-    a: Extract<DaemonAction, { kind: "leave" }>,
-  ): Promise<LeaveOutcome> {
+  private async leave(dpidHex: string, a: Extract<DaemonAction, { kind: "leave" }>): Promise<LeaveOutcome> {
     try {
-      const outcome = await this.hosts
-        .manager(a.host)
-        .leave(a.vm.name, a.action);
+      const outcome = await this.hosts.manager(a.host).leave(a.vm.name, a.action);
       const state = STATE_OF_LEAVE[outcome];
       await this.store.patchRecord(dpidHex, state ? { state } : {});
       void this.store
-        .logEvent({
-          dpid: dpidHex,
-          vm: a.vm.name,
-          kind: "leave-policy",
-          detail: `${a.action}: ${outcome}`,
-        })
+        .logEvent({ dpid: dpidHex, vm: a.vm.name, kind: "leave-policy", detail: `${a.action}: ${outcome}` })
         .catch(() => {});
-      this.log.info(
-        { dpid: dpidHex, vm: a.vm.name, action: a.action, outcome },
-        "leave policy applied",
-      );
+      this.log.info({ dpid: dpidHex, vm: a.vm.name, action: a.action, outcome }, "leave policy applied");
       this.emit("left", { dpidHex, vm: a.vm.name, outcome });
       this.readinessAborts.get(dpidHex)?.abort();
       return outcome;
@@ -702,16 +556,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
   }
 
-  private fail(
-    dpidHex: string,
-    vm: ResolvedVm | undefined,
-    err: unknown,
-    step: string,
-  ): void {
+  private fail(dpidHex: string, vm: ResolvedVm | undefined, err: unknown, step: string): void {
     const error = err instanceof Error ? err : new Error(String(err));
     const kind = errorKind(err);
     this.metrics.failures.inc({ step, kind });
-    const attempts = (this.retryDelay.has(dpidHex) ? 1 : 0) + 1;
+    const attempts = step === "leave" ? 1 : (this.attempts.get(dpidHex) ?? 0) + 1;
+    if (step !== "leave") this.attempts.set(dpidHex, attempts);
     void this.store
       .patchRecord(dpidHex, {
         state: "failed",
@@ -720,20 +570,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       })
       .catch(() => undefined);
     void this.store
-      .logEvent({
-        dpid: dpidHex,
-        vm: vm?.name,
-        kind: "error",
-        detail: `${step}: ${kind}: ${error.message}`,
-      })
+      .logEvent({ dpid: dpidHex, vm: vm?.name, kind: "error", detail: `${step}: ${kind}: ${error.message}` })
       .catch(() => {});
     let retryInMs: number | undefined;
-    if (
-      vm &&
-      step !== "leave" &&
-      this.connected.has(dpidHex) &&
-      !this.stopped
-    ) {
+    if (vm && step !== "leave" && this.connected.has(dpidHex) && !this.stopped) {
       const prev = this.retryDelay.get(dpidHex);
       retryInMs =
         prev === undefined
@@ -743,22 +583,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.scheduleRetry(dpidHex, vm, retryInMs);
     }
     this.log.error(
-      {
-        dpid: dpidHex,
-        vm: vm?.name,
-        step,
-        kind,
-        err: error.message,
-        retryInMs,
-      },
+      { dpid: dpidHex, vm: vm?.name, step, kind, err: error.message, attempts, retryInMs },
       "provisioning failed",
     );
-    this.emit("failed", {
-      dpidHex,
-      vm: vm?.name,
-      error,
-      ...(retryInMs !== undefined ? { retryInMs } : {}),
-    });
+    this.emit("failed", { dpidHex, vm: vm?.name, error, ...(retryInMs !== undefined ? { retryInMs } : {}) });
   }
 
   private scheduleRetry(dpidHex: string, vm: ResolvedVm, ms: number): void {
@@ -775,11 +603,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private async claim(dpidHex: string): Promise<boolean> {
     try {
-      let ok = await this.store.claim(
-        dpidHex,
-        this.instanceId,
-        this.leaseTtlMs,
-      );
+      let ok = await this.store.claim(dpidHex, this.instanceId, this.leaseTtlMs);
       if (!ok && (await this.releaseDeadLocalLease(dpidHex))) {
         ok = await this.store.claim(dpidHex, this.instanceId, this.leaseTtlMs);
       }
@@ -787,10 +611,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       return ok;
     } catch (e) {
       // MongoDB down: act anyway (boot VMs while the database is away); the record is written later.
-      this.log.warn(
-        { dpid: dpidHex, err: errorMessage(e) },
-        "lease not checked: MongoDB unreachable",
-      );
+      this.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "lease not checked: MongoDB unreachable");
       return true;
     }
   }
@@ -805,8 +626,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const lease = await this.store.lease(dpidHex);
     if (!lease || lease.owner === this.instanceId) return false;
     const m = /^(.*):(\d+)$/.exec(lease.owner);
-    if (!m || m[1] !== hostname() || lease.expiresAt.getTime() <= Date.now())
-      return false;
+    if (!m || m[1] !== hostname() || lease.expiresAt.getTime() <= Date.now()) return false;
     const pid = Number(m[2]);
     if (pid === process.pid || processAlive(pid)) return false;
     const released = await this.store.release(dpidHex, lease.owner);
@@ -820,23 +640,168 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   /**
+   * checkHosts probes every libvirt host once (every `policies.hostLoss.probeSeconds`): a host that stops
+   * answering is reported (log, event `host-lost`, lastError `host-unreachable` on its VMs' records); with
+   * `replace`, once it has been lost for `afterSeconds`, the VMs of connected switches are placed and started
+   * elsewhere. A VM of a connected switch that is gone from its reachable host (undefined; or not running
+   * right after the host came back, e.g. it rebooted) is ensured again. Concurrent calls share one round.
+   */
+  checkHosts(): Promise<void> {
+    this.hostCheck ??= this.checkHostsOnce()
+      .catch((e: unknown) => this.log.error({ err: errorMessage(e) }, "host check failed"))
+      .finally(() => {
+        this.hostCheck = undefined;
+      });
+    return this.hostCheck;
+  }
+
+  private async checkHostsOnce(): Promise<void> {
+    if (this.stopped) return;
+    const probes = await this.hosts.probeAll();
+    for (const p of probes) {
+      if (this.stopped) return;
+      const since = this.hostDownSince.get(p.name);
+      if (!p.reachable) {
+        if (since === undefined) {
+          this.hostDownSince.set(p.name, Date.now());
+          this.onHostLost(p);
+        }
+        if (this.mayLeave(p.name)) this.replaceFrom(p.name);
+        continue;
+      }
+      let back = false;
+      if (since !== undefined) {
+        back = true;
+        this.hostDownSince.delete(p.name);
+        await this.onHostBack(p, Date.now() - since);
+      }
+      this.converge(p, back);
+    }
+  }
+
+  private vmsOn(host: string): string[] {
+    return [...this.placements.values()].filter((p) => p.host === host).map((p) => p.vm);
+  }
+
+  private onHostLost(p: HostProbe): void {
+    const vms = this.vmsOn(p.name);
+    const error = p.error ?? "no answer";
+    const policy = this.config.policies.hostLoss;
+    this.log.error(
+      { host: p.name, err: error, vms, policy: policy.action, afterSeconds: policy.afterSeconds },
+      policy.action === "replace"
+        ? "libvirt host unreachable: its VMs are re-placed if it stays away"
+        : "libvirt host unreachable: its VMs are reported, not moved (policies.hostLoss.action: report)",
+    );
+    void this.store.logEvent({ kind: "host-lost", detail: `${p.name}: ${error}` }).catch(() => {});
+    for (const vm of vms) {
+      const dpidHex = this.vmDpid.get(vm);
+      if (!dpidHex) continue;
+      void this.store
+        .patchRecord(dpidHex, {
+          lastError: {
+            kind: "host-unreachable",
+            message: `libvirt host ${p.name} does not answer: ${error}`,
+            at: new Date(),
+          },
+        })
+        .catch(() => undefined);
+    }
+    this.emit("hostLost", { host: p.name, error, vms });
+  }
+
+  private replaceFrom(host: string): void {
+    for (const vmName of this.vmsOn(host)) {
+      const dpidHex = this.vmDpid.get(vmName);
+      const up = dpidHex ? this.connected.get(dpidHex) : undefined;
+      if (!dpidHex || !up || this.queue.runningOf(dpidHex) || this.queue.pendingOf(dpidHex)) continue;
+      const vm = resolveDatapath(
+        this.config,
+        up.dpid,
+        up.ports.map((x) => x.no),
+      );
+      if (!vm) continue;
+      this.placements.delete(vmName);
+      this.replacedFrom.set(vmName, host);
+      this.log.warn({ dpid: dpidHex, vm: vmName, from: host }, "re-placing a VM of a lost libvirt host");
+      void this.store
+        .logEvent({ dpid: dpidHex, vm: vmName, kind: "replace", detail: `away from lost host ${host}` })
+        .catch(() => {});
+      this.emit("replaced", { dpidHex, vm: vmName, from: host });
+      this.submitEnsure(dpidHex, vm, performance.now());
+    }
+  }
+
+  private async onHostBack(p: HostProbe, downMs: number): Promise<void> {
+    this.log.info({ host: p.name, downMs }, "libvirt host reachable again");
+    void this.store.logEvent({ kind: "host-back", detail: `${p.name} after ${downMs} ms` }).catch(() => {});
+    this.emit("hostBack", { host: p.name, downMs });
+    // Ensures waiting out their backoff (up to retryMaxMs) for this host go now: it answers again.
+    for (const [dpidHex, timer] of [...this.retryTimers]) {
+      const up = this.connected.get(dpidHex);
+      const vm = up
+        ? resolveDatapath(
+            this.config,
+            up.dpid,
+            up.ports.map((x) => x.no),
+          )
+        : undefined;
+      if (!vm || this.placements.get(vm.name)?.host !== p.name) continue;
+      clearTimeout(timer);
+      this.retryTimers.delete(dpidHex);
+      this.submitEnsure(dpidHex, vm, performance.now());
+    }
+    // A VM moved away while this host was lost may still run here (it lost its network, not its power):
+    // two copies of one routing VM must not run, so the stale one is stopped (its definition is kept).
+    for (const [vm, from] of [...this.replacedFrom]) {
+      if (from !== p.name) continue;
+      this.replacedFrom.delete(vm);
+      const now = this.placements.get(vm)?.host;
+      const there = p.domains.find((d) => d.name === vm);
+      if (!now || now === p.name || !there || !isActive(there.state)) continue;
+      try {
+        await this.hosts.manager(p.name).leave(vm, "destroy");
+        this.log.warn({ vm, host: p.name, runsOn: now }, "stopped the stale copy of a re-placed VM");
+      } catch (e) {
+        this.log.error({ vm, host: p.name, err: errorMessage(e) }, "could not stop the stale copy of a VM");
+      }
+    }
+  }
+
+  private converge(p: HostProbe, hostCameBack: boolean): void {
+    for (const [dpidHex, up] of this.connected) {
+      if (this.queue.runningOf(dpidHex) || this.queue.pendingOf(dpidHex) || this.retryTimers.has(dpidHex))
+        continue;
+      if ((this.ensuredAt.get(dpidHex) ?? 0) > p.probedAt.getTime()) continue;
+      const vm = resolveDatapath(
+        this.config,
+        up.dpid,
+        up.ports.map((x) => x.no),
+      );
+      if (!vm || this.placements.get(vm.name)?.host !== p.name) continue;
+      const d = p.domains.find((x) => x.name === vm.name);
+      if (d && (!hostCameBack || isActive(d.state))) continue;
+      this.log.warn(
+        { dpid: dpidHex, vm: vm.name, host: p.name, state: d?.state ?? "undefined" },
+        "the VM of a connected switch is gone from its host: ensuring it again",
+      );
+      this.submitEnsure(dpidHex, vm, performance.now());
+    }
+  }
+
+  /**
    * renewLeases keeps the leases of the datapaths this instance serves (switch connected, or an action
    * queued or running) and releases the others, so another instance can act for a switch that moved to it.
    */
   private async renewLeases(): Promise<void> {
     for (const d of this.leased) {
-      if (
-        !this.connected.has(d) &&
-        !this.queue.pendingOf(d) &&
-        !this.queue.runningOf(d)
-      ) {
+      if (!this.connected.has(d) && !this.queue.pendingOf(d) && !this.queue.runningOf(d)) {
         this.leased.delete(d);
         await this.store.release(d, this.instanceId).catch(() => undefined);
         continue;
       }
       try {
-        if (!(await this.store.renew(d, this.instanceId, this.leaseTtlMs)))
-          this.leased.delete(d);
+        if (!(await this.store.renew(d, this.instanceId, this.leaseTtlMs))) this.leased.delete(d);
       } catch {
         // unreachable: try again next round
       }
@@ -874,38 +839,23 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       ac.abort();
       const ms = performance.now() - joinedAt;
       this.metrics.readySeconds.observe(ms / 1000);
-      void this.store
-        .patchRecord(dpidHex, { state: "ready", readyAt: new Date() })
-        .catch(() => undefined);
-      void this.store
-        .logEvent({ dpid: dpidHex, vm: vm.name, kind: "ready", detail: via })
-        .catch(() => {});
-      this.log.info(
-        { dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) },
-        "VM ready",
-      );
+      void this.store.patchRecord(dpidHex, { state: "ready", readyAt: new Date() }).catch(() => undefined);
+      void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "ready", detail: via }).catch(() => {});
+      this.log.info({ dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) }, "VM ready");
       this.emit("ready", { dpidHex, vm: vm.name, via, ms });
     };
     if (r.consoleMarker && consoleLog) {
-      void watchConsoleMarker(
-        consoleLog,
-        new RegExp(r.consoleMarker),
-        from,
-        deadline,
-        ac.signal,
-      ).then((hit) => {
-        if (hit) done("console");
-      });
-    }
-    if (r.portRegister) {
-      const w = this.store.watchPortRegister(
-        vm.vmId.toString(10),
-        new Date(Date.now() - 1000),
-        {
-          expectPorts: vm.ports.map((p) => String(p.vmPort)),
-          timeoutMs: Math.max(1, deadline - Date.now()),
+      void watchConsoleMarker(consoleLog, new RegExp(r.consoleMarker), from, deadline, ac.signal).then(
+        (hit) => {
+          if (hit) done("console");
         },
       );
+    }
+    if (r.portRegister) {
+      const w = this.store.watchPortRegister(vm.vmId.toString(10), new Date(Date.now() - 1000), {
+        expectPorts: vm.ports.map((p) => String(p.vmPort)),
+        timeoutMs: Math.max(1, deadline - Date.now()),
+      });
       ac.signal.addEventListener("abort", () => w.stop());
       w.ready.then(
         () => done("portregister"),
@@ -915,20 +865,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   /** reload applies a new config: new dpids act at once, changed VMs are redefined at their next start. */
-  async reload(
-    next: RfbootConfig,
-  ): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
-    const before = new Map(
-      listConfiguredVms(this.config).map((v) => [v.dpidHex, configHash(v)]),
-    );
-    const after = new Map(
-      listConfiguredVms(next).map((v) => [v.dpidHex, configHash(v)]),
-    );
+  async reload(next: RfbootConfig): Promise<{ added: string[]; changed: string[]; removed: string[] }> {
+    const before = new Map(listConfiguredVms(this.config).map((v) => [v.dpidHex, configHash(v)]));
+    const after = new Map(listConfiguredVms(next).map((v) => [v.dpidHex, configHash(v)]));
     const added = [...after.keys()].filter((k) => !before.has(k));
     const removed = [...before.keys()].filter((k) => !after.has(k));
-    const changed = [...after.keys()].filter(
-      (k) => before.has(k) && before.get(k) !== after.get(k),
-    );
+    const changed = [...after.keys()].filter((k) => before.has(k) && before.get(k) !== after.get(k));
     this.config = next;
     this.log.info({ added, changed, removed }, "configuration reloaded");
     for (const dpidHex of [...added, ...changed]) {
@@ -959,18 +901,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const t of [
-      ...this.leaveTimers.values(),
-      ...this.retryTimers.values(),
-    ])
-      clearTimeout(t);
+    for (const t of [...this.leaveTimers.values(), ...this.retryTimers.values()]) clearTimeout(t);
     if (this.leaseTimer) clearInterval(this.leaseTimer);
+    if (this.hostTimer) clearInterval(this.hostTimer);
+    await this.hostCheck;
     for (const a of this.readinessAborts.values()) a.abort();
     await this.controller?.close().catch(() => undefined);
     this.queue.close();
     await Promise.all(this.events.map((e) => e.stop().catch(() => undefined)));
-    for (const d of this.leased)
-      await this.store.release(d, this.instanceId).catch(() => undefined);
+    for (const d of this.leased) await this.store.release(d, this.instanceId).catch(() => undefined);
     await this.hosts.dispose().catch(() => undefined);
     await this.store.close().catch(() => undefined);
   }

@@ -390,6 +390,22 @@ const policiesSchema = z
       .prefault({}),
     /** A second connection with a dpid already up: the newest replaces the old (OVS reconnects). */
     duplicateDatapath: z.enum(["newest-wins"]).default("newest-wins"),
+    /**
+     * A libvirt host that stops answering (probed every probeSeconds): its VMs are always reported (log,
+     * event, record lastError `host-unreachable`); `replace` also re-places the VMs of connected switches on
+     * another host once it has been unreachable for afterSeconds.
+     */
+    hostLoss: z
+      .strictObject({
+        action: z.enum(["report", "replace"]).default("report"),
+        afterSeconds: z
+          .number()
+          .min(0)
+          .max(7 * 86_400)
+          .default(60),
+        probeSeconds: z.number().min(0.1).max(3600).default(10),
+      })
+      .prefault({}),
   })
   .prefault({});
 
