@@ -117,6 +117,9 @@ function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefi
   return { kind: d.kind, base: d.base, format: d.baseFormat, path: d.path };
 }
 
+/** RESTORED_QUIET_MS: how long a restored guest may stay silent on its console before it counts as ready. */
+const RESTORED_QUIET_MS = 5_000;
+
 function wireVersion(v: string): number {
   const minor = Number(v.split(".")[1]);
   return Number.isInteger(minor) ? minor + 1 : 0;
@@ -347,16 +350,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.emit("ignored", { dpidHex, reason: errorMessage(err) });
       return;
     }
-    // Records keep the wire version (1 = 1.0 ... 6 = 1.5), as OpenFlow numbers it.
-    const sw = { peer: e.peer, version: wireVersion(e.version), connected: true };
     if (!vm) {
       this.log.info({ dpid: dpidHex, peer: e.peer }, "datapath has no VM in the config: ignored (policy)");
       this.emit("ignored", { dpidHex, reason: "unknown datapath" });
       void this.store.logEvent({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` }).catch(() => {});
       return;
     }
+    this.recordJoin(dpidHex, e, vm);
+    this.submitEnsure(dpidHex, vm, joinedAt);
+  }
+
+  /** recordJoin writes a datapath's join (switch peer, version, ports, VM identity) to its record and the log. */
+  private recordJoin(dpidHex: string, e: UpEvent, vm: ResolvedVm): void {
     this.log.info({ dpid: dpidHex, vm: vm.name, peer: e.peer, version: e.version }, "datapath joined");
     this.emit("joined", { dpidHex, vm: vm.name, peer: e.peer });
+    // Records keep the wire version (1 = 1.0 ... 6 = 1.5), as OpenFlow numbers it.
+    const sw = { peer: e.peer, version: wireVersion(e.version), connected: true };
     const ports = e.ports.map((p) => {
       const mapped = vm.ports.find((q) => q.dpPort === p.no);
       return { dpPort: p.no, name: p.name, hwAddr: p.mac, ...(mapped ? { vmPort: mapped.vmPort } : {}) };
@@ -374,7 +383,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       })
       .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, "record update failed"));
     void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "join", detail: e.peer }).catch(() => {});
-    this.submitEnsure(dpidHex, vm, joinedAt);
   }
 
   private submitEnsure(dpidHex: string, vm: ResolvedVm, joinedAt: number): void {
@@ -530,6 +538,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         plan.consoleLog,
         res.action === "adopted" ? 0 : readinessFrom,
         a.joinedAt,
+        res.restored || res.action === "resumed",
       );
       return out;
     } catch (err) {
@@ -828,6 +837,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     consoleLog: string | undefined,
     from: number,
     joinedAt: number,
+    restored = false,
   ): void {
     this.readinessAborts.get(dpidHex)?.abort();
     const ac = new AbortController();
@@ -844,6 +854,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.log.info({ dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) }, "VM ready");
       this.emit("ready", { dpidHex, vm: vm.name, via, ms });
     };
+    if (restored) {
+      // A guest restored from managedsave (or resumed) was ready when it stopped: it does not boot again, so
+      // neither its boot marker nor rfclient's PortRegister comes back. Its first new console output proves
+      // it runs; a guest that prints nothing is taken as ready after RESTORED_QUIET_MS.
+      const quietUntil = Math.min(deadline, Date.now() + RESTORED_QUIET_MS);
+      const watch = consoleLog
+        ? watchConsoleMarker(consoleLog, /\S/, from, quietUntil, ac.signal)
+        : Promise.resolve(false);
+      void watch.then((hit) => done(hit ? "console (restored)" : "restored"));
+      return;
+    }
     if (r.consoleMarker && consoleLog) {
       void watchConsoleMarker(consoleLog, new RegExp(r.consoleMarker), from, deadline, ac.signal).then(
         (hit) => {
@@ -881,8 +902,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         up.dpid,
         up.ports.map((p) => p.no),
       );
-      // A new VM boots now; a changed one is redefined (its running domain keeps going until its next start).
-      if (vm) this.submitEnsure(dpidHex, vm, performance.now());
+      if (!vm) continue;
+      // A new VM boots now (its switch's join is recorded as if it had just joined); a changed one is
+      // redefined (its running domain keeps going until its next start).
+      if (added.includes(dpidHex)) this.recordJoin(dpidHex, up, vm);
+      this.submitEnsure(dpidHex, vm, performance.now());
     }
     return { added, changed, removed };
   }
