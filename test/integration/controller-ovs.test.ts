@@ -282,9 +282,20 @@ describeWith(["ovs"], "controller: relay mode with the upstream down (in-process
     );
     expect(events.map((e) => e.type)).toEqual(["up", "up"]);
     expect(events[1]).toMatchObject({ dpid: 0xfedcba98765432f1n, version: "1.3" });
-    // ovs-testcontroller now drives the switch: it is connected and saw the switch's session
-    const rows = await controllerRows("rfbtcr1");
+    // ovs-testcontroller now drives the switch: the relay holds an established connection to it, and
+    // the switch's controller connection is up (ovs-vswitchd writes is_connected a little later: poll).
+    const established = async () =>
+      (await sh("ss", ["-Htn", "state", "established", `( sport = :${upstreamPort} )`])).trim().length > 0;
+    let rows = await controllerRows("rfbtcr1");
+    let held = await established();
+    for (let i = 0; i < 100 && !(rows[0]?.connected && held); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      rows = await controllerRows("rfbtcr1");
+      held = await established();
+    }
+    expect(held).toBe(true);
     expect(rows[0]!.connected).toBe(true);
+    expect(events.map((e) => e.type)).toEqual(["up", "up"]);
   });
 });
 
