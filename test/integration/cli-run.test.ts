@@ -267,11 +267,8 @@ readiness: { consoleMarker: null }
     expect(await virsh("domstate", VM_A)).toBe("running");
   }, 120_000);
 
-  // BUG (src/provisioner/daemon.ts, reload()): a datapath added by SIGHUP whose switch is already connected gets
-  // its VM, but its record never receives the join (switch peer/connected, joinedAt, ports, vmId...), which
-  // onUp() writes only for datapaths known at join time: `status` shows the switch as "never" joined.
-  // Remove `.fails` once reload() records the join of added, connected datapaths.
-  it.fails("a datapath added by SIGHUP while its switch is connected shows that switch as connected", () => {
+  // A datapath added by SIGHUP whose switch is already connected gets its join recorded too (reload()).
+  it("a datapath added by SIGHUP while its switch is connected shows that switch as connected", () => {
     expect(rowB).toMatchObject({ switch: "connected" });
     expect(rowB?.joinedAt).toBeDefined();
   });

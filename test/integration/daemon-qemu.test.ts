@@ -249,21 +249,15 @@ readiness: { timeoutSeconds: 90 }
     expect(Math.min(...beats(after).filter((n) => n > lastBeat))).toBe(lastBeat + 1);
   }, 120_000);
 
-  // BUG (src/provisioner/daemon.ts, ensure() -> watchReadiness): after a resume from managedsave the daemon
-  // waits for the boot marker, which a restored guest never prints again (and qemu truncated the log), so
-  // the record stays `running` until readiness.timeoutSeconds. Remove `.fails` once the daemon treats a
-  // restored guest as ready (it was ready when saved) or accepts any new console output.
-  it.fails(
-    "a resumed guest's record becomes ready again",
-    async () => {
-      await until(
-        "record ready after the resume",
-        async () => ((await record())?.state === "ready" ? true : undefined),
-        8_000,
-      );
-    },
-    20_000,
-  );
+  // A guest restored from managedsave never prints its boot marker again (and qemu truncated the log): the
+  // daemon takes its first new console output as readiness.
+  it("a resumed guest's record becomes ready again", async () => {
+    await until(
+      "record ready after the resume",
+      async () => ((await record())?.state === "ready" ? true : undefined),
+      8_000,
+    );
+  }, 20_000);
 
   it("after a reload to leave policy destroy, a leave powers the guest off", async () => {
     const r = await daemon!.reload(config("destroy"));
