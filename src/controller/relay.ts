@@ -9,7 +9,9 @@
  *   of its own between two messages without ever splitting one. Hot message types (PACKET_IN,
  *   FLOW_MOD, PACKET_OUT, FLOW_REMOVED, ...) are forwarded without being decoded.
  * - Backpressure both ways: when more than RELAY_HIGH_WATER (256 KiB) is queued towards one side,
- *   reading from the other side is paused until 'drain'. Closing either side closes the other (after flushing what was queued).
+ *   reading from the other side is paused until 'drain'. Closing either side closes the other
+ *   (after flushing what was queued). A frame rfboot cannot decode is still forwarded unchanged:
+ *   the two peers own the session; only a broken length (< 8) ends it.
  * - Detection does not depend on the upstream:
  *   1. Upstream down or slow to accept: switch bytes are held while the upstream connection opens.
  *      If it is refused, fails, or is not open within 300 ms, rfboot drops the attempt and serves
@@ -31,6 +33,9 @@
  *      upstream never sees either. An idle switch is probed the same way (ECHO_REQUEST, reply removed).
  *      A collision would need the upstream to have its own request of the same kind outstanding with
  *      the same xid at that moment.
+ * - Trade-off of standalone: while rfboot holds the switch's controller connection, Open vSwitch
+ *   in fail_mode=standalone does not fall back to normal L2 switching (it sees a controller). With
+ *   the real controller down the datapath has no controller logic either way.
  */
 import { connect, type Socket } from "node:net";
 import type { Logger } from "../common/log.js";
