@@ -102,6 +102,30 @@ describeWith(["mongo"], "MongoStore on a real MongoDB-wire server", () => {
     expect(sortRows(await store.listRfconfigRows())).toEqual(sortRows(rftest2Rows()));
   });
 
+  it("applies a batch row by row: a port freed by one row can be taken by the next", async () => {
+    const rf = db.collection("rfconfig");
+    const before = await rf.countDocuments({});
+    await store.upsertRfconfigRows([{ vm_id: "77", vm_port: "1", ct_id: "0", dp_id: "700", dp_port: "1" }]);
+    // Concurrent callers whose writes the outbox batches together (one read of rfconfig for all of them).
+    await Promise.all([
+      store.upsertRfconfigRows([{ vm_id: "77", vm_port: "1", ct_id: "0", dp_id: "700", dp_port: "2" }]),
+      store.upsertRfconfigRows([{ vm_id: "78", vm_port: "1", ct_id: "0", dp_id: "700", dp_port: "1" }]),
+      store.upsertRfconfigRows([{ vm_id: "79", vm_port: "1", ct_id: "0", dp_id: "700", dp_port: "2" }]),
+      store.upsertRfconfigRows([{ vm_id: "77", vm_port: "1", ct_id: "0", dp_id: "700", dp_port: "3" }]),
+    ]);
+    const got = await rf
+      .find({ dp_id: "700" }, { projection: { _id: 0 } })
+      .sort({ vm_id: 1 })
+      .toArray();
+    expect(got).toEqual([
+      { vm_id: "77", vm_port: "1", ct_id: "0", dp_id: "700", dp_port: "3" },
+      { vm_id: "78", vm_port: "1", ct_id: "0", dp_id: "700", dp_port: "1" },
+      { vm_id: "79", vm_port: "1", ct_id: "0", dp_id: "700", dp_port: "2" },
+    ]);
+    await rf.deleteMany({ dp_id: "700" });
+    expect(await rf.countDocuments({})).toBe(before);
+  });
+
   it("rejects anything but canonical decimal strings, naming the field, and writes nothing", async () => {
     const good = { vm_id: "1", vm_port: "1", ct_id: "0", dp_id: "7", dp_port: "1" };
     const bad: [Record<string, unknown>, string][] = [

@@ -50,6 +50,8 @@ interface Entry {
   op: OutboxOp;
   readonly lane: string;
   inFlight: boolean;
+  /** solo: applied on its own, not batched (it failed inside a batch). */
+  solo?: boolean;
   waiters: Waiter[];
 }
 
@@ -78,6 +80,9 @@ export function mergePatches(a: RecordPatch, b: RecordPatch): RecordPatch {
   if (a.switch !== undefined || b.switch !== undefined) out.switch = { ...a.switch, ...b.switch };
   return out;
 }
+
+/** MAX_BATCH_ROWS bounds one batched rfconfig write. */
+const MAX_BATCH_ROWS = 4096;
 
 function laneOf(op: OutboxOp): string {
   switch (op.type) {
@@ -358,33 +363,60 @@ export class Outbox extends EventEmitter {
     for (const e of this.entries) {
       if (this.inFlight >= limit) break;
       if (e.inFlight || this.busyLanes.has(e.lane)) continue;
-      this.start(e);
+      this.start(this.groupFrom(e));
     }
   }
 
-  private start(e: Entry): void {
-    e.inFlight = true;
+  /**
+   * groupFrom returns the entries to apply as one: rfconfig upserts waiting back to back (a burst of joins)
+   * go in one batch, so the store reads `rfconfig` once for all of them (a full scan on FerretDB). The batch
+   * stops at a removal, keeping the order of the lane. Entries that failed inside a batch go alone.
+   */
+  private groupFrom(e: Entry): Entry[] {
+    if (e.op.type !== "rfconfig-upsert" || e.solo || !this.online) return [e];
+    const group = [e];
+    let rows = e.op.rows.length;
+    for (const x of this.entries) {
+      if (x === e || x.inFlight || x.lane !== e.lane || this.entries.indexOf(x) < this.entries.indexOf(e))
+        continue;
+      if (x.op.type !== "rfconfig-upsert" || x.solo || rows + x.op.rows.length > MAX_BATCH_ROWS) break;
+      group.push(x);
+      rows += x.op.rows.length;
+    }
+    return group;
+  }
+
+  private start(group: Entry[]): void {
+    for (const e of group) e.inFlight = true;
     this.inFlight++;
-    this.busyLanes.add(e.lane);
-    const op = e.op;
+    this.busyLanes.add(group[0]!.lane);
+    const op: OutboxOp =
+      group.length === 1
+        ? group[0]!.op
+        : {
+            type: "rfconfig-upsert",
+            rows: group.flatMap((e) => (e.op.type === "rfconfig-upsert" ? e.op.rows : [])),
+          };
     this.opts.apply(op).then(
-      () => this.succeeded(e),
-      (err: unknown) => this.failed(e, op, err),
+      () => this.succeeded(group),
+      (err: unknown) => this.failed(group, op, err),
     );
   }
 
-  private finish(e: Entry): void {
-    e.inFlight = false;
+  private finish(group: Entry[]): void {
+    for (const e of group) e.inFlight = false;
     this.inFlight--;
-    this.busyLanes.delete(e.lane);
+    this.busyLanes.delete(group[0]!.lane);
   }
 
-  private succeeded(e: Entry): void {
-    this.finish(e);
-    this.entries.splice(this.entries.indexOf(e), 1);
-    this.counters.written++;
-    this.writtenSinceFlush++;
-    for (const w of e.waiters) this.settle(w, "written");
+  private succeeded(group: Entry[]): void {
+    this.finish(group);
+    for (const e of group) {
+      this.entries.splice(this.entries.indexOf(e), 1);
+      this.counters.written++;
+      this.writtenSinceFlush++;
+      for (const w of e.waiters) this.settle(w, "written");
+    }
     if (!this.online) {
       this.online = true;
       this.backoff = this.opts.backoffMs;
@@ -399,8 +431,15 @@ export class Outbox extends EventEmitter {
     this.pump();
   }
 
-  private failed(e: Entry, op: OutboxOp, err: unknown): void {
-    this.finish(e);
+  private failed(group: Entry[], op: OutboxOp, err: unknown): void {
+    this.finish(group);
+    if (!isTransient(err) && group.length > 1) {
+      // One bad row must not sink the others: retry each entry of the batch on its own.
+      for (const e of group) e.solo = true;
+      this.pump();
+      return;
+    }
+    const e = group[0]!;
     if (!isTransient(err)) {
       this.entries.splice(this.entries.indexOf(e), 1);
       this.counters.failed++;

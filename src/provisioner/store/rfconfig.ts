@@ -8,7 +8,7 @@
  * a stale mapping and is replaced. Two unique indexes make this hold under concurrent writers (FerretDB 1.24
  * enforces them, also under racing upserts: the loser gets E11000 and retries as an update).
  */
-import type { Collection, ObjectId } from "mongodb";
+import { ObjectId, type Collection } from "mongodb";
 import { isDuplicateKey, isTransient } from "./errors.js";
 import type { RfconfigRow } from "./types.js";
 
@@ -38,9 +38,10 @@ export async function ensureRfconfigIndexes(rf: Collection<RfconfigDoc>): Promis
 }
 
 /**
- * applyRfconfigRows writes a batch with one scan of `rfconfig` to read what is there (only `_id` lookups are
- * indexed on FerretDB), then touches only what differs: a repeated join costs one read. With `unique` false
- * (no unique indexes), duplicates that concurrent writers may create are removed after each insert.
+ * applyRfconfigRows writes rows in order, as if each were upserted alone, with one scan of `rfconfig` for the
+ * whole batch (only `_id` lookups are indexed on FerretDB): the rows found are kept in memory and updated as
+ * the batch changes them, and only what differs is written, so a repeated join costs one read. With `unique`
+ * false (no unique indexes), duplicates that concurrent writers may create are removed after each insert.
  * Idempotent: applying the same batch again changes nothing.
  */
 export async function applyRfconfigRows(
@@ -48,52 +49,58 @@ export async function applyRfconfigRows(
   rows: readonly RfconfigRow[],
   unique: boolean,
 ): Promise<void> {
-  const existing = await rf
+  if (rows.length === 0) return;
+  const snap = await rf
     .find({
       $or: [
-        ...rows.map((r) => ({ vm_id: r.vm_id, vm_port: r.vm_port })),
-        ...rows.map((r) => ({ ct_id: r.ct_id, dp_id: r.dp_id, dp_port: r.dp_port })),
+        { vm_id: { $in: [...new Set(rows.map((r) => r.vm_id))] } },
+        { dp_id: { $in: [...new Set(rows.map((r) => r.dp_id))] } },
       ],
     })
     .sort({ _id: 1 })
     .toArray();
-  const gone = new Set<string>();
+  const drop = async (d: RfconfigDoc) => {
+    await rf.deleteOne({ _id: d._id });
+    snap.splice(snap.indexOf(d), 1);
+  };
   for (const row of rows) {
-    const same = (d: RfconfigDoc) => d.vm_id === row.vm_id && d.vm_port === row.vm_port;
+    const sameKey = (d: RfconfigDoc) => d.vm_id === row.vm_id && d.vm_port === row.vm_port;
+    const sameDp = (d: RfconfigDoc) =>
+      d.ct_id === row.ct_id && d.dp_id === row.dp_id && d.dp_port === row.dp_port;
     // The switch port may have been mapped to another VM interface before: that mapping is replaced.
-    for (const d of existing) {
-      if (gone.has(d._id.toHexString()) || same(d)) continue;
-      if (d.ct_id === row.ct_id && d.dp_id === row.dp_id && d.dp_port === row.dp_port) {
-        await rf.deleteOne({ _id: d._id });
-        gone.add(d._id.toHexString());
-      }
-    }
-    const mine = existing.filter((d) => same(d) && !gone.has(d._id.toHexString()));
-    const [first, ...extra] = mine;
-    if (!first) {
-      await insertRow(rf, row, unique);
-    } else if (first.ct_id !== row.ct_id || first.dp_id !== row.dp_id || first.dp_port !== row.dp_port) {
-      await rf.updateOne(
+    for (const d of snap.filter((x) => !sameKey(x) && sameDp(x))) await drop(d);
+    const [first, ...extra] = snap.filter(sameKey);
+    // Duplicates left by an earlier loader (possible only without the unique indexes): keep the oldest.
+    for (const d of extra) await drop(d);
+    if (first && sameDp(first)) continue;
+    if (first) {
+      const r = await rf.updateOne(
         { _id: first._id },
         { $set: { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port } },
       );
+      if (r.matchedCount === 1) {
+        Object.assign(first, { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port });
+        continue;
+      }
+      // Deleted meanwhile by another writer: insert it again.
+      snap.splice(snap.indexOf(first), 1);
     }
-    // Duplicates left by an earlier loader (possible only without the unique indexes): keep the oldest.
-    for (const d of extra) {
-      await rf.deleteOne({ _id: d._id });
-      gone.add(d._id.toHexString());
-    }
+    const id = await insertRow(rf, row, unique);
+    snap.push({ _id: id, ...row });
   }
 }
 
-async function insertRow(rf: Collection<RfconfigDoc>, row: RfconfigRow, unique: boolean): Promise<void> {
+/** insertRow upserts one row by its VM interface and returns the `_id` of the row that holds it. */
+async function insertRow(rf: Collection<RfconfigDoc>, row: RfconfigRow, unique: boolean): Promise<ObjectId> {
+  let id: ObjectId | undefined;
   for (let i = 0; ; i++) {
     try {
-      await rf.updateOne(
+      const r = await rf.updateOne(
         { vm_id: row.vm_id, vm_port: row.vm_port },
         { $set: { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port } },
         { upsert: true },
       );
+      id = (r.upsertedId as ObjectId | null) ?? undefined;
       break;
     } catch (err) {
       // A concurrent writer inserted the same row first (unique index): the retry updates that row.
@@ -113,7 +120,14 @@ async function insertRow(rf: Collection<RfconfigDoc>, row: RfconfigRow, unique: 
           .sort({ _id: 1 })
           .toArray()
       ).map((d) => d._id);
-      for (const id of ids.slice(1)) await rf.deleteOne({ _id: id });
+      for (const x of ids.slice(1)) await rf.deleteOne({ _id: x });
+      if (key.vm_port !== undefined && ids[0]) id = ids[0];
     }
   }
+  // Matched a row another writer had just inserted: look its id up (rare).
+  return (
+    id ??
+    (await rf.findOne({ vm_id: row.vm_id, vm_port: row.vm_port }, { projection: { _id: 1 } }))?._id ??
+    new ObjectId()
+  );
 }

@@ -132,11 +132,10 @@ describe("Outbox", () => {
     ]);
     state.down = false;
     expect(await box.drain(2_000)).toBe(true);
+    // Back online, upserts waiting back to back go as one batch (rows in order), stopping at the removal.
     expect(state.applied).toEqual([
       remove("0"),
-      upsert(row("1", "1")),
-      upsert(row("1", "1", "5", "9"), row("2", "1", "6")),
-      upsert(row("1", "2")),
+      upsert(row("1", "1"), row("1", "1", "5", "9"), row("2", "1", "6"), row("1", "2")),
       remove("3"),
       upsert(row("3", "1", "7")),
     ]);
@@ -233,6 +232,43 @@ describe("Outbox", () => {
     ]);
     box.close();
     await expect(box.enqueue({ type: "rfconfig-remove", vmId: "late" })).rejects.toBeInstanceOf(StoreError);
+  });
+
+  it("batches rfconfig upserts waiting back to back, up to a removal; a refused batch is retried entry by entry", async () => {
+    const applied: OutboxOp[] = [];
+    let gate!: () => void;
+    const box = new Outbox({
+      ...fast,
+      apply: async (op) => {
+        if (applied.length === 0) await new Promise<void>((r) => (gate = r));
+        if (op.type === "rfconfig-upsert" && op.rows.some((r) => r.vm_id === "66"))
+          throw new Error("refused");
+        applied.push(op);
+      },
+    });
+    const first = box.enqueue({ type: "rfconfig-upsert", rows: [row("1", "1")] });
+    const rest = [2, 3, 4].map((vm) =>
+      box.enqueue({ type: "rfconfig-upsert", rows: [row(String(vm), "1", String(vm))] }),
+    );
+    const removal = box.enqueue({ type: "rfconfig-remove", vmId: "9" });
+    const after = [5, 66, 7].map((vm) =>
+      box.enqueue({ type: "rfconfig-upsert", rows: [row(String(vm), "1", String(vm))] }),
+    );
+    await tick(1);
+    gate();
+    expect(await first).toBe("written");
+    expect(await Promise.all(rest)).toEqual(["written", "written", "written"]);
+    expect(await removal).toBe("written");
+    const [r5, r66, r7] = await Promise.allSettled(after);
+    expect([r5?.status, r66?.status, r7?.status]).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(applied).toEqual([
+      { type: "rfconfig-upsert", rows: [row("1", "1")] },
+      { type: "rfconfig-upsert", rows: [row("2", "1", "2"), row("3", "1", "3"), row("4", "1", "4")] },
+      { type: "rfconfig-remove", vmId: "9" },
+      { type: "rfconfig-upsert", rows: [row("5", "1", "5")] },
+      { type: "rfconfig-upsert", rows: [row("7", "1", "7")] },
+    ]);
+    expect(box.stats()).toMatchObject({ failed: 1, written: 7 });
   });
 
   it("mergePatches merges switch field by field and lets later fields win", () => {
