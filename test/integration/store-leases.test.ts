@@ -108,4 +108,21 @@ describeWith(["mongo"], "leases between two rfboot instances", () => {
     expect((await b.heldBy("B", at(1_600))).map((l) => l.dpidHex)).toEqual([d]);
     await expect(a.claim("xyz", "A", 1_000)).rejects.toThrow(/claim.dpid/);
   });
+  it("renewAll extends every lease of an owner in one pass and reports the ones taken over", async () => {
+    const ids = dpids(0x4000, 5);
+    const t0 = new Date("2032-01-01T00:00:00Z");
+    const at = (ms: number) => new Date(t0.getTime() + ms);
+    for (const d of ids) expect(await a.claim(d, "A4", 1_000, t0)).toBe(true);
+    expect(await b.claim(dpids(0x4100, 1)[0]!, "B4", 1_000, t0)).toBe(true);
+    expect(await a.renewAll("A4", 1_000, at(300))).toEqual({ renewed: ids, lost: [] });
+    expect((await a.lease(ids[2]!))?.expiresAt).toEqual(at(1_300));
+    // A stalls past expiry; B takes one of its dpids over.
+    expect(await b.claim(ids[0]!, "B4", 1_000, at(2_000))).toBe(true);
+    // Without a list, only what the scan shows as A4's is considered; with the caller's list, the loss shows.
+    expect(await a.renewAll("A4", 1_000, at(2_000), ids)).toEqual({ renewed: ids.slice(1), lost: [ids[0]] });
+    expect((await a.heldBy("A4", at(2_100))).map((l) => l.dpidHex)).toEqual(ids.slice(1));
+    expect(await b.renewAll("B4", 1_000, at(2_100))).toMatchObject({
+      renewed: [ids[0], dpids(0x4100, 1)[0]],
+    });
+  });
 });

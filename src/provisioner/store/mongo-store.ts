@@ -592,6 +592,19 @@ export class MongoStore extends EventEmitter {
     return this.run("renew", () => this.leases.renew(dpidHex, owner, ttlMs, now));
   }
 
+  /**
+   * renewAll extends the leases of `owner` (those in `dpids`, default all found) with one scan and one write
+   * each; see LeaseTable.renewAll.
+   */
+  renewAll(
+    owner: string,
+    ttlMs: number,
+    now: Date = this.now(),
+    dpids?: readonly string[],
+  ): Promise<{ renewed: string[]; lost: string[] }> {
+    return this.run("renewAll", () => this.leases.renewAll(owner, ttlMs, now, dpids));
+  }
+
   /** release: see LeaseTable.release. */
   release(dpidHex: string, owner: string, now: Date = this.now()): Promise<boolean> {
     return this.run("release", () => this.leases.release(dpidHex, owner, now));

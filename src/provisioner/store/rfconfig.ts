@@ -93,6 +93,22 @@ export async function applyRfconfigRows(
 /** insertRow upserts one row by its VM interface and returns the `_id` of the row that holds it. */
 async function insertRow(rf: Collection<RfconfigDoc>, row: RfconfigRow, unique: boolean): Promise<ObjectId> {
   let id: ObjectId | undefined;
+  if (unique) {
+    // The snapshot showed no row for this interface, and the unique indexes make a plain insert safe: no
+    // scan (an upsert's filter is one on FerretDB). A concurrent writer's row makes it fail; then upsert.
+    try {
+      const doc = {
+        vm_id: row.vm_id,
+        vm_port: row.vm_port,
+        ct_id: row.ct_id,
+        dp_id: row.dp_id,
+        dp_port: row.dp_port,
+      };
+      return (await rf.insertOne(doc as unknown as RfconfigDoc)).insertedId;
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
+  }
   for (let i = 0; ; i++) {
     try {
       const r = await rf.updateOne(
