@@ -226,9 +226,13 @@ export class MongoStore extends EventEmitter {
       this.log.error({ err: err.message, op: op.type }, "MongoDB refused a write; it is dropped");
       this.emit("writeError", err, op);
     });
-    this.outbox.on("dropped", () =>
-      this.log.warn("event log buffer full while MongoDB is down; oldest event dropped"),
-    );
+    this.outbox.on("dropped", () => {
+      // Once, then every 1000th: a long outage must not flood the log with one line per dropped event.
+      const n = this.outbox.stats().droppedEvents;
+      if (n === 1 || n % 1000 === 0) {
+        this.log.warn({ dropped: n }, "event log buffer full while MongoDB is down; oldest events dropped");
+      }
+    });
     this.statePath = options.stateDir
       ? join(options.stateDir, `${prefix}outbox-${this.database}.json`)
       : undefined;
