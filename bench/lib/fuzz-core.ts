@@ -385,7 +385,8 @@ export function runFuzz(options: FuzzOptions): FuzzResult {
           find("ports-unbounded", `up with ${e.datapath.ports.length} ports`, input, slot.s.state);
         }
       } else if (e.type === "down") {
-        if (!slot.upSeen) find("down-without-up", "down reported for a connection not up", input, slot.s.state);
+        if (!slot.upSeen)
+          find("down-without-up", "down reported for a connection not up", input, slot.s.state);
         slot.upSeen = false;
       }
     }
@@ -587,7 +588,7 @@ export function runFuzz(options: FuzzOptions): FuzzResult {
   Error.stackTraceLimit = 0;
   const started = performance.now();
   let nextProgress = progressEvery;
-  for (let frame = 0; frame < options.frames; frame++) {
+  while (res.frames < options.frames) {
     const si = g.int(SLOTS);
     let slot = slots[si]!;
     if (slot.closed) {

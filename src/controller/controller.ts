@@ -75,6 +75,8 @@ export interface ControllerOptions {
 
 /** AcceptStats counts what the listener turned away. */
 export interface AcceptStats {
+  /** Connections accepted within the limits. */
+  accepted: number;
   /** Connections closed at accept because a connection limit was reached. */
   refused: number;
   /** Accept failures (EMFILE, ENFILE...), survived. */
@@ -244,6 +246,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
   /** acceptStats counts what the listener and the admit hook turned away. */
   acceptStats(): AcceptStats {
     return {
+      accepted: this.server.accepted,
       refused: this.server.refused,
       acceptErrors: this.server.acceptErrors,
       tlsFailures: this.server.tlsFailures,

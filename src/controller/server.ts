@@ -289,6 +289,8 @@ export class SwitchServer {
   private readonly perPeer = new Map<string, number>();
   private readonly refusedSockets = new WeakSet<Socket>();
   private readonly throttled = new Map<string, { at: number; count: number }>();
+  /** accepted counts connections admitted by the limits (served). */
+  accepted = 0;
   /** refused counts connections closed at accept because of a limit. */
   refused = 0;
   /** acceptErrors counts accept failures (EMFILE, ENFILE, ...). */
@@ -353,6 +355,7 @@ export class SwitchServer {
       process.nextTick(() => raw.destroy());
       return;
     }
+    this.accepted++;
     this.open++;
     this.perPeer.set(addr, n + 1);
     raw.once("close", () => {
