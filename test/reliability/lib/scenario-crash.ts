@@ -76,8 +76,14 @@ export async function crashDuringBurst(n = 32, killAfter = 10): Promise<Scenario
     const restartAt = performance.now();
     const h = host;
     await until(
-      "32 domains running and 32 records running",
+      "every VM ensured by the restarted rfboot, 32 domains and 32 records running",
       async () => {
+        // The restarted process must have ensured every VM itself: records of VMs that ran before the kill
+        // say `running` already, and switch back to `starting` when their switch rejoins.
+        const ensuredBySecond = new Set(
+          second.lines.filter((l) => l.msg === "VM running").map((l) => l.dpid),
+        );
+        if (ensuredBySecond.size < n) return false;
         const doms = await domains(h.testUri, prefix);
         const recs = await mongo.records();
         return (
@@ -115,6 +121,11 @@ export async function crashDuringBurst(n = 32, killAfter = 10): Promise<Scenario
       "no half-built (.rfboot-part) files",
       files.filter((f) => f.endsWith(".rfboot-part")),
       [],
+    );
+    c.ok(
+      "the restart took over its dead predecessor's leases instead of waiting them out",
+      Number(figures.leaseTakeovers) >= 1 && figures.leasedElsewhere === 0,
+      `${figures.leaseTakeovers} leases taken over, ${figures.leasedElsewhere} waits`,
     );
     c.ok(
       "the planted leftover was swept at restart",
