@@ -3,6 +3,7 @@
  * `virsh start` is issued), a stub runner that answers at once (no libvirt), a MongoStore wrapper that times
  * the calls the daemon awaits before starting a VM (lease claim, rfconfig upsert), and percentiles.
  */
+import { EventEmitter } from "node:events";
 import type { MongoStore } from "../../src/provisioner/index.js";
 import { makeVirshError, type VirshRunner } from "../../src/provisioner/virsh.js";
 
@@ -16,6 +17,8 @@ export interface Call {
 /** CallLog collects timed calls and the `virsh start` issue time per domain. */
 export class CallLog {
   readonly calls: Call[] = [];
+  /** sideCalls are timed calls the daemon does not await before `virsh start` (record patches). */
+  readonly sideCalls: Call[] = [];
   readonly startIssued = new Map<string, number>();
   /** startCpu: process.cpuUsage() when `virsh start NAME` was issued. */
   readonly startCpu = new Map<string, NodeJS.CpuUsage>();
@@ -91,6 +94,16 @@ export function instrumentStore(store: MongoStore, log: CallLog): void {
       log.calls.push({ what: "mongo claim", t0, t1: performance.now() });
     }
   };
+  const patch = store.patchRecord.bind(store);
+  store.patchRecord = async (...a: Parameters<MongoStore["patchRecord"]>) => {
+    const t0 = performance.now();
+    try {
+      return await patch(...a);
+    } finally {
+      // Not counted as waiting before the start: the daemon does not await these on the way.
+      log.sideCalls.push({ what: "mongo patchRecord", t0, t1: performance.now() });
+    }
+  };
   store.upsertRfconfigRows = async (...a: Parameters<MongoStore["upsertRfconfigRows"]>) => {
     const t0 = performance.now();
     try {
@@ -120,4 +133,24 @@ export function summary(xs: readonly number[]): Record<string, number> {
     min: r(Math.min(...xs)),
     max: r(Math.max(...xs)),
   };
+}
+
+/**
+ * nullStore is a stand-in for MongoStore that answers at once and keeps nothing: with the stub runner it
+ * leaves only rfboot's own work between FEATURES_REPLY and `virsh start` (no MongoDB, no libvirt). It has
+ * exactly the methods the Daemon calls.
+ */
+export function nullStore(): MongoStore {
+  const store = Object.assign(new EventEmitter(), {
+    listRecords: () => Promise.resolve([]),
+    patchRecord: () => Promise.resolve("written"),
+    logEvent: () => Promise.resolve("written"),
+    claim: () => Promise.resolve(true),
+    renew: () => Promise.resolve(true),
+    release: () => Promise.resolve(true),
+    upsertRfconfigRows: () => Promise.resolve("written"),
+    watchPortRegister: () => ({ ready: new Promise(() => undefined), stop: () => undefined }),
+    close: () => Promise.resolve(0),
+  });
+  return store as unknown as MongoStore;
 }
