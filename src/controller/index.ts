@@ -31,7 +31,9 @@ export { DEFAULT_UPSTREAM, type UpstreamOptions } from "./relay.js";
 export {
   DEFAULT_CONNECTION_LIMITS,
   plainTcpServer,
+  tlsServer,
   type ConnectionLimits,
+  type TlsServerOptions,
   type ListenAddress,
   type ServerFactory,
 } from "./server.js";

@@ -4,6 +4,7 @@
  * moves bytes between a socket and a pure Session (session.ts).
  */
 import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from "node:tls";
 import type { Logger } from "../common/log.js";
 import { OpenFlowError, errorMessage } from "../common/errors.js";
 import { Framer, decodeMessage, encodeMessage, type FramerOptions } from "./codec/index.js";
@@ -15,6 +16,49 @@ export type ServerFactory = (onConnection: (socket: Socket) => void) => Server;
 
 /** plainTcpServer is the default ServerFactory (OpenFlow's `tcp:` transport). */
 export const plainTcpServer: ServerFactory = (onConnection) => createServer({ noDelay: true }, onConnection);
+
+/** TlsServerOptions are the PEM contents for an `ssl:` listener. */
+export interface TlsServerOptions {
+  cert: Buffer | string;
+  key: Buffer | string;
+  /** CA(s) a switch's certificate must chain to; without it switches are not asked for a certificate. */
+  ca?: Buffer | string;
+  /** Time a TCP peer has to finish the TLS handshake (ms). */
+  handshakeTimeoutMs: number;
+}
+
+/**
+ * tlsServer is the ServerFactory for OpenFlow over TLS (Open vSwitch `ssl:` controllers, OpenFlow 1.3.5
+ * §6.3.3). With a CA, every switch must present a certificate that chains to it. The check is made here
+ * rather than by Node's `rejectUnauthorized`, which drops the socket without saying why: a refused
+ * switch is reported as a `tlsClientError` carrying OpenSSL's reason (e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE),
+ * which SwitchServer counts and logs, and the socket is destroyed before any OpenFlow byte is read.
+ */
+export function tlsServer(options: TlsServerOptions): ServerFactory {
+  return (onConnection) => {
+    const server: TlsServer = createTlsServer(
+      {
+        cert: options.cert,
+        key: options.key,
+        ...(options.ca !== undefined ? { ca: options.ca, requestCert: true, rejectUnauthorized: false } : {}),
+        minVersion: "TLSv1.2",
+        handshakeTimeout: options.handshakeTimeoutMs,
+      },
+      (socket: TLSSocket) => {
+        if (options.ca !== undefined && !socket.authorized) {
+          const reason = String(socket.authorizationError ?? "no client certificate");
+          const err: NodeJS.ErrnoException = new Error(`switch certificate refused: ${reason}`);
+          err.code = reason;
+          server.emit("tlsClientError", err, socket);
+          socket.destroy();
+          return;
+        }
+        onConnection(socket);
+      },
+    );
+    return server;
+  };
+}
 
 /** Clock returns monotonic milliseconds; injected so tests can control time. */
 export type Clock = () => number;
@@ -319,10 +363,11 @@ export class SwitchServer {
         "accepting a connection failed; still listening",
       );
     });
-    this.server.on("tlsClientError", (err: Error, tlsSocket: Socket) => {
+    this.server.on("tlsClientError", (err: NodeJS.ErrnoException, tlsSocket: Socket) => {
       this.tlsFailures++;
+      // Throttled per error code, so a certificate refusal is not hidden behind a run of hang-ups.
       this.throttledWarn(
-        "tls",
+        `tls:${err.code ?? err.message}`,
         { peer: peerOf(tlsSocket), err: errorMessage(err) },
         "TLS handshake with a switch failed; connection closed",
       );
