@@ -1,27 +1,28 @@
 /** wiring: builds the controller the daemon uses from the `openflow` config section. */
 import { readFileSync } from "node:fs";
-import { createServer as createTlsServer } from "node:tls";
 import type { Logger } from "../common/log.js";
-import { OFP_VERSIONS, createController, type Controller, type ServerFactory } from "../controller/index.js";
+import {
+  OFP_VERSIONS,
+  createController,
+  tlsServer,
+  type Controller,
+  type ServerFactory,
+} from "../controller/index.js";
 import type { RfbootConfig } from "./config/index.js";
 
 /** controllerFromConfig maps `openflow` (seconds, version names) onto the controller's options (ms, wire bytes). */
 export function controllerFromConfig(config: RfbootConfig, logger: Logger): Controller {
   const of = config.openflow;
-  let createServer: ServerFactory | undefined;
-  if (of.tls) {
-    const tls = of.tls;
-    // OVS `ssl:` controllers: rfboot presents its certificate and, with a CA, verifies the switch's.
-    createServer = (onSocket) =>
-      createTlsServer(
-        {
-          cert: readFileSync(tls.cert),
-          key: readFileSync(tls.key),
-          ...(tls.ca ? { ca: readFileSync(tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
-        },
-        onSocket,
-      );
-  }
+  // OVS `ssl:` controllers: rfboot presents its certificate and, with a CA, verifies the switch's.
+  const createServer: ServerFactory | undefined = of.tls
+    ? tlsServer({
+        cert: readFileSync(of.tls.cert),
+        key: readFileSync(of.tls.key),
+        ...(of.tls.ca ? { ca: readFileSync(of.tls.ca) } : {}),
+        // A peer that opens TCP but never finishes the TLS handshake is dropped like a slow OpenFlow one.
+        handshakeTimeoutMs: of.handshakeTimeoutSeconds * 1000,
+      })
+    : undefined;
   return createController({
     listen: { host: of.listen.host, port: of.listen.port },
     mode: of.mode,
