@@ -581,7 +581,8 @@ export function parseDomstate(stdout: string): { state: DomainState; reason: str
   const line = stdout.trim().split("\n")[0]?.trim() ?? "";
   const m = /^(.*?)\s*(?:\(([^)]*)\))?$/.exec(line);
   const word = (m?.[1] ?? line).trim();
-  const state = DOMAIN_STATE_TEXTS[word];
+  // Own keys only: `toString` or `constructor` from a garbled output must not find Object.prototype members.
+  const state = Object.hasOwn(DOMAIN_STATE_TEXTS, word) ? DOMAIN_STATE_TEXTS[word] : undefined;
   if (!state) throw new RfbootError(`unexpected virsh domstate output ${JSON.stringify(line.slice(0, 80))}`);
   return { state, reason: (m?.[2] ?? "").trim() };
 }
