@@ -139,7 +139,7 @@ interface Rig {
   failures: number;
 }
 
-async function startRig(kind: RunnerKind, n: number, label: string): Promise<Rig> {
+async function startRig(kind: RunnerKind, n: number, label: string, noStore = false): Promise<Rig> {
   const host =
     kind === "stub" || kind === "none" ? undefined : await startLibvirtHost(`rfbtp-${label}-${process.pid}`);
   const stateDir = mkdtempSync(join(tmpdir(), "rfbtp-"));
@@ -157,7 +157,7 @@ async function startRig(kind: RunnerKind, n: number, label: string): Promise<Rig
   }
   const instanceId = `bench-${label}`;
   const store =
-    kind === "none"
+    kind === "none" || noStore
       ? nullStore()
       : await MongoStore.open({
           uri: MONGO_URI,
@@ -343,8 +343,8 @@ interface BurstRun {
   failures: number;
 }
 
-async function burstDaemon(n: number, kind: RunnerKind): Promise<BurstRun> {
-  const rig = await startRig(kind, n, `b${n}${kind}`);
+async function burstDaemon(n: number, kind: RunnerKind, noStore = false): Promise<BurstRun> {
+  const rig = await startRig(kind, n, `b${n}${kind}${noStore ? "n" : ""}`, noStore);
   const switches: SimSwitch[] = [];
   try {
     const all = Array.from({ length: n }, (_, i) => ensuredOf(rig, dpidHex(i)));
@@ -497,6 +497,8 @@ async function main(): Promise<void> {
     const shell = await burstDaemon(n, "shell");
     console.error(`burst ${n}: daemon with one virsh process per call`);
     const spawn = await burstDaemon(n, "spawn");
+    console.error(`burst ${n}: daemon with virsh shells and no MongoDB (null store), for the split`);
+    const noStore = await burstDaemon(n, "shell", true);
     bursts.push({
       vms: n,
       seedStyleMs: Math.round(seed),
@@ -504,6 +506,8 @@ async function main(): Promise<void> {
       daemonSpawnMs: Math.round(spawn.ms),
       speedupShell: r2(seed / shell.ms),
       speedupSpawn: r2(seed / spawn.ms),
+      daemonShellNoMongoMs: Math.round(noStore.ms),
+      speedupShellNoMongo: r2(seed / noStore.ms),
       perVmMs: { seedStyle: r2(seed / n), daemonShell: r2(shell.ms / n), daemonSpawn: r2(spawn.ms / n) },
       reactionUnderBurstMs: { shell: shell.reactionMs, spawn: spawn.reactionMs },
       callsMs: { shell: shell.callsMs, spawn: spawn.callsMs },
@@ -608,7 +612,16 @@ async function main(): Promise<void> {
     `\nburst: switches joining at once -> all VMs running (start limit ${MAX_CONCURRENT_STARTS}/host)`,
   );
   table(
-    ["VMs", "seed-style", "daemon+shells", "speedup", "daemon+spawn", "speedup"],
+    [
+      "VMs",
+      "seed-style",
+      "daemon+shells",
+      "speedup",
+      "daemon+spawn",
+      "speedup",
+      "shells, no Mongo",
+      "speedup",
+    ],
     bursts.map((b) => [
       String(b.vms),
       `${b.seedStyleMs} ms`,
@@ -616,6 +629,8 @@ async function main(): Promise<void> {
       `${b.speedupShell}x`,
       `${b.daemonSpawnMs} ms`,
       `${b.speedupSpawn}x`,
+      `${b.daemonShellNoMongoMs} ms`,
+      `${b.speedupShellNoMongo}x`,
     ]),
   );
   if (!("skipped" in resumeOut)) {
