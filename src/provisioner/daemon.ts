@@ -611,6 +611,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private async claim(dpidHex: string): Promise<boolean> {
+    if (!this.store.stats().online) {
+      // Known outage (the outbox is buffering): do not spend a server-selection timeout per VM finding out.
+      this.log.warn({ dpid: dpidHex }, "lease not checked: MongoDB unreachable");
+      return true;
+    }
     try {
       let ok = await this.store.claim(dpidHex, this.instanceId, this.leaseTtlMs);
       if (!ok && (await this.releaseDeadLocalLease(dpidHex))) {
