@@ -103,7 +103,14 @@ export async function mongoOutage(before = 8, during = 8, outageMs = 20_000): Pr
     figures.bufferedWritesAtRestart = d.store.pending();
     await ferret.start();
     const upAt = performance.now();
-    await until("outbox flushed", () => d.store.pending() === 0, 30_000, 50);
+    try {
+      await until("outbox flushed", () => d.store.pending() === 0, 30_000, 50);
+    } catch (e) {
+      const warn = log.lines.filter((l) => Number(l.level) >= 40).slice(-8);
+      throw new Error(
+        `${(e as Error).message}; outbox ${JSON.stringify(d.store.stats())}; last warnings ${JSON.stringify(warn)}`,
+      );
+    }
     figures.flushMs = Math.round(performance.now() - upAt);
     mongo = await Db.open(ferret.uri, dbName);
 
