@@ -265,6 +265,12 @@ readiness: { consoleMarker: null }
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(logs.some((l) => l.msg === "stopping" && l.signal === "SIGTERM")).toBe(true);
     expect(await virsh("domstate", VM_A)).toBe("running");
+    // A stopped rfboot no longer serves the switches: status does not claim they are connected to it, and the
+    // VM (kept running) is still shown as such.
+    writeFileSync(cfgFile, configYaml({ withB: true, memA: 96 }));
+    const after = (await status()).find((x) => x.dpid === hex16(DPID_A));
+    expect(after).toMatchObject({ switch: "disconnected", state: "running", domain: "running" });
+    expect(after?.leftAt).toBeDefined();
   }, 120_000);
 
   // A datapath added by SIGHUP whose switch is already connected gets its join recorded too (reload()).
