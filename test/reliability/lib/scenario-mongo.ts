@@ -109,6 +109,7 @@ export async function mongoOutage(before = 8, during = 8, outageMs = 20_000): Pr
       const warn = log.lines.filter((l) => Number(l.level) >= 40).slice(-8);
       throw new Error(
         `${(e as Error).message}; outbox ${JSON.stringify(d.store.stats())}; last warnings ${JSON.stringify(warn)}`,
+        { cause: e },
       );
     }
     figures.flushMs = Math.round(performance.now() - upAt);
