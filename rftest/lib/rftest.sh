@@ -20,10 +20,14 @@ usage: rftest/$RFTEST_NAME [options]          bring the demo up, print the mappi
        rftest/$RFTEST_NAME --mn CMD [ARGS]    send a command to the running Mininet (pingall, ping h5 h8,
                                            link s5 s6 down|up, switch s5 stop|start, status, wait-converged)
        rftest/$RFTEST_NAME --show             print the mapping table, VM states and switches of a running demo
+       rftest/$RFTEST_NAME --restart-rfboot   stop rfboot (if it runs) and start it again on the same config; waits
+                                           until every switch rejoined it and every VM is ready again (adopted)
 options:
   --no-wait              bring up, print, exit 0 leaving everything running (tests, scripts)
   --hypervisor X         qemu, kvm, lxc, xen-pv, xen-hvm, test: rfboot runs on a copy of the config that
                          uses X (state dir rfboot.yaml); default: the config's own choice
+  --leave ACTION[:S]     rfboot's leave policy on the same kind of copy: keep, shutdown, destroy or suspend
+                         (managedsave), S seconds after the switch leaves (default: the config's, keep:30)
   --rfboot MODE          run (default): 'bin/rfboot run --config $RFTEST_CONFIG' boots the VMs on demand
                          watch: 'bin/rfboot watch' relays and reports joins only (no VMs)
                          none: switches connect straight to the upstream controller (no rfboot)
@@ -98,6 +102,7 @@ rftest_parse() {
   RFTEST_ACTION=up
   RFTEST_WAIT=1
   RFTEST_HYPERVISOR=""
+  RFTEST_LEAVE=""
   RFTEST_RFBOOT=run
   RFTEST_LISTEN_PORT=6653
   RFTEST_UPSTREAM_PORT=6633
@@ -113,6 +118,7 @@ rftest_parse() {
     case "$1" in
       --down) RFTEST_ACTION=down ;;
       --show) RFTEST_ACTION=show ;;
+      --restart-rfboot) RFTEST_ACTION=restart-rfboot ;;
       --mn)
         RFTEST_ACTION=mn
         shift
@@ -122,6 +128,7 @@ rftest_parse() {
         ;;
       --no-wait) RFTEST_WAIT=0 ;;
       --hypervisor) RFTEST_HYPERVISOR="${2:?--hypervisor needs a value}" && shift ;;
+      --leave) RFTEST_LEAVE="${2:?--leave needs ACTION[:GRACE_SECONDS]}" && shift ;;
       --rfboot) RFTEST_RFBOOT="${2:?--rfboot needs run, watch or none}" && shift ;;
       --listen-port) RFTEST_LISTEN_PORT="${2:?}" && shift ;;
       --upstream-port) RFTEST_UPSTREAM_PORT="${2:?}" && shift ;;
@@ -149,6 +156,8 @@ rftest_parse() {
   case "$RFTEST_LOOP" in rstp | stp | none) ;; *) rftest_die "--loop must be rstp, stp or none" || return 2 ;; esac
   case "$RFTEST_READY_STATE" in ready | running) ;; *) rftest_die "--ready-state must be ready or running" || return 2 ;; esac
   case "$RFTEST_ADDRESSING" in l2 | routed) ;; *) rftest_die "--addressing must be l2 or routed" || return 2 ;; esac
+  [[ -z "$RFTEST_LEAVE" || "$RFTEST_LEAVE" =~ ^(keep|shutdown|destroy|suspend)(:[0-9]+)?$ ]] ||
+    { rftest_die "--leave must be keep, shutdown, destroy or suspend, optionally :GRACE_SECONDS" || return 2; }
   [[ "$RFTEST_LISTEN_PORT" =~ ^[0-9]+$ && "$RFTEST_UPSTREAM_PORT" =~ ^[0-9]+$ && "$RFTEST_TIMEOUT" =~ ^[0-9]+$ ]] ||
     { rftest_die "ports and --timeout must be numbers" || return 2; }
   if [ "$RFTEST_RFBOOT" != none ] && [ "$RFTEST_LISTEN_PORT" = "$RFTEST_UPSTREAM_PORT" ]; then
@@ -164,22 +173,30 @@ rftest_parse() {
 RFCFG_MONGO_URI="${RFBOOT_MONGO_URI:-mongodb://127.0.0.1:27017}"
 RFCFG_DB=db
 RFCFG_PREFIX=rfboot
+# RFTEST_SAVED_CONFIG (a file holding a config path): given, that config is read as is (--restart-rfboot reuses
+# the one the demo was brought up with, derived copy included).
 rftest_load_config() {
-  local k v hv=()
+  local k v src derive=()
   [ "$RFTEST_RFBOOT" = run ] || return 0
-  RFTEST_RFBOOT_CONFIG="$RFTEST_REPO/$RFTEST_CONFIG"
-  if [ -n "$RFTEST_HYPERVISOR" ]; then
-    # rfboot takes the hypervisor from its config: run it on a copy that says --hypervisor's choice.
+  src="$RFTEST_REPO/$RFTEST_CONFIG"
+  RFTEST_RFBOOT_CONFIG="$src"
+  if [ -n "${RFTEST_SAVED_CONFIG:-}" ]; then
+    src="$(cat "$RFTEST_SAVED_CONFIG")"
+    RFTEST_RFBOOT_CONFIG="$src"
+  elif [ -n "$RFTEST_HYPERVISOR$RFTEST_LEAVE" ]; then
+    # rfboot takes the hypervisor and the leave policy from its config: run it on a copy that says the choice.
     RFTEST_RFBOOT_CONFIG="$RFTEST_STATE/rfboot.yaml"
-    hv=(--hypervisor "$RFTEST_HYPERVISOR" --out "$RFTEST_RFBOOT_CONFIG")
-    if [ "$RFTEST_HYPERVISOR" = lxc ]; then lab_cgroup_lxc; fi
+    [ -z "$RFTEST_HYPERVISOR" ] || derive+=(--hypervisor "$RFTEST_HYPERVISOR")
+    [ -z "$RFTEST_LEAVE" ] || derive+=(--leave "$RFTEST_LEAVE")
+    derive+=(--out "$RFTEST_RFBOOT_CONFIG")
   fi
-  [ -f "$RFTEST_REPO/$RFTEST_CONFIG" ] ||
-    { rftest_die "$RFTEST_CONFIG is missing; 'rfboot run' needs it (or try --rfboot watch)" || return 1; }
+  if [ "$RFTEST_HYPERVISOR" = lxc ] || grep -q '^ *uri: lxc:' "$RFTEST_RFBOOT_CONFIG" 2>/dev/null; then lab_cgroup_lxc; fi
+  [ -f "$src" ] ||
+    { rftest_die "${src#"$RFTEST_REPO/"} is missing; 'rfboot run' needs it (or try --rfboot watch)" || return 1; }
   while IFS='=' read -r k v; do
     case "$k" in RFCFG_*) printf -v "$k" '%s' "$v" ;; esac
-  done < <(node "$RFTEST_REPO/rftest/lib/config-info.mjs" "$RFTEST_REPO/$RFTEST_CONFIG" "${hv[@]}" || echo "RFCFG_ERROR=1")
-  [ -z "${RFCFG_ERROR:-}" ] || { rftest_die "cannot read $RFTEST_CONFIG" || return 1; }
+  done < <(node "$RFTEST_REPO/rftest/lib/config-info.mjs" "$src" "${derive[@]}" || echo "RFCFG_ERROR=1")
+  [ -z "${RFCFG_ERROR:-}" ] || { rftest_die "cannot read ${src#"$RFTEST_REPO/"}" || return 1; }
   RFTEST_LISTEN_PORT="$RFCFG_LISTEN_PORT"
   if [ "$RFCFG_MODE" = relay ]; then
     RFTEST_LISTEN_MODE=0
@@ -187,7 +204,7 @@ rftest_load_config() {
   else
     RFTEST_LISTEN_MODE=1
   fi
-  rftest_say "config: ${RFTEST_RFBOOT_CONFIG#"$RFTEST_REPO/"}: $RFCFG_MODE mode on 127.0.0.1:$RFTEST_LISTEN_PORT, upstream 127.0.0.1:$RFTEST_UPSTREAM_PORT, VMs ${RFCFG_VMS:-?}"
+  rftest_say "config: ${RFTEST_RFBOOT_CONFIG#"$RFTEST_REPO/"}: $RFCFG_MODE mode on 127.0.0.1:$RFTEST_LISTEN_PORT, upstream 127.0.0.1:$RFTEST_UPSTREAM_PORT, leave policy $RFCFG_LEAVE, VMs ${RFCFG_VMS:-?}"
 }
 
 rftest_mongo_args() { printf '%s\0' --uri "$RFCFG_MONGO_URI" --db "$RFCFG_DB" --prefix "${RFCFG_PREFIX}_"; }
@@ -281,6 +298,14 @@ rftest_step_rfboot() {
   "$RFTEST_REPO/bin/rfboot" --help >/dev/null 2>"$RFTEST_STATE/build.log" ||
     { tail -n 20 "$RFTEST_STATE/build.log" >&2; rftest_die "rfboot does not build (log: $RFTEST_STATE/build.log)" || return 1; }
   mapfile -d '' cmd < <(rftest_rfboot_cmd)
+  # --restart-rfboot: the log of the rfboot that went away is kept beside the new one.
+  [ ! -s "$RFTEST_STATE/rfboot.log" ] || [ "$RFTEST_ACTION" != restart-rfboot ] ||
+    mv -f "$RFTEST_STATE/rfboot.log" "$RFTEST_STATE/rfboot.prev.log"
+  if [ "$RFTEST_RFBOOT" = run ]; then
+    printf '%s\n' "$RFTEST_RFBOOT_CONFIG" >"$RFTEST_STATE/rfboot.config"
+  else
+    rm -f "$RFTEST_STATE/rfboot.config"
+  fi
   if [ "$RFTEST_RFBOOT" = watch ]; then
     # watch prints one JSON line per datapath event on stdout: keep them apart from its logs.
     setsid "${cmd[@]}" >"$RFTEST_STATE/watch.jsonl" 2>"$RFTEST_STATE/rfboot.log" </dev/null &
@@ -386,8 +411,10 @@ rftest_wait_vms() {
     echo "${RFTEST_DPIDS[*]}"
   )"
   rftest_say "waiting for ${#RFTEST_DPIDS[@]} VM(s) to be $RFTEST_READY_STATE (timeout ${RFTEST_TIMEOUT}s)"
+  # --require-join: a record left "ready" by an earlier run (or by the rfboot before a restart) does not count
+  # until its switch joined this run's rfboot.
   node "$RFTEST_REPO/rftest/lib/show-mongo.mjs" progress "${margs[@]}" --dpids "$dpids" --until "$RFTEST_READY_STATE" \
-    --timeout "$RFTEST_TIMEOUT" --since "$RFTEST_T0_MS" &
+    --timeout "$RFTEST_TIMEOUT" --since "${RFTEST_WAIT_SINCE_MS:-$RFTEST_T0_MS}" --require-join &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     if ! rftest_pid_alive "$RFTEST_STATE/rfboot.pid"; then
@@ -455,9 +482,11 @@ rftest_down() {
   fi
   rftest_stop_pid "$RFTEST_STATE/mininet.pid" 10
   "$RFTEST_PY" "$RFTEST_DRIVER" cleanup --topo "$RFTEST_TOPO" >/dev/null 2>&1 || true
-  rftest_say "teardown: rfboot"
-  rftest_stop_pid "$RFTEST_STATE/rfboot.pid" 15
+  # The VMs go while rfboot still runs: its libvirt event watch records them as gone (state missing) instead of
+  # leaving records that say "ready" for domains that no longer exist. The switches are gone, so it starts
+  # nothing again.
   rftest_say "teardown: VMs (domains named rfvm*)"
+  local pids=()
   for uri in qemu:///system lxc:///system; do
     LC_ALL=C virsh -c "$uri" version >/dev/null 2>&1 || continue
     # In parallel: `virsh destroy` of a TCG guest takes 1-2 s.
@@ -467,9 +496,15 @@ rftest_down() {
         LC_ALL=C virsh -c "$uri" undefine "$d" --managed-save --snapshots-metadata >/dev/null 2>&1 ||
           LC_ALL=C virsh -c "$uri" undefine "$d" >/dev/null 2>&1 || true
       ) &
+      pids+=($!)
     done
-    wait
   done
+  # Only these: a bare `wait` would also wait for the processes this shell started (upstream controller),
+  # which hangs the Ctrl-C teardown of a foreground run.
+  [ ${#pids[@]} -eq 0 ] || wait "${pids[@]}" 2>/dev/null || true
+  rftest_say "teardown: rfboot"
+  rftest_stop_pid "$RFTEST_STATE/rfboot.pid" 15
+  rm -f "$RFTEST_STATE/rfboot.config"
   rftest_say "teardown: upstream controller, $(rfnet_dp0_name), $(rfnet_mgmt_name)"
   rftest_stop_pid "$RFTEST_STATE/upstream.pid" 5
   rfnet_down
@@ -487,6 +522,36 @@ rftest_down() {
     return 1
   fi
   rftest_say "teardown: done"
+}
+
+# ------------------------------------------------------------------------------------------ restart
+
+# rftest_restart_rfboot stops rfboot (SIGTERM by its pid, if it still runs) and starts it again on the config the
+# demo was brought up with. rfboot reconciles MongoDB with libvirt at start and adopts the running VMs; the
+# switches reconnect (relay: they lost their only controller; listen: rfboot's connection). Waits until every
+# switch has joined the new rfboot and its VM is ready again, then prints the mapping.
+rftest_restart_rfboot() {
+  local old=""
+  [ -f "$RFTEST_STATE/rfboot.config" ] || {
+    rftest_die "no demo brought up with rfboot run here ($RFTEST_STATE/rfboot.config missing): start rftest/$RFTEST_NAME first"
+    return 1
+  }
+  RFTEST_SAVED_CONFIG="$RFTEST_STATE/rfboot.config"
+  rftest_load_config || return 1
+  if rftest_pid_alive "$RFTEST_STATE/rfboot.pid"; then
+    old="$(cat "$RFTEST_STATE/rfboot.pid")"
+    rftest_say "rfboot: stopping pid $old"
+  elif [ -f "$RFTEST_STATE/rfboot.pid" ]; then
+    rftest_say "rfboot: pid $(cat "$RFTEST_STATE/rfboot.pid") is gone (killed?)"
+  fi
+  rftest_stop_pid "$RFTEST_STATE/rfboot.pid" 15
+  # The port is free once the old process is gone; a listener still there is someone else's (step_rfboot says so).
+  local i
+  for ((i = 0; i < 50; i++)); do lab_port_open "$RFTEST_LISTEN_PORT" || break; sleep 0.1; done
+  RFTEST_WAIT_SINCE_MS="$(rftest_now_ms)"
+  rftest_step_rfboot || return 1
+  rftest_wait_vms || return 1
+  rftest_show
 }
 
 # ------------------------------------------------------------------------------------------ main
@@ -534,9 +599,14 @@ rftest_main() {
       return $?
       ;;
     show)
+      [ ! -f "$RFTEST_STATE/rfboot.config" ] || RFTEST_SAVED_CONFIG="$RFTEST_STATE/rfboot.config"
       rftest_load_config >/dev/null || true
       rftest_show
       return 0
+      ;;
+    restart-rfboot)
+      rftest_restart_rfboot
+      return $?
       ;;
   esac
   : >"$RFTEST_STATE/timings.txt"

@@ -2,11 +2,13 @@
 // rfboot's `<prefix>vms` records), independently of rfboot's own code, with the official driver.
 //
 //   node rftest/lib/show-mongo.mjs table    [--dpids 5,6,7,8] [--json]
-//   node rftest/lib/show-mongo.mjs progress --dpids 5,6,7,8 [--until ready|running] [--timeout 300]
+//   node rftest/lib/show-mongo.mjs progress --dpids 5,6,7,8 [--until ready|running] [--timeout 300] [--require-join]
 //   node rftest/lib/show-mongo.mjs clear    --dpids 5,6,7,8    (deletes those rows and records)
 // Common options: --uri mongodb://127.0.0.1:27017 --db db --prefix rfboot_ --since <epoch ms>
 // `progress` prints one line per lifecycle step of each datapath's record (joined, defined, started, ready,
-// left, errors) and exits 0 once every dpid reached --until, 1 on timeout. Exit 2 on bad usage.
+// left, errors) and exits 0 once every dpid reached --until, 1 on timeout. With --require-join a record counts
+// only once its switch joined at or after --since (a record still saying "ready" from an earlier rfboot does
+// not). Exit 2 on bad usage.
 import console from "node:console";
 import process from "node:process";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -26,6 +28,7 @@ function parseArgs(argv) {
     until: "ready",
     timeout: 300,
     since: Date.now(),
+    requireJoin: false,
   };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
@@ -39,6 +42,7 @@ function parseArgs(argv) {
     else if (a === "--prefix") opts.prefix = v();
     else if (a === "--dpids") opts.dpids = v().split(",").filter(Boolean).map(decimalDpid);
     else if (a === "--json") opts.json = true;
+    else if (a === "--require-join") opts.requireJoin = true;
     else if (a === "--until") opts.until = v();
     else if (a === "--timeout") opts.timeout = Number(v());
     else if (a === "--since") opts.since = Number(v());
@@ -145,7 +149,10 @@ async function progress(db, opts) {
   const coll = db.collection(`${opts.prefix}vms`);
   const seen = new Map();
   const deadline = Date.now() + opts.timeout * 1000;
-  const done = (s) => s === "ready" || (opts.until === "running" && s === "running");
+  const joined = (v) =>
+    !opts.requireJoin || (v.joinedAt instanceof Date && v.joinedAt.getTime() >= opts.since);
+  const done = (v) =>
+    joined(v) && (v.state === "ready" || (opts.until === "running" && v.state === "running"));
   const rel = (d) => `t+${((d.getTime() - opts.since) / 1000).toFixed(1)}s`;
   let last = [];
   while (Date.now() < deadline) {
@@ -182,10 +189,13 @@ async function progress(db, opts) {
     }
     lines.sort((a, b) => a[0] - b[0]);
     for (const [, line] of lines) console.log(line);
-    if (opts.dpids.every((d) => last.some((v) => v.dpid === d && done(v.state)))) return 0;
+    if (opts.dpids.every((d) => last.some((v) => v.dpid === d && done(v)))) return 0;
     await sleep(500);
   }
-  const states = opts.dpids.map((d) => `${d}=${last.find((v) => v.dpid === d)?.state ?? "no record"}`);
+  const states = opts.dpids.map((d) => {
+    const v = last.find((x) => x.dpid === d);
+    return `${d}=${v ? `${v.state}${joined(v) ? "" : " (not joined since)"}` : "no record"}`;
+  });
   console.log(`  timeout after ${opts.timeout}s waiting for ${opts.until}: ${states.join(" ")}`);
   return 1;
 }
