@@ -134,7 +134,7 @@ readiness: { consoleMarker: null }
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "rfbt-cr-"));
     cfgFile = join(dir, "rfboot.yaml");
-    [host] = await startLibvirtHosts(1, { prefix: "rfbt-cr" });
+    host = (await startLibvirtHosts(1, { prefix: "rfbt-cr" }))[0]!;
     ofPort = await freePort();
     metricsPort = await freePort();
     mongo = await MongoClient.connect(MONGO_URI);
