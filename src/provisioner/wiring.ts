@@ -32,6 +32,9 @@ export function controllerFromConfig(config: RfbootConfig, logger: Logger): Cont
     echoIntervalMs: of.echoIntervalSeconds * 1000,
     echoTimeoutMs: of.echoTimeoutSeconds * 1000,
     handshakeTimeoutMs: of.handshakeTimeoutSeconds * 1000,
+    maxConnections: of.maxConnections,
+    maxConnectionsPerPeer: of.maxConnectionsPerPeer,
+    maxMessageLength: of.maxMessageLength,
     logger,
     ...(createServer ? { createServer } : {}),
   });

@@ -308,6 +308,12 @@ const openflowSchema = z
     echoIntervalSeconds: seconds(3600).default(5),
     echoTimeoutSeconds: seconds(3600).default(15),
     handshakeTimeoutSeconds: seconds(600).default(10),
+    /** Most open switch connections in all; more are closed at accept (a flood must not exhaust descriptors). */
+    maxConnections: z.int().min(1).max(1_000_000).default(4096),
+    /** Most open connections from one IP address (Mininet's switches all connect from 127.0.0.1). */
+    maxConnectionsPerPeer: z.int().min(1).max(1_000_000).default(1024),
+    /** Listen mode: largest OpenFlow message accepted; longer ones get BAD_REQUEST/BAD_LEN and a close. */
+    maxMessageLength: z.int().min(8).max(65535).default(65535),
     tls: z.strictObject({ cert: absPath, key: absPath, ca: absPath.optional() }).optional(),
   })
   .prefault({});

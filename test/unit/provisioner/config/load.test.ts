@@ -32,6 +32,9 @@ describe("defaults", () => {
       echoIntervalSeconds: 5,
       echoTimeoutSeconds: 15,
       handshakeTimeoutSeconds: 10,
+      maxConnections: 4096,
+      maxConnectionsPerPeer: 1024,
+      maxMessageLength: 65535,
     });
     expect(c.mongo).toEqual({ uri: "mongodb://127.0.0.1:27017", database: "db", collectionPrefix: "rfboot" });
     expect(c.hosts).toEqual([
