@@ -19,7 +19,9 @@ import {
   type ControllerOptions,
   type OfMessage,
 } from "../../src/controller/index.js";
+import { silentLogger } from "../../src/common/log.js";
 import { parseConfig } from "../../src/provisioner/config/index.js";
+import { controllerFromConfig } from "../../src/provisioner/wiring.js";
 import { connect } from "node:net";
 import { networkInterfaces } from "node:os";
 import {
@@ -364,6 +366,31 @@ describe("10,000 connections from one peer", () => {
     for (const s of socks) s.destroy();
     await until(() => h.ctl.connectionCount === 0, 3000, "connections gone");
     await goodSwitch(h);
+  });
+});
+
+describe("limits from the config file", () => {
+  it("openflow.maxConnectionsPerPeer and maxMessageLength reach the controller (controllerFromConfig)", async () => {
+    const cfg = parseConfig(
+      "openflow: { listen: { host: 127.0.0.1, port: 6999 }, maxConnectionsPerPeer: 3, maxMessageLength: 512 }",
+      { format: "yaml" },
+    );
+    const ctl = controllerFromConfig(
+      { ...cfg, openflow: { ...cfg.openflow, listen: { host: "127.0.0.1", port: 0 } } },
+      silentLogger,
+    );
+    open.push(ctl);
+    const { port } = await ctl.start();
+    const socks = await Promise.all(Array.from({ length: 6 }, () => rawConnect(port)));
+    for (const s of socks) s.on("error", () => undefined);
+    await until(() => ctl.acceptStats().accepted + ctl.acceptStats().refused >= 6, 5000, "all six handled");
+    expect(ctl.acceptStats()).toMatchObject({ accepted: 3, refused: 3 });
+    for (const s of socks) s.destroy();
+    await until(() => ctl.connectionCount === 0, 5000, "closed");
+    const p = await helloed(port);
+    await p.next("features_request");
+    p.send(header(4, 10, 600, 5));
+    expect((await p.next("error")).code).toBe(OFPBRC.BAD_LEN);
   });
 });
 
