@@ -6,12 +6,23 @@ import {
   createController,
   tlsServer,
   type Controller,
+  type DatapathInfo,
   type ServerFactory,
 } from "../controller/index.js";
-import type { RfbootConfig } from "./config/index.js";
+import { dpidToHex } from "../common/dpid.js";
+import { resolveDatapath, type RfbootConfig } from "./config/index.js";
 
-/** controllerFromConfig maps `openflow` (seconds, version names) onto the controller's options (ms, wire bytes). */
-export function controllerFromConfig(config: RfbootConfig, logger: Logger): Controller {
+/**
+ * controllerFromConfig maps `openflow` (seconds, version names) onto the controller's options (ms, wire
+ * bytes). With `policies.unknownDatapath.action: refuse`, a datapath the config does not list is refused
+ * at the end of its handshake (closed, no `up`); `current` gives the config in force (after a reload),
+ * default the one passed here.
+ */
+export function controllerFromConfig(
+  config: RfbootConfig,
+  logger: Logger,
+  current: () => RfbootConfig = () => config,
+): Controller {
   const of = config.openflow;
   // OVS `ssl:` controllers: rfboot presents its certificate and, with a CA, verifies the switch's.
   const createServer: ServerFactory | undefined = of.tls
@@ -36,6 +47,28 @@ export function controllerFromConfig(config: RfbootConfig, logger: Logger): Cont
     maxConnectionsPerPeer: of.maxConnectionsPerPeer,
     maxMessageLength: of.maxMessageLength,
     logger,
+    admit: (datapath) => admitDatapath(current(), datapath),
     ...(createServer ? { createServer } : {}),
   });
+}
+
+/**
+ * admitDatapath applies `policies.unknownDatapath.action: refuse`: true, or the reason a datapath is not
+ * served. A datapath whose entry cannot be resolved (a config error) is admitted, so the daemon reports it.
+ */
+export function admitDatapath(config: RfbootConfig, datapath: DatapathInfo): true | string {
+  if (config.policies.unknownDatapath.action !== "refuse") return true;
+  try {
+    if (
+      resolveDatapath(
+        config,
+        datapath.dpid,
+        datapath.ports.map((p) => p.no),
+      ) !== undefined
+    )
+      return true;
+  } catch {
+    return true;
+  }
+  return `datapath ${dpidToHex(datapath.dpid)} is not in the config and policies.unknownDatapath.action is refuse`;
 }
