@@ -411,6 +411,38 @@ describe("admission policy (policies.unknownDatapath.action: refuse)", () => {
     expect(h.ctl.datapaths()).toEqual([]);
   });
 
+  it("controllerFromConfig applies policies.unknownDatapath.action: refuse (and follows the config in force)", async () => {
+    const text = (action: string) =>
+      [
+        "openflow: { listen: { host: 127.0.0.1, port: 6999 } }",
+        `policies: { unknownDatapath: { action: ${action} } }`,
+        'datapaths: { "0x5": { name: rfvmA, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 1 } }',
+      ].join("\n");
+    let current = parseConfig(text("refuse"), { format: "yaml" });
+    const local = { ...current, openflow: { ...current.openflow, listen: { host: "127.0.0.1", port: 0 } } };
+    const ctl = controllerFromConfig(local, silentLogger, () => current);
+    open.push(ctl);
+    const ups: bigint[] = [];
+    ctl.on("up", (e) => ups.push(e.dpid));
+    const { port } = await ctl.start();
+    const stranger = await connectFrom(port, "127.0.0.3");
+    peers.push(stranger);
+    stranger.actAsSwitch({ ...GOOD, dpid: 0x99n });
+    await stranger.closed;
+    const known = await connectFrom(port, "127.0.0.2");
+    peers.push(known);
+    known.actAsSwitch(GOOD);
+    await until(() => ups.includes(0x5n), 5000, "known datapath up");
+    expect(ups).toEqual([0x5n]);
+    expect(ctl.acceptStats().notAdmitted).toBe(1);
+    // After a reload to `ignore`, the stranger is served (the daemon then ignores it).
+    current = parseConfig(text("ignore"), { format: "yaml" });
+    const again = await connectFrom(port, "127.0.0.3");
+    peers.push(again);
+    again.actAsSwitch({ ...GOOD, dpid: 0x99n });
+    await until(() => ups.includes(0x99n), 5000, "stranger up under ignore");
+  });
+
   it("a refused connection presenting an admitted dpid's twin does not replace the admitted one", async () => {
     let refuse = false;
     const h = await start({ admit: () => (refuse ? false : true) });
