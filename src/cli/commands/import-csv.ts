@@ -51,7 +51,8 @@ export async function runImportCsv(
   if (o.out !== undefined) {
     const overwriteOk = o.force === true || (o.merge !== undefined && o.out === o.merge);
     try {
-      await writeFile(o.out, yaml, { flag: overwriteOk ? "w" : "wx", mode: 0o644 });
+      // 0600: a config may carry MongoDB credentials in mongo.uri.
+      await writeFile(o.out, yaml, { flag: overwriteOk ? "w" : "wx", mode: 0o600 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "EEXIST") {
         throw new UsageError(`--out ${o.out} exists; pass --force to overwrite it`);

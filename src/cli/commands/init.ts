@@ -360,7 +360,8 @@ export function terminalIO(input: Readable, output: Writable): WizardIO & { clos
 
 async function writeConfig(path: string, yaml: string, force: boolean): Promise<void> {
   try {
-    await writeFile(path, yaml, { flag: force ? "w" : "wx", mode: 0o644 });
+    // 0600: a config may carry MongoDB credentials in mongo.uri.
+    await writeFile(path, yaml, { flag: force ? "w" : "wx", mode: 0o600 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") {
       throw new UsageError(`${path} exists; pass --force to overwrite it (nothing written)`);
