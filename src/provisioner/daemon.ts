@@ -39,6 +39,7 @@ import { PlacementError, place, type KnownPlacement } from "./placement.js";
 import { ActionQueue } from "./queue.js";
 import { MongoStore, reconcile, type DomainListing, type RecordPatch, type VmState } from "./store/index.js";
 import type { VirshRunner } from "./virsh.js";
+import { admitDatapath } from "./wiring.js";
 
 /** DaemonAction is what the queue runs for one dpid: make its VM run, or apply the leave policy. */
 export type DaemonAction =
@@ -55,7 +56,7 @@ export interface DaemonOptions {
   /** controller: an already-built controller (tests); default built from `config.openflow`. */
   controller?: Controller;
   /** createController builds the controller from the config (the daemon does not import sockets itself). */
-  createController?: (config: RfbootConfig, logger: Logger) => Controller;
+  createController?: (config: RfbootConfig, logger: Logger, current?: () => RfbootConfig) => Controller;
   store?: MongoStore;
   runner?: VirshRunner;
   leaseTtlMs?: number;
@@ -117,6 +118,27 @@ function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefi
   return { kind: d.kind, base: d.base, format: d.baseFormat, path: d.path };
 }
 
+/** MAX_CONCURRENT_ACTIONS caps provisioning actions in flight (a burst of joins waits in the queue beyond it). */
+const MAX_CONCURRENT_ACTIONS = 128;
+
+/** Gate is a counting semaphore: at most `limit` tasks run at once, the others wait in FIFO order. */
+class Gate {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
+
 /** RESTORED_QUIET_MS: how long a restored guest may stay silent on its console before it counts as ready. */
 const RESTORED_QUIET_MS = 5_000;
 
@@ -155,6 +177,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** placements: VM name -> host, from records, `list --all` and our own decisions. */
   private readonly placements = new Map<string, KnownPlacement>();
   private readonly leased = new Set<string>();
+  private readonly startGates = new Map<string, Gate>();
   private leaseTimer: NodeJS.Timeout | undefined;
   /** attempts counts consecutive failed ensures per dpid (recorded; reset by a success). */
   private readonly attempts = new Map<string, number>();
@@ -187,7 +210,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       log: this.log,
     });
     this.queue = new ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>({
-      classify: (a) => ({ host: a.host, limited: a.kind === "ensure" }),
+      // Only define/start hold one of a host's start slots (startGate); the lease, the MongoDB writes and
+      // the XML of other joins proceed meanwhile, so a slow database does not idle the hosts.
+      classify: (a) => ({ host: a.host, limited: false }),
+      globalLimit: MAX_CONCURRENT_ACTIONS,
       hostLimit: (h) => this.config.hosts.find((x) => x.name === h)?.maxConcurrentStarts ?? 1,
       handler: (key, action) =>
         action.kind === "ensure" ? this.ensure(key, action) : this.leave(key, action),
@@ -229,7 +255,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.config.policies.hostLoss.probeSeconds * 1000,
     );
     this.hostTimer.unref();
-    this.controller = this.opts.controller ?? this.opts.createController?.(this.config, this.log);
+    this.controller =
+      this.opts.controller ?? this.opts.createController?.(this.config, this.log, () => this.config);
     if (!this.controller) return undefined;
     this.controller.on("up", (e) => this.onUp(e));
     this.controller.on("down", (e) => this.onDown(e));
@@ -402,6 +429,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     void this.queue.submit(dpidHex, { kind: "ensure", vm, host, joinedAt });
   }
 
+  /** startGate is the host's limit on concurrent define/start (maxConcurrentStarts, read at first use). */
+  private startGate(host: string): Gate {
+    let g = this.startGates.get(host);
+    if (!g) {
+      g = new Gate(this.config.hosts.find((h) => h.name === host)?.maxConcurrentStarts ?? 1);
+      this.startGates.set(host, g);
+    }
+    return g;
+  }
+
   /**
    * candidateCapacities: the hosts whose drivers can run this VM's hypervisor. The host the VM is placed on
    * counts as reachable even when lost, unless the hostLoss policy is `replace` and it has been lost for
@@ -496,12 +533,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         .catch(() => undefined);
       const manager = this.hosts.manager(host);
       const readinessFrom = await this.consoleOffset(plan.consoleLog);
-      const res = await manager.ensureRunning({
-        name: vm.name,
-        uuid,
-        xml,
-        ...(lifecycleDisk(vm, hostCfg) ? { disk: lifecycleDisk(vm, hostCfg) } : {}),
-      });
+      const disk = lifecycleDisk(vm, hostCfg);
+      const res = await this.startGate(host).run(() =>
+        manager.ensureRunning({ name: vm.name, uuid, xml, ...(disk ? { disk } : {}) }),
+      );
       const t = res.timings;
       const sinceJoin = performance.now() - a.joinedAt;
       const reactionMs = sinceJoin - t.totalMs + (t.stateMs ?? 0) + (t.diskMs ?? 0) + (t.defineMs ?? 0);
@@ -899,6 +934,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const changed = [...after.keys()].filter((k) => before.has(k) && before.get(k) !== after.get(k));
     this.config = next;
     this.log.info({ added, changed, removed }, "configuration reloaded");
+    // The controller reads the current config for its admission (refuse policy): drop what is now refused.
+    for (const d of this.controller?.datapaths() ?? []) {
+      const verdict = admitDatapath(next, d);
+      if (verdict !== true)
+        this.controller?.disconnect(d.dpid, `refused after reload: ${verdict || "policy"}`);
+    }
     for (const dpidHex of [...added, ...changed]) {
       const up = this.connected.get(dpidHex);
       if (!up) continue;
