@@ -139,6 +139,12 @@ class Gate {
   }
 }
 
+/**
+ * ReadinessMode: `boot` waits for the boot marker / PortRegister; `restored` (from managedsave, or resumed)
+ * takes the first new console output; `was-ready` (adopted, ready since its last start) is ready at once.
+ */
+type ReadinessMode = "boot" | "restored" | "was-ready";
+
 /** RESTORED_QUIET_MS: how long a restored guest may stay silent on its console before it counts as ready. */
 const RESTORED_QUIET_MS = 5_000;
 
@@ -567,13 +573,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       );
       const out = { dpidHex, vm: vm.name, host, action: res.action, reactionMs };
       this.emit("ensured", out);
+      // An adopted VM that was ready since its last start stays ready: after a restore it never prints its
+      // boot marker again, and a running guest's PortRegister is long gone from the capped IPC channel.
+      let mode: ReadinessMode = res.restored || res.action === "resumed" ? "restored" : "boot";
+      if (res.action === "adopted") {
+        const rec = await this.store.getRecord(dpidHex).catch(() => undefined);
+        const readyAt = rec?.readyAt ? new Date(rec.readyAt).getTime() : undefined;
+        const startedAt = rec?.startedAt ? new Date(rec.startedAt).getTime() : 0;
+        if (readyAt !== undefined && readyAt >= startedAt) mode = "was-ready";
+      }
       this.watchReadiness(
         dpidHex,
         vm,
         plan.consoleLog,
         res.action === "adopted" ? 0 : readinessFrom,
         a.joinedAt,
-        res.restored || res.action === "resumed",
+        mode,
       );
       return out;
     } catch (err) {
@@ -877,7 +892,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     consoleLog: string | undefined,
     from: number,
     joinedAt: number,
-    restored = false,
+    mode: ReadinessMode = "boot",
   ): void {
     this.readinessAborts.get(dpidHex)?.abort();
     const ac = new AbortController();
@@ -888,13 +903,19 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (ac.signal.aborted) return;
       ac.abort();
       const ms = performance.now() - joinedAt;
-      this.metrics.readySeconds.observe(ms / 1000);
-      void this.store.patchRecord(dpidHex, { state: "ready", readyAt: new Date() }).catch(() => undefined);
+      if (mode !== "was-ready") this.metrics.readySeconds.observe(ms / 1000);
+      const patch: RecordPatch =
+        mode === "was-ready" ? { state: "ready" } : { state: "ready", readyAt: new Date() };
+      void this.store.patchRecord(dpidHex, patch).catch(() => undefined);
       void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "ready", detail: via }).catch(() => {});
       this.log.info({ dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) }, "VM ready");
       this.emit("ready", { dpidHex, vm: vm.name, via, ms });
     };
-    if (restored) {
+    if (mode === "was-ready") {
+      done("adopted (ready since its last start)");
+      return;
+    }
+    if (mode === "restored") {
       // A guest restored from managedsave (or resumed) was ready when it stopped: it does not boot again, so
       // neither its boot marker nor rfclient's PortRegister comes back. Its first new console output proves
       // it runs; a guest that prints nothing is taken as ready after RESTORED_QUIET_MS.
