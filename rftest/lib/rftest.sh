@@ -400,22 +400,39 @@ rftest_wait_switches_watch() {
   rftest_timing switches "$t"
 }
 
-# rftest_wait_vms waits until every dpid's VM reaches RFTEST_READY_STATE, printing each step as rfboot records
-# it in MongoDB (switch joined, VM defined, started, ready). Fails early if rfboot exits.
-rftest_wait_vms() {
-  local t pid rc dpids margs=()
-  t="$(rftest_now_ms)"
+# rftest_progress_start starts printing each step as rfboot records it in MongoDB (switch joined, VM defined,
+# started, ready), in the background, before the switches start: the steps show as they happen, between
+# Mininet's own lines. It exits once every dpid's VM reached RFTEST_READY_STATE (rftest_wait_vms waits for it).
+rftest_progress_start() {
+  local dpids margs=()
   mapfile -d '' margs < <(rftest_mongo_args)
   dpids="$(
     IFS=,
     echo "${RFTEST_DPIDS[*]}"
   )"
-  rftest_say "waiting for ${#RFTEST_DPIDS[@]} VM(s) to be $RFTEST_READY_STATE (timeout ${RFTEST_TIMEOUT}s)"
   # --require-join: a record left "ready" by an earlier run (or by the rfboot before a restart) does not count
   # until its switch joined this run's rfboot.
   node "$RFTEST_REPO/rftest/lib/show-mongo.mjs" progress "${margs[@]}" --dpids "$dpids" --until "$RFTEST_READY_STATE" \
     --timeout "$RFTEST_TIMEOUT" --since "${RFTEST_WAIT_SINCE_MS:-$RFTEST_T0_MS}" --require-join &
-  pid=$!
+  RFTEST_PROGRESS_PID=$!
+}
+
+# rftest_progress_stop ends the progress printer (bring-up failed before the wait).
+rftest_progress_stop() {
+  [ -n "${RFTEST_PROGRESS_PID:-}" ] || return 0
+  kill "$RFTEST_PROGRESS_PID" 2>/dev/null || true
+  wait "$RFTEST_PROGRESS_PID" 2>/dev/null || true
+  RFTEST_PROGRESS_PID=""
+}
+
+# rftest_wait_vms waits until every dpid's VM reaches RFTEST_READY_STATE (rftest_progress_start's printer exits
+# 0). Fails early if rfboot exits.
+rftest_wait_vms() {
+  local t pid rc
+  t="$(rftest_now_ms)" # the "vms" timing: from here (after Mininet) until all are ready, as before
+  [ -n "${RFTEST_PROGRESS_PID:-}" ] || rftest_progress_start
+  pid="$RFTEST_PROGRESS_PID"
+  rftest_say "waiting for ${#RFTEST_DPIDS[@]} VM(s) to be $RFTEST_READY_STATE (timeout ${RFTEST_TIMEOUT}s)"
   while kill -0 "$pid" 2>/dev/null; do
     if ! rftest_pid_alive "$RFTEST_STATE/rfboot.pid"; then
       kill "$pid" 2>/dev/null || true
@@ -428,6 +445,7 @@ rftest_wait_vms() {
   done
   rc=0
   wait "$pid" || rc=$?
+  RFTEST_PROGRESS_PID=""
   [ "$rc" = 0 ] || { rftest_die "VMs not $RFTEST_READY_STATE in ${RFTEST_TIMEOUT}s (log: $RFTEST_STATE/rfboot.log)"; return 1; }
   rftest_timing vms "$t"
 }
@@ -563,7 +581,11 @@ rftest_up() {
   rftest_step_net || return 1
   rftest_step_upstream || return 1
   rftest_step_rfboot || return 1
-  rftest_step_mininet || return 1
+  if [ "$RFTEST_RFBOOT" = run ]; then
+    rftest_say "rfboot: each VM's progress follows as rfboot records it (switch joined, VM defined, started, ready)"
+    rftest_progress_start
+  fi
+  rftest_step_mininet || { rftest_progress_stop; return 1; }
   case "$RFTEST_RFBOOT" in
     run) rftest_wait_vms || return 1 ;;
     watch) rftest_wait_switches_watch || return 1 ;;
@@ -575,6 +597,7 @@ rftest_on_signal() {
   trap - INT TERM
   echo
   rftest_say "interrupted: tearing down"
+  rftest_progress_stop
   rftest_down || true
   exit 130
 }

@@ -178,10 +178,12 @@ async function progress(db, opts) {
           lines.push([stamp, `  ${rel(at)} ${label}: dpid ${v.dpidHex ?? hex16(v.dpid)} -> ${name}`]);
         }
       }
-      if (v.state !== prev.state) {
+      // A record last changed before --since (an earlier run's) is remembered, not reported as a change.
+      const stale = !prev.state && v.updatedAt instanceof Date && v.updatedAt.getTime() < opts.since - 1000;
+      if (v.state !== prev.state && !stale) {
         lines.push([Date.now(), `  state ${name}: ${prev.state || "-"} -> ${v.state}`]);
-        prev.state = v.state;
       }
+      prev.state = v.state;
       const err = v.lastError ? `${v.lastError.kind}: ${v.lastError.message}` : "";
       if (err && err !== prev.error) lines.push([Date.now(), `  error ${name}: ${err}`]);
       prev.error = err;
