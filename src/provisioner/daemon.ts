@@ -904,9 +904,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       ac.abort();
       const ms = performance.now() - joinedAt;
       if (mode !== "was-ready") this.metrics.readySeconds.observe(ms / 1000);
-      const patch: RecordPatch =
-        mode === "was-ready" ? { state: "ready" } : { state: "ready", readyAt: new Date() };
-      void this.store.patchRecord(dpidHex, patch).catch(() => undefined);
+      // readyAt: when rfboot confirmed readiness for the current join (also for an adopted, was-ready VM).
+      void this.store.patchRecord(dpidHex, { state: "ready", readyAt: new Date() }).catch(() => undefined);
       void this.store.logEvent({ dpid: dpidHex, vm: vm.name, kind: "ready", detail: via }).catch(() => {});
       this.log.info({ dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) }, "VM ready");
       this.emit("ready", { dpidHex, vm: vm.name, via, ms });
