@@ -37,6 +37,14 @@ export interface OutboxOptions {
   /** backoffMs is the first retry delay after an outage, doubled up to backoffMaxMs (defaults 100, 5000). */
   readonly backoffMs?: number;
   readonly backoffMaxMs?: number;
+  /**
+   * stallMs bounds one apply (default 30000, above the driver's own socket and server-selection timeouts
+   * with its one retry). Found under issue 6's outage test: when MongoDB is killed while a write is in
+   * flight, the driver (mongodb 7.9) can lose that operation: its promise never settles, so its lane, and
+   * while offline the whole outbox (one probe at a time), would wait forever. A stalled apply counts as a
+   * transient failure and is retried; the lost operation has no socket left to reach the server later.
+   */
+  readonly stallMs?: number;
 }
 
 interface Waiter {
@@ -103,7 +111,8 @@ function laneOf(op: OutboxOp): string {
  * Outbox buffers writes and applies them in order, retrying with backoff while MongoDB is unreachable.
  * Events: `flushed` (the outbox became empty; payload: entries written since the previous `flushed`),
  * `offline` (first transient failure; payload: the error), `online`, `writeError` (a permanent failure:
- * the entry is dropped; payload: StoreError, op), `dropped` (a pending event dropped for the bound).
+ * the entry is dropped; payload: StoreError, op), `dropped` (a pending event dropped for the bound),
+ * `stalled` (an apply did not settle within stallMs and is retried; payload: op).
  */
 export class Outbox extends EventEmitter {
   private readonly entries: Entry[] = [];
@@ -126,6 +135,7 @@ export class Outbox extends EventEmitter {
       writeWaitMs: 3_000,
       backoffMs: 100,
       backoffMaxMs: 5_000,
+      stallMs: 30_000,
       ...options,
     };
     this.backoff = this.opts.backoffMs;
@@ -397,9 +407,35 @@ export class Outbox extends EventEmitter {
             type: "rfconfig-upsert",
             rows: group.flatMap((e) => (e.op.type === "rfconfig-upsert" ? e.op.rows : [])),
           };
+    let done = false;
+    const stall = setTimeout(() => {
+      if (done) return;
+      done = true;
+      this.emit("stalled", op);
+      this.failed(
+        group,
+        op,
+        new StoreError(
+          `outbox.${op.type} did not settle within ${this.opts.stallMs} ms; retrying it`,
+          `outbox.${op.type}`,
+        ),
+        true,
+      );
+    }, this.opts.stallMs);
+    stall.unref();
     this.opts.apply(op).then(
-      () => this.succeeded(group),
-      (err: unknown) => this.failed(group, op, err),
+      () => {
+        if (done) return;
+        done = true;
+        clearTimeout(stall);
+        this.succeeded(group);
+      },
+      (err: unknown) => {
+        if (done) return;
+        done = true;
+        clearTimeout(stall);
+        this.failed(group, op, err);
+      },
     );
   }
 
@@ -431,16 +467,16 @@ export class Outbox extends EventEmitter {
     this.pump();
   }
 
-  private failed(group: Entry[], op: OutboxOp, err: unknown): void {
+  private failed(group: Entry[], op: OutboxOp, err: unknown, transient = isTransient(err)): void {
     this.finish(group);
-    if (!isTransient(err) && group.length > 1) {
+    if (!transient && group.length > 1) {
       // One bad row must not sink the others: retry each entry of the batch on its own.
       for (const e of group) e.solo = true;
       this.pump();
       return;
     }
     const e = group[0]!;
-    if (!isTransient(err)) {
+    if (!transient) {
       this.entries.splice(this.entries.indexOf(e), 1);
       this.counters.failed++;
       const error = wrap(`outbox.${op.type}`, err);
