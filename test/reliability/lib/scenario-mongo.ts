@@ -107,8 +107,32 @@ export async function mongoOutage(before = 8, during = 8, outageMs = 20_000): Pr
       await until("outbox flushed", () => d.store.pending() === 0, 30_000, 50);
     } catch (e) {
       const warn = log.lines.filter((l) => Number(l.level) >= 40).slice(-8);
+      // Which writes are stuck in flight (diagnostics only: reaches into the store's private outbox).
+      const ob = (
+        d.store as unknown as {
+          outbox: {
+            entries: { op: { type: string }; inFlight: boolean }[];
+            inFlight: number;
+            retryTimer?: unknown;
+          };
+        }
+      ).outbox;
+      const st = d.store as unknown as {
+        connected: boolean;
+        connecting?: unknown;
+        setupPromise?: unknown;
+        trimming?: unknown;
+      };
+      const stuck = {
+        storeConnected: st.connected,
+        storeConnecting: st.connecting !== undefined,
+        trimming: st.trimming !== undefined,
+        inFlight: ob.inFlight,
+        retryTimer: ob.retryTimer !== undefined,
+        ops: ob.entries.filter((x) => x.inFlight).map((x) => x.op.type),
+      };
       throw new Error(
-        `${(e as Error).message}; outbox ${JSON.stringify(d.store.stats())}; last warnings ${JSON.stringify(warn)}`,
+        `${(e as Error).message}; outbox ${JSON.stringify(d.store.stats())} ${JSON.stringify(stuck)}; last warnings ${JSON.stringify(warn)}`,
         { cause: e },
       );
     }
