@@ -62,6 +62,12 @@ export async function mongoOutage(before = 8, during = 8, outageMs = 20_000): Pr
     const ensured: { dpid: string; at: number; action: string }[] = [];
     d.on("joined", (e) => joined.push({ dpid: e.dpidHex, at: performance.now() }));
     d.on("ensured", (e) => ensured.push({ dpid: e.dpidHex, at: performance.now(), action: e.action }));
+    // Writes the driver lost when the server died, retried by the outbox's stall guard (reach-in: a figure).
+    let stalled = 0;
+    (d.store as unknown as { outbox: { on(e: "stalled", f: () => void): void } }).outbox.on(
+      "stalled",
+      () => stalled++,
+    );
     const a = Fleet.of(before, 0x7c0000n, port, () => 2);
     fleets.push(a);
     a.start();
@@ -137,6 +143,7 @@ export async function mongoOutage(before = 8, during = 8, outageMs = 20_000): Pr
       );
     }
     figures.flushMs = Math.round(performance.now() - upAt);
+    figures.stalledWritesRetried = stalled;
     mongo = await Db.open(ferret.uri, dbName);
 
     c.eq("switches detected while MongoDB was down", joinedDuring, during);
