@@ -48,6 +48,11 @@ export const VIRSH_ERROR_PATTERNS: readonly (readonly [VirshErrorKind, RegExp])[
   ["unreachable", /client socket is closed/i],
   ["unreachable", /no valid connection/i],
   ["unreachable", /no connection driver available/i],
+  // The connection dropped mid-call (libvirtd stopped or restarted; texts from libvirt 9.0's libvirt.so and
+  // virsh): found when issue 6's outage test stopped libvirtd during a burst.
+  ["unreachable", /received hangup event on socket/i],
+  ["unreachable", /connection closed due to keepalive timeout/i],
+  ["unreachable", /Disconnected from \S+ due to (I\/O error|end of file|keepalive timeout)/i],
   ["domain-missing", /failed to get domain '/i],
   ["domain-missing", /Domain not found/i],
   ["domain-missing", /no domain with matching (name|uuid|id)/i],
