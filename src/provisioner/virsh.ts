@@ -98,9 +98,15 @@ export function makeVirshError(
   args: readonly string[],
   stderr: string,
   exitCode: number | undefined,
-  opts: { timedOut?: boolean; timeoutMs?: number; cause?: unknown } = {},
+  opts: { timedOut?: boolean; timeoutMs?: number; cause?: unknown; signal?: string } = {},
 ): VirshError {
-  const kind: VirshErrorKind = opts.timedOut ? "timeout" : classifyVirshStderr(stderr);
+  // SIGPIPE: virsh wrote to its libvirtd connection after the other end closed it (libvirtd stopping) and
+  // died before printing anything; found by issue 6's libvirtd outage test.
+  const kind: VirshErrorKind = opts.timedOut
+    ? "timeout"
+    : opts.signal === "SIGPIPE"
+      ? "unreachable"
+      : classifyVirshStderr(stderr);
   const what = `virsh -c ${redactUri(uri)} ${args.join(" ")}`;
   const detail = opts.timedOut
     ? `timed out after ${opts.timeoutMs ?? "?"} ms`
@@ -173,7 +179,10 @@ export function createSpawnRunner(options: SpawnRunnerOptions = {}): VirshRunner
     if (r.failed || r.exitCode !== 0) {
       // A spawn failure (virsh not installed) has no exit code; keep execa's message as stderr so it is not lost.
       const text = stderr || (r.exitCode === undefined ? (r.shortMessage ?? "") : "");
-      throw makeVirshError(uri, args, text, r.exitCode, { cause: r.exitCode === undefined ? r : undefined });
+      throw makeVirshError(uri, args, text, r.exitCode, {
+        cause: r.exitCode === undefined ? r : undefined,
+        ...(r.signal ? { signal: r.signal } : {}),
+      });
     }
     return { stdout, stderr };
   };
