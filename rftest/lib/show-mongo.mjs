@@ -151,8 +151,15 @@ async function progress(db, opts) {
   const deadline = Date.now() + opts.timeout * 1000;
   const joined = (v) =>
     !opts.requireJoin || (v.joinedAt instanceof Date && v.joinedAt.getTime() >= opts.since);
-  const done = (v) =>
-    joined(v) && (v.state === "ready" || (opts.until === "running" && v.state === "running"));
+  // A join does not change the record's state: right after it, "ready" may still be the previous rfboot's
+  // word. With --require-join, ready counts once readiness was confirmed for this join (readyAt >= joinedAt).
+  const readyNow = (v) =>
+    v.state === "ready" &&
+    (!opts.requireJoin ||
+      (v.readyAt instanceof Date &&
+        v.joinedAt instanceof Date &&
+        v.readyAt.getTime() >= v.joinedAt.getTime()));
+  const done = (v) => joined(v) && (readyNow(v) || (opts.until === "running" && v.state === "running"));
   const rel = (d) => `t+${((d.getTime() - opts.since) / 1000).toFixed(1)}s`;
   let last = [];
   while (Date.now() < deadline) {
@@ -196,7 +203,13 @@ async function progress(db, opts) {
   }
   const states = opts.dpids.map((d) => {
     const v = last.find((x) => x.dpid === d);
-    return `${d}=${v ? `${v.state}${joined(v) ? "" : " (not joined since)"}` : "no record"}`;
+    if (!v) return `${d}=no record`;
+    const why = !joined(v)
+      ? " (not joined since)"
+      : v.state === "ready" && !readyNow(v)
+        ? " (before this join)"
+        : "";
+    return `${d}=${v.state}${why}`;
   });
   console.log(`  timeout after ${opts.timeout}s waiting for ${opts.until}: ${states.join(" ")}`);
   return 1;
