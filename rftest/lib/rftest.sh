@@ -71,7 +71,7 @@ rftest_alive() {
   st="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
   [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
-rftest_pid_alive() { [ -f "$1" ] && rftest_alive "$(cat "$1")"; }
+rftest_pid_alive() { [ -f "$1" ] && rftest_alive "$(cat "$1" 2>/dev/null)"; }
 
 # rftest_stop_pid PIDFILE [GRACE_S]: SIGTERM the recorded process, SIGKILL after GRACE_S, remove the file.
 rftest_stop_pid() {
