@@ -394,7 +394,7 @@ hosts: [{ name: local, uri: "qemu:///system" }]
 defaults:
   hypervisor: qemu
   memoryMiB: 128
-  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 rfboot.name={name}" }
+  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 no_timer_check rfboot.name={name}" }
   network: { management: { type: bridge, bridge: ${mgmt} }, data: { bridge: ${data}, openvswitch: true } }
 datapaths:
   "0x${TAG}": { name: ${name}, vmId: "02:b8:00:00:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}", dataPorts: 2 }

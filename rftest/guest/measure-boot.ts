@@ -48,7 +48,7 @@ async function main(): Promise<void> {
       type: "kernel",
       kernel: join(GUEST, "vmlinuz"),
       initrd: join(GUEST, "initrd.gz"),
-      cmdline: `console=ttyS0 quiet rfboot.name=${NAME}`,
+      cmdline: `console=ttyS0 no_timer_check quiet rfboot.name=${NAME}`,
     },
     interfaces: macs.slice(0, NICS).map((mac) => ({ type: "bridge" as const, bridge: br, mac })),
     console: { logFile: log },

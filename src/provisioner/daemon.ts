@@ -910,6 +910,21 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.log.info({ dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) }, "VM ready");
       this.emit("ready", { dpidHex, vm: vm.name, via, ms });
     };
+    // Readiness that never comes is recorded (the domain runs, the guest did not show it booted); the VM is
+    // left as it is for the operator (`rfboot status` shows the error), and the next join tries again.
+    const timedOut = () => {
+      if (ac.signal.aborted) return;
+      ac.abort();
+      const message = `not ready within readiness.timeoutSeconds (${r.timeoutSeconds} s): no console marker /${r.consoleMarker ?? ""}/${r.portRegister ? " nor PortRegister" : ""}`;
+      this.metrics.failures.inc({ step: "readiness", kind: "readiness-timeout" });
+      void this.store
+        .patchRecord(dpidHex, { lastError: { kind: "readiness-timeout", message, at: new Date() } })
+        .catch(() => undefined);
+      void this.store
+        .logEvent({ dpid: dpidHex, vm: vm.name, kind: "error", detail: `readiness: ${message}` })
+        .catch(() => {});
+      this.log.warn({ dpid: dpidHex, vm: vm.name }, message);
+    };
     if (mode === "was-ready") {
       done("adopted (ready since its last start)");
       return;
@@ -929,6 +944,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       void watchConsoleMarker(consoleLog, new RegExp(r.consoleMarker), from, deadline, ac.signal).then(
         (hit) => {
           if (hit) done("console");
+          else if (!ac.signal.aborted && Date.now() >= deadline) timedOut();
         },
       );
     }
@@ -940,7 +956,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       ac.signal.addEventListener("abort", () => w.stop());
       w.ready.then(
         () => done("portregister"),
-        () => undefined,
+        () => {
+          if (Date.now() >= deadline - 100) timedOut();
+        },
       );
     }
   }

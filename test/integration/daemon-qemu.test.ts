@@ -115,7 +115,7 @@ hosts:
 defaults:
   hypervisor: qemu
   memoryMiB: 128
-  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 rfboot.name={name}" }
+  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 no_timer_check rfboot.name={name}" }
   network:
     management: { type: bridge, bridge: ${MGMT} }
     data: { bridge: ${DATA}, openvswitch: true }

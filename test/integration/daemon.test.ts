@@ -234,6 +234,38 @@ ${extra}`;
     expect(ensured.length).toBeGreaterThanOrEqual(7);
   }, 150_000);
 
+  it("a guest that never shows it booted gets a readiness-timeout error in its record", async () => {
+    await mongo.db(DB).dropDatabase();
+    const port = await freePort();
+    const d = await startDaemon(
+      parseConfig(
+        `
+stateDir: ${stateDir}
+openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} } }
+mongo: { uri: "${MONGO_URI}", database: ${DB} }
+hosts: [ { name: h1, uri: "${hosts[0]!.testUri}", maxVms: 8 } ]
+defaults: { hypervisor: test, memoryMiB: 64 }
+datapaths:
+  "0x${TAG}07": { name: rfbtd${TAG}7, vmId: "02:d7:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:${TAG.slice(4, 6)}:07", dataPorts: 1 }
+readiness: { consoleMarker: NEVER-PRINTED, timeoutSeconds: 1 }
+`,
+        { format: "yaml", source: "daemon.test readiness" },
+      ),
+      `r-${TAG}`,
+    );
+    bridges.push(`rfbd${TAG}7`);
+    await addSwitch(`rfbd${TAG}7`, `${TAG}07`, [port]);
+    const rec = await until("a readiness-timeout error", async () => {
+      const r = (await records()).find((x) => x.vmName === `rfbtd${TAG}7`);
+      return r?.lastError?.kind === "readiness-timeout" ? r : undefined;
+    });
+    expect(rec.state).toBe("running");
+    expect(rec.lastError.message).toContain("NEVER-PRINTED");
+    await d.stop();
+    await shOk("virsh", ["-c", hosts[0]!.testUri, "destroy", `rfbtd${TAG}7`]);
+    await shOk("virsh", ["-c", hosts[0]!.testUri, "undefine", `rfbtd${TAG}7`]);
+  }, 60_000);
+
   it("two instances on one database boot each VM exactly once (leases)", async () => {
     await mongo.db(DB).dropDatabase();
     for (const h of hosts) {

@@ -21,7 +21,7 @@ const hasGuest = existsSync(join(GUEST, "vmlinuz")) && existsSync(join(GUEST, "i
 
 function domainXml(name: string, uuid: string, disk: string, kernel = join(GUEST, "vmlinuz")): string {
   const os = hasGuest
-    ? `<type arch='x86_64' machine='pc'>hvm</type><kernel>${kernel}</kernel><initrd>${join(GUEST, "initrd.gz")}</initrd><cmdline>console=ttyS0 quiet rfboot.name=${name}</cmdline>`
+    ? `<type arch='x86_64' machine='pc'>hvm</type><kernel>${kernel}</kernel><initrd>${join(GUEST, "initrd.gz")}</initrd><cmdline>console=ttyS0 no_timer_check quiet rfboot.name=${name}</cmdline>`
     : `<type arch='x86_64' machine='pc'>hvm</type>${kernel.includes("nonexistent") ? `<kernel>${kernel}</kernel>` : ""}`;
   return `<domain type='qemu'><name>${name}</name><uuid>${uuid}</uuid><memory unit='MiB'>128</memory><vcpu>1</vcpu>
   <os>${os}</os><devices><emulator>/usr/bin/qemu-system-x86_64</emulator>

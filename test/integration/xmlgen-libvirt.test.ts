@@ -125,7 +125,7 @@ describeWith(["libvirt", "ovs", "root", "virt-xml-validate"], "xmlgen documents 
         type: "kernel",
         kernel: join(GUEST, "vmlinuz"),
         initrd: join(GUEST, "initrd.gz"),
-        cmdline: `console=ttyS0 quiet rfboot.name=${name} rfboot.ip=192.169.1.101/24`,
+        cmdline: `console=ttyS0 no_timer_check quiet rfboot.name=${name} rfboot.ip=192.169.1.101/24`,
       },
       interfaces: routeflowInterfaces({
         vmName: name,

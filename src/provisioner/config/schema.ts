@@ -118,8 +118,12 @@ const lifecycleSchema = z.strictObject({
   onCrash: z.enum(CRASH_ACTIONS).optional(),
 });
 
-/** DEFAULT_CMDLINE: the rftest guest's kernel command line; `{name}` becomes the VM name. */
-export const DEFAULT_CMDLINE = "console=ttyS0 rfboot.name={name}";
+/**
+ * DEFAULT_CMDLINE: the rftest guest's kernel command line; `{name}` becomes the VM name. `no_timer_check`: under
+ * TCG on a loaded host the kernel's IO-APIC timer check can fail and panic the guest ("IO-APIC + timer
+ * doesn't work!"); skipping the check avoids it.
+ */
+export const DEFAULT_CMDLINE = "console=ttyS0 no_timer_check rfboot.name={name}";
 
 /** The full VM settings shape; every default of a VM lives here. */
 const vmSettingsShape = {

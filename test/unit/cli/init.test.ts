@@ -173,7 +173,7 @@ describe("rfboot init --yes", () => {
       type: "kernel",
       kernel: "/opt/k",
       initrd: "/opt/i",
-      cmdline: "console=ttyS0 rfboot.name=edge1",
+      cmdline: "console=ttyS0 no_timer_check rfboot.name=edge1",
     });
     await expect(runInit(o, new PassThrough(), output)).rejects.toThrow(/exists; pass --force/);
     await runInit({ ...o, force: true, name: "edge2" }, new PassThrough(), output);

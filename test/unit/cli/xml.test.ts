@@ -34,7 +34,7 @@ describe("rfboot xml", () => {
     const d = parse(out).domain;
     expect(d["@_type"]).toBe("qemu");
     expect(d.name).toBe("rfvmA");
-    expect(d.os.cmdline).toBe("console=ttyS0 rfboot.name=rfvmA");
+    expect(d.os.cmdline).toBe("console=ttyS0 no_timer_check rfboot.name=rfvmA");
     const nics = d.devices.interface as Tree[];
     expect(nics.map((n) => n.mac["@_address"])).toEqual([
       "02:a0:a0:a0:a0:a0",

@@ -164,7 +164,7 @@ describe("example configs in config/", () => {
       type: "kernel",
       kernel: "/var/lib/rfboot/guest/vmlinuz",
       initrd: "/var/lib/rfboot/guest/initrd.gz",
-      cmdline: "console=ttyS0 rfboot.name=rfvmA",
+      cmdline: "console=ttyS0 no_timer_check rfboot.name=rfvmA",
     });
     expect(d.interfaces[0]).toMatchObject({ type: "bridge", bridge: "rfbr0", mac: "02:a0:a0:a0:a0:a0" });
     expect(
