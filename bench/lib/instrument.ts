@@ -149,6 +149,9 @@ export function nullStore(): MongoStore {
     renew: () => Promise.resolve(true),
     release: () => Promise.resolve(true),
     upsertRfconfigRows: () => Promise.resolve("written"),
+    getRecord: () => Promise.resolve(undefined),
+    lease: () => Promise.resolve(undefined),
+    stats: () => ({ pending: 0, written: 0, failed: 0, droppedEvents: 0, retries: 0, online: true }),
     watchPortRegister: () => ({ ready: new Promise(() => undefined), stop: () => undefined }),
     close: () => Promise.resolve(0),
   });
