@@ -12,6 +12,7 @@ import { execa, type ResultPromise } from "execa";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { MONGO_URI, REPO, describeWith } from "../helpers/env.js";
+import { addSwitch as addOvsSwitch, freePort, sh, shOk, sleep, until } from "../helpers/real.js";
 import { startLibvirtHosts, stopLibvirtHosts, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
 
 const RFBOOT = join(REPO, "bin", "rfboot");
@@ -23,60 +24,11 @@ const VM_A = `rfbtcr${TAG}a`;
 const VM_B = `rfbtcr${TAG}b`;
 const SW_A = `rfbtcra${TAG.slice(0, 4)}`;
 const SW_B = `rfbtcrb${TAG.slice(0, 4)}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const hex16 = (d: string) => d.padStart(16, "0");
 
-async function sh(cmd: string, args: string[]): Promise<string> {
-  return (await execa(cmd, args, { env: { LC_ALL: "C" } })).stdout;
-}
-async function shOk(cmd: string, args: string[]): Promise<void> {
-  await execa(cmd, args, { env: { LC_ALL: "C" }, reject: false });
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => res(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
-async function addSwitch(name: string, dpid: string, port: number): Promise<void> {
-  await sh("ovs-vsctl", [
-    "--may-exist",
-    "add-br",
-    name,
-    "--",
-    "set",
-    "bridge",
-    name,
-    "datapath_type=netdev",
-    "protocols=OpenFlow10,OpenFlow13",
-    `other-config:datapath-id=${hex16(dpid)}`,
-    "fail_mode=secure",
-  ]);
-  await sh("ovs-vsctl", ["set-controller", name, `tcp:127.0.0.1:${port}`]);
-  const uuid = (await sh("ovs-vsctl", ["get", "bridge", name, "controller"])).replace(/[[\]\s]/g, "");
-  if (uuid) await shOk("ovs-vsctl", ["set", "controller", uuid, "max_backoff=1000"]);
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
+/** addSwitch: the test's switches speak OpenFlow 1.0 and 1.3. */
+const addSwitch = (name: string, dpid: string, port: number) =>
+  addOvsSwitch(name, dpid, port, "OpenFlow10,OpenFlow13");
 
 /** metric reads one sample (`name{labels} value`) from Prometheus text; undefined when absent. */
 function metric(text: string, name: string, labels = ""): number | undefined {

@@ -10,12 +10,12 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execa } from "execa";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { silentLogger } from "../../src/common/log.js";
 import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
 import { MONGO_URI, describeWith } from "../helpers/env.js";
+import { addSwitch, freePort, sh, shOk, until } from "../helpers/real.js";
 
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
 const URI = "qemu:///system";
@@ -29,59 +29,6 @@ const DPID = `e0${TAG}`;
 /** A vm_id of RouteFlow's pattern, so the data NIC MACs are known without the code: eth1 06:e1:.., eth2 06:e2:... */
 const VM_ID = "06:e0:e0:e0:e0:e0";
 const DATA_PORTS = 2;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  return (await execa(cmd, args, { env: { LC_ALL: "C" } })).stdout;
-}
-async function shOk(cmd: string, args: string[]): Promise<void> {
-  await execa(cmd, args, { env: { LC_ALL: "C" }, reject: false });
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => res(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
-async function addSwitch(name: string, dpid: string, port: number): Promise<void> {
-  await sh("ovs-vsctl", [
-    "--may-exist",
-    "add-br",
-    name,
-    "--",
-    "set",
-    "bridge",
-    name,
-    "datapath_type=netdev",
-    "protocols=OpenFlow13",
-    `other-config:datapath-id=${dpid.padStart(16, "0")}`,
-    "fail_mode=secure",
-  ]);
-  await sh("ovs-vsctl", ["set-controller", name, `tcp:127.0.0.1:${port}`]);
-  const uuid = (await sh("ovs-vsctl", ["get", "bridge", name, "controller"])).replace(/[[\]\s]/g, "");
-  if (uuid) await shOk("ovs-vsctl", ["set", "controller", uuid, "max_backoff=1000"]);
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
 
 const beats = (text: string) => [...text.matchAll(/RFBOOT-HEARTBEAT n=(\d+)/g)].map((m) => Number(m[1]));
 const markers = (text: string) => text.split("RFBOOT-GUEST-BOOTED").length - 1;

@@ -8,78 +8,16 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { execa } from "execa";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { silentLogger } from "../../src/common/log.js";
 import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
 import { MONGO_URI, describeWith } from "../helpers/env.js";
+import { addSwitch, freePort, sh, shOk, sleep, until } from "../helpers/real.js";
 import { startLibvirtHosts, stopLibvirtHosts, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
 
 const TAG = randomBytes(3).toString("hex");
 const DB = `rfbt_daemon_${TAG}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const r = await execa(cmd, args, { env: { LC_ALL: "C" } });
-  return r.stdout;
-}
-async function shOk(cmd: string, args: string[]): Promise<void> {
-  await execa(cmd, args, { env: { LC_ALL: "C" }, reject: false });
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => res(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
-/** addSwitch creates an OVS bridge with the dpid, pointed at the given controller ports. */
-async function addSwitch(
-  name: string,
-  dpid: string,
-  ports: number[],
-  protocols = "OpenFlow13",
-): Promise<void> {
-  await sh("ovs-vsctl", [
-    "--may-exist",
-    "add-br",
-    name,
-    "--",
-    "set",
-    "bridge",
-    name,
-    "datapath_type=netdev",
-    `protocols=${protocols}`,
-    `other-config:datapath-id=${dpid.padStart(16, "0")}`,
-    "fail_mode=secure",
-  ]);
-  await sh("ovs-vsctl", ["set-controller", name, ...ports.map((p) => `tcp:127.0.0.1:${p}`)]);
-  const uuids = (await sh("ovs-vsctl", ["--columns=_uuid", "--bare", "list", "controller"])).split(/\s+/);
-  for (const u of uuids.filter(Boolean))
-    await shOk("ovs-vsctl", ["set", "controller", u, "max_backoff=1000"]);
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
-
 describeWith(["ovs", "libvirt", "mongo", "root"], "daemon with real OVS, libvirtd and FerretDB", () => {
   let hosts: LibvirtTestHost[] = [];
   let mongo: MongoClient;

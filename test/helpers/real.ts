@@ -1,0 +1,81 @@
+/**
+ * Small helpers for tests with real peers: commands (execa, argument arrays, LC_ALL=C), a free loopback
+ * port, an Open vSwitch bridge that acts as a switch, and polling with a deadline.
+ */
+import { createServer } from "node:net";
+import { execa } from "execa";
+
+/** sleep waits `ms` milliseconds. */
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** sh runs a command and returns its stdout; a non-zero exit throws. */
+export async function sh(cmd: string, args: string[]): Promise<string> {
+  return (await execa(cmd, args, { env: { LC_ALL: "C" } })).stdout;
+}
+
+/** shOk runs a command whose failure does not matter (clean-up). */
+export async function shOk(cmd: string, args: string[]): Promise<void> {
+  await execa(cmd, args, { env: { LC_ALL: "C" }, reject: false });
+}
+
+/** freePort returns a TCP port that was free on 127.0.0.1 a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => res(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+/**
+ * addSwitch makes (or re-points) a userspace OVS bridge with datapath id `dpid` (hex) whose controllers are
+ * 127.0.0.1 at `ports`; reconnect backoff is capped at 1 s so tests do not wait on OVS's 8 s default.
+ */
+export async function addSwitch(
+  name: string,
+  dpid: string,
+  ports: number | readonly number[],
+  protocols = "OpenFlow13",
+): Promise<void> {
+  await sh("ovs-vsctl", [
+    "--may-exist",
+    "add-br",
+    name,
+    "--",
+    "set",
+    "bridge",
+    name,
+    "datapath_type=netdev",
+    `protocols=${protocols}`,
+    `other-config:datapath-id=${dpid.padStart(16, "0")}`,
+    "fail_mode=secure",
+  ]);
+  const targets = (typeof ports === "number" ? [ports] : ports).map((p) => `tcp:127.0.0.1:${p}`);
+  await sh("ovs-vsctl", ["set-controller", name, ...targets]);
+  const uuids = (await sh("ovs-vsctl", ["get", "bridge", name, "controller"])).replace(/[[\]\s]/g, "");
+  for (const u of uuids.split(",").filter(Boolean)) {
+    await shOk("ovs-vsctl", ["set", "controller", u, "max_backoff=1000"]);
+  }
+}
+
+/** until polls `fn` every 200 ms until it returns something other than undefined/false, or throws at the deadline. */
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
