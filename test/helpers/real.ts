@@ -5,8 +5,8 @@
 import { createServer } from "node:net";
 import { execa } from "execa";
 
-/** sleep waits `ms` milliseconds. */
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** sleep resolves after `ms`. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** sh runs a command and returns its stdout; a non-zero exit throws. */
 export async function sh(cmd: string, args: string[]): Promise<string> {
@@ -18,13 +18,14 @@ export async function shOk(cmd: string, args: string[]): Promise<void> {
   await execa(cmd, args, { env: { LC_ALL: "C" }, reject: false });
 }
 
-/** freePort returns a TCP port that was free on 127.0.0.1 a moment ago. */
+/** freePort asks the kernel for a free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
-  return new Promise((res) => {
+  return new Promise((resolve, reject) => {
     const s = createServer();
+    s.once("error", reject);
     s.listen(0, "127.0.0.1", () => {
       const a = s.address();
-      s.close(() => res(typeof a === "object" && a ? a.port : 0));
+      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
     });
   });
 }
@@ -60,11 +61,12 @@ export async function addSwitch(
   }
 }
 
-/** until polls `fn` every 200 ms until it returns something other than undefined/false, or throws at the deadline. */
+/** until polls `fn` every `everyMs` until it returns something other than undefined/false, or times out. */
 export async function until<T>(
   what: string,
-  fn: () => Promise<T | undefined | false>,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 30_000,
+  everyMs = 200,
 ): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
@@ -75,7 +77,7 @@ export async function until<T>(
     } catch (e) {
       last = e;
     }
-    await sleep(200);
+    await sleep(everyMs);
   }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
 }

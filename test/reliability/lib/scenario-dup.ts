@@ -13,7 +13,8 @@ import { startLibvirtHost, stopLibvirtHost, type LibvirtTestHost } from "../../h
 import type { Daemon } from "../../../src/provisioner/index.js";
 import { CapturedLog, Db, configYaml, datapathLines, domains, parse, startDaemon, tag } from "./lab.js";
 import { SimSwitch, simSpec } from "./switches.js";
-import { Checks, freePort, sh, shOk, sleep, until, type ScenarioResult } from "./util.js";
+import { addSwitch } from "../../helpers/real.js";
+import { Checks, freePort, shOk, sleep, until, type ScenarioResult } from "./util.js";
 
 const DUP_MSG = "duplicate datapath id: the newest connection wins; closing the older one";
 
@@ -89,34 +90,7 @@ export async function duplicateDpid(ovsSeconds = 8): Promise<ScenarioResult> {
     );
 
     // Real: two bridges with the same datapath-id, both pointed at rfboot.
-    for (const br of bridges) {
-      await sh("ovs-vsctl", [
-        "--may-exist",
-        "add-br",
-        br,
-        "--",
-        "set",
-        "bridge",
-        br,
-        "datapath_type=netdev",
-        "protocols=OpenFlow13",
-        `other-config:datapath-id=${ovsDp!.dpid.toString(16).padStart(16, "0")}`,
-        "fail_mode=secure",
-      ]);
-      await sh("ovs-vsctl", ["set-controller", br, `tcp:127.0.0.1:${port}`]);
-      for (const u of (
-        await sh("ovs-vsctl", [
-          "--columns=_uuid",
-          "--bare",
-          "find",
-          "controller",
-          `target="tcp:127.0.0.1:${port}"`,
-        ])
-      )
-        .split(/\s+/)
-        .filter(Boolean))
-        await shOk("ovs-vsctl", ["set", "controller", u, "max_backoff=1000"]);
-    }
+    for (const br of bridges) await addSwitch(br, ovsDp!.dpid.toString(16), port);
     const ovsStart = performance.now();
     await until("OVS VM running", () => ensured.some((e) => e.vm === ovsDp!.name), 20_000, 50);
     await sleep(ovsSeconds * 1000);

@@ -12,7 +12,8 @@ import { startLibvirtHost, stopLibvirtHost, type LibvirtTestHost } from "../../h
 import type { Daemon } from "../../../src/provisioner/index.js";
 import { CapturedLog, Db, configYaml, datapathLines, domains, parse, startDaemon, tag } from "./lab.js";
 import { RecordingUpstream } from "./upstream.js";
-import { Checks, freePort, sh, shOk, sleep, until, type ScenarioResult } from "./util.js";
+import { addSwitch } from "../../helpers/real.js";
+import { Checks, freePort, shOk, sleep, until, type ScenarioResult } from "./util.js";
 
 /** RESERVED_XID_BASE: rfboot's own requests in relay mode use xids 0xf0f00000.. (relay.ts). */
 const RESERVED_XID_BASE = 0xf0f00000;
@@ -59,34 +60,7 @@ export async function upstreamRestart(downMs = 3000): Promise<ScenarioResult> {
     const left: string[] = [];
     d.on("ensured", (e) => ensured.push({ vm: e.vm, action: e.action }));
     d.on("left", (e) => left.push(e.vm));
-    for (const [i, br] of bridges.entries()) {
-      await sh("ovs-vsctl", [
-        "--may-exist",
-        "add-br",
-        br,
-        "--",
-        "set",
-        "bridge",
-        br,
-        "datapath_type=netdev",
-        "protocols=OpenFlow13",
-        `other-config:datapath-id=${hexes[i]}`,
-        "fail_mode=secure",
-      ]);
-      await sh("ovs-vsctl", ["set-controller", br, `tcp:127.0.0.1:${port}`]);
-    }
-    for (const u of (
-      await sh("ovs-vsctl", [
-        "--columns=_uuid",
-        "--bare",
-        "find",
-        "controller",
-        `target="tcp:127.0.0.1:${port}"`,
-      ])
-    )
-      .split(/\s+/)
-      .filter(Boolean))
-      await shOk("ovs-vsctl", ["set", "controller", u, "max_backoff=1000"]);
+    for (const [i, br] of bridges.entries()) await addSwitch(br, hexes[i]!, port);
     const up = upstream;
     const seen = (gen: number) =>
       new Set(

@@ -1,52 +1,6 @@
 /** Small helpers shared by the reliability scenarios: waiting, free ports, commands, result bookkeeping. */
-import { createServer } from "node:net";
-import { execa } from "execa";
 
-/** sleep resolves after `ms`. */
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** freePort asks the kernel for a free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
-    });
-  });
-}
-
-/** until polls `fn` every `everyMs` until it returns something other than undefined/false, or times out. */
-export async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 30_000,
-  everyMs = 200,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
-
-/** sh runs a command (argument array, C locale) and returns its stdout; throws on failure. */
-export async function sh(cmd: string, args: string[]): Promise<string> {
-  return (await execa(cmd, args, { env: { LC_ALL: "C" } })).stdout;
-}
-
-/** shOk runs a command and ignores its failure (cleanup). */
-export async function shOk(cmd: string, args: string[]): Promise<void> {
-  await execa(cmd, args, { env: { LC_ALL: "C" }, reject: false });
-}
+export { freePort, sh, shOk, sleep, until } from "../../helpers/real.js";
 
 /** Check is one verified property of a scenario: what was checked, whether it held, what was seen. */
 export interface Check {
