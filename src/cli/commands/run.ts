@@ -1,7 +1,8 @@
 /** `rfboot run`: the daemon. Boots each switch's VM when the switch connects; SIGHUP reloads the config. */
 import type { Command } from "commander";
-import { UsageError, errorMessage } from "../../common/errors.js";
+import { errorMessage } from "../../common/errors.js";
 import { createLogger } from "../../common/log.js";
+import { parseHostPort } from "../args.js";
 import {
   Daemon,
   Metrics,
@@ -9,14 +10,6 @@ import {
   controllerFromConfig,
   loadConfig,
 } from "../../provisioner/index.js";
-
-function hostPort(text: string, what: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 0 || port > 65535)
-    throw new UsageError(`${what} must be HOST:PORT, got ${JSON.stringify(text)}`);
-  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
-}
 
 /** registerRun adds `rfboot run --config FILE [--metrics HOST:PORT]`. */
 export function registerRun(program: Command): void {
@@ -30,7 +23,7 @@ export function registerRun(program: Command): void {
     .option("--metrics <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics")
     .option("--instance <id>", "name of this rfboot instance in leases and records (default hostname:pid)")
     .action(async (opts: { config: string; metrics?: string; instance?: string }) => {
-      const metricsAt = opts.metrics ? hostPort(opts.metrics, "--metrics") : undefined;
+      const metricsAt = opts.metrics ? parseHostPort(opts.metrics, "--metrics") : undefined;
       const config = await loadConfig(opts.config);
       const log = createLogger();
       const metrics = new Metrics();

@@ -5,25 +5,10 @@
 import type { Command } from "commander";
 import { UsageError } from "../../common/errors.js";
 import { createLogger } from "../../common/log.js";
+import { parseHostPort } from "../args.js";
 import { OFP_VERSIONS, createController, eventToJson, type ControllerEvent } from "../../controller/index.js";
 
-/** HostPort is a parsed HOST:PORT argument. */
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-/** parseHostPort reads "HOST:PORT" or "[IPv6]:PORT"; `what` names the option in the error. */
-export function parseHostPort(text: string, what: string): HostPort {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]+):(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError(
-      `${what}: expected HOST:PORT (e.g. 127.0.0.1:6653, [::1]:6653), got ${JSON.stringify(text)}`,
-    );
-  }
-  return { host: m[1]!, port };
-}
+export { parseHostPort, type HostPort } from "../args.js";
 
 /** parseVersions reads "1.0,1.3" into wire version bytes. */
 export function parseVersions(text: string): number[] {
