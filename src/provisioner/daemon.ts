@@ -24,7 +24,7 @@ import {
   type ResolvedVm,
   type RfbootConfig,
 } from "./config/index.js";
-import { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
+import { HostRegistry, type HostProbe } from "./hosts.js";
 import {
   isActive,
   sweepPartFiles,
@@ -101,16 +101,6 @@ const STATE_OF_LEAVE: Record<LeaveOutcome, VmState | undefined> = {
   "not-running": "stopped",
   missing: "missing",
 };
-
-function hostSpec(h: HostConfig): HostSpec {
-  return {
-    name: h.name,
-    uri: h.uri,
-    maxVms: h.maxVms,
-    memoryMiB: h.memoryMiB ?? Number.MAX_SAFE_INTEGER,
-    maxConcurrentStarts: h.maxConcurrentStarts,
-  };
-}
 
 function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefined {
   const d = vm.plan(host).disk;
@@ -211,7 +201,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.instanceId = opts.instanceId ?? `${hostname()}:${process.pid}`;
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
     this.hosts = new HostRegistry({
-      hosts: this.config.hosts.map(hostSpec),
+      hosts: this.config.hosts,
       run: opts.runner,
       log: this.log,
     });

@@ -88,15 +88,7 @@ export function registerStatus(program: Command): void {
       }
       const live = new Map<string, DomainInfo>();
       if (opts.live) {
-        const reg = new HostRegistry({
-          hosts: config.hosts.map((h) => ({
-            name: h.name,
-            uri: h.uri,
-            maxVms: h.maxVms,
-            memoryMiB: h.memoryMiB ?? Number.MAX_SAFE_INTEGER,
-            maxConcurrentStarts: h.maxConcurrentStarts,
-          })),
-        });
+        const reg = new HostRegistry({ hosts: config.hosts });
         for (const p of await reg.probeAll()) for (const d of p.domains) live.set(`${p.name}/${d.name}`, d);
         await reg.dispose();
       }
