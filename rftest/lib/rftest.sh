@@ -330,13 +330,30 @@ rftest_step_rfboot() {
 
 rftest_mn() { "$RFTEST_PY" "$RFTEST_DRIVER" ctl --state-dir "$RFTEST_STATE/mininet" "$@"; }
 
+# rftest_step_mininet starts the Mininet driver and waits for its `ready` event. A driver that is alive but
+# has not reported ready within 60 s is stopped, its leftovers cleaned, and started once more (seen once in a
+# few dozen CI runs: the driver hung during Mininet's start with nothing in its log).
 rftest_step_mininet() {
-  local t n=0 seen=0 line ev targets=()
-  t="$(rftest_now_ms)"
   if rftest_pid_alive "$RFTEST_STATE/mininet.pid"; then
     rftest_say "mininet: already running (pid $(cat "$RFTEST_STATE/mininet.pid"))"
     return 0
   fi
+  local rc=0
+  rftest_mininet_start 600 || rc=$?
+  [ "$rc" -eq 2 ] || return "$rc"
+  rftest_say "mininet: the driver did not report ready in 60 s: stopping it and starting it once more"
+  rftest_stop_pid "$RFTEST_STATE/mininet.pid" 10
+  "$RFTEST_PY" "$RFTEST_DRIVER" cleanup --topo "$RFTEST_TOPO" >/dev/null 2>&1 || true
+  rc=0
+  rftest_mininet_start 1200 || rc=$?
+  [ "$rc" -eq 2 ] && rftest_die "Mininet did not become ready in 120 s (log: $RFTEST_STATE/mininet.log)"
+  return "$rc"
+}
+
+# rftest_mininet_start TENTHS: spawn the driver, wait up to TENTHS/10 s for `ready`. 0 ready, 1 failed, 2 timeout.
+rftest_mininet_start() {
+  local limit="$1" t n=0 seen=0 line ev targets=()
+  t="$(rftest_now_ms)"
   # relay: switches -> rfboot -> upstream. listen: switches -> upstream and -> rfboot. none: -> upstream.
   if [ "$RFTEST_RFBOOT" = none ]; then
     targets=(--controller "tcp:127.0.0.1:$RFTEST_UPSTREAM_PORT")
@@ -351,7 +368,7 @@ rftest_step_mininet() {
     --state-dir "$RFTEST_STATE/mininet" "${targets[@]}" --loop "$RFTEST_LOOP" --addressing "$RFTEST_ADDRESSING"
   rftest_say "mininet: $RFTEST_TOPO (${RFTEST_SWITCHES[*]}), controller(s) $(printf '%s ' "${targets[@]}" | sed 's/--controller //g; s/ $//'), loop guard $RFTEST_LOOP, hosts $RFTEST_ADDRESSING"
   local ev_file="$RFTEST_STATE/mininet/events.jsonl"
-  for ((n = 0; n < 1200; n++)); do
+  for ((n = 0; n < limit; n++)); do
     if [ -f "$ev_file" ]; then
       while IFS= read -r line; do
         seen=$((seen + 1))
@@ -374,7 +391,7 @@ rftest_step_mininet() {
     fi
     sleep 0.1
   done
-  rftest_die "Mininet did not become ready in 120 s (log: $RFTEST_STATE/mininet.log)"
+  return 2
 }
 
 # rftest_wait_switches_watch: in watch mode, rfboot prints one JSON line per switch that comes up.
