@@ -1,6 +1,6 @@
 /** Relay mode over real sockets: scripted fake switches in front, a scripted fake upstream behind. */
 import { afterEach, describe, expect, it } from "vitest";
-import { FrameScanner, frameAt } from "../../../src/controller/relay.js";
+import { FrameScanner, frameEnd } from "../../../src/controller/relay.js";
 import {
   buildHello,
   encodeMessage,
@@ -58,19 +58,33 @@ function packetIn(xid: number, size: number): Buffer {
 }
 
 describe("FrameScanner", () => {
-  it("returns whole frames as views, keeps tails, and rejects a length below 8", () => {
+  const framesOf = (runs: Buffer[]) => {
+    const out: Buffer[] = [];
+    for (const run of runs)
+      for (let p = 0; p < run.length; p = frameEnd(run, p)) out.push(run.subarray(p, frameEnd(run, p)));
+    return out;
+  };
+  it("returns whole frames in at most two runs, keeps tails, and rejects a length below 8", () => {
     const a = packetIn(1, 20);
     const b = packetIn(2, 30);
-    const all = Buffer.concat([a, b]);
+    const c = packetIn(3, 9);
+    const all = Buffer.concat([a, b, c]);
     for (let cut = 0; cut <= all.length; cut++) {
-      const sc = new FrameScanner();
-      const r1 = sc.scan(all.subarray(0, cut));
-      const r2 = sc.scan(all.subarray(cut));
-      expect(Buffer.concat([r1.bytes, r2.bytes])).toEqual(all);
-      const frames = [...r1.starts.map((_, i) => frameAt(r1, i)), ...r2.starts.map((_, i) => frameAt(r2, i))];
-      expect(frames).toEqual([a, b]);
+      for (let cut2 = cut; cut2 <= all.length; cut2++) {
+        const sc = new FrameScanner();
+        const runs = [all.subarray(0, cut), all.subarray(cut, cut2), all.subarray(cut2)].map((x) =>
+          sc.scan(x),
+        );
+        for (const r of runs) expect(r.length).toBeLessThanOrEqual(2);
+        expect(Buffer.concat(runs.flat())).toEqual(all);
+        expect(framesOf(runs.flat())).toEqual([a, b, c]);
+      }
     }
     expect(() => new FrameScanner().scan(Buffer.from([1, 0, 0, 7, 0, 0, 0, 0]))).toThrow(/below the 8-byte/);
+    // A bad length in a carried header is found once the header is complete, with its stream offset.
+    const sc = new FrameScanner();
+    expect(sc.scan(Buffer.concat([a, Buffer.from([1, 0])]))).toHaveLength(1);
+    expect(() => sc.scan(Buffer.from([0, 5, 0, 0]))).toThrow(/length 5 at stream byte 22/);
   });
 });
 
