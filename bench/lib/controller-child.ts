@@ -2,7 +2,8 @@
  * bench/lib/controller-child.ts: runs one rfboot Controller in its own process for bench/controller.ts,
  * so that its RSS and CPU are measured apart from the scripted switches and upstream.
  * IPC: {cmd:"start", options} -> {type:"started", port}; every `up` -> counted; {cmd:"stats"} ->
- * {type:"stats", ups, rss, heapUsed, connections, cpuUs}; {cmd:"close"} -> exits.
+ * {type:"stats", ups, rss, heapUsed, connections, cpuUs, cpuSystemUs} (cpuUs: user + system; cpuSystemUs:
+ * the kernel's part); {cmd:"close"} -> exits.
  */
 import { createController, type Controller, type ControllerOptions } from "../../src/controller/index.js";
 
@@ -28,9 +29,9 @@ process.on("message", (m: { cmd: string; options?: ControllerOptions }) => {
           rss: process.memoryUsage().rss,
           heapUsed: process.memoryUsage().heapUsed,
           connections: controller?.connectionCount ?? 0,
-          cpuUs: (() => {
+          ...(() => {
             const u = process.cpuUsage();
-            return u.user + u.system;
+            return { cpuUs: u.user + u.system, cpuSystemUs: u.system };
           })(),
         });
         break;
