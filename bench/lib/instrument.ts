@@ -147,6 +147,8 @@ export function nullStore(): MongoStore {
     logEvent: () => Promise.resolve("written"),
     claim: () => Promise.resolve(true),
     renew: () => Promise.resolve(true),
+    renewAll: (_owner: string, _ttl: number, _now?: Date, dpids: readonly string[] = []) =>
+      Promise.resolve({ renewed: [...dpids], lost: [] }),
     release: () => Promise.resolve(true),
     upsertRfconfigRows: () => Promise.resolve("written"),
     getRecord: () => Promise.resolve(undefined),

@@ -848,17 +848,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
    * queued or running) and releases the others, so another instance can act for a switch that moved to it.
    */
   private async renewLeases(): Promise<void> {
+    const keep: string[] = [];
     for (const d of this.leased) {
       if (!this.connected.has(d) && !this.queue.pendingOf(d) && !this.queue.runningOf(d)) {
         this.leased.delete(d);
         await this.store.release(d, this.instanceId).catch(() => undefined);
         continue;
       }
-      try {
-        if (!(await this.store.renew(d, this.instanceId, this.leaseTtlMs))) this.leased.delete(d);
-      } catch {
-        // unreachable: try again next round
-      }
+      keep.push(d);
+    }
+    if (keep.length === 0) return;
+    try {
+      // One scan and one update for all of them, not a round trip per datapath.
+      const { lost } = await this.store.renewAll(this.instanceId, this.leaseTtlMs, undefined, keep);
+      for (const d of lost) this.leased.delete(d);
+    } catch {
+      // unreachable: try again next round
     }
   }
 

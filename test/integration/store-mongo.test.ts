@@ -263,6 +263,72 @@ describeWith(["mongo"], "MongoStore on a real MongoDB-wire server", () => {
     expect(await store.getRecord(d2)).toBeUndefined();
   });
 
+  it("writes a burst of records and events in batches, as one upsert and one insert each would", async () => {
+    const burst = await MongoStore.open({ uri: MONGO_URI, database, owner: "test-burst", eventsMax: 1000 });
+    try {
+      const vms = db.collection<{ _id: string } & Record<string, unknown>>("rfboot_vms");
+      const dpids = Array.from({ length: 40 }, (_, i) => (0xb0000 + i).toString(16).padStart(16, "0"));
+      // A record another instance made: this store does not know it, tries it in the batch's insertMany,
+      // and must update it instead (the first write of a burst goes alone; this one is in the batch).
+      const pre = dpids[5]!;
+      await store2.patchRecord(pre, { vmName: "pre", state: "running" });
+      const createdAt = (await vms.findOne({ _id: pre }))?.createdAt;
+      const at = new Date("2025-05-05T05:05:05.000Z");
+      const outcomes = await Promise.all([
+        ...dpids.map((d, i) =>
+          burst.patchRecord(d, {
+            vmName: `rfvmB${i}`,
+            joinedAt: at,
+            switch: { peer: `127.0.0.1:${40000 + i}`, version: 4, connected: true },
+          }),
+        ),
+        ...dpids.map((d) => burst.logEvent({ dpid: d, kind: "burst-test", detail: d })),
+      ]);
+      expect(outcomes.every((o) => o === "written")).toBe(true);
+      const docs = await vms
+        .find({ _id: { $in: dpids } })
+        .sort({ _id: 1 })
+        .toArray();
+      expect(docs.map((d) => d._id)).toEqual(dpids);
+      expect(docs[5]).toMatchObject({
+        _id: pre,
+        vmName: "rfvmB5",
+        state: "running",
+        createdAt,
+        owner: "test-burst",
+        switch: { peer: "127.0.0.1:40005", version: 4, connected: true },
+      });
+      for (const [i, d] of docs.entries()) {
+        if (i === 5) continue;
+        expect(d).toMatchObject({
+          dpidHex: dpids[i],
+          dpid: BigInt(`0x${dpids[i]}`).toString(10),
+          state: "joined",
+          vmName: `rfvmB${i}`,
+          joinedAt: at,
+          switch: { peer: `127.0.0.1:${40000 + i}`, version: 4, connected: true },
+          owner: "test-burst",
+        });
+        expect(d.createdAt).toBeInstanceOf(Date);
+      }
+      // Later patches of the burst's records update them in place (a batch of updates), field by field.
+      await Promise.all(
+        dpids.map((d) => burst.patchRecord(d, { state: "running", switch: { connected: false } })),
+      );
+      const after = await vms.find({ _id: { $in: dpids } }).toArray();
+      expect(after).toHaveLength(40);
+      for (const d of after) {
+        expect(d.state).toBe("running");
+        expect(d.switch).toMatchObject({ version: 4, connected: false });
+      }
+      const events = await db.collection("rfboot_events").find({ kind: "burst-test" }).toArray();
+      expect(events.map((e) => e.detail).sort()).toEqual([...dpids].sort());
+      await vms.deleteMany({ _id: { $in: dpids } });
+    } finally {
+      await burst.close();
+    }
+  });
+
   it("rejects hostile or malformed patches with a ConfigError naming the field", async () => {
     const cases: [unknown, string, string][] = [
       [{ vmName: { $gt: "" } }, "0000000000000005", "patchRecord.patch.vmName"],

@@ -1,5 +1,6 @@
 /** Store error helpers: wrap driver errors into StoreError and tell an outage from a refused operation. */
 import {
+  MongoBulkWriteError,
   MongoClientClosedError,
   MongoError,
   MongoNetworkError,
@@ -15,6 +16,19 @@ export const DUPLICATE_KEY = 11000;
 /** isDuplicateKey reports a unique-index violation. */
 export function isDuplicateKey(err: unknown): boolean {
   return err instanceof MongoError && err.code === DUPLICATE_KEY;
+}
+
+/**
+ * duplicateIndexes returns the positions of the writes of an unordered batch (insertMany, bulkWrite) that
+ * failed only for a duplicate key, when that is the batch's only kind of failure; undefined otherwise (the
+ * caller rethrows). The other writes of the batch were applied.
+ */
+export function duplicateIndexes(err: unknown): Set<number> | undefined {
+  if (!(err instanceof MongoBulkWriteError)) return undefined;
+  const raw: unknown = err.writeErrors;
+  const list = (Array.isArray(raw) ? raw : raw ? [raw] : []) as { index: number; code: number }[];
+  if (list.length === 0 || list.some((w) => w.code !== DUPLICATE_KEY)) return undefined;
+  return new Set(list.map((w) => w.index));
 }
 
 // Server codes that mean "try again later" (MongoDB's retryable set: not primary, shutting down, ...).

@@ -16,7 +16,8 @@
  * Instances compare `expiresAt` with their own clock: clocks must agree to well within `margin`.
  */
 import type { Collection } from "mongodb";
-import { attempt, isDuplicateKey, wrap } from "./errors.js";
+import { attempt, duplicateIndexes, wrap } from "./errors.js";
+import { TurnBatcher, type BatchResult } from "./batch.js";
 import type { Lease } from "./types.js";
 import { checkDpidHex, checkName } from "./validate.js";
 
@@ -48,28 +49,59 @@ export class LeaseTable {
   /** known caches the highest generation seen per dpid (a probe start; never ahead of the database). */
   private readonly known = new Map<string, number>();
 
-  constructor(private readonly col: Collection<LeaseDoc>) {}
+  /** reads: `_id` lookups of concurrent claims, one `find({_id: {$in}})` per batch (see batch.ts). */
+  private readonly reads: TurnBatcher<string, LeaseDoc | null>;
+  /** inserts: new generations of concurrent claims, one unordered `insertMany` per batch. */
+  private readonly inserts: TurnBatcher<LeaseDoc, boolean>;
+
+  constructor(private readonly col: Collection<LeaseDoc>) {
+    this.reads = new TurnBatcher(async (ids) => {
+      const docs = await this.col.find({ _id: { $in: [...new Set(ids)] } }).toArray();
+      const byId = new Map(docs.map((d) => [d._id, d]));
+      return ids.map((id): BatchResult<LeaseDoc | null> => ({ ok: true, value: byId.get(id) ?? null }));
+    });
+    this.inserts = new TurnBatcher(async (docs) => {
+      let dup = new Set<number>();
+      try {
+        await this.col.insertMany([...docs], { ordered: false });
+      } catch (err) {
+        // Another instance created some of these generations first: those claims lost the race.
+        const d = duplicateIndexes(err);
+        if (!d) throw err;
+        dup = d;
+      }
+      return docs.map((_, i): BatchResult<boolean> => ({ ok: true, value: !dup.has(i) }));
+    });
+  }
 
   /** ensureIndexes is a no-op kept for symmetry: every lookup is by `_id`. */
   async ensureIndexes(): Promise<void> {}
 
   private async byId(id: string): Promise<GenDoc | null> {
-    return (await this.col.findOne({ _id: id })) as GenDoc | null;
+    return (await this.reads.call(id)) as GenDoc | null;
   }
 
   /** latest returns the current generation document of a dpid, or null when it never had a lease. */
   private async latest(dpidHex: string): Promise<GenDoc | null> {
     for (let restart = 0; restart < 2; restart++) {
+      // Each step reads a generation and its successor together (one batched round trip).
+      const pair = (g: number) =>
+        Promise.all([g > 0 ? this.byId(genId(dpidHex, g)) : null, this.byId(genId(dpidHex, g + 1))]);
       let gen = this.known.get(dpidHex);
+      let cur: GenDoc | null;
+      let next: GenDoc | null;
       if (gen === undefined || restart > 0) {
-        gen = (await this.col.findOne({ _id: dpidHex }))?.gen ?? 0;
+        // The hint and generation 1 together: a datapath claimed only once has no hint.
+        const [head, first] = await Promise.all([this.reads.call(dpidHex), this.byId(genId(dpidHex, 1))]);
+        gen = head?.gen ?? 0;
+        [cur, next] = gen === 0 ? [null, first] : await pair(gen);
+      } else {
+        [cur, next] = await pair(gen);
       }
-      let cur = gen > 0 ? await this.byId(genId(dpidHex, gen)) : null;
-      for (;;) {
-        const next = await this.byId(genId(dpidHex, gen + 1));
-        if (!next) break;
+      while (next) {
         cur = next;
         gen++;
+        next = await this.byId(genId(dpidHex, gen + 1));
       }
       if (cur || gen === 0) {
         if (gen > 0) this.known.set(dpidHex, gen);
@@ -89,25 +121,24 @@ export class LeaseTable {
     expiresAt: Date,
     now: Date,
   ): Promise<boolean> {
-    try {
-      await this.col.insertOne({
-        _id: genId(dpidHex, gen),
-        dpid: dpidHex,
-        gen,
-        owner,
-        expiresAt,
-        acquiredAt: now,
-      });
-    } catch (err) {
-      if (isDuplicateKey(err)) return false;
-      throw err;
-    }
+    const won = await this.inserts.call({
+      _id: genId(dpidHex, gen),
+      dpid: dpidHex,
+      gen,
+      owner,
+      expiresAt,
+      acquiredAt: now,
+    });
+    if (!won) return false;
     this.known.set(dpidHex, gen);
-    // Best effort, the lease is won either way: move the hint, and drop the superseded generation.
+    // Generation 1 needs no hint: latest() probes `#1` when there is none (a first claim costs one read of
+    // the hint, one of `#1` and the insert). Later ones: best effort, the lease is won either way: move the
+    // hint, and drop the superseded generation.
+    if (gen === 1) return true;
     await this.col
       .updateOne({ _id: dpidHex }, { $set: { dpid: dpidHex, gen, head: true } }, { upsert: true })
       .catch(() => undefined);
-    if (gen > 1) await this.col.deleteOne({ _id: genId(dpidHex, gen - 1) }).catch(() => undefined);
+    await this.col.deleteOne({ _id: genId(dpidHex, gen - 1) }).catch(() => undefined);
     return true;
   }
 
@@ -180,8 +211,8 @@ export class LeaseTable {
   }
 
   /**
-   * renewAll extends the leases `owner` holds, with one scan of the collection plus one write per lease
-   * (cheaper than renew() per dpid on FerretDB). `dpids` lists the leases the caller believes it holds
+   * renewAll extends the leases `owner` holds, with one scan of the collection and one updateMany (cheaper
+   * than renew() per dpid on FerretDB). `dpids` lists the leases the caller believes it holds
    * (default: every lease the scan finds for `owner`). Returns the dpids renewed and those no longer held
    * (taken over by another owner after expiry, or released).
    */
@@ -204,6 +235,7 @@ export class LeaseTable {
       const renewed: string[] = [];
       const lost: string[] = [];
       const expiresAt = new Date(now.getTime() + ttlMs);
+      const extend: GenDoc[] = [];
       for (const dpid of [...(dpids ?? mine)].sort()) {
         const cur = top.get(dpid);
         let ok = false;
@@ -211,7 +243,7 @@ export class LeaseTable {
           ok = false;
         } else if (cur.owner === owner && cur.expiresAt.getTime() - now.getTime() > this.margin(ttlMs)) {
           // Seen as the latest by the scan and valid beyond the margin: nobody can have taken it since.
-          await this.col.updateOne({ _id: cur._id }, { $set: { expiresAt, renewedAt: now } });
+          extend.push(cur);
           this.known.set(dpid, cur.gen);
           ok = true;
         } else if (cur.owner === owner && cur.expiresAt.getTime() > 0) {
@@ -219,6 +251,13 @@ export class LeaseTable {
           ok = await this.acquire(dpid, owner, ttlMs, now, false);
         }
         (ok ? renewed : lost).push(dpid);
+      }
+      // One command for all of them (FerretDB: ~1.3 ms per document instead of ~4 ms per updateOne).
+      if (extend.length > 0) {
+        await this.col.updateMany(
+          { _id: { $in: extend.map((d) => d._id) }, owner },
+          { $set: { expiresAt, renewedAt: now } },
+        );
       }
       return { renewed, lost };
     });

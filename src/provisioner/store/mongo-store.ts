@@ -25,10 +25,10 @@ import {
 } from "mongodb";
 import { ConfigError, errorMessage, StoreError } from "../../common/errors.js";
 import { redactUri, silentLogger, type Logger } from "../../common/log.js";
-import { attempt, isDuplicateKey, isTopologyClosed, isTransient, wrap } from "./errors.js";
+import { attempt, duplicateIndexes, isDuplicateKey, isTopologyClosed, isTransient, wrap } from "./errors.js";
 import { LeaseTable, type LeaseDoc } from "./leases.js";
 import { applyRfconfigRows, ensureRfconfigIndexes, type RfconfigDoc } from "./rfconfig.js";
-import { Outbox, type OutboxOp, type OutboxOptions, type OutboxStats } from "./outbox.js";
+import { Outbox, type OutboxBatch, type OutboxOp, type OutboxOptions, type OutboxStats } from "./outbox.js";
 import { IPC_CHANNEL, PortRegisterWatcher, type PortRegisterWatchOptions } from "./readiness.js";
 import type {
   Lease,
@@ -108,6 +108,9 @@ interface EventDoc {
 
 const OUTBOX_FILE_VERSION = 1;
 
+type RecordOp = Extract<OutboxOp, { type: "record" }>;
+type EventOp = Extract<OutboxOp, { type: "event" }>;
+
 function uriDatabase(uri: string): string | undefined {
   const m = /^mongodb(?:\+srv)?:\/\/[^/]*\/([^?]+)/.exec(uri);
   return m?.[1] ? decodeURIComponent(m[1]) : undefined;
@@ -171,6 +174,12 @@ export class MongoStore extends EventEmitter {
   private persistTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly watchers = new Set<PortRegisterWatcher>();
+  /**
+   * knownRecords: dpids whose record this store has seen in MongoDB (read, or written by it). The first
+   * write of any other record is tried as an insert, which FerretDB batches in one statement where an
+   * upsert costs a lookup and a write per record; a record that exists after all is then updated.
+   */
+  private readonly knownRecords = new Set<string>();
 
   private constructor(options: MongoStoreOptions) {
     super();
@@ -352,9 +361,98 @@ export class MongoStore extends EventEmitter {
 
   // ---- outbox application -----------------------------------------------------------------------------
 
-  private async apply(op: OutboxOp): Promise<void> {
+  private async apply(op: OutboxOp | OutboxBatch): Promise<void> {
     await this.ensureSetup();
+    if (op.type === "batch") return this.run("outbox.batch", () => this.applyBatch(op.ops));
     return this.run(`outbox.${op.type}`, () => this.applyOp(op));
+  }
+
+  /** applyBatch writes record patches of distinct records and events, a few commands for the lot. */
+  private async applyBatch(ops: readonly OutboxOp[]): Promise<void> {
+    const records = ops.filter((o): o is RecordOp => o.type === "record");
+    const events = ops.filter((o): o is EventOp => o.type === "event");
+    for (const o of ops) if (o.type !== "record" && o.type !== "event") await this.applyOp(o);
+    if (records.length > 0) await this.applyRecords(records);
+    if (events.length > 0) await this.applyEvents(events);
+  }
+
+  /** recordDoc is the document an upsert of `o` would create on an empty collection. */
+  private recordDoc(o: RecordOp): VmRecordDoc {
+    const { switch: sw, ...rest } = o.patch;
+    const doc: Record<string, unknown> = {
+      _id: o.dpidHex,
+      dpidHex: o.dpidHex,
+      dpid: BigInt(`0x${o.dpidHex}`).toString(10),
+      createdAt: o.at,
+      state: "joined",
+    };
+    for (const [k, v] of Object.entries(rest)) if (v !== undefined) doc[k] = v;
+    const swDoc = Object.fromEntries(Object.entries(sw ?? {}).filter(([, v]) => v !== undefined));
+    if (Object.keys(swDoc).length > 0) doc.switch = swDoc;
+    doc.updatedAt = o.at;
+    doc.owner = this.owner;
+    return doc as unknown as VmRecordDoc;
+  }
+
+  /**
+   * applyRecords writes patches of distinct records: records not known to exist are inserted in one
+   * insertMany (those that existed after all fail with a duplicate key and are updated instead), the others
+   * updated in one unordered bulkWrite.
+   */
+  private async applyRecords(ops: readonly RecordOp[]): Promise<void> {
+    const vms = this.col<VmRecordDoc>(this.collections.vms);
+    const fresh = ops.filter((o) => !this.knownRecords.has(o.dpidHex));
+    const update = ops.filter((o) => this.knownRecords.has(o.dpidHex));
+    if (fresh.length > 0) {
+      let dup = new Set<number>();
+      try {
+        await vms.insertMany(
+          fresh.map((o) => this.recordDoc(o)),
+          { ordered: false },
+        );
+      } catch (err) {
+        const d = duplicateIndexes(err);
+        if (!d) throw err;
+        dup = d;
+      }
+      for (const [i, o] of fresh.entries()) {
+        this.knownRecords.add(o.dpidHex);
+        if (dup.has(i)) update.push(o);
+      }
+    }
+    if (update.length === 1) return this.applyRecord(update[0]!.dpidHex, update[0]!.patch, update[0]!.at);
+    if (update.length === 0) return;
+    try {
+      await vms.bulkWrite(
+        update.map((o) => {
+          const { set, onInsert } = this.recordUpdate(o.dpidHex, o.patch, o.at);
+          return {
+            updateOne: {
+              filter: { _id: o.dpidHex },
+              update: { $set: set, $setOnInsert: onInsert },
+              upsert: true,
+            },
+          };
+        }),
+        { ordered: false },
+      );
+    } catch (err) {
+      // Two instances upserting one new record: the losers are retried as plain updates.
+      const d = duplicateIndexes(err);
+      if (!d) throw err;
+      for (const i of d) await this.applyRecord(update[i]!.dpidHex, update[i]!.patch, update[i]!.at);
+    }
+  }
+
+  /** applyEvents inserts events in one unordered insertMany; one already there (a replay) is skipped. */
+  private async applyEvents(ops: readonly EventOp[]): Promise<void> {
+    const docs: EventDoc[] = ops.map((o) => ({ _id: new ObjectId(o.id), ...o.event, owner: this.owner }));
+    try {
+      await this.col<EventDoc>(this.collections.events).insertMany(docs, { ordered: false });
+    } catch (err) {
+      if (!duplicateIndexes(err)) throw err;
+    }
+    this.countEvents(ops.length);
   }
 
   private async applyOp(op: OutboxOp): Promise<void> {
@@ -363,6 +461,7 @@ export class MongoStore extends EventEmitter {
         return this.applyRecord(op.dpidHex, op.patch, op.at);
       case "record-delete":
         await this.col<VmRecordDoc>(this.collections.vms).deleteOne({ _id: op.dpidHex });
+        this.knownRecords.delete(op.dpidHex);
         return;
       case "rfconfig-upsert":
         return applyRfconfigRows(
@@ -378,7 +477,11 @@ export class MongoStore extends EventEmitter {
     }
   }
 
-  private async applyRecord(dpidHex: string, patch: RecordPatch, at: Date): Promise<void> {
+  private recordUpdate(
+    dpidHex: string,
+    patch: RecordPatch,
+    at: Date,
+  ): { set: Record<string, unknown>; onInsert: Record<string, unknown> } {
     const set = { ...flattenPatch(patch), updatedAt: at, owner: this.owner };
     const onInsert: Record<string, unknown> = {
       dpidHex,
@@ -386,10 +489,16 @@ export class MongoStore extends EventEmitter {
       createdAt: at,
     };
     if (patch.state === undefined) onInsert.state = "joined";
+    return { set, onInsert };
+  }
+
+  private async applyRecord(dpidHex: string, patch: RecordPatch, at: Date): Promise<void> {
+    const { set, onInsert } = this.recordUpdate(dpidHex, patch, at);
     const vms = this.col<VmRecordDoc>(this.collections.vms);
     for (let i = 0; ; i++) {
       try {
         await vms.updateOne({ _id: dpidHex }, { $set: set, $setOnInsert: onInsert }, { upsert: true });
+        this.knownRecords.add(dpidHex);
         return;
       } catch (err) {
         // Two instances upserting one new record: the loser retries as a plain update.
@@ -406,10 +515,15 @@ export class MongoStore extends EventEmitter {
       // The same event written before (ack lost, or replayed from the state file): already there.
       if (!isDuplicateKey(err)) throw err;
     }
+    this.countEvents(1);
+  }
+
+  private countEvents(n: number): void {
     // Trimming scans the collection on FerretDB (~0.5 s per 10,000 events): do it every eventsMax/10
     // events, off the write path, one at a time.
+    this.eventsSinceTrim += n;
     if (
-      ++this.eventsSinceTrim >= Math.max(10, Math.min(1_000, Math.floor(this.eventsMax / 10))) &&
+      this.eventsSinceTrim >= Math.max(10, Math.min(1_000, Math.floor(this.eventsMax / 10))) &&
       !this.trimming
     ) {
       this.eventsSinceTrim = 0;
@@ -538,6 +652,7 @@ export class MongoStore extends EventEmitter {
       () => this.col<VmRecordDoc>(this.collections.vms).findOne({ _id: dpidHex }),
       dpidHex,
     );
+    if (doc) this.knownRecords.add(dpidHex);
     return this.overlay(dpidHex, doc ?? undefined);
   }
 
@@ -546,6 +661,7 @@ export class MongoStore extends EventEmitter {
     const docs = await this.run("listRecords", () =>
       this.col<VmRecordDoc>(this.collections.vms).find({}).sort({ _id: 1 }).toArray(),
     );
+    for (const d of docs) this.knownRecords.add(d._id);
     const byId = new Map<string, VmRecord | undefined>(docs.map((d) => [d._id, d]));
     for (const op of this.outbox.snapshot()) {
       if (op.type === "record" || op.type === "record-delete") byId.set(op.dpidHex, byId.get(op.dpidHex));
@@ -597,8 +713,8 @@ export class MongoStore extends EventEmitter {
   }
 
   /**
-   * renewAll extends the leases of `owner` (those in `dpids`, default all found) with one scan and one write
-   * each; see LeaseTable.renewAll.
+   * renewAll extends the leases of `owner` (those in `dpids`, default all found) with one scan and one
+   * updateMany; see LeaseTable.renewAll.
    */
   renewAll(
     owner: string,

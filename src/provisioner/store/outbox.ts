@@ -24,10 +24,22 @@ export type OutboxOp =
   | { readonly type: "rfconfig-remove"; readonly vmId: string }
   | { readonly type: "event"; readonly id: string; readonly event: StoreEvent };
 
+/**
+ * OutboxBatch is several record patches (of distinct records) or several events applied as one: a burst of
+ * joins then costs MongoDB one command per batch instead of one per write (issue 4's burst target).
+ */
+export interface OutboxBatch {
+  readonly type: "batch";
+  readonly ops: readonly OutboxOp[];
+}
+
 /** OutboxOptions tune retries and bounds; all durations in milliseconds. */
 export interface OutboxOptions {
-  /** apply performs one operation against MongoDB; it must be idempotent. */
-  readonly apply: (op: OutboxOp) => Promise<void>;
+  /**
+   * apply performs one operation, or one batch, against MongoDB; it must be idempotent. A batch that fails
+   * for good is retried entry by entry, so one bad write does not sink the others.
+   */
+  readonly apply: (op: OutboxOp | OutboxBatch) => Promise<void>;
   /** concurrency is how many entries (of distinct lanes) may be in flight at once (default 4). */
   readonly concurrency?: number;
   /** maxEvents bounds the pending events; beyond it the oldest pending event is dropped (default 10000). */
@@ -92,6 +104,12 @@ export function mergePatches(a: RecordPatch, b: RecordPatch): RecordPatch {
 /** MAX_BATCH_ROWS bounds one batched rfconfig write. */
 const MAX_BATCH_ROWS = 4096;
 
+/** MAX_BATCH_OPS bounds one batch of record patches or of events. */
+const MAX_BATCH_OPS = 512;
+
+/** BatchKind names the writes that are batched across lanes: record patches, events. */
+type BatchKind = "record" | "event";
+
 function laneOf(op: OutboxOp): string {
   switch (op.type) {
     case "record":
@@ -117,6 +135,8 @@ function laneOf(op: OutboxOp): string {
 export class Outbox extends EventEmitter {
   private readonly entries: Entry[] = [];
   private readonly busyLanes = new Set<string>();
+  /** batching: the kinds with a batch in flight; new writes of that kind wait and form the next batch. */
+  private readonly batching = new Set<BatchKind>();
   private inFlight = 0;
   private online = true;
   private backoff: number;
@@ -266,8 +286,14 @@ export class Outbox extends EventEmitter {
   private addInner(op: OutboxOp): Entry {
     switch (op.type) {
       case "record": {
-        // Only one pending (not in-flight) entry per record exists; the newest patch merges into it.
-        const same = this.pendingEntries().find((e) => e.op.type === "record" && e.op.dpidHex === op.dpidHex);
+        // The newest patch merges into the record's last pending entry when that is a patch too; never into
+        // one that a deletion follows (found by the model check: a patch that failed in flight is pending
+        // again, ahead of a deletion made meanwhile, and a later patch must stay behind that deletion).
+        const lane = laneOf(op);
+        let last: Entry | undefined;
+        for (let i = this.entries.length - 1; i >= 0 && !last; i--)
+          if (this.entries[i]!.lane === lane) last = this.entries[i];
+        const same = last && !last.inFlight && last.op.type === "record" ? last : undefined;
         if (same && same.op.type === "record") {
           same.op = {
             type: "record",
@@ -370,11 +396,45 @@ export class Outbox extends EventEmitter {
     if (this.closed || this.retryTimer) return;
     // While offline, probe with a single entry; full concurrency resumes after the first success.
     const limit = this.online ? this.opts.concurrency : 1;
+    // passed: lanes with an entry left waiting in this round; their later entries must wait too (order).
+    const passed = new Set<string>();
     for (const e of this.entries) {
       if (this.inFlight >= limit) break;
-      if (e.inFlight || this.busyLanes.has(e.lane)) continue;
-      this.start(this.groupFrom(e));
+      if (e.inFlight || this.busyLanes.has(e.lane) || passed.has(e.lane)) continue;
+      const kind = this.batchKind(e);
+      // Group commit: while a batch of this kind is in flight, the writes arriving meanwhile wait for it
+      // and then go together; a lone write when nothing is in flight goes at once.
+      if (kind && this.batching.has(kind)) {
+        passed.add(e.lane);
+        continue;
+      }
+      this.start(kind ? this.batchFrom(e, kind, passed) : this.groupFrom(e), kind);
     }
+  }
+
+  /** batchKind says whether `e` may be batched with writes of other lanes (online, not failed in a batch). */
+  private batchKind(e: Entry): BatchKind | undefined {
+    if (e.solo || !this.online) return undefined;
+    if (e.op.type === "record") return "record";
+    if (e.op.type === "event") return "event";
+    return undefined;
+  }
+
+  /**
+   * batchFrom collects the pending writes of `kind` from `e` on, at most one per lane, and only the first
+   * pending entry of its lane: an entry behind another write of its lane (a record behind its deletion)
+   * waits for it. `passed` holds the lanes already left waiting.
+   */
+  private batchFrom(e: Entry, kind: BatchKind, passed: ReadonlySet<string>): Entry[] {
+    const group: Entry[] = [];
+    const blocked = new Set(passed);
+    for (const x of this.entries.slice(this.entries.indexOf(e))) {
+      if (group.length >= MAX_BATCH_OPS) break;
+      if (x.inFlight || this.busyLanes.has(x.lane) || blocked.has(x.lane)) continue;
+      blocked.add(x.lane);
+      if (this.batchKind(x) === kind) group.push(x);
+    }
+    return group;
   }
 
   /**
@@ -396,17 +456,22 @@ export class Outbox extends EventEmitter {
     return group;
   }
 
-  private start(group: Entry[]): void {
-    for (const e of group) e.inFlight = true;
+  private start(group: Entry[], kind?: BatchKind): void {
+    for (const e of group) {
+      e.inFlight = true;
+      this.busyLanes.add(e.lane);
+    }
     this.inFlight++;
-    this.busyLanes.add(group[0]!.lane);
-    const op: OutboxOp =
+    if (kind) this.batching.add(kind);
+    const op: OutboxOp | OutboxBatch =
       group.length === 1
         ? group[0]!.op
-        : {
-            type: "rfconfig-upsert",
-            rows: group.flatMap((e) => (e.op.type === "rfconfig-upsert" ? e.op.rows : [])),
-          };
+        : kind
+          ? { type: "batch", ops: group.map((e) => e.op) }
+          : {
+              type: "rfconfig-upsert",
+              rows: group.flatMap((e) => (e.op.type === "rfconfig-upsert" ? e.op.rows : [])),
+            };
     let done = false;
     const stall = setTimeout(() => {
       if (done) return;
@@ -420,6 +485,7 @@ export class Outbox extends EventEmitter {
           `outbox.${op.type}`,
         ),
         true,
+        kind,
       );
     }, this.opts.stallMs);
     stall.unref();
@@ -428,25 +494,28 @@ export class Outbox extends EventEmitter {
         if (done) return;
         done = true;
         clearTimeout(stall);
-        this.succeeded(group);
+        this.succeeded(group, kind);
       },
       (err: unknown) => {
         if (done) return;
         done = true;
         clearTimeout(stall);
-        this.failed(group, op, err);
+        this.failed(group, op, err, isTransient(err), kind);
       },
     );
   }
 
-  private finish(group: Entry[]): void {
-    for (const e of group) e.inFlight = false;
+  private finish(group: Entry[], kind: BatchKind | undefined): void {
+    for (const e of group) {
+      e.inFlight = false;
+      this.busyLanes.delete(e.lane);
+    }
     this.inFlight--;
-    this.busyLanes.delete(group[0]!.lane);
+    if (kind) this.batching.delete(kind);
   }
 
-  private succeeded(group: Entry[]): void {
-    this.finish(group);
+  private succeeded(group: Entry[], kind: BatchKind | undefined): void {
+    this.finish(group, kind);
     for (const e of group) {
       this.entries.splice(this.entries.indexOf(e), 1);
       this.counters.written++;
@@ -467,8 +536,14 @@ export class Outbox extends EventEmitter {
     this.pump();
   }
 
-  private failed(group: Entry[], op: OutboxOp, err: unknown, transient = isTransient(err)): void {
-    this.finish(group);
+  private failed(
+    group: Entry[],
+    op: OutboxOp | OutboxBatch,
+    err: unknown,
+    transient: boolean,
+    kind: BatchKind | undefined,
+  ): void {
+    this.finish(group, kind);
     if (!transient && group.length > 1) {
       // One bad row must not sink the others: retry each entry of the batch on its own.
       for (const e of group) e.solo = true;
@@ -479,9 +554,9 @@ export class Outbox extends EventEmitter {
     if (!transient) {
       this.entries.splice(this.entries.indexOf(e), 1);
       this.counters.failed++;
-      const error = wrap(`outbox.${op.type}`, err);
+      const error = wrap(`outbox.${e.op.type}`, err);
       for (const w of e.waiters) this.settle(w, error);
-      this.emit("writeError", error, op);
+      this.emit("writeError", error, e.op);
       this.emit("changed");
       if (this.entries.length === 0) this.emit("flushed", this.writtenSinceFlush);
       this.pump();
@@ -489,11 +564,12 @@ export class Outbox extends EventEmitter {
     }
     // A patch that arrived while this one was in flight waits behind it: fold it in so the record needs
     // one write when the server is back, keeping this entry's (earlier) position.
-    if (e.op.type === "record") {
-      const later = this.entries.find((x) => x !== e && !x.inFlight && x.lane === e.lane);
+    for (const x of group) {
+      if (x.op.type !== "record") continue;
+      const later = this.entries.find((y) => y !== x && !y.inFlight && y.lane === x.lane);
       if (later && later.op.type === "record") {
-        e.op = { ...later.op, patch: mergePatches(e.op.patch, later.op.patch) };
-        e.waiters.push(...later.waiters);
+        x.op = { ...later.op, patch: mergePatches(x.op.patch, later.op.patch) };
+        x.waiters.push(...later.waiters);
         this.entries.splice(this.entries.indexOf(later), 1);
       }
     }

@@ -9,7 +9,7 @@
  * enforces them, also under racing upserts: the loser gets E11000 and retries as an update).
  */
 import { ObjectId, type Collection } from "mongodb";
-import { isDuplicateKey, isTransient } from "./errors.js";
+import { duplicateIndexes, isDuplicateKey, isTransient } from "./errors.js";
 import type { RfconfigRow } from "./types.js";
 
 /** RfconfigDoc is an `rfconfig` document as found: values are normally strings, but others write it too. */
@@ -40,9 +40,12 @@ export async function ensureRfconfigIndexes(rf: Collection<RfconfigDoc>): Promis
 /**
  * applyRfconfigRows writes rows in order, as if each were upserted alone, with one scan of `rfconfig` for the
  * whole batch (only `_id` lookups are indexed on FerretDB): the rows found are kept in memory and updated as
- * the batch changes them, and only what differs is written, so a repeated join costs one read. With `unique`
- * false (no unique indexes), duplicates that concurrent writers may create are removed after each insert.
- * Idempotent: applying the same batch again changes nothing.
+ * the batch changes them, and only what differs is written, so a repeated join costs one read. With the
+ * unique indexes, the new rows go in one unordered insertMany after the deletions and updates (a row the
+ * batch itself displaces is never written); a row a concurrent writer inserted first fails with a duplicate
+ * key and is upserted instead. With `unique` false (no unique indexes), rows are inserted one by one and
+ * duplicates that concurrent writers may create are removed after each insert. Idempotent: applying the
+ * same batch again changes nothing.
  */
 export async function applyRfconfigRows(
   rf: Collection<RfconfigDoc>,
@@ -50,7 +53,8 @@ export async function applyRfconfigRows(
   unique: boolean,
 ): Promise<void> {
   if (rows.length === 0) return;
-  const snap = await rf
+  type Known = RfconfigDoc & { pending?: true };
+  const snap: Known[] = await rf
     .find({
       $or: [
         { vm_id: { $in: [...new Set(rows.map((r) => r.vm_id))] } },
@@ -59,35 +63,69 @@ export async function applyRfconfigRows(
     })
     .sort({ _id: 1 })
     .toArray();
-  const drop = async (d: RfconfigDoc) => {
-    await rf.deleteOne({ _id: d._id });
+  const drop = async (d: Known) => {
+    if (!d.pending) await rf.deleteOne({ _id: d._id });
     snap.splice(snap.indexOf(d), 1);
   };
   for (const row of rows) {
-    const sameKey = (d: RfconfigDoc) => d.vm_id === row.vm_id && d.vm_port === row.vm_port;
-    const sameDp = (d: RfconfigDoc) =>
-      d.ct_id === row.ct_id && d.dp_id === row.dp_id && d.dp_port === row.dp_port;
+    const sameKey = (d: Known) => d.vm_id === row.vm_id && d.vm_port === row.vm_port;
+    const sameDp = (d: Known) => d.ct_id === row.ct_id && d.dp_id === row.dp_id && d.dp_port === row.dp_port;
     // The switch port may have been mapped to another VM interface before: that mapping is replaced.
     for (const d of snap.filter((x) => !sameKey(x) && sameDp(x))) await drop(d);
     const [first, ...extra] = snap.filter(sameKey);
     // Duplicates left by an earlier loader (possible only without the unique indexes): keep the oldest.
     for (const d of extra) await drop(d);
     if (first && sameDp(first)) continue;
+    const dp = { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port };
+    if (first?.pending) {
+      Object.assign(first, dp);
+      continue;
+    }
     if (first) {
-      const r = await rf.updateOne(
-        { _id: first._id },
-        { $set: { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port } },
-      );
+      const r = await rf.updateOne({ _id: first._id }, { $set: dp });
       if (r.matchedCount === 1) {
-        Object.assign(first, { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port });
+        Object.assign(first, dp);
         continue;
       }
       // Deleted meanwhile by another writer: insert it again.
       snap.splice(snap.indexOf(first), 1);
     }
-    const id = await insertRow(rf, row, unique);
-    snap.push({ _id: id, ...row });
+    if (unique) {
+      snap.push({ _id: new ObjectId(), ...row, pending: true });
+    } else {
+      const id = await insertRow(rf, row, unique);
+      snap.push({ _id: id, ...row });
+    }
   }
+  const fresh = snap.filter((d) => d.pending);
+  if (fresh.length === 0) return;
+  const docs = fresh.map((d) => ({
+    _id: d._id,
+    vm_id: d.vm_id,
+    vm_port: d.vm_port,
+    ct_id: d.ct_id,
+    dp_id: d.dp_id,
+    dp_port: d.dp_port,
+  }));
+  try {
+    await rf.insertMany(docs, { ordered: false });
+  } catch (err) {
+    // A concurrent writer inserted some of these rows first (unique index): upsert those one by one.
+    const dup = duplicateIndexes(err);
+    if (!dup) throw err;
+    for (const i of [...dup].sort((a, b) => a - b)) {
+      const d = docs[i]!;
+      await insertRow(rf, { vm_id: String(d.vm_id), vm_port: String(d.vm_port), ...dpOf(d) }, unique);
+    }
+  }
+}
+
+function dpOf(d: {
+  ct_id: unknown;
+  dp_id: unknown;
+  dp_port: unknown;
+}): Omit<RfconfigRow, "vm_id" | "vm_port"> {
+  return { ct_id: String(d.ct_id), dp_id: String(d.dp_id), dp_port: String(d.dp_port) };
 }
 
 /** insertRow upserts one row by its VM interface and returns the `_id` of the row that holds it. */

@@ -21,7 +21,8 @@ describe("Outbox stall guard", () => {
         calls++;
         // The first attempt is lost (never settles); later ones succeed.
         if (calls === 1) return new Promise<void>(() => undefined);
-        applied.push(op);
+        if (op.type === "batch") applied.push(...op.ops);
+        else applied.push(op);
         return Promise.resolve();
       },
     });

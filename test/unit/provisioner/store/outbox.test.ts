@@ -3,7 +3,13 @@ import fc from "fast-check";
 import { MongoNetworkError } from "mongodb";
 import { describe, expect, it } from "vitest";
 import { StoreError } from "../../../../src/common/errors.js";
-import { mergePatches, Outbox, rowKey, type OutboxOp } from "../../../../src/provisioner/store/outbox.js";
+import {
+  mergePatches,
+  Outbox,
+  rowKey,
+  type OutboxBatch,
+  type OutboxOp,
+} from "../../../../src/provisioner/store/outbox.js";
 import type { RecordPatch, RfconfigRow, VmRecord } from "../../../../src/provisioner/store/types.js";
 
 const down = () => new MongoNetworkError("connect ECONNREFUSED 127.0.0.1:27017");
@@ -16,6 +22,8 @@ const row = (vm: string, port: string, dp = "5", dpPort = port): RfconfigRow => 
   dp_port: dpPort,
 });
 const fast = { backoffMs: 5, backoffMaxMs: 20, writeWaitMs: 500 };
+/** flat lists the operations of an apply call: a batch's entries, or the one operation. */
+const flat = (op: OutboxOp | OutboxBatch): readonly OutboxOp[] => (op.type === "batch" ? op.ops : [op]);
 
 /** Harness: an apply that fails while `down` is set and logs what it applied. */
 function harness(opts: { concurrency?: number; maxEvents?: number } = {}) {
@@ -26,7 +34,7 @@ function harness(opts: { concurrency?: number; maxEvents?: number } = {}) {
     apply: async (op) => {
       await tick(1);
       if (state.down) throw down();
-      state.applied.push(op);
+      state.applied.push(...flat(op));
     },
   });
   return { state, box };
@@ -186,13 +194,19 @@ describe("Outbox", () => {
       ...fast,
       concurrency: 3,
       apply: async (op) => {
-        const lane = op.type === "record" ? op.dpidHex : op.type;
-        expect(lanes.has(lane)).toBe(false);
-        lanes.add(lane);
+        const ops = flat(op);
+        const mine = ops.map((o) => (o.type === "record" || o.type === "record-delete" ? o.dpidHex : o.type));
+        // A batch holds at most one write per lane.
+        expect(new Set(mine).size).toBe(mine.length);
+        for (const lane of mine) {
+          expect(lanes.has(lane)).toBe(false);
+          lanes.add(lane);
+        }
         maxInFlight = Math.max(maxInFlight, ++inFlight);
         await tick(2);
-        order.push(op.type === "record" ? `${op.dpidHex}:${String(op.patch.attempts)}` : op.type);
-        lanes.delete(lane);
+        for (const o of ops)
+          order.push(o.type === "record" ? `${o.dpidHex}:${String(o.patch.attempts)}` : o.type);
+        for (const lane of mine) lanes.delete(lane);
         inFlight--;
       },
     });
@@ -202,6 +216,8 @@ describe("Outbox", () => {
         box.enqueue({ type: "record", dpidHex: `d${i % 4}`, patch: { attempts: i }, at: new Date(i) }),
       );
       all.push(box.enqueue({ type: "rfconfig-remove", vmId: String(i) }));
+      // Deletions are never batched: with the record batch and rfconfig they fill the three slots.
+      all.push(box.enqueue({ type: "record-delete", dpidHex: `x${i % 3}` }));
       await tick(0);
     }
     await Promise.all(all);
@@ -212,6 +228,55 @@ describe("Outbox", () => {
       expect(seq).toEqual([...seq].sort((a, b) => a - b));
       expect(seq.at(-1)).toBe(28 + d - (d > 1 ? 4 : 0));
     }
+  });
+
+  it("batches record patches of distinct records and events that wait behind a batch in flight; a refused batch goes entry by entry", async () => {
+    const calls: (OutboxOp | OutboxBatch)[] = [];
+    let release!: () => void;
+    const box = new Outbox({
+      ...fast,
+      apply: async (op) => {
+        calls.push(op);
+        if (calls.length === 1) await new Promise<void>((r) => (release = r));
+        if (flat(op).some((o) => o.type === "record" && o.dpidHex === "bad")) throw new Error("refused");
+      },
+    });
+    const at = new Date(0);
+    const rec = (d: string, attempts: number) =>
+      box.enqueue({ type: "record", dpidHex: d, patch: { attempts }, at });
+    // A lone write goes at once, on its own.
+    const first = rec("a", 1);
+    await tick(0);
+    // Meanwhile: patches of a (behind the one in flight), b, c, bad; two events; a deletion of d.
+    const later = [rec("a", 2), rec("b", 1), rec("c", 1), rec("bad", 1)];
+    const events = [0, 1, 2].map((i) =>
+      box.enqueue({ type: "event", id: `e${i}`, event: { at, kind: "k" } }),
+    );
+    const del = box.enqueue({ type: "record-delete", dpidHex: "d" });
+    await tick(0);
+    release();
+    expect(await first).toBe("written");
+    expect(await Promise.all(events)).toEqual(["written", "written", "written"]);
+    expect(await del).toBe("written");
+    const out = await Promise.allSettled(later);
+    expect(out.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "fulfilled", "rejected"]);
+    const names = (op: OutboxOp | OutboxBatch) =>
+      flat(op).map((o) =>
+        o.type === "event" ? o.id : o.type === "record" ? `${o.dpidHex}:${String(o.patch.attempts)}` : o.type,
+      );
+    // One batch of the four patches (a's second patch waited for its first); e0 goes at once, e1 and e2
+    // wait for it and go together; the refused batch is retried entry by entry, only the bad entry fails.
+    const batches = calls.filter((c) => c.type === "batch").map(names);
+    expect(batches).toContainEqual(["a:2", "b:1", "c:1", "bad:1"]);
+    expect(batches).toContainEqual(["e1", "e2"]);
+    const singles = calls
+      .filter((c) => c.type !== "batch")
+      .map(names)
+      .flat();
+    expect(singles).toEqual(
+      expect.arrayContaining(["a:1", "e0", "record-delete", "a:2", "b:1", "c:1", "bad:1"]),
+    );
+    expect(box.stats()).toMatchObject({ failed: 1, pending: 0 });
   });
 
   it("restores operations from a previous run in front of new ones; refuses writes after close", async () => {
@@ -243,7 +308,7 @@ describe("Outbox", () => {
         if (applied.length === 0) await new Promise<void>((r) => (gate = r));
         if (op.type === "rfconfig-upsert" && op.rows.some((r) => r.vm_id === "66"))
           throw new Error("refused");
-        applied.push(op);
+        applied.push(...flat(op));
       },
     });
     const first = box.enqueue({ type: "rfconfig-upsert", rows: [row("1", "1")] });
@@ -385,7 +450,7 @@ describe("Outbox model check (fast-check)", () => {
             apply: async (op) => {
               await tick(0);
               if (isDown) throw down();
-              applyTo(db, op);
+              for (const o of flat(op)) applyTo(db, o);
               // The write happened but its acknowledgement is lost: the outbox will apply it again.
               if (ackLoss && n++ % 3 === 0) throw down();
             },
