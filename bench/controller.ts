@@ -33,8 +33,8 @@
  *      and the relay in its own, so on a 2-core machine the relay has a core of its own and is compared
  *      with the path it sits in (the direct path is this process alone). PAIRS pairs after a warm-up
  *      pair, order alternating; ratio = median of per-pair ratios. Per run also: this process's and the
- *      relay's CPU per GiB (`relayCpuMsPerGiB`, the median over relay runs: independent of the machine's
- *      load, unlike the rates) and the cores the rest of the machine used meanwhile (/proc/stat); a pair
+ *      relay's CPU per GiB (`relayCpuMsPerGiB`, the median over relay runs: it depends much less on the
+ *      machine's load than the rates do) and the cores the rest of the machine used meanwhile (/proc/stat); a pair
  *      with a busy neighbour understates the relay, which needs both cores, while the direct path needs
  *      one. The median of the quiet pairs is reported beside the headline figure, for information.
  */
