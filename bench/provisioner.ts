@@ -69,7 +69,11 @@ const MONGO_URI = process.env.RFBOOT_BENCH_MONGO_URI ?? "mongodb://127.0.0.1:270
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
 const REACTION_JOINS = QUICK ? 50 : 60;
 const REACTION_WARMUP = 5;
-const BURST_SIZES = QUICK ? [64] : [64, 256];
+const BURST_SIZES = process.env.RFBOOT_BENCH_BURST_SIZES
+  ? process.env.RFBOOT_BENCH_BURST_SIZES.split(",").map(Number)
+  : QUICK
+    ? [64]
+    : [64, 256];
 /** maxConcurrentStarts of the bench host (RFBOOT_BENCH_STARTS overrides; default 8). */
 const MAX_CONCURRENT_STARTS = Number(process.env.RFBOOT_BENCH_STARTS ?? 8);
 const RESUME_REPS = 3;
@@ -350,7 +354,21 @@ async function burstDaemon(n: number, kind: RunnerKind, noStore = false): Promis
     const all = Array.from({ length: n }, (_, i) => ensuredOf(rig, dpidHex(i)));
     const t0 = performance.now();
     switches.push(...(await Promise.all(all.map((_, i) => connectSimSwitch(rig.port, dpidOf(i), 2)))));
+    const dbg = process.env.RFBOOT_BENCH_DEBUG
+      ? setInterval(() => {
+          const kinds: Record<string, number> = {};
+          for (const c of rig.log.calls) kinds[c.what] = (kinds[c.what] ?? 0) + 1;
+          console.error(
+            "debug",
+            rig.ensured.size,
+            rig.failures,
+            JSON.stringify(kinds),
+            JSON.stringify(rig.daemon.store?.stats?.()),
+          );
+        }, 2000)
+      : undefined;
     const outs = await Promise.all(all);
+    clearInterval(dbg);
     const ms = performance.now() - t0;
     const bad = outs.filter((o) => o.action !== "defined+started");
     if (bad.length) throw new Error(`burst: ${bad.length} not defined+started: ${JSON.stringify(bad[0])}`);

@@ -543,7 +543,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       const patch: RecordPatch = { state: "running", host, lastError: null, attempts: 0 };
       if (res.action === "defined+started") patch.definedAt = now;
       if (res.action !== "adopted") patch.startedAt = now;
-      await this.store.patchRecord(dpidHex, patch);
+      // Not awaited: the VM runs now whatever the database says; the outbox writes the record (merged with
+      // the join's and `starting`'s patches during a burst) and this store reads its own pending writes.
+      void this.store.patchRecord(dpidHex, patch).catch(() => undefined);
       this.placements.set(vm.name, { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: true });
       this.retryDelay.delete(dpidHex);
       this.attempts.delete(dpidHex);

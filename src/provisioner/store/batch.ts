@@ -6,6 +6,9 @@
  * joins must not pay one round trip per datapath. A lone call waits only for the end of the current turn.
  */
 
+import { MongoNetworkError } from "mongodb";
+import { StoreError } from "../../common/errors.js";
+
 /** BatchResult is one call's outcome inside a batch: a value, or the error of that call alone. */
 export type BatchResult<O> =
   { readonly ok: true; readonly value: O } | { readonly ok: false; readonly error: unknown };
@@ -16,6 +19,12 @@ export interface TurnBatcherOptions {
   readonly max?: number;
   /** maxInFlight batches at once (default 2); later calls wait and form the next batch. */
   readonly maxInFlight?: number;
+  /**
+   * stallMs bounds one batch (default 20000, above the driver's socket timeout). The driver can lose an
+   * operation whose connection dies (see outbox.ts, stallMs): its promise never settles. A stalled batch
+   * rejects its calls with a transient StoreError and frees its slot, so later calls are not held forever.
+   */
+  readonly stallMs?: number;
 }
 
 interface Pending<I, O> {
@@ -34,6 +43,7 @@ export class TurnBatcher<I, O> {
   private inFlight = 0;
   private readonly max: number;
   private readonly maxInFlight: number;
+  private readonly stallMs: number;
 
   constructor(
     private readonly runBatch: (inputs: readonly I[]) => Promise<readonly BatchResult<O>[]>,
@@ -41,6 +51,7 @@ export class TurnBatcher<I, O> {
   ) {
     this.max = Math.max(1, options.max ?? 256);
     this.maxInFlight = Math.max(1, options.maxInFlight ?? 2);
+    this.stallMs = options.stallMs ?? 20_000;
   }
 
   /** call adds `input` to the next batch and resolves with its result. */
@@ -70,7 +81,22 @@ export class TurnBatcher<I, O> {
       } catch (err) {
         results = Promise.reject(err);
       }
-      results
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new StoreError(
+                `a batch of ${batch.length} MongoDB calls did not settle within ${this.stallMs} ms`,
+                "batch",
+                { cause: new MongoNetworkError("operation stalled") },
+              ),
+            ),
+          this.stallMs,
+        );
+        timer.unref();
+      });
+      Promise.race([results, stalled])
         .then(
           (rs) => {
             for (const [i, p] of batch.entries()) {
@@ -85,6 +111,7 @@ export class TurnBatcher<I, O> {
           },
         )
         .finally(() => {
+          clearTimeout(timer);
           this.inFlight--;
           this.schedule();
         });

@@ -109,6 +109,9 @@ interface EventDoc {
 const OUTBOX_FILE_VERSION = 1;
 
 type RecordOp = Extract<OutboxOp, { type: "record" }>;
+
+/** UPDATE_CHUNK bounds one bulk update of records (see applyRecords). */
+const UPDATE_CHUNK = 16;
 type EventOp = Extract<OutboxOp, { type: "event" }>;
 
 function uriDatabase(uri: string): string | undefined {
@@ -180,6 +183,11 @@ export class MongoStore extends EventEmitter {
    * upsert costs a lookup and a write per record; a record that exists after all is then updated.
    */
   private readonly knownRecords = new Set<string>();
+  /**
+   * critical counts lease claims and rfconfig writes under way: a VM start waits for them, so the outbox
+   * holds record patches and events meanwhile (see OutboxOptions.hold).
+   */
+  private critical = 0;
 
   private constructor(options: MongoStoreOptions) {
     super();
@@ -221,7 +229,11 @@ export class MongoStore extends EventEmitter {
       });
     }
     this.leases = new LeaseTable(this.db.collection<LeaseDoc>(this.collections.leases));
-    this.outbox = new Outbox({ ...options.outbox, apply: (op) => this.apply(op) });
+    this.outbox = new Outbox({
+      ...options.outbox,
+      apply: (op) => this.apply(op),
+      hold: () => this.critical > 0,
+    });
     this.outbox.on("flushed", (n: number) => this.emit("flushed", n));
     this.outbox.on("online", () => {
       this.log.info({ pending: this.outbox.pending() }, "MongoDB reachable again; flushing buffered writes");
@@ -421,7 +433,16 @@ export class MongoStore extends EventEmitter {
       }
     }
     if (update.length === 1) return this.applyRecord(update[0]!.dpidHex, update[0]!.patch, update[0]!.at);
-    if (update.length === 0) return;
+    // FerretDB 1.24 applies a bulk update in time that grows faster than its size (measured: 16 updates
+    // ~30 ms, 64 ~195 ms, 256 did not finish within minutes and held the database meanwhile), so updates go
+    // in chunks of UPDATE_CHUNK, one after the other.
+    for (let i = 0; i < update.length; i += UPDATE_CHUNK)
+      await this.updateRecords(update.slice(i, i + UPDATE_CHUNK));
+  }
+
+  private async updateRecords(update: readonly RecordOp[]): Promise<void> {
+    if (update.length === 1) return this.applyRecord(update[0]!.dpidHex, update[0]!.patch, update[0]!.at);
+    const vms = this.col<VmRecordDoc>(this.collections.vms);
     try {
       await vms.bulkWrite(
         update.map((o) => {
@@ -589,7 +610,17 @@ export class MongoStore extends EventEmitter {
       }
     }
     if (valid.length === 0) return "written";
-    return this.write({ type: "rfconfig-upsert", rows: valid });
+    return this.whileCritical(() => this.write({ type: "rfconfig-upsert", rows: valid }));
+  }
+
+  /** whileCritical runs `fn` with the outbox's bookkeeping writes held (see `critical`). */
+  private async whileCritical<T>(fn: () => Promise<T>): Promise<T> {
+    this.critical++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.critical === 0) this.outbox.resume();
+    }
   }
 
   /** removeRfconfigRows deletes every `rfconfig` row of one VM (vm_id, decimal string). */
@@ -704,7 +735,7 @@ export class MongoStore extends EventEmitter {
 
   /** claim: see LeaseTable.claim (true when `owner` holds the dpid's lease for ttlMs from `now`). */
   claim(dpidHex: string, owner: string, ttlMs: number, now: Date = this.now()): Promise<boolean> {
-    return this.run("claim", () => this.leases.claim(dpidHex, owner, ttlMs, now));
+    return this.whileCritical(() => this.run("claim", () => this.leases.claim(dpidHex, owner, ttlMs, now)));
   }
 
   /** renew: see LeaseTable.renew. */

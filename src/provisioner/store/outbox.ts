@@ -57,6 +57,16 @@ export interface OutboxOptions {
    * transient failure and is retried; the lost operation has no socket left to reach the server later.
    */
   readonly stallMs?: number;
+  /**
+   * hold, while it returns true, keeps batchable writes (record patches, events) waiting, up to maxHoldMs
+   * each: the store holds its bookkeeping while a lease claim or an rfconfig write is under way, so those
+   * (which a VM start waits for) do not queue behind it on a database that runs one write at a time
+   * (FerretDB/SQLite), and the patches a burst makes to each record merge into one write. Call resume()
+   * when it turns false.
+   */
+  readonly hold?: () => boolean;
+  /** maxHoldMs bounds how long hold() may keep a write waiting (default 1000). */
+  readonly maxHoldMs?: number;
 }
 
 interface Waiter {
@@ -69,6 +79,8 @@ interface Waiter {
 interface Entry {
   op: OutboxOp;
   readonly lane: string;
+  /** since: performance.now() when the entry was made (hold() keeps it at most maxHoldMs from then). */
+  readonly since: number;
   inFlight: boolean;
   /** solo: applied on its own, not batched (it failed inside a batch). */
   solo?: boolean;
@@ -145,7 +157,8 @@ export class Outbox extends EventEmitter {
   private moved: Waiter[] = [];
   private writtenSinceFlush = 0;
   private counters = { written: 0, failed: 0, droppedEvents: 0, retries: 0 };
-  private readonly opts: Required<OutboxOptions>;
+  private readonly opts: Required<Omit<OutboxOptions, "hold">> & Pick<OutboxOptions, "hold">;
+  private holdTimer: NodeJS.Timeout | undefined;
 
   constructor(options: OutboxOptions) {
     super();
@@ -156,6 +169,7 @@ export class Outbox extends EventEmitter {
       backoffMs: 100,
       backoffMaxMs: 5_000,
       stallMs: 30_000,
+      maxHoldMs: 1_000,
       ...options,
     };
     this.backoff = this.opts.backoffMs;
@@ -223,7 +237,14 @@ export class Outbox extends EventEmitter {
 
   /** restore puts operations from a previous run (state file) in front of the queue, in their order. */
   restore(ops: readonly OutboxOp[]): void {
-    const restored = ops.map((op) => ({ op, lane: laneOf(op), inFlight: false, waiters: [] }) as Entry);
+    const now = performance.now();
+    const restored = ops.map((op): Entry => ({
+      op,
+      lane: laneOf(op),
+      since: now,
+      inFlight: false,
+      waiters: [],
+    }));
     this.entries.unshift(...restored);
     if (restored.length > 0) this.emit("changed");
     this.pump();
@@ -246,6 +267,11 @@ export class Outbox extends EventEmitter {
     });
   }
 
+  /** resume starts what hold() kept waiting (call it when hold() turns false). */
+  resume(): void {
+    this.pump();
+  }
+
   /** retryNow cancels the backoff wait (e.g. the caller knows the server is back). */
   retryNow(): void {
     if (this.retryTimer) {
@@ -258,6 +284,7 @@ export class Outbox extends EventEmitter {
   /** close stops accepting writes and retrying; pending entries stay in snapshot() for the state file. */
   close(): void {
     this.closed = true;
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     for (const e of this.entries) for (const w of e.waiters) this.settle(w, "queued");
@@ -340,7 +367,7 @@ export class Outbox extends EventEmitter {
         break;
       }
     }
-    const entry: Entry = { op, lane: laneOf(op), inFlight: false, waiters: [] };
+    const entry: Entry = { op, lane: laneOf(op), since: performance.now(), inFlight: false, waiters: [] };
     this.entries.push(entry);
     return entry;
   }
@@ -398,6 +425,9 @@ export class Outbox extends EventEmitter {
     const limit = this.online ? this.opts.concurrency : 1;
     // passed: lanes with an entry left waiting in this round; their later entries must wait too (order).
     const passed = new Set<string>();
+    const holding = this.opts.hold?.() === true;
+    const now = performance.now();
+    let wakeAt = Infinity;
     for (const e of this.entries) {
       if (this.inFlight >= limit) break;
       if (e.inFlight || this.busyLanes.has(e.lane) || passed.has(e.lane)) continue;
@@ -408,7 +438,22 @@ export class Outbox extends EventEmitter {
         passed.add(e.lane);
         continue;
       }
+      if (kind && holding && now - e.since < this.opts.maxHoldMs) {
+        passed.add(e.lane);
+        wakeAt = Math.min(wakeAt, e.since + this.opts.maxHoldMs);
+        continue;
+      }
       this.start(kind ? this.batchFrom(e, kind, passed) : this.groupFrom(e), kind);
+    }
+    if (wakeAt < Infinity && !this.holdTimer) {
+      this.holdTimer = setTimeout(
+        () => {
+          this.holdTimer = undefined;
+          this.pump();
+        },
+        Math.max(1, wakeAt - now),
+      );
+      this.holdTimer.unref();
     }
   }
 

@@ -279,6 +279,41 @@ describe("Outbox", () => {
     expect(box.stats()).toMatchObject({ failed: 1, pending: 0 });
   });
 
+  it("holds record patches and events while hold() says so (up to maxHoldMs), not rfconfig writes", async () => {
+    let holding = true;
+    const calls: (OutboxOp | OutboxBatch)[] = [];
+    const box = new Outbox({
+      ...fast,
+      maxHoldMs: 150,
+      hold: () => holding,
+      apply: (op) => {
+        calls.push(op);
+        return Promise.resolve();
+      },
+    });
+    const at = new Date(0);
+    const a = box.enqueue({ type: "record", dpidHex: "a", patch: { attempts: 1 }, at });
+    const rf = box.enqueue({ type: "rfconfig-upsert", rows: [row("1", "1")] });
+    const a2 = box.enqueue({ type: "record", dpidHex: "a", patch: { state: "running" }, at });
+    expect(await rf).toBe("written");
+    await tick(20);
+    // Only the rfconfig write went; the record's two patches wait, merged into one.
+    expect(calls.map((c) => c.type)).toEqual(["rfconfig-upsert"]);
+    expect(box.pendingPatch("a")?.patch).toEqual({ attempts: 1, state: "running" });
+    holding = false;
+    box.resume();
+    expect(await Promise.all([a, a2])).toEqual(["written", "written"]);
+    expect(calls.slice(1)).toEqual([
+      { type: "record", dpidHex: "a", patch: { attempts: 1, state: "running" }, at },
+    ]);
+    // Held at most maxHoldMs: a write made while hold() stays true still goes.
+    holding = true;
+    const t0 = performance.now();
+    expect(await box.enqueue({ type: "event", id: "e1", event: { at, kind: "k" } })).toBe("written");
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(140);
+    box.close();
+  });
+
   it("restores operations from a previous run in front of new ones; refuses writes after close", async () => {
     const { state, box } = harness({ concurrency: 1 });
     state.down = true;
