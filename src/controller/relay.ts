@@ -74,8 +74,11 @@ export const DEFAULT_UPSTREAM: UpstreamOptions = Object.freeze({
 export class FrameScanner {
   private carry: Buffer | undefined;
   private offset = 0;
+  /** interesting: frames in the last scan whose type `skip` does not mark (all frames without skip). */
+  interesting = 0;
 
-  scan(chunk: Buffer): Buffer[] {
+  scan(chunk: Buffer, skip?: Uint8Array): Buffer[] {
+    this.interesting = 0;
     const runs: Buffer[] = [];
     let body = chunk;
     if (this.carry) {
@@ -93,7 +96,9 @@ export class FrameScanner {
         return runs;
       }
       this.carry = undefined;
-      runs.push(Buffer.concat([carry, chunk.subarray(0, need)], len));
+      const whole = Buffer.concat([carry, chunk.subarray(0, need)], len);
+      if (!skip || !skip[whole[1]!]) this.interesting++;
+      runs.push(whole);
       this.offset += len;
       body = chunk.subarray(need);
     }
@@ -103,6 +108,7 @@ export class FrameScanner {
       const len = (body[pos + 2]! << 8) | body[pos + 3]!;
       if (len < OFP_HEADER_LEN) this.checkLength(len, pos + 2);
       if (n - pos < len) break;
+      if (!skip || !skip[body[pos + 1]!]) this.interesting++;
       pos += len;
     }
     if (pos < n) this.carry = Buffer.from(body.subarray(pos));
@@ -149,13 +155,14 @@ const corked = new WeakSet<Socket>();
  * peer gets as few, as large, reads as it would from a direct connection, and a lone message (ECHO)
  * waits no longer than the rest of the turn.
  */
-function corkForTurn(sock: Socket): void {
+function corkForTurn(sock: Socket, afterFlush: () => void): void {
   if (corked.has(sock)) return;
   corked.add(sock);
   sock.cork();
   setImmediate(() => {
     corked.delete(sock);
     sock.uncork();
+    afterFlush();
   });
 }
 
@@ -226,7 +233,7 @@ export class RelayConnection extends ConnectionBase {
     this.session.touch(now);
     let runs: Buffer[];
     try {
-      runs = this.fromSwitch.scan(chunk);
+      runs = this.fromSwitch.scan(chunk, this.upstream === undefined ? undefined : SKIP_FROM_SWITCH);
     } catch (err) {
       this.close(`malformed stream from the switch: ${errorMessage(err)}`);
       return;
@@ -234,28 +241,29 @@ export class RelayConnection extends ConnectionBase {
     // Forward the runs as they are, cut only around a frame the session drops; decode only what the
     // session needs (never the hot types while relaying).
     const acting = this.upstream === undefined;
-    const out: Buffer[] = [];
-    for (const run of runs) {
-      let keepFrom = 0;
-      for (let pos = 0; pos < run.length;) {
-        const end = frameEnd(run, pos);
-        if (acting || !SKIP_FROM_SWITCH[run[pos + 1]!]) {
-          const msg = this.decode(run.subarray(pos, end), "switch", acting);
-          if (this.isClosed) return;
-          if (msg !== undefined) {
-            const step = this.session.fromSwitch(msg, now);
-            this.apply(step);
+    const out: Buffer[] = this.fromSwitch.interesting === 0 ? runs : [];
+    if (out !== runs)
+      for (const run of runs) {
+        let keepFrom = 0;
+        for (let pos = 0; pos < run.length;) {
+          const end = frameEnd(run, pos);
+          if (acting || !SKIP_FROM_SWITCH[run[pos + 1]!]) {
+            const msg = this.decode(run.subarray(pos, end), "switch", acting);
             if (this.isClosed) return;
-            if (step.drop) {
-              if (pos > keepFrom) out.push(run.subarray(keepFrom, pos));
-              keepFrom = end;
+            if (msg !== undefined) {
+              const step = this.session.fromSwitch(msg, now);
+              this.apply(step);
+              if (this.isClosed) return;
+              if (step.drop) {
+                if (pos > keepFrom) out.push(run.subarray(keepFrom, pos));
+                keepFrom = end;
+              }
             }
           }
+          pos = end;
         }
-        pos = end;
+        if (keepFrom < run.length) out.push(keepFrom === 0 ? run : run.subarray(keepFrom));
       }
-      if (keepFrom < run.length) out.push(keepFrom === 0 ? run : run.subarray(keepFrom));
-    }
     if (this.upstream === undefined) return; // standalone: the session consumed everything
     if (!this.upstreamOpen) {
       for (const b of out) {
@@ -273,14 +281,15 @@ export class RelayConnection extends ConnectionBase {
   private writeUpstream(bytes: Buffer): void {
     const up = this.upstream;
     if (!up) return;
-    corkForTurn(up);
+    corkForTurn(up, () => {
+      if (this.upstream === up && up.writableLength > RELAY_HIGH_WATER && !this.socket.isPaused()) {
+        this.socket.pause();
+        up.once("drain", () => {
+          if (!this.isClosed) this.socket.resume();
+        });
+      }
+    });
     up.write(bytes);
-    if (up.writableLength > RELAY_HIGH_WATER && !this.socket.isPaused()) {
-      this.socket.pause();
-      up.once("drain", () => {
-        if (!this.isClosed) this.socket.resume();
-      });
-    }
   }
 
   private onUpstreamData(up: Socket, chunk: Buffer): void {
@@ -307,14 +316,15 @@ export class RelayConnection extends ConnectionBase {
       }
     }
     if (runs.length === 0) return;
-    corkForTurn(this.socket);
+    corkForTurn(this.socket, () => {
+      if (this.upstream === up && this.socket.writableLength > RELAY_HIGH_WATER && !up.isPaused()) {
+        up.pause();
+        this.socket.once("drain", () => {
+          if (this.upstream === up) up.resume();
+        });
+      }
+    });
     for (const run of runs) this.socket.write(run);
-    if (this.socket.writableLength > RELAY_HIGH_WATER && !up.isPaused()) {
-      up.pause();
-      this.socket.once("drain", () => {
-        if (this.upstream === up) up.resume();
-      });
-    }
   }
 
   /**
