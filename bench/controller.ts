@@ -1,13 +1,14 @@
 /**
  * bench/controller.ts: the controller's measured costs (issue 2). Not a timed test.
  *
- *   node --import tsx bench/controller.ts      (JSON to bench/out/controller.json + a table; ~30 s)
+ *   node --import tsx bench/controller.ts      (JSON to bench/out/controller.json + a table; ~25-35 s)
  *   RFBOOT_BENCH_SWITCHES=1000 RFBOOT_BENCH_ECHO_BLOCKS=9 RFBOOT_BENCH_ECHOES=400 (echoes per block)
- *   RFBOOT_BENCH_FLOOD_MB=512 RFBOOT_BENCH_PAIRS=9 (defaults); RFBOOT_BENCH_CPU_PROF=DIR profiles the
- *   controller children (--cpu-prof)
+ *   RFBOOT_BENCH_FLOOD_MB=512 RFBOOT_BENCH_TRIPLES=9 (defaults; RFBOOT_BENCH_PAIRS, the old name, is
+ *   still read); RFBOOT_BENCH_CPU_PROF=DIR profiles the controller children (--cpu-prof)
  *
  * The controller runs in a child process (bench/lib/controller-child.ts) so its RSS and CPU are its
- * own; scripted switches run in this process on loopback.
+ * own (as does the flood's reference forwarder, bench/lib/pipe-child.ts); scripted switches run in this
+ * process on loopback.
  * 1. Handshake capacity: N switches (OpenFlow 1.3: HELLO, FEATURES, PORT_DESC with 4 ports) connect at
  *    once to a listen-mode controller; time until all N are reported `up`, and the controller's RSS
  *    growth per connection.
@@ -31,12 +32,21 @@
  *    - PACKET_IN flood (`throughputRatio`): 128-byte OpenFlow 1.3 messages, FLOOD_MB per run, sender
  *      honours backpressure; rate counted at the upstream. Sender and upstream run in this process
  *      and the relay in its own, so on a 2-core machine the relay has a core of its own and is compared
- *      with the path it sits in (the direct path is this process alone). PAIRS pairs after a warm-up
- *      pair, order alternating; ratio = median of per-pair ratios. Per run also: this process's and the
- *      relay's CPU per GiB (`relayCpuMsPerGiB`, the median over relay runs: it depends much less on the
- *      machine's load than the rates do) and the cores the rest of the machine used meanwhile (/proc/stat); a pair
- *      with a busy neighbour understates the relay, which needs both cores, while the direct path needs
- *      one. The median of the quiet pairs is reported beside the headline figure, for information.
+ *      with the path it sits in (the direct path is this process alone). A third path, measured the
+ *      same way: the reference forwarder (bench/lib/pipe-child.ts), a process that only does
+ *      `sock.pipe(up); up.pipe(sock)` per connection, with no parsing and no OpenFlow knowledge: the
+ *      cheapest relay Node can be. It separates the part of the gap to direct that any Node relay in a
+ *      process of its own pays (a third process's CPU on two cores, the extra loopback hop) from rfboot's
+ *      own work: `referenceRatio` (reference / direct) is about the best any Node relay can score here,
+ *      and `relayVsReference` (relay / reference) is rfboot against that floor. TRIPLES triples (direct,
+ *      relay, reference) after one warm-up run per path, the order rotating from triple to triple (D R P,
+ *      R P D, P D R, ...) so that noise hits all three alike; each ratio = median of per-triple ratios;
+ *      `throughputRatio` (relay / direct) keeps its meaning and is the judged figure. Per run also: this
+ *      process's and each forwarder's CPU per GiB (`relayCpuMsPerGiB`, `referenceCpuMsPerGiB`: the
+ *      medians over the runs through each) and the cores the rest of the machine used meanwhile
+ *      (/proc/stat). A run with a busy neighbour understates a forwarder, whose path needs both cores,
+ *      while the direct path needs one; the medians of the quiet triples are reported beside the
+ *      headline figures, for information.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -64,12 +74,13 @@ const QUIET_CORES = 0.25;
 const ECHO_WARMUP = 200;
 const FLOOD_MB = Number(process.env.RFBOOT_BENCH_FLOOD_MB ?? 512);
 const PKT = 128;
-const PAIRS = Number(process.env.RFBOOT_BENCH_PAIRS ?? 9);
+/** Flood triples; RFBOOT_BENCH_PAIRS, the name from when they were pairs, is still read. */
+const TRIPLES = Number(process.env.RFBOOT_BENCH_TRIPLES ?? process.env.RFBOOT_BENCH_PAIRS ?? 9);
 
 // ---- child processes ---------------------------------------------------------------------------
 
 type ChildMessage = { type: string } & Record<string, unknown>;
-/** ChildStats: both children report memory and CPU (µs since start); the controller child also `ups`. */
+/** ChildStats: every child reports memory and CPU (µs since start); the controller child also `ups`. */
 type ChildStats = {
   ups?: number;
   connections?: number;
@@ -80,8 +91,8 @@ type ChildStats = {
 };
 
 /**
- * Child is a forked bench helper speaking the ready/start/stats/close IPC of bench/lib/controller-child.ts
- * and bench/lib/upstream-child.ts. RFBOOT_BENCH_CPU_PROF=DIR writes a --cpu-prof of children started
+ * Child is a forked bench helper speaking the ready/start/stats/close IPC of bench/lib/controller-child.ts,
+ * bench/lib/upstream-child.ts and bench/lib/pipe-child.ts. RFBOOT_BENCH_CPU_PROF=DIR writes a --cpu-prof of children started
  * with `profile` (the controller) to DIR.
  */
 class Child {
@@ -115,9 +126,10 @@ class Child {
     await this.next("ready");
   }
 
-  async start(options?: ControllerOptions): Promise<number> {
+  /** start sends {cmd:"start", ...fields} (each child's own fields) and resolves with its port. */
+  async start(fields: Record<string, unknown> = {}): Promise<number> {
     const p = this.next<{ port: number }>("started");
-    this.proc.send({ cmd: "start", options });
+    this.proc.send({ cmd: "start", ...fields });
     return (await p).port;
   }
 
@@ -143,7 +155,18 @@ class Child {
 async function spawnController(options: ControllerOptions): Promise<{ child: Child; port: number }> {
   const child = new Child("controller-child.ts", true);
   await child.ready();
-  const port = await child.start(options);
+  const port = await child.start({ options });
+  return { child, port };
+}
+
+/**
+ * spawnReference runs the reference forwarder (bench/lib/pipe-child.ts: `pipe` both ways, no parsing)
+ * in its own process, forwarding each connection to 127.0.0.1:`upstreamPort`.
+ */
+async function spawnReference(upstreamPort: number): Promise<{ child: Child; port: number }> {
+  const child = new Child("pipe-child.ts", false);
+  await child.ready();
+  const port = await child.start({ upstream: { host: "127.0.0.1", port: upstreamPort } });
   return { child, port };
 }
 
@@ -364,29 +387,39 @@ function machineCpuMs(): { busy: number; steal: number } | undefined {
 }
 
 /**
- * FloodRun is one flood: its rate, the CPU per GiB of this process (sender + upstream) and of the
- * relay child, and the cores the rest of the machine used meanwhile (`otherCores`: machine busy time
- * minus the bench's and the relay's, per wall second; includes kernel time not charged to a process;
- * `stealCores`: time the hypervisor took). On 2 cores the relay path needs both, so a busy neighbour
- * slows it more than the direct path, which needs one: `otherCores` says how quiet a pair was.
+ * FloodRun is one flood: its rate, the CPU per GiB of this process (sender + upstream), of the rfboot
+ * relay child and of the reference forwarder child (each measured in every run, whichever path the
+ * run took: an idle forwarder costs next to nothing), and the cores the rest of the machine used
+ * meanwhile (`otherCores`: machine busy time minus the bench's and both forwarders', per wall second;
+ * includes kernel time not charged to a process; `stealCores`: time the hypervisor took). On 2 cores a
+ * forwarded path needs both, so a busy neighbour slows it more than the direct path, which needs one:
+ * `otherCores` says how quiet a run was.
  */
 type FloodRun = {
   msgsPerSec: number;
   mibPerSec: number;
   benchCpuMsPerGiB: number;
+  /** The rfboot relay child's CPU per GiB sent in this run. */
   relayCpuMsPerGiB: number;
   /** The kernel's part of the relay's CPU (system time / total). */
   relaySystemShare: number;
+  /** The reference forwarder child's (bench/lib/pipe-child.ts) CPU per GiB sent in this run. */
+  referenceCpuMsPerGiB: number;
+  /** The kernel's part of the reference forwarder's CPU. */
+  referenceSystemShare: number;
   otherCores: number | null;
   stealCores: number | null;
 };
 
-async function flood(sock: Socket, up: Upstream, relay: Child, mib = FLOOD_MB): Promise<FloodRun> {
+/** The two forwarder children a flood measures: the rfboot relay and the reference `pipe` forwarder. */
+type Forwarders = { relay: Child; reference: Child };
+
+async function flood(sock: Socket, up: Upstream, fw: Forwarders, mib = FLOOD_MB): Promise<FloodRun> {
   const batch = packetInBatch();
   const batches = Math.ceil((mib * 2 ** 20) / batch.length);
   const total = batches * batch.length;
   const gib = total / 2 ** 30;
-  const r0 = await relay.stats();
+  const [r0, p0] = await Promise.all([fw.relay.stats(), fw.reference.stats()]);
   const done = up.expectFlood(total);
   const m0 = machineCpuMs();
   const c0 = process.cpuUsage();
@@ -398,8 +431,9 @@ async function flood(sock: Socket, up: Upstream, relay: Child, mib = FLOOD_MB): 
   const ms = performance.now() - t0;
   const c = process.cpuUsage(c0);
   const m1 = machineCpuMs();
-  const r1 = await relay.stats();
+  const [r1, p1] = await Promise.all([fw.relay.stats(), fw.reference.stats()]);
   const relayMs = (r1.cpuUs - r0.cpuUs) / 1000;
+  const refMs = (p1.cpuUs - p0.cpuUs) / 1000;
   const benchMs = (c.user + c.system) / 1000;
   return {
     msgsPerSec: round(total / PKT / (ms / 1000)),
@@ -407,7 +441,9 @@ async function flood(sock: Socket, up: Upstream, relay: Child, mib = FLOOD_MB): 
     benchCpuMsPerGiB: round(benchMs / gib),
     relayCpuMsPerGiB: round(relayMs / gib),
     relaySystemShare: relayMs > 0 ? round((r1.cpuSystemUs - r0.cpuSystemUs) / 1000 / relayMs) : 0,
-    otherCores: m0 && m1 ? round((m1.busy - m0.busy - benchMs - relayMs) / ms) : null,
+    referenceCpuMsPerGiB: round(refMs / gib),
+    referenceSystemShare: refMs > 0 ? round((p1.cpuSystemUs - p0.cpuSystemUs) / 1000 / refMs) : 0,
+    otherCores: m0 && m1 ? round((m1.busy - m0.busy - benchMs - relayMs - refMs) / ms) : null,
     stealCores: m0 && m1 ? round((m1.steal - m0.steal) / ms) : null,
   };
 }
@@ -545,40 +581,44 @@ async function relayCost(): Promise<Record<string, unknown>> {
   relayedSep.sock.destroy();
   await relayToChild.child.close();
   await upChild.child.close();
-  // Floods: the sender and the upstream in this process, the relay in its own (a core of its own on a
-  // 2-core machine). PAIRS interleaved pairs (direct then relay, order alternating) so that machine
-  // noise hits both paths alike; the ratio is the median of the per-pair ratios. The relay's own CPU
-  // time per GiB forwarded is measured too: it hardly depends on what else the machine is running.
-  const floodsDirect: FloodRun[] = [];
-  const floodsRelay: FloodRun[] = [];
-  const ratios: number[] = [];
-  await flood(direct.sock, up, child, 64); // warm-up, not counted: JIT, socket buffers, heap growth
-  await flood(relayed.sock, up, child, 64);
-  for (let i = 0; i < PAIRS; i++) {
-    const runDirect = () => flood(direct.sock, up, child);
-    const runRelay = () => flood(relayed.sock, up, child);
-    let d, r;
-    if (i % 2 === 0) {
-      d = await runDirect();
-      r = await runRelay();
-    } else {
-      r = await runRelay();
-      d = await runDirect();
-    }
-    floodsDirect.push(d);
-    floodsRelay.push(r);
-    ratios.push(r.msgsPerSec / d.msgsPerSec);
+  // Floods: the sender and the upstream in this process, each forwarder in its own (a core of its own
+  // on a 2-core machine): the rfboot relay and the reference forwarder (bench/lib/pipe-child.ts: `pipe`
+  // both ways, no parsing), the cheapest relay Node can be. Spawned after the echoes so that it cannot
+  // disturb them. TRIPLES triples (direct, relay, reference), the order rotating from triple to triple
+  // so that machine noise hits all three paths alike; each ratio is the median of the per-triple
+  // ratios. Each forwarder's own CPU time per GiB is measured in every run.
+  const ref = await spawnReference(up.port);
+  const referenced = await openSession(ref.port);
+  const fw: Forwarders = { relay: child, reference: ref.child };
+  const socks = { direct: direct.sock, relay: relayed.sock, reference: referenced.sock };
+  const paths = ["direct", "relay", "reference"] as const;
+  type Path = (typeof paths)[number];
+  const runs: Record<Path, FloodRun[]> = { direct: [], relay: [], reference: [] };
+  const orders: Path[][] = [];
+  // Warm-up, not counted: JIT, socket buffers, heap growth.
+  for (const path of paths) await flood(socks[path], up, fw, 64);
+  for (let i = 0; i < TRIPLES; i++) {
+    const order = paths.map((_, k) => paths[(i + k) % paths.length]!);
+    orders.push(order);
+    for (const path of order) runs[path].push(await flood(socks[path], up, fw));
   }
-  const relayCpu = median(floodsRelay.map((x) => x.relayCpuMsPerGiB));
-  const quiet = ratios.filter(
-    (_, i) =>
-      (floodsDirect[i]!.otherCores ?? 1) < QUIET_CORES && (floodsRelay[i]!.otherCores ?? 1) < QUIET_CORES,
-  );
-  const fd = median(floodsDirect.map((x) => x.msgsPerSec));
-  const fr = median(floodsRelay.map((x) => x.msgsPerSec));
+  const perTriple = (a: Path, b: Path) => runs[a].map((x, i) => x.msgsPerSec / runs[b][i]!.msgsPerSec);
+  const ratios = perTriple("relay", "direct");
+  const refRatios = perTriple("reference", "direct");
+  const relayVsRef = perTriple("relay", "reference");
+  const relayCpu = median(runs.relay.map((x) => x.relayCpuMsPerGiB));
+  const refCpu = median(runs.reference.map((x) => x.referenceCpuMsPerGiB));
+  const quietIdx = ratios
+    .map((_, i) => i)
+    .filter((i) => paths.every((path) => (runs[path][i]!.otherCores ?? 1) < QUIET_CORES));
+  const quietMedian = (xs: number[]) =>
+    quietIdx.length ? round(median(quietIdx.map((i) => xs[i]!)), 3) : null;
+  const medianRate = (path: Path) => round(median(runs[path].map((x) => x.msgsPerSec)));
   direct.sock.destroy();
   relayed.sock.destroy();
+  referenced.sock.destroy();
   await child.close();
+  await ref.child.close();
   await up.close();
   return {
     echo: {
@@ -601,23 +641,55 @@ async function relayCost(): Promise<Record<string, unknown>> {
     },
     flood: {
       method:
-        "sender and upstream in this process, relay in its own; direct vs relay pairs, order alternating",
+        "sender and upstream in this process, rfboot relay and reference pipe forwarder each in its own; " +
+        "triples (direct, relay, reference), order rotating",
       messageBytes: PKT,
       mibPerRun: FLOOD_MB,
-      pairs: PAIRS,
-      directMedianMsgsPerSec: round(fd),
-      relayMedianMsgsPerSec: round(fr),
-      runs: { direct: floodsDirect, relay: floodsRelay },
+      // Kept from the pair layout: the number of triples.
+      pairs: TRIPLES,
+      triples: TRIPLES,
+      tripleOrders: orders,
+      directMedianMsgsPerSec: medianRate("direct"),
+      relayMedianMsgsPerSec: medianRate("relay"),
+      runs,
+      // Per triple: relay / direct (the judged ratio's samples).
       pairRatios: ratios.map((x) => round(x, 3)),
-      pairOtherCores: floodsDirect.map((d, i) => [d.otherCores, floodsRelay[i]!.otherCores]),
+      // Per triple: otherCores of the direct, relay and reference runs.
+      pairOtherCores: runs.direct.map((d, i) => [
+        d.otherCores,
+        runs.relay[i]!.otherCores,
+        runs.reference[i]!.otherCores,
+      ]),
       quietPairs: {
-        note: `pairs where the rest of the machine used < ${QUIET_CORES} cores in both runs; informative only`,
-        n: quiet.length,
-        ratioMedian: quiet.length ? round(median(quiet), 3) : null,
+        note: `triples where the rest of the machine used < ${QUIET_CORES} cores in all three runs; informative only`,
+        n: quietIdx.length,
+        ratioMedian: quietMedian(ratios),
+        referenceRatioMedian: quietMedian(refRatios),
+        relayVsReferenceMedian: quietMedian(relayVsRef),
+      },
+      reference: {
+        note:
+          "bench/lib/pipe-child.ts: sock.pipe(up); up.pipe(sock), no parsing: the cheapest Node relay, " +
+          "in its own process as the rfboot relay is",
+        medianMsgsPerSec: medianRate("reference"),
+        // Per triple: reference / direct.
+        pairRatios: refRatios.map((x) => round(x, 3)),
+        ratio: round(median(refRatios), 3),
+        cpuMsPerGiB: refCpu,
+      },
+      // Per triple: relay / reference.
+      relayVsReferencePairRatios: relayVsRef.map((x) => round(x, 3)),
+      benchCpuMsPerGiB: {
+        direct: round(median(runs.direct.map((x) => x.benchCpuMsPerGiB))),
+        relay: round(median(runs.relay.map((x) => x.benchCpuMsPerGiB))),
+        reference: round(median(runs.reference.map((x) => x.benchCpuMsPerGiB))),
       },
     },
     throughputRatio: round(median(ratios), 3),
+    referenceRatio: round(median(refRatios), 3),
+    relayVsReference: round(median(relayVsRef), 3),
     relayCpuMsPerGiB: relayCpu,
+    referenceCpuMsPerGiB: refCpu,
     relayCpuBoundMsgsPerSec: round(2 ** 30 / PKT / (relayCpu / 1000)),
     loadAverage: (await import("node:os")).loadavg().map((x) => round(x)),
     targets: { throughputRatioMin: 0.9, echoAddedP50MsMax: 0.2 },
@@ -659,11 +731,22 @@ async function main(): Promise<void> {
       directMedianMsgsPerSec: number;
       relayMedianMsgsPerSec: number;
       pairRatios: number[];
-      runs: { direct: FloodRun[]; relay: FloodRun[] };
-      quietPairs: { n: number; ratioMedian: number | null };
+      runs: { direct: FloodRun[]; relay: FloodRun[]; reference: FloodRun[] };
+      quietPairs: {
+        n: number;
+        ratioMedian: number | null;
+        referenceRatioMedian: number | null;
+        relayVsReferenceMedian: number | null;
+      };
+      reference: { medianMsgsPerSec: number; pairRatios: number[]; cpuMsPerGiB: number };
+      relayVsReferencePairRatios: number[];
+      benchCpuMsPerGiB: { direct: number; relay: number; reference: number };
     };
     throughputRatio: number;
+    referenceRatio: number;
+    relayVsReference: number;
     relayCpuMsPerGiB: number;
+    referenceCpuMsPerGiB: number;
     relayCpuBoundMsgsPerSec: number;
     loadAverage: number[];
   };
@@ -690,22 +773,37 @@ async function main(): Promise<void> {
     ],
     [`packet-in flood (${PKT} B) direct, median`, `${r.flood.directMedianMsgsPerSec} msg/s`],
     [`packet-in flood (${PKT} B) relay, median`, `${r.flood.relayMedianMsgsPerSec} msg/s`],
+    [`packet-in flood (${PKT} B) reference pipe, median`, `${r.flood.reference.medianMsgsPerSec} msg/s`],
     [
-      "relay/direct throughput (median of pairs)",
-      `${r.throughputRatio} (target >= 0.9) pairs ${r.flood.pairRatios.join(" ")}`,
+      "relay/direct throughput (median of triples)",
+      `${r.throughputRatio} (target >= 0.9) triples ${r.flood.pairRatios.join(" ")}`,
     ],
     [
-      `  quiet pairs only (others < ${QUIET_CORES} cores)`,
-      `${r.flood.quietPairs.ratioMedian ?? "n/a"} (${r.flood.quietPairs.n} of ${r.flood.pairRatios.length} pairs)`,
+      "reference/direct (cheapest Node relay)",
+      `${r.referenceRatio} triples ${r.flood.reference.pairRatios.join(" ")}`,
+    ],
+    ["relay/reference", `${r.relayVsReference} triples ${r.flood.relayVsReferencePairRatios.join(" ")}`],
+    [
+      `  quiet triples only (others < ${QUIET_CORES} cores)`,
+      `relay/direct ${r.flood.quietPairs.ratioMedian ?? "n/a"} reference/direct ` +
+        `${r.flood.quietPairs.referenceRatioMedian ?? "n/a"} relay/reference ` +
+        `${r.flood.quietPairs.relayVsReferenceMedian ?? "n/a"} (${r.flood.quietPairs.n} of ${r.flood.pairRatios.length})`,
     ],
     [
       "relay CPU per GiB forwarded",
       `${r.relayCpuMsPerGiB} ms (CPU-bound ceiling ${r.relayCpuBoundMsgsPerSec} msg/s)`,
     ],
+    ["reference pipe CPU per GiB forwarded", `${r.referenceCpuMsPerGiB} ms`],
+    [
+      "bench process CPU per GiB (sender + upstream)",
+      `direct ${r.flood.benchCpuMsPerGiB.direct} relay ${r.flood.benchCpuMsPerGiB.relay} ` +
+        `reference ${r.flood.benchCpuMsPerGiB.reference} ms`,
+    ],
     ["cores used by others during echoes", String(e.otherCores ?? "n/a")],
     [
       "cores used by others during floods, median",
       `direct ${medianOf(r.flood.runs.direct, "otherCores")} relay ${medianOf(r.flood.runs.relay, "otherCores")} ` +
+        `reference ${medianOf(r.flood.runs.reference, "otherCores")} ` +
         `(steal ${medianOf(r.flood.runs.relay, "stealCores")})`,
     ],
     ["load average during the run", r.loadAverage.join(" ")],
