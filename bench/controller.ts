@@ -1,7 +1,7 @@
 /**
  * bench/controller.ts: the controller's measured costs (issue 2). Not a timed test.
  *
- *   node --import tsx bench/controller.ts      (JSON to bench/out/controller.json + a table; ~25-35 s)
+ *   node --import tsx bench/controller.ts      (JSON to bench/out/controller.json + a table; ~25-30 s)
  *   RFBOOT_BENCH_SWITCHES=1000 RFBOOT_BENCH_ECHO_BLOCKS=9 RFBOOT_BENCH_ECHOES=400 (echoes per block)
  *   RFBOOT_BENCH_FLOOD_MB=512 RFBOOT_BENCH_TRIPLES=9 (defaults; RFBOOT_BENCH_PAIRS, the old name, is
  *   still read); RFBOOT_BENCH_CPU_PROF=DIR profiles the controller children (--cpu-prof)
