@@ -81,6 +81,8 @@ const RESUME_REPS = 3;
 const ONLY = new Set((process.env.RFBOOT_BENCH_ONLY ?? "reaction,burst,resume").split(","));
 const TAG = randomBytes(2).toString("hex");
 const ENV = { ...process.env, LC_ALL: "C" };
+/** commandStats: MongoDB commands by name under RFBOOT_BENCH_DEBUG (count, summed duration in ms). */
+const commandStats: Record<string, { n: number; ms: number }> = {};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const r2 = (x: number) => Math.round(x * 100) / 100;
 const load = () => loadavg().map(r2);
@@ -170,7 +172,24 @@ async function startRig(kind: RunnerKind, n: number, label: string, noStore = fa
           owner: instanceId,
           logger: silentLogger,
           stateDir,
+          ...(process.env.RFBOOT_BENCH_DEBUG ? { clientOptions: { monitorCommands: true } } : {}),
         });
+  if (process.env.RFBOOT_BENCH_DEBUG && !(kind === "none" || noStore)) {
+    // Debug only: MongoDB commands by name (count, total ms), printed with the progress lines.
+    const client = (store as unknown as { client: import("mongodb").MongoClient }).client;
+    const names = new Map<number, string>();
+    client.on("commandStarted", (e) => {
+      const coll: unknown = (e.command as Record<string, unknown>)[e.commandName];
+      names.set(e.requestId, `${e.commandName} ${typeof coll === "string" ? coll : ""}`);
+    });
+    client.on("commandSucceeded", (e) => {
+      const k = names.get(e.requestId) ?? e.commandName;
+      names.delete(e.requestId);
+      const c = (commandStats[k] ??= { n: 0, ms: 0 });
+      c.n++;
+      c.ms += e.duration;
+    });
+  }
   instrumentStore(store, log);
   const daemon = new Daemon({
     config,
@@ -364,8 +383,9 @@ async function burstDaemon(n: number, kind: RunnerKind, noStore = false): Promis
             rig.failures,
             JSON.stringify(kinds),
             JSON.stringify(rig.daemon.store?.stats?.()),
+            JSON.stringify(commandStats),
           );
-        }, 2000)
+        }, 500)
       : undefined;
     const outs = await Promise.all(all);
     clearInterval(dbg);

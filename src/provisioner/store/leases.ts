@@ -60,18 +60,24 @@ export class LeaseTable {
       const byId = new Map(docs.map((d) => [d._id, d]));
       return ids.map((id): BatchResult<LeaseDoc | null> => ({ ok: true, value: byId.get(id) ?? null }));
     });
-    this.inserts = new TurnBatcher(async (docs) => {
-      let dup = new Set<number>();
-      try {
-        await this.col.insertMany([...docs], { ordered: false });
-      } catch (err) {
-        // Another instance created some of these generations first: those claims lost the race.
-        const d = duplicateIndexes(err);
-        if (!d) throw err;
-        dup = d;
-      }
-      return docs.map((_, i): BatchResult<boolean> => ({ ok: true, value: !dup.has(i) }));
-    });
+    this.inserts = new TurnBatcher(
+      async (docs) => {
+        let dup = new Set<number>();
+        try {
+          await this.col.insertMany([...docs], { ordered: false });
+        } catch (err) {
+          // Another instance created some of these generations first: those claims lost the race.
+          const d = duplicateIndexes(err);
+          if (!d) throw err;
+          dup = d;
+        }
+        return docs.map((_, i): BatchResult<boolean> => ({ ok: true, value: !dup.has(i) }));
+        // One insert at a time: on a database that commits one write at a time (FerretDB/SQLite, a sync per
+        // commit) a second batch in flight only waits for the lock, while the claims arriving meanwhile would
+        // make the next batch bigger.
+      },
+      { maxInFlight: 1 },
+    );
   }
 
   /** ensureIndexes is a no-op kept for symmetry: every lookup is by `_id`. */
