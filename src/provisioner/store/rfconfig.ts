@@ -38,20 +38,25 @@ export async function ensureRfconfigIndexes(rf: Collection<RfconfigDoc>): Promis
 }
 
 /**
- * applyRfconfigRows writes rows in order, as if each were upserted alone, with one scan of `rfconfig` for the
- * whole batch (only `_id` lookups are indexed on FerretDB): the rows found are kept in memory and updated as
- * the batch changes them, and only what differs is written, so a repeated join costs one read. With the
- * unique indexes, the new rows go in one unordered insertMany after the deletions and updates (a row the
- * batch itself displaces is never written); a row a concurrent writer inserted first fails with a duplicate
- * key and is upserted instead. With `unique` false (no unique indexes), rows are inserted one by one and
- * duplicates that concurrent writers may create are removed after each insert. Idempotent: applying the
- * same batch again changes nothing.
+ * applyRfconfigRows writes rows in order, as if each were upserted alone. With the unique indexes, rows that
+ * share no key with another row of the batch are first inserted blindly in one insertMany (insertFresh): a
+ * burst of new VMs costs one command. The rest (rows already stored, or conflicting within the batch) take
+ * the read-compare path: one scan of `rfconfig` for them all (only `_id` lookups are indexed on FerretDB),
+ * the rows found kept in memory and updated as the batch changes them, only what differs written (a
+ * repeated join costs a refused insert and one read), new rows in one insertMany after the deletions and
+ * updates; a row a concurrent writer inserted first fails with a duplicate key and is upserted instead.
+ * With `unique` false (no unique indexes), rows are inserted one by one and duplicates that concurrent
+ * writers may create are removed after each insert. Idempotent: applying the same batch again changes
+ * nothing.
  */
 export async function applyRfconfigRows(
   rf: Collection<RfconfigDoc>,
-  rows: readonly RfconfigRow[],
+  batch: readonly RfconfigRow[],
   unique: boolean,
 ): Promise<void> {
+  let rows = batch;
+  if (rows.length === 0) return;
+  if (unique) rows = await insertFresh(rf, rows);
   if (rows.length === 0) return;
   type Known = RfconfigDoc & { pending?: true };
   const snap: Known[] = await rf
@@ -118,6 +123,43 @@ export async function applyRfconfigRows(
       await insertRow(rf, { vm_id: String(d.vm_id), vm_port: String(d.vm_port), ...dpOf(d) }, unique);
     }
   }
+}
+
+/**
+ * insertFresh inserts, without reading first, the rows that share neither key (VM interface, switch port)
+ * with another row of the batch, in one unordered insertMany: with the unique indexes an insert that
+ * succeeds is exactly what the upsert would have done (no row held either key). It returns the rows left
+ * for the read-compare path, in order: those a stored row conflicts with (duplicate key) and those that
+ * conflict within the batch. A burst of new VMs thus costs one command, not a scan of `rfconfig` and one.
+ */
+async function insertFresh(
+  rf: Collection<RfconfigDoc>,
+  rows: readonly RfconfigRow[],
+): Promise<RfconfigRow[]> {
+  const count = new Map<string, number>();
+  const keys = (r: RfconfigRow) => [`v ${r.vm_id}/${r.vm_port}`, `d ${r.ct_id}/${r.dp_id}/${r.dp_port}`];
+  for (const r of rows) for (const k of keys(r)) count.set(k, (count.get(k) ?? 0) + 1);
+  const alone = rows.filter((r) => keys(r).every((k) => count.get(k) === 1));
+  if (alone.length === 0) return [...rows];
+  let dup = new Set<number>();
+  try {
+    await rf.insertMany(
+      alone.map((r) => ({
+        vm_id: r.vm_id,
+        vm_port: r.vm_port,
+        ct_id: r.ct_id,
+        dp_id: r.dp_id,
+        dp_port: r.dp_port,
+      })) as unknown as RfconfigDoc[],
+      { ordered: false },
+    );
+  } catch (err) {
+    const d = duplicateIndexes(err);
+    if (!d) throw err;
+    dup = d;
+  }
+  const inserted = new Set(alone.filter((_, i) => !dup.has(i)));
+  return rows.filter((r) => !inserted.has(r));
 }
 
 function dpOf(d: {
