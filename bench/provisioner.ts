@@ -6,10 +6,10 @@
  *   RFBOOT_BENCH_ONLY=reaction,burst,resume               (run some parts only)
  *
  * 1. Reaction: FEATURES_REPLY written by the switch -> `virsh start` issued, one join at a time, with three
- *    VirshRunners: a stub that answers at once (no libvirt: rfboot + MongoDB only), createSpawnRunner (one virsh
- *    process per call; what `rfboot run` uses) and VirshShellRunner (persistent virsh shells). "Own time" is
- *    the reaction minus the awaited external calls on the way (MongoDB lease claim and rfconfig upsert, virsh
- *    domstate and define), measured per join.
+ *    VirshRunners: a stub that answers at once (no libvirt: rfboot + MongoDB only), createSpawnRunner (one
+ *    virsh process per call; the fallback when a shell cannot start) and VirshShellRunner (persistent virsh
+ *    shells; what `rfboot run` uses). "Own time" is the reaction minus the awaited external calls on the way
+ *    (MongoDB lease claim and rfconfig upsert, virsh domstate and define), measured per join.
  * 2. Burst: N switches connect at once; time until every VM runs (daemon's `ensured` for all N, checked with
  *    `virsh list`), against the seed-style procedure in the same run on the same machine: a sequential loop
  *    of `virsh destroy; undefine; define; start` per VM, each its own virsh process (no shell), XML from
@@ -594,7 +594,7 @@ async function main(): Promise<void> {
       runnerKinds: {
         none: "stub runner + a null store: rfboot alone (no MongoDB, no libvirt)",
         stub: "stub runner + FerretDB",
-        spawn: "createSpawnRunner (one virsh process per call; rfboot run's default) + FerretDB, test driver",
+        spawn: "createSpawnRunner (one virsh process per call) + FerretDB, test driver",
         shell: "VirshShellRunner (4 persistent virsh shells) + FerretDB, test driver",
       },
       runners: reactions,
