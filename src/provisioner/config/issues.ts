@@ -104,11 +104,14 @@ function issueMessage(issue: z.core.$ZodIssue, value: unknown): { path: PathSegm
     }
     case "too_small": {
       const what = issue.origin === "array" ? " entries" : issue.origin === "string" ? " characters" : "";
-      return { path, message: `must be at least ${issue.minimum}${what}${got}` };
+      // `positive()` is an exclusive bound: "at least 0, got 0" would contradict itself.
+      const bound = issue.inclusive === false ? "greater than" : "at least";
+      return { path, message: `must be ${bound} ${issue.minimum}${what}${got}` };
     }
     case "too_big": {
       const what = issue.origin === "array" ? " entries" : issue.origin === "string" ? " characters" : "";
-      return { path, message: `must be at most ${issue.maximum}${what}${got}` };
+      const bound = issue.inclusive === false ? "less than" : "at most";
+      return { path, message: `must be ${bound} ${issue.maximum}${what}${got}` };
     }
     case "custom":
       return { path, message: `${issue.message}${got}` };

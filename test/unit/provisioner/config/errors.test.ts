@@ -489,6 +489,12 @@ const CASES: [string, string, string, RegExp][] = [
     /keep, shutdown, destroy, suspend/,
   ],
   [
+    "echo interval zero (an exclusive bound)",
+    `openflow: { echoIntervalSeconds: 0 }`,
+    "openflow.echoIntervalSeconds",
+    /must be greater than 0, got 0/,
+  ],
+  [
     "leave grace negative",
     `policies: { leave: { graceSeconds: -5 } }`,
     "policies.leave.graceSeconds",
