@@ -127,5 +127,13 @@ export function regexProblem(s: string): string | undefined {
   } catch (err) {
     return `is not a valid regular expression: ${(err as Error).message}`;
   }
+  // The marker runs over what a guest prints: a quantified group that itself repeats, such as (a+)+ or
+  // (\w*)*, can backtrack exponentially on crafted console output and stall the daemon.
+  if (NESTED_QUANTIFIER.test(s)) {
+    return "repeats a group that itself contains a repetition (like (a+)+): rewrite it without nested quantifiers";
+  }
   return undefined;
 }
+
+/** NESTED_QUANTIFIER finds a group with a quantifier inside that is quantified again: `(...+...)+`, `(...*)*{2,}`. */
+const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*(?:[+*]|\{\d+,\d*\})(?:[^()\\]|\\.)*\)(?:[+*]|\{\d+,)/;

@@ -512,6 +512,12 @@ const CASES: [string, string, string, RegExp][] = [
     "readiness.consoleMarker",
     /regular expression/,
   ],
+  [
+    "consoleMarker with a nested quantifier (catastrophic backtracking on guest output)",
+    `readiness: { consoleMarker: "^(a+)+$" }`,
+    "readiness.consoleMarker",
+    /nested quantifiers/,
+  ],
   ["readiness timeout 0", `readiness: { timeoutSeconds: 0 }`, "readiness.timeoutSeconds", /./],
   ["portRegister string", `readiness: { portRegister: "yes" }`, "readiness.portRegister", /true or false/],
 ];
