@@ -73,6 +73,16 @@ function transientOne(e: unknown): boolean {
   ) {
     return true;
   }
+  if (e instanceof MongoBulkWriteError) {
+    // Found under issue 6's outage test once writes were batched: insertMany/bulkWrite (driver 7.9) wrap a
+    // network failure in a MongoBulkWriteError with no write errors, no cause and no code, only the
+    // driver's labels and the socket error's message. A batch that refused documents has write errors.
+    const raw: unknown = e.writeErrors;
+    const refused = Array.isArray(raw) ? raw.length > 0 : raw !== undefined && raw !== null;
+    if (!refused && (e.hasErrorLabel("RetryableError") || e.hasErrorLabel("SystemOverloadedError")))
+      return true;
+    if (!refused && [...SOCKET_CODES].some((c) => e.message.includes(c))) return true;
+  }
   if (e instanceof MongoError) {
     if (typeof e.code === "number" && TRANSIENT_CODES.has(e.code)) return true;
     if (e.hasErrorLabel("RetryableWriteError") || e.hasErrorLabel("ResetPool")) return true;

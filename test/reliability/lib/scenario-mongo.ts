@@ -171,6 +171,14 @@ export async function mongoOutage(before = 8, during = 8, outageMs = 20_000): Pr
     );
     const rows = await mongo.rows();
     c.eq("rfconfig rows exactly once each", rowKeys(rows), expectedRows(dps));
+    // A write the outbox gave up on (MongoDB refused it) would be lost: there must be none.
+    c.eq(
+      "no write refused by MongoDB and dropped",
+      log.lines
+        .filter((l) => l.msg === "MongoDB refused a write; it is dropped")
+        .map((l) => `${String(l.op)}: ${String(l.err)}`),
+      [],
+    );
     const events = await mongo.events();
     const count = (kind: string) => {
       const m = new Map<string, number>();

@@ -33,7 +33,27 @@ export class Checks {
     const a = JSON.stringify(actual, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
     const e = JSON.stringify(expected, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
     const cut = (x: string) => (x.length > 160 ? `${x.slice(0, 150)}... (${x.length} chars)` : x);
-    return this.ok(what, a === e, a === e ? `= ${cut(a)}` : `got ${cut(a)}, expected ${cut(e)}`);
+    if (a === e) return this.ok(what, true, `= ${cut(a)}`);
+    if (Array.isArray(actual) && Array.isArray(expected)) {
+      // Lists: say which elements are missing and which are extra, not just where the texts diverge.
+      const json = (x: unknown) =>
+        JSON.stringify(x, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+      const left = actual.map(json);
+      const missing: string[] = [];
+      for (const x of expected.map(json)) {
+        const i = left.indexOf(x);
+        if (i >= 0) left.splice(i, 1);
+        else missing.push(x);
+      }
+      const show = (xs: string[]) =>
+        xs.length ? xs.slice(0, 8).join(" ") + (xs.length > 8 ? " ..." : "") : "none";
+      return this.ok(
+        what,
+        false,
+        `got ${actual.length}, expected ${expected.length}; missing ${show(missing)}; extra ${show(left)}`,
+      );
+    }
+    return this.ok(what, false, `got ${cut(a)}, expected ${cut(e)}`);
   }
 
   /** failed lists the checks that did not hold (a test expects this to be empty). */
