@@ -183,6 +183,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly ensuredAt = new Map<string, number>();
   /** hostDownSince: host -> Date.now() when it was first found unreachable (cleared when it answers). */
   private readonly hostDownSince = new Map<string, number>();
+  /**
+   * definedAs: VM name -> `host uuid configFingerprint` of the definition its domain was last given (from the
+   * records at start-up, then from each successful ensure; dropped when an ensure fails, as the domain's
+   * definition is then unknown). An existing domain defined from the same VM config is not redefined.
+   */
+  private readonly definedAs = new Map<string, string>();
   /** replacedFrom: VM name -> the lost host the hostLoss policy moved it away from. */
   private readonly replacedFrom = new Map<string, string>();
   private hostTimer: NodeJS.Timeout | undefined;
@@ -311,6 +317,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     for (const r of records) {
       if (r.vmName) this.vmDpid.set(r.vmName, r.dpidHex);
+      // The record's fingerprint is written only once its domain was defined from that config (ensure).
+      if (r.vmName && r.host && r.uuid && r.configFingerprint)
+        this.definedAs.set(r.vmName, `${r.host} ${r.uuid} ${r.configFingerprint}`);
       if (r.vmName && r.host && !this.placements.has(r.vmName) && byHost.has(r.host) === false) {
         // The record's host did not answer: keep the VM there (stable placement) until it is gone for good.
         this.placements.set(r.vmName, { vm: r.vmName, host: r.host, memoryMiB: memOf.get(r.vmName) ?? 0 });
@@ -519,30 +528,45 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       const plan = vm.plan(hostCfg);
       const xml = buildDomainXml(plan.description);
       const uuid = plan.description.uuid ?? "";
+      const fingerprint = configHash(vm);
+      const definedAs = `${host} ${uuid} ${fingerprint}`;
+      // An existing domain already defined from this very VM config is not redefined (a no-op `virsh define`
+      // per rejoin or restart); a changed VM (SIGHUP) or an unknown definition is, and takes it at next start.
+      const redefine = this.definedAs.get(vm.name) !== definedAs;
+      // The fingerprint says what the domain was defined from: written now only when that is already true,
+      // otherwise once `define` succeeded (a failed redefine must not leave the new config's fingerprint).
       void this.store
-        .patchRecord(dpidHex, {
-          state: "starting",
-          host,
-          uuid,
-          configFingerprint: configHash(vm),
-        })
+        .patchRecord(dpidHex, { host, uuid, ...(redefine ? {} : { configFingerprint: fingerprint }) })
         .catch(() => undefined);
       const manager = this.hosts.manager(host);
       const readinessFrom = await this.consoleOffset(plan.consoleLog);
       const disk = lifecycleDisk(vm, hostCfg);
       const res = await this.startGate(host).run(() =>
-        manager.ensureRunning({ name: vm.name, uuid, xml, ...(disk ? { disk } : {}) }),
+        manager.ensureRunning({
+          name: vm.name,
+          uuid,
+          xml,
+          redefine,
+          ...(disk ? { disk } : {}),
+          // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
+          onStarting: () =>
+            void this.store.patchRecord(dpidHex, { state: "starting" }).catch(() => undefined),
+          onDefined: (at) =>
+            void this.store
+              .patchRecord(dpidHex, { definedAt: at, configFingerprint: fingerprint })
+              .catch(() => undefined),
+        }),
       );
+      this.definedAs.set(vm.name, definedAs);
       const t = res.timings;
       const sinceJoin = performance.now() - a.joinedAt;
       const reactionMs = sinceJoin - t.totalMs + (t.stateMs ?? 0) + (t.diskMs ?? 0) + (t.defineMs ?? 0);
       this.metrics.reactionSeconds.observe(reactionMs / 1000);
       this.metrics.bootSeconds.observe(sinceJoin / 1000);
       this.metrics.boots.inc({ action: res.action, host });
-      const now = new Date();
       const patch: RecordPatch = { state: "running", host, lastError: null, attempts: 0 };
-      if (res.action === "defined+started") patch.definedAt = now;
-      if (res.action !== "adopted") patch.startedAt = now;
+      // startedAt: when this attempt's start/resume completed (definedAt was written when define completed).
+      if (res.startedAt) patch.startedAt = res.startedAt;
       // Not awaited: the VM runs now whatever the database says; the outbox writes the record (merged with
       // the join's and `starting`'s patches during a burst) and this store reads its own pending writes.
       void this.store.patchRecord(dpidHex, patch).catch(() => undefined);
@@ -584,6 +608,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       );
       return out;
     } catch (err) {
+      this.definedAs.delete(vm.name);
       this.fail(dpidHex, vm, err, "ensure");
       throw err;
     }

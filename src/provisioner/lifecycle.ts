@@ -159,6 +159,13 @@ export interface EnsureSpec {
   disk?: DiskPlan;
   /** redefine (default true) upserts the XML even for an existing domain, so config changes apply at next start. */
   redefine?: boolean;
+  /**
+   * onStarting is called once, before the disk is prepared, when this attempt will define and start, start or
+   * resume the domain; never when it finds the domain already running (an adopted VM never "starts").
+   */
+  onStarting?: () => void;
+  /** onDefined is called right after `virsh define` succeeded, with the wall-clock moment it completed. */
+  onDefined?: (at: Date) => void;
 }
 
 /** EnsureAction tells what ensureRunning had to do. */
@@ -182,6 +189,10 @@ export interface EnsureResult {
   /** createdDisk is true when this attempt created the overlay/copy. */
   createdDisk: boolean;
   timings: EnsureTimings;
+  /** definedAt is the wall-clock moment this attempt's `virsh define` completed (absent: no define). */
+  definedAt?: Date;
+  /** startedAt is the wall-clock moment this attempt's `virsh start`/`resume` completed (absent: adopted). */
+  startedAt?: Date;
 }
 
 /** LeaveAction is the leave policy applied to a VM whose switch left. */
@@ -313,15 +324,27 @@ export class DomainManager {
     lap("stateMs", t);
     let createdDisk = false;
     let definedNew = false;
+    let definedAt: Date | undefined;
+    let startedAt: Date | undefined;
     const done = (action: EnsureAction, restored = false): EnsureResult => {
       timings.totalMs = performance.now() - t0;
       this.log.debug(
         { host: this.host.name, vm: spec.name, uuid: spec.uuid, action, timings },
         "domain ensured running",
       );
-      return { action, host: this.host.name, restored, createdDisk, timings };
+      return {
+        action,
+        host: this.host.name,
+        restored,
+        createdDisk,
+        timings,
+        ...(definedAt ? { definedAt } : {}),
+        ...(startedAt ? { startedAt } : {}),
+      };
     };
     try {
+      // "paused" counts as active, but it is resumed: that is a start as far as the caller's record goes.
+      if (!st || st.state === "paused" || !isActive(st.state)) this.notify(spec.onStarting, spec.name);
       t = performance.now();
       createdDisk = await this.prepareDisk(spec.disk);
       lap("diskMs", t);
@@ -330,11 +353,16 @@ export class DomainManager {
         await this.define(spec.name, spec.xml);
         definedNew = !st;
         lap("defineMs", t);
+        const at = new Date();
+        definedAt = at;
+        const onDefined = spec.onDefined;
+        if (onDefined) this.notify(() => onDefined(at), spec.name);
       }
       if (st && st.state === "paused") {
         t = performance.now();
         await this.virsh(["resume", spec.name]);
         lap("startMs", t);
+        startedAt = new Date();
         return done("resumed");
       }
       if (st && isActive(st.state)) return done("adopted");
@@ -348,10 +376,21 @@ export class DomainManager {
         throw e;
       }
       lap("startMs", t);
+      startedAt = new Date();
       return done(definedNew ? "defined+started" : "started", restored);
     } catch (err) {
       await this.rollback(spec, definedNew, createdDisk, err);
       throw err;
+    }
+  }
+
+  /** notify runs a caller's progress callback; its failure is logged, never the attempt's failure. */
+  private notify(cb: (() => void) | undefined, vm: string): void {
+    if (!cb) return;
+    try {
+      cb();
+    } catch (e) {
+      this.log.warn({ host: this.host.name, vm, err: e }, "ensureRunning progress callback failed");
     }
   }
 

@@ -155,6 +155,98 @@ describe("DomainManager.ensureRunning", () => {
   });
 });
 
+describe("DomainManager.ensureRunning progress (record timestamps and `starting`)", () => {
+  /** progress runs ensureRunning with both callbacks, `start`/`resume` taking `ms`, and logs what happened. */
+  async function progress(script: Record<string, Reply | Reply[]>, redefine?: boolean, ms = 15) {
+    const f = fakeVirsh(script);
+    const seen: string[] = [];
+    const run: VirshRunner = async (uri, args, opts) => {
+      if (args[0] === "start" || args[0] === "resume") await new Promise((r) => setTimeout(r, ms));
+      seen.push(`virsh ${args[0]!}`);
+      return f.run(uri, args, opts);
+    };
+    let definedCb: Date | undefined;
+    const r = await mgr(run).ensureRunning({
+      name: "vm1",
+      uuid: UUID,
+      xml: XML,
+      ...(redefine === undefined ? {} : { redefine }),
+      onStarting: () => seen.push("onStarting"),
+      onDefined: (at) => {
+        definedCb = at;
+        seen.push("onDefined");
+      },
+    });
+    return { r, seen, definedCb };
+  }
+
+  it("new domain: onStarting before define, onDefined after it; definedAt < startedAt, both real moments", async () => {
+    const before = Date.now();
+    const { r, seen, definedCb } = await progress({
+      domstate: { err: MISSING },
+      define: "ok\n",
+      start: "ok\n",
+    });
+    const after = Date.now();
+    expect(seen).toEqual(["virsh domstate", "onStarting", "virsh define", "onDefined", "virsh start"]);
+    expect(r.action).toBe("defined+started");
+    expect(r.definedAt).toBeInstanceOf(Date);
+    expect(r.startedAt).toBeInstanceOf(Date);
+    expect(definedCb).toBe(r.definedAt);
+    // The start took >= 15 ms after the define completed: the two moments are distinct and ordered.
+    expect(r.startedAt!.getTime() - r.definedAt!.getTime()).toBeGreaterThanOrEqual(10);
+    expect(r.definedAt!.getTime()).toBeGreaterThanOrEqual(before);
+    expect(r.startedAt!.getTime()).toBeLessThanOrEqual(after);
+  });
+  it("running domain (adopted) never calls onStarting and has no startedAt", async () => {
+    const { r, seen } = await progress({ domstate: "running (booted)\n", define: "ok\n" });
+    expect(r.action).toBe("adopted");
+    // Redefined (config change) without starting: definedAt, but no `starting` and no startedAt.
+    expect(seen).toEqual(["virsh domstate", "virsh define", "onDefined"]);
+    expect(r.definedAt).toBeInstanceOf(Date);
+    expect(r.startedAt).toBeUndefined();
+  });
+  it("running domain with redefine: false: no callback, no timestamps", async () => {
+    const { r, seen } = await progress({ domstate: "running (booted)\n" }, false);
+    expect(r.action).toBe("adopted");
+    expect(seen).toEqual(["virsh domstate"]);
+    expect(r.definedAt).toBeUndefined();
+    expect(r.startedAt).toBeUndefined();
+  });
+  it("shut-off domain with redefine: false is started without define: startedAt only", async () => {
+    const { r, seen } = await progress(
+      { domstate: "shut off (destroyed)\n", dominfo: "Managed save:   no\n", start: "ok\n" },
+      false,
+    );
+    expect(r.action).toBe("started");
+    expect(seen).toEqual(["virsh domstate", "onStarting", "virsh dominfo", "virsh start"]);
+    expect(r.definedAt).toBeUndefined();
+    expect(r.startedAt).toBeInstanceOf(Date);
+  });
+  it("paused domain: onStarting before resume; startedAt is when the resume completed", async () => {
+    const { r, seen } = await progress({ domstate: "paused (user)\n", resume: "ok\n" }, false);
+    expect(r.action).toBe("resumed");
+    expect(seen).toEqual(["virsh domstate", "onStarting", "virsh resume"]);
+    expect(r.startedAt).toBeInstanceOf(Date);
+  });
+  it("a throwing callback does not fail the attempt", async () => {
+    const f = fakeVirsh({ domstate: { err: MISSING }, define: "ok\n", start: "ok\n" });
+    const r = await mgr(f.run).ensureRunning({
+      name: "vm1",
+      uuid: UUID,
+      xml: XML,
+      onStarting: () => {
+        throw new Error("record write failed");
+      },
+      onDefined: () => {
+        throw new Error("record write failed");
+      },
+    });
+    expect(r.action).toBe("defined+started");
+    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "define", "start"]);
+  });
+});
+
 describe("DomainManager disks", () => {
   const dir = mkdtempSync(join(tmpdir(), "rfbtv-disk-"));
   const base = join(dir, "base.qcow2");
