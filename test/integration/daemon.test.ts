@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MongoClient } from "mongodb";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { silentLogger } from "../../src/common/log.js";
 import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
 import { MONGO_URI, describeWith } from "../helpers/env.js";
@@ -88,6 +88,19 @@ ${extra}`;
   }
 
   const records = () => mongo.db(DB).collection("rfboot_vms").find().toArray();
+
+  /** watch records every record patch and every `virsh define` the daemon makes from now on. */
+  function watch(d: Daemon) {
+    const patches: { dpidHex: string; state?: string }[] = [];
+    const orig = d.store.patchRecord.bind(d.store);
+    vi.spyOn(d.store, "patchRecord").mockImplementation((dpidHex, patch) => {
+      patches.push({ dpidHex, ...(patch.state ? { state: patch.state } : {}) });
+      return orig(dpidHex, patch);
+    });
+    const defines = ["h1", "h2"].map((h) => vi.spyOn(d.hosts.manager(h), "define"));
+    const defined = () => defines.flatMap((s) => s.mock.calls.map((c) => c[0]));
+    return { patches, defined };
+  }
   const rows = () =>
     mongo
       .db(DB)
@@ -123,6 +136,9 @@ ${extra}`;
       expect(r.joinedAt).toBeInstanceOf(Date);
       expect(r.definedAt).toBeInstanceOf(Date);
       expect(r.startedAt).toBeInstanceOf(Date);
+      // The moments define and start really completed: joined, then defined, then (later) started.
+      expect(r.joinedAt.getTime()).toBeLessThanOrEqual(r.definedAt.getTime());
+      expect(r.definedAt.getTime()).toBeLessThan(r.startedAt.getTime());
       // The right XML: the stable uuid and the RouteFlow MACs are in the defined domain.
       const h = r.host === "h1" ? hosts[0]! : hosts[1]!;
       const xml = await sh("virsh", ["-c", h.testUri, "dumpxml", r.vmName]);
@@ -152,19 +168,44 @@ ${extra}`;
       "destroyed after grace",
       async () => (await domainsOn(leftHost)).get(leftName) === "shut off",
     );
-    // Rejoin: the same VM on the same host comes back; no duplicate domain, no duplicate rows.
+    // Rejoin: the same VM on the same host comes back; no duplicate domain, no duplicate rows. Its config
+    // is unchanged, so the shut-off domain is started as it is defined: no second `virsh define`.
+    const w1 = watch(daemon);
     await addSwitch(`rfbd${TAG}1`, `${TAG}01`, [port]);
     await until("rejoined VM running", async () => (await domainsOn(leftHost)).get(leftName) === "running");
+    const rejoined = await until("rejoined record running", async () => {
+      const r = (await records()).find((x) => x.vmName === leftName);
+      return r?.state === "running" && r.startedAt > leftRec.startedAt ? r : undefined;
+    });
+    expect(w1.defined()).toEqual([]);
+    expect(rejoined.definedAt).toEqual(leftRec.definedAt);
+    expect(rejoined.configFingerprint).toBe(leftRec.configFingerprint);
+    // It really started again: `starting` was recorded for it.
+    expect(w1.patches.filter((p) => p.dpidHex === leftRec.dpidHex && p.state === "starting")).toHaveLength(1);
     expect((await domainsOn(hosts[0]!)).size + (await domainsOn(hosts[1]!)).size).toBe(6);
     expect((await rows()).length).toBe(expected.length);
 
     // Restart: a new daemon reconciles and adopts the running VMs; the switches reconnect; still 6 and 15.
     await daemon.stop();
+    const beforeRestart = await records();
     daemon = await startDaemon(cfg, `a2-${TAG}`);
+    const w2 = watch(daemon);
     const adopted: string[] = [];
     daemon.on("ensured", (e) => adopted.push(e.action));
     await until("switches back after restart", async () => (adopted.length >= 6 ? true : undefined), 40_000);
     expect(adopted.every((a) => a === "adopted")).toBe(true);
+    // Adopted VMs were never `starting` (they ran all along), nor redefined (same VM config), and keep the
+    // moments they were really defined and started.
+    expect(w2.patches.length).toBeGreaterThanOrEqual(6);
+    expect(w2.patches.filter((p) => p.state === "starting")).toEqual([]);
+    expect(w2.defined()).toEqual([]);
+    await daemon.idle();
+    const afterRestart = await records();
+    for (const r of beforeRestart) {
+      const a = afterRestart.find((x) => x.dpidHex === r.dpidHex)!;
+      expect(a.definedAt).toEqual(r.definedAt);
+      expect(a.startedAt).toEqual(r.startedAt);
+    }
     expect((await domainsOn(hosts[0]!)).size + (await domainsOn(hosts[1]!)).size).toBe(6);
     expect((await rows()).length).toBe(expected.length);
     expect((await records()).length).toBe(6);
