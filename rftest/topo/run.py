@@ -19,6 +19,7 @@ Uses Debian's python3 (Mininet lives in /usr/lib/python3/dist-packages).
 """
 
 import argparse
+import faulthandler
 import json
 import os
 import re
@@ -422,9 +423,13 @@ def cmd_serve(args):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
+    # Mininet has hung here without any output (once in many CI runs): if start-up takes over 45 s, every
+    # thread's stack goes to stderr (mininet.log), so the log says where it stopped.
+    faulthandler.dump_traceback_later(45, exit=False)
     try:
         drv.start()
         drv.wait_ready()
+        faulthandler.cancel_dump_traceback_later()
         if not drv.stopping:
             drv.serve()
     finally:
