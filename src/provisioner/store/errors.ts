@@ -1,6 +1,9 @@
 /** Store error helpers: wrap driver errors into StoreError and tell an outage from a refused operation. */
 import {
   MongoBulkWriteError,
+  type Collection,
+  type Document,
+  type OptionalUnlessRequiredId,
   MongoClientClosedError,
   MongoError,
   MongoNetworkError,
@@ -18,6 +21,12 @@ export function isDuplicateKey(err: unknown): boolean {
   return err instanceof MongoError && err.code === DUPLICATE_KEY;
 }
 
+/** writeErrorsOf lists the per-document errors of an unordered batch's failure (none for anything else). */
+function writeErrorsOf(err: MongoBulkWriteError): { index: number; code: number }[] {
+  const raw: unknown = err.writeErrors;
+  return (Array.isArray(raw) ? raw : raw ? [raw] : []) as { index: number; code: number }[];
+}
+
 /**
  * duplicateIndexes returns the positions of the writes of an unordered batch (insertMany, bulkWrite) that
  * failed only for a duplicate key, when that is the batch's only kind of failure; undefined otherwise (the
@@ -25,10 +34,28 @@ export function isDuplicateKey(err: unknown): boolean {
  */
 export function duplicateIndexes(err: unknown): Set<number> | undefined {
   if (!(err instanceof MongoBulkWriteError)) return undefined;
-  const raw: unknown = err.writeErrors;
-  const list = (Array.isArray(raw) ? raw : raw ? [raw] : []) as { index: number; code: number }[];
+  const list = writeErrorsOf(err);
   if (list.length === 0 || list.some((w) => w.code !== DUPLICATE_KEY)) return undefined;
   return new Set(list.map((w) => w.index));
+}
+
+/**
+ * insertUnordered inserts `docs` in one unordered insertMany and returns the positions refused for a
+ * duplicate key (the others are in); any other failure is thrown.
+ */
+export async function insertUnordered<T extends Document>(
+  col: Collection<T>,
+  docs: readonly OptionalUnlessRequiredId<T>[],
+): Promise<Set<number>> {
+  if (docs.length === 0) return new Set();
+  try {
+    await col.insertMany([...docs], { ordered: false });
+    return new Set();
+  } catch (err) {
+    const dup = duplicateIndexes(err);
+    if (!dup) throw err;
+    return dup;
+  }
 }
 
 // Server codes that mean "try again later" (MongoDB's retryable set: not primary, shutting down, ...).
@@ -77,8 +104,7 @@ function transientOne(e: unknown): boolean {
     // Found under issue 6's outage test once writes were batched: insertMany/bulkWrite (driver 7.9) wrap a
     // network failure in a MongoBulkWriteError with no write errors, no cause and no code, only the
     // driver's labels and the socket error's message. A batch that refused documents has write errors.
-    const raw: unknown = e.writeErrors;
-    const refused = Array.isArray(raw) ? raw.length > 0 : raw !== undefined && raw !== null;
+    const refused = writeErrorsOf(e).length > 0;
     if (!refused && (e.hasErrorLabel("RetryableError") || e.hasErrorLabel("SystemOverloadedError")))
       return true;
     if (!refused && [...SOCKET_CODES].some((c) => e.message.includes(c))) return true;

@@ -16,7 +16,7 @@
  * Instances compare `expiresAt` with their own clock: clocks must agree to well within `margin`.
  */
 import type { Collection } from "mongodb";
-import { attempt, duplicateIndexes, wrap } from "./errors.js";
+import { attempt, insertUnordered, wrap } from "./errors.js";
 import { TurnBatcher, type BatchResult } from "./batch.js";
 import type { Lease } from "./types.js";
 import { checkDpidHex, checkName } from "./validate.js";
@@ -60,21 +60,13 @@ export class LeaseTable {
       const byId = new Map(docs.map((d) => [d._id, d]));
       return ids.map((id): BatchResult<LeaseDoc | null> => ({ ok: true, value: byId.get(id) ?? null }));
     });
+    // One insert batch at a time: on a database that commits one write at a time (FerretDB/SQLite, a sync
+    // per commit) a second batch in flight only waits for the lock, while the claims arriving meanwhile
+    // make the next batch bigger. A duplicate is a generation another instance created first: a lost race.
     this.inserts = new TurnBatcher(
       async (docs) => {
-        let dup = new Set<number>();
-        try {
-          await this.col.insertMany([...docs], { ordered: false });
-        } catch (err) {
-          // Another instance created some of these generations first: those claims lost the race.
-          const d = duplicateIndexes(err);
-          if (!d) throw err;
-          dup = d;
-        }
+        const dup = await insertUnordered(this.col, docs);
         return docs.map((_, i): BatchResult<boolean> => ({ ok: true, value: !dup.has(i) }));
-        // One insert at a time: on a database that commits one write at a time (FerretDB/SQLite, a sync per
-        // commit) a second batch in flight only waits for the lock, while the claims arriving meanwhile would
-        // make the next batch bigger.
       },
       { maxInFlight: 1 },
     );

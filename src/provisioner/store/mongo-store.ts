@@ -25,7 +25,15 @@ import {
 } from "mongodb";
 import { ConfigError, errorMessage, StoreError } from "../../common/errors.js";
 import { redactUri, silentLogger, type Logger } from "../../common/log.js";
-import { attempt, duplicateIndexes, isDuplicateKey, isTopologyClosed, isTransient, wrap } from "./errors.js";
+import {
+  attempt,
+  duplicateIndexes,
+  insertUnordered,
+  isDuplicateKey,
+  isTopologyClosed,
+  isTransient,
+  wrap,
+} from "./errors.js";
 import { LeaseTable, type LeaseDoc } from "./leases.js";
 import { applyRfconfigRows, ensureRfconfigIndexes, type RfconfigDoc } from "./rfconfig.js";
 import { Outbox, type OutboxBatch, type OutboxOp, type OutboxOptions, type OutboxStats } from "./outbox.js";
@@ -109,10 +117,10 @@ interface EventDoc {
 const OUTBOX_FILE_VERSION = 1;
 
 type RecordOp = Extract<OutboxOp, { type: "record" }>;
+type EventOp = Extract<OutboxOp, { type: "event" }>;
 
 /** UPDATE_CHUNK bounds one bulk update of records (see applyRecords). */
 const UPDATE_CHUNK = 16;
-type EventOp = Extract<OutboxOp, { type: "event" }>;
 
 function uriDatabase(uri: string): string | undefined {
   const m = /^mongodb(?:\+srv)?:\/\/[^/]*\/([^?]+)/.exec(uri);
@@ -388,21 +396,18 @@ export class MongoStore extends EventEmitter {
     if (events.length > 0) await this.applyEvents(events);
   }
 
-  /** recordDoc is the document an upsert of `o` would create on an empty collection. */
+  /**
+   * recordDoc is the document the upsert of `o` (recordUpdate) creates on an empty collection: its
+   * `$setOnInsert` and `$set` fields, the dotted `switch.*` keys as a sub-document.
+   */
   private recordDoc(o: RecordOp): VmRecordDoc {
-    const { switch: sw, ...rest } = o.patch;
-    const doc: Record<string, unknown> = {
-      _id: o.dpidHex,
-      dpidHex: o.dpidHex,
-      dpid: BigInt(`0x${o.dpidHex}`).toString(10),
-      createdAt: o.at,
-      state: "joined",
-    };
-    for (const [k, v] of Object.entries(rest)) if (v !== undefined) doc[k] = v;
-    const swDoc = Object.fromEntries(Object.entries(sw ?? {}).filter(([, v]) => v !== undefined));
-    if (Object.keys(swDoc).length > 0) doc.switch = swDoc;
-    doc.updatedAt = o.at;
-    doc.owner = this.owner;
+    const { set, onInsert } = this.recordUpdate(o.dpidHex, o.patch, o.at);
+    const doc: Record<string, unknown> = { _id: o.dpidHex, ...onInsert };
+    for (const [k, v] of Object.entries(set)) {
+      const [top, sub] = k.split(".", 2) as [string, string | undefined];
+      if (sub === undefined) doc[k] = v;
+      else ((doc[top] ??= {}) as Record<string, unknown>)[sub] = v;
+    }
     return doc as unknown as VmRecordDoc;
   }
 
@@ -416,23 +421,15 @@ export class MongoStore extends EventEmitter {
     const fresh = ops.filter((o) => !this.knownRecords.has(o.dpidHex));
     const update = ops.filter((o) => this.knownRecords.has(o.dpidHex));
     if (fresh.length > 0) {
-      let dup = new Set<number>();
-      try {
-        await vms.insertMany(
-          fresh.map((o) => this.recordDoc(o)),
-          { ordered: false },
-        );
-      } catch (err) {
-        const d = duplicateIndexes(err);
-        if (!d) throw err;
-        dup = d;
-      }
+      const dup = await insertUnordered(
+        vms,
+        fresh.map((o) => this.recordDoc(o)),
+      );
       for (const [i, o] of fresh.entries()) {
         this.knownRecords.add(o.dpidHex);
         if (dup.has(i)) update.push(o);
       }
     }
-    if (update.length === 1) return this.applyRecord(update[0]!.dpidHex, update[0]!.patch, update[0]!.at);
     // FerretDB 1.24 applies a bulk update in time that grows faster than its size (measured: 16 updates
     // ~30 ms, 64 ~195 ms, 256 did not finish within minutes and held the database meanwhile), so updates go
     // in chunks of UPDATE_CHUNK, one after the other.
@@ -468,11 +465,7 @@ export class MongoStore extends EventEmitter {
   /** applyEvents inserts events in one unordered insertMany; one already there (a replay) is skipped. */
   private async applyEvents(ops: readonly EventOp[]): Promise<void> {
     const docs: EventDoc[] = ops.map((o) => ({ _id: new ObjectId(o.id), ...o.event, owner: this.owner }));
-    try {
-      await this.col<EventDoc>(this.collections.events).insertMany(docs, { ordered: false });
-    } catch (err) {
-      if (!duplicateIndexes(err)) throw err;
-    }
+    await insertUnordered(this.col<EventDoc>(this.collections.events), docs);
     this.countEvents(ops.length);
   }
 

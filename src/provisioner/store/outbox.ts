@@ -524,7 +524,6 @@ export class Outbox extends EventEmitter {
       this.emit("stalled", op);
       this.failed(
         group,
-        op,
         new StoreError(
           `outbox.${op.type} did not settle within ${this.opts.stallMs} ms; retrying it`,
           `outbox.${op.type}`,
@@ -545,7 +544,7 @@ export class Outbox extends EventEmitter {
         if (done) return;
         done = true;
         clearTimeout(stall);
-        this.failed(group, op, err, isTransient(err), kind);
+        this.failed(group, err, isTransient(err), kind);
       },
     );
   }
@@ -581,13 +580,7 @@ export class Outbox extends EventEmitter {
     this.pump();
   }
 
-  private failed(
-    group: Entry[],
-    op: OutboxOp | OutboxBatch,
-    err: unknown,
-    transient: boolean,
-    kind: BatchKind | undefined,
-  ): void {
+  private failed(group: Entry[], err: unknown, transient: boolean, kind: BatchKind | undefined): void {
     this.finish(group, kind);
     if (!transient && group.length > 1) {
       // One bad row must not sink the others: retry each entry of the batch on its own.

@@ -9,7 +9,7 @@
  * enforces them, also under racing upserts: the loser gets E11000 and retries as an update).
  */
 import { ObjectId, type Collection } from "mongodb";
-import { duplicateIndexes, isDuplicateKey, isTransient } from "./errors.js";
+import { insertUnordered, isDuplicateKey, isTransient } from "./errors.js";
 import type { RfconfigRow } from "./types.js";
 
 /** RfconfigDoc is an `rfconfig` document as found: values are normally strings, but others write it too. */
@@ -102,27 +102,10 @@ export async function applyRfconfigRows(
       snap.push({ _id: id, ...row });
     }
   }
-  const fresh = snap.filter((d) => d.pending);
-  if (fresh.length === 0) return;
-  const docs = fresh.map((d) => ({
-    _id: d._id,
-    vm_id: d.vm_id,
-    vm_port: d.vm_port,
-    ct_id: d.ct_id,
-    dp_id: d.dp_id,
-    dp_port: d.dp_port,
-  }));
-  try {
-    await rf.insertMany(docs, { ordered: false });
-  } catch (err) {
-    // A concurrent writer inserted some of these rows first (unique index): upsert those one by one.
-    const dup = duplicateIndexes(err);
-    if (!dup) throw err;
-    for (const i of [...dup].sort((a, b) => a - b)) {
-      const d = docs[i]!;
-      await insertRow(rf, { vm_id: String(d.vm_id), vm_port: String(d.vm_port), ...dpOf(d) }, unique);
-    }
-  }
+  // New rows, displaced rows already deleted: one insertMany; a concurrent writer's row makes one fail.
+  const fresh = snap.filter((d) => d.pending).map(rowOf);
+  const dup = await insertUnordered(rf, fresh.map(rowDoc));
+  for (const i of [...dup].sort((a, b) => a - b)) await insertRow(rf, fresh[i]!, unique);
 }
 
 /**
@@ -140,34 +123,31 @@ async function insertFresh(
   const keys = (r: RfconfigRow) => [`v ${r.vm_id}/${r.vm_port}`, `d ${r.ct_id}/${r.dp_id}/${r.dp_port}`];
   for (const r of rows) for (const k of keys(r)) count.set(k, (count.get(k) ?? 0) + 1);
   const alone = rows.filter((r) => keys(r).every((k) => count.get(k) === 1));
-  if (alone.length === 0) return [...rows];
-  let dup = new Set<number>();
-  try {
-    await rf.insertMany(
-      alone.map((r) => ({
-        vm_id: r.vm_id,
-        vm_port: r.vm_port,
-        ct_id: r.ct_id,
-        dp_id: r.dp_id,
-        dp_port: r.dp_port,
-      })) as unknown as RfconfigDoc[],
-      { ordered: false },
-    );
-  } catch (err) {
-    const d = duplicateIndexes(err);
-    if (!d) throw err;
-    dup = d;
-  }
+  const dup = await insertUnordered(rf, alone.map(rowDoc));
   const inserted = new Set(alone.filter((_, i) => !dup.has(i)));
   return rows.filter((r) => !inserted.has(r));
 }
 
-function dpOf(d: {
-  ct_id: unknown;
-  dp_id: unknown;
-  dp_port: unknown;
-}): Omit<RfconfigRow, "vm_id" | "vm_port"> {
-  return { ct_id: String(d.ct_id), dp_id: String(d.dp_id), dp_port: String(d.dp_port) };
+/** rowDoc is the stored form of a row: RouteFlow's five fields, nothing else. */
+function rowDoc(r: RfconfigRow): RfconfigDoc {
+  return {
+    vm_id: r.vm_id,
+    vm_port: r.vm_port,
+    ct_id: r.ct_id,
+    dp_id: r.dp_id,
+    dp_port: r.dp_port,
+  } as unknown as RfconfigDoc;
+}
+
+/** rowOf reads a row back from a document (its fields as strings). */
+function rowOf(d: RfconfigDoc): RfconfigRow {
+  return {
+    vm_id: String(d.vm_id),
+    vm_port: String(d.vm_port),
+    ct_id: String(d.ct_id),
+    dp_id: String(d.dp_id),
+    dp_port: String(d.dp_port),
+  };
 }
 
 /** insertRow upserts one row by its VM interface and returns the `_id` of the row that holds it. */
@@ -177,14 +157,7 @@ async function insertRow(rf: Collection<RfconfigDoc>, row: RfconfigRow, unique: 
     // The snapshot showed no row for this interface, and the unique indexes make a plain insert safe: no
     // scan (an upsert's filter is one on FerretDB). A concurrent writer's row makes it fail; then upsert.
     try {
-      const doc = {
-        vm_id: row.vm_id,
-        vm_port: row.vm_port,
-        ct_id: row.ct_id,
-        dp_id: row.dp_id,
-        dp_port: row.dp_port,
-      };
-      return (await rf.insertOne(doc as unknown as RfconfigDoc)).insertedId;
+      return (await rf.insertOne(rowDoc(row))).insertedId;
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
     }
