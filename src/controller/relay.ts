@@ -166,6 +166,23 @@ function corkForTurn(sock: Socket, afterFlush: () => void): void {
   });
 }
 
+/**
+ * sendRelayed writes `bufs` to `to`, corked for this turn; once the turn's writes are flushed, if more
+ * than RELAY_HIGH_WATER still waits for `to`, reading `from` pauses until `to` drains. `live` says the
+ * pair is still relayed (checked before pausing and before resuming).
+ */
+function sendRelayed(to: Socket, from: Socket, live: () => boolean, bufs: readonly Buffer[]): void {
+  corkForTurn(to, () => {
+    if (live() && to.writableLength > RELAY_HIGH_WATER && !from.isPaused()) {
+      from.pause();
+      to.once("drain", () => {
+        if (live()) from.resume();
+      });
+    }
+  });
+  for (const b of bufs) to.write(b);
+}
+
 /** upstreamTypeOfInterest: HELLO, FEATURES_REQUEST and stats/multipart requests (16 in 1.0, 18 in 1.1+). */
 function upstreamTypeOfInterest(version: number, type: number): boolean {
   return type === 0 || type === 5 || type === (version === 1 ? 16 : 18);
@@ -211,7 +228,7 @@ export class RelayConnection extends ConnectionBase {
       this.upstreamOpen = true;
       this.log.debug({ local: `${up.localAddress}:${up.localPort}` }, "upstream connected");
       this.apply(this.session.upstreamConnected(this.clock()));
-      for (const b of this.held) this.writeUpstream(b);
+      this.writeUpstream(this.held);
       this.held.length = 0;
       this.heldBytes = 0;
     });
@@ -275,21 +292,13 @@ export class RelayConnection extends ConnectionBase {
       }
       return;
     }
-    for (const b of out) this.writeUpstream(b);
+    this.writeUpstream(out);
   }
 
-  private writeUpstream(bytes: Buffer): void {
+  private writeUpstream(bufs: readonly Buffer[]): void {
     const up = this.upstream;
     if (!up) return;
-    corkForTurn(up, () => {
-      if (this.upstream === up && up.writableLength > RELAY_HIGH_WATER && !this.socket.isPaused()) {
-        this.socket.pause();
-        up.once("drain", () => {
-          if (!this.isClosed) this.socket.resume();
-        });
-      }
-    });
-    up.write(bytes);
+    sendRelayed(up, this.socket, () => this.upstream === up && !this.isClosed, bufs);
   }
 
   private onUpstreamData(up: Socket, chunk: Buffer): void {
@@ -316,15 +325,7 @@ export class RelayConnection extends ConnectionBase {
       }
     }
     if (runs.length === 0) return;
-    corkForTurn(this.socket, () => {
-      if (this.upstream === up && this.socket.writableLength > RELAY_HIGH_WATER && !up.isPaused()) {
-        up.pause();
-        this.socket.once("drain", () => {
-          if (this.upstream === up) up.resume();
-        });
-      }
-    });
-    for (const run of runs) this.socket.write(run);
+    sendRelayed(this.socket, up, () => this.upstream === up && !this.isClosed, runs);
   }
 
   /**
