@@ -3,9 +3,9 @@
  * Under CI=true a missing component fails the test (never a skip); elsewhere it skips with the reason.
  */
 import { execFileSync } from "node:child_process";
-import { connect } from "node:net";
 import { resolve } from "node:path";
 import { describe } from "vitest";
+import { portOpen } from "./real.js";
 
 export const IN_CI = process.env.CI === "true" || process.env.CI === "1";
 
@@ -24,17 +24,6 @@ function ok(cmd: string, args: string[]): boolean {
   } catch {
     return false;
   }
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect({ host: "127.0.0.1", port });
-    s.once("connect", () => {
-      s.destroy();
-      res(true);
-    });
-    s.once("error", () => res(false));
-  });
 }
 
 /** MONGO_URI for tests: RFBOOT_TEST_MONGO_URI or the lab's 127.0.0.1:27017. */

@@ -1,8 +1,10 @@
 /**
  * Small helpers for tests with real peers: commands (execa, argument arrays, LC_ALL=C), a free loopback
- * port, an Open vSwitch bridge that acts as a switch, and polling with a deadline.
+ * port, whether a port is open, process and Mininet shell checks, an Open vSwitch bridge that acts as a
+ * switch, and polling with a deadline.
  */
-import { createServer } from "node:net";
+import { readdirSync, readFileSync } from "node:fs";
+import { connect, createServer } from "node:net";
 import { execa } from "execa";
 
 /** sleep resolves after `ms`. */
@@ -28,6 +30,44 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(typeof a === "object" && a ? a.port : 0));
     });
   });
+}
+
+/** portOpen says whether something accepts TCP connections on 127.0.0.1:`port`. */
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: "127.0.0.1", port });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+/** alive says whether process `pid` exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2];
+    return st !== "Z" && st !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** mininetShells lists processes whose last argument is `mininet:<host>` (Mininet's host shells). */
+export function mininetShells(hosts: readonly string[]): number[] {
+  const want = new Set(hosts.map((h) => `mininet:${h}`));
+  const pids: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean);
+      if (want.has(argv[argv.length - 1] ?? "")) pids.push(Number(d));
+    } catch {
+      // process gone
+    }
+  }
+  return pids;
 }
 
 /**

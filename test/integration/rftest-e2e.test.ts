@@ -13,12 +13,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { MongoClient, type Db } from "mongodb";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeWith, MONGO_URI, REPO, SHARED } from "../helpers/env.js";
+import { alive, mininetShells, portOpen } from "../helpers/real.js";
 
 const ENV = { ...process.env, LC_ALL: "C" };
 const LAB_DIR = process.env.RFBOOT_LAB_DIR ?? "/var/lib/rfboot-lab";
@@ -234,44 +234,8 @@ function ofDpid(sw: string): string {
   return /dpid:([0-9a-f]{16})/.exec(sh("ovs-ofctl", ["-O", "OpenFlow13", "show", sw]))?.[1] ?? "";
 }
 
-function alive(pid: number): boolean {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2];
-    return st !== "Z" && st !== "X";
-  } catch {
-    return false;
-  }
-}
-
 function pidFile(demo: Demo, what: string): number {
   return Number(readFileSync(join(LAB_DIR, demo, `${what}.pid`), "utf8").trim());
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect({ host: "127.0.0.1", port });
-    s.once("connect", () => {
-      s.destroy();
-      res(true);
-    });
-    s.once("error", () => res(false));
-  });
-}
-
-/** mininetShells lists processes whose last argument is `mininet:<host>` (Mininet's host shells). */
-function mininetShells(hosts: string[]): number[] {
-  const want = new Set(hosts.map((h) => `mininet:${h}`));
-  const pids: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean);
-      if (want.has(argv[argv.length - 1] ?? "")) pids.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
 }
 
 function qemuProcesses(): string[] {
@@ -374,8 +338,8 @@ async function expectNothingLeft(demo: Demo, spec: DemoSpec, pids: number[]): Pr
   expect(links.filter((l) => spec.switches.some((s) => l === s || l.startsWith(`${s}-eth`)))).toEqual([]);
   expect(mininetShells(spec.hosts)).toEqual([]);
   for (const p of pids) expect(alive(p), `pid ${p} (started by rftest/${demo})`).toBe(false);
-  expect(await listening(UPSTREAM), `something still listens on ${UPSTREAM}`).toBe(false);
-  expect(await listening(LISTEN), `something still listens on ${LISTEN}`).toBe(false);
+  expect(await portOpen(UPSTREAM), `something still listens on ${UPSTREAM}`).toBe(false);
+  expect(await portOpen(LISTEN), `something still listens on ${LISTEN}`).toBe(false);
   expect(sh("ip", ["netns", "list"])).not.toMatch(/\b(h[1-8]|s[5-8]|s99)\b/);
   for (const f of ["mininet.pid", "upstream.pid", "rfboot.pid", "rfboot.config"]) {
     expect(existsSync(join(LAB_DIR, demo, f)), `${demo}/${f}`).toBe(false);

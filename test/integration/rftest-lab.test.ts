@@ -7,11 +7,11 @@
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { connect } from "node:net";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, expect, it } from "vitest";
 import { describeWith, REPO } from "../helpers/env.js";
+import { alive, mininetShells, portOpen } from "../helpers/real.js";
 
 // Private names and ports so that a demo or another test running on the machine is not disturbed.
 const ENV = {
@@ -76,42 +76,6 @@ function linkNames(): string[] {
   return readdirSync("/sys/class/net");
 }
 
-/** mininetShells lists processes whose last argument is `mininet:<host>` (Mininet's host shells). */
-function mininetShells(hosts: string[]): number[] {
-  const want = new Set(hosts.map((h) => `mininet:${h}`));
-  const pids: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, "utf8").split("\0").filter(Boolean);
-      if (want.has(argv[argv.length - 1] ?? "")) pids.push(Number(d));
-    } catch {
-      // process gone
-    }
-  }
-  return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2];
-    return st !== "Z" && st !== "X";
-  } catch {
-    return false;
-  }
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect({ host: "127.0.0.1", port });
-    s.once("connect", () => {
-      s.destroy();
-      res(true);
-    });
-    s.once("error", () => res(false));
-  });
-}
-
 /** blockedPorts counts (R)STP ports that are Alternate/Backup on a bridge (ovs-appctl rstp/show). */
 function blockedPorts(br: string): number {
   const out = sh("ovs-appctl", ["rstp/show", br]);
@@ -131,8 +95,8 @@ async function expectNothingLeft(
   expect(links.filter((l) => switches.some((s) => l === s || l.startsWith(`${s}-eth`)))).toEqual([]);
   expect(mininetShells(hosts)).toEqual([]);
   for (const p of pids) expect(alive(p), `pid ${p}`).toBe(false);
-  expect(await listening(UPSTREAM)).toBe(false);
-  expect(await listening(LISTEN)).toBe(false);
+  expect(await portOpen(UPSTREAM)).toBe(false);
+  expect(await portOpen(LISTEN)).toBe(false);
   expect(sh("ip", ["netns", "list"])).not.toMatch(/\b(h[1-8]|s[5-8]|s99)\b/);
   expect(existsSync(join(LAB_DIR, name, "mininet.pid"))).toBe(false);
   expect(existsSync(join(LAB_DIR, name, "upstream.pid"))).toBe(false);

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BSON, MongoClient, ObjectId } from "mongodb";
@@ -19,6 +19,7 @@ import {
   type VmState,
 } from "../../src/provisioner/store/index.js";
 import { describeWith } from "../helpers/env.js";
+import { portOpen } from "../helpers/real.js";
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -28,14 +29,6 @@ function freePort(): Promise<number> {
       const port = (srv.address() as { port: number }).port;
       srv.close(() => resolve(port));
     });
-  });
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: "127.0.0.1", port });
-    s.once("connect", () => (s.destroy(), resolve(true)));
-    s.once("error", () => resolve(false));
   });
 }
 

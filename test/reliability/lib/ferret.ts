@@ -1,21 +1,10 @@
 /** A private FerretDB (MongoDB wire, SQLite) on a free port with its own directory, to stop and restart it. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { portOpen } from "../../helpers/real.js";
 import { freePort, sleep } from "./util.js";
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: "127.0.0.1", port });
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
 
 /** Ferret runs `ferretdb --handler=sqlite` in a temp dir on a free port. */
 export class Ferret {
