@@ -5,6 +5,7 @@
  * {type:"stats", ups, rss, heapUsed, connections, cpuUs, cpuSystemUs} (cpuUs: user + system; cpuSystemUs:
  * the kernel's part); {cmd:"close"} -> exits.
  */
+import { processStats } from "./child-stats.js";
 import { createController, type Controller, type ControllerOptions } from "../../src/controller/index.js";
 
 let controller: Controller | undefined;
@@ -26,13 +27,8 @@ process.on("message", (m: { cmd: string; options?: ControllerOptions }) => {
         process.send!({
           type: "stats",
           ups,
-          rss: process.memoryUsage().rss,
-          heapUsed: process.memoryUsage().heapUsed,
           connections: controller?.connectionCount ?? 0,
-          ...(() => {
-            const u = process.cpuUsage();
-            return { cpuUs: u.user + u.system, cpuSystemUs: u.system };
-          })(),
+          ...processStats(),
         });
         break;
       case "gc":

@@ -11,6 +11,7 @@
  * {cmd:"close"} -> exits.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { processStats } from "./child-stats.js";
 
 let server: Server | undefined;
 let connections = 0;
@@ -46,19 +47,9 @@ process.on("message", (m: { cmd: string; upstream?: { host: string; port: number
       });
       break;
     }
-    case "stats": {
-      const u = process.cpuUsage();
-      const mem = process.memoryUsage();
-      process.send!({
-        type: "stats",
-        connections,
-        rss: mem.rss,
-        heapUsed: mem.heapUsed,
-        cpuUs: u.user + u.system,
-        cpuSystemUs: u.system,
-      });
+    case "stats":
+      process.send!({ type: "stats", connections, ...processStats() });
       break;
-    }
     case "close":
       // Connections are the bench's to end; do not wait for them.
       process.exit(0);

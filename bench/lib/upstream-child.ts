@@ -5,6 +5,7 @@
  * IPC: {type:"ready"} once loaded; {cmd:"start"} -> {type:"started", port} (listening on 127.0.0.1, a
  * free port); {cmd:"stats"} -> {type:"stats", rss, heapUsed, cpuUs, cpuSystemUs} (as controller-child.ts); {cmd:"close"} -> exits.
  */
+import { processStats } from "./child-stats.js";
 import { Upstream } from "./upstream.js";
 
 let upstream: Upstream | undefined;
@@ -17,18 +18,9 @@ process.on("message", (m: { cmd: string }) => {
         await upstream.listen("127.0.0.1", 0);
         process.send!({ type: "started", port: upstream.port });
         break;
-      case "stats": {
-        const u = process.cpuUsage();
-        const mem = process.memoryUsage();
-        process.send!({
-          type: "stats",
-          rss: mem.rss,
-          heapUsed: mem.heapUsed,
-          cpuUs: u.user + u.system,
-          cpuSystemUs: u.system,
-        });
+      case "stats":
+        process.send!({ type: "stats", ...processStats() });
         break;
-      }
       case "close":
         // Connections are the bench's to end; do not wait for them.
         process.exit(0);
