@@ -62,6 +62,7 @@ import {
   type OfMessage,
   type Port,
 } from "../src/controller/index.js";
+import type { ReadPortStats } from "../src/controller/readport.js";
 import { Upstream } from "./lib/upstream.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -88,6 +89,8 @@ type ChildStats = {
   heapUsed: number;
   cpuUs: number;
   cpuSystemUs: number;
+  /** The rfboot controller child's read-memory counters (src/controller/readport.ts). */
+  readPorts?: ReadPortStats;
 };
 
 /**
@@ -403,6 +406,11 @@ type FloodRun = {
   relayCpuMsPerGiB: number;
   /** The kernel's part of the relay's CPU (system time / total). */
   relaySystemShare: number;
+  /**
+   * How the relay's reads landed in this run (readport.ts): reads per MiB forwarded, the share of bytes
+   * read into a port's own buffer (written on without a copy), and own buffers pinned by a queued write.
+   */
+  relayReads: { perMiB: number; lentShare: number; pins: number; overBudget: number } | null;
   /** The reference forwarder child's (bench/lib/pipe-child.ts) CPU per GiB sent in this run. */
   referenceCpuMsPerGiB: number;
   /** The kernel's part of the reference forwarder's CPU. */
@@ -441,10 +449,24 @@ async function flood(sock: Socket, up: Upstream, fw: Forwarders, mib = FLOOD_MB)
     benchCpuMsPerGiB: round(benchMs / gib),
     relayCpuMsPerGiB: round(relayMs / gib),
     relaySystemShare: relayMs > 0 ? round((r1.cpuSystemUs - r0.cpuSystemUs) / 1000 / relayMs) : 0,
+    relayReads: readsBetween(r0.readPorts, r1.readPorts),
     referenceCpuMsPerGiB: round(refMs / gib),
     referenceSystemShare: refMs > 0 ? round((p1.cpuSystemUs - p0.cpuSystemUs) / 1000 / refMs) : 0,
     otherCores: m0 && m1 ? round((m1.busy - m0.busy - benchMs - relayMs - refMs) / ms) : null,
     stealCores: m0 && m1 ? round((m1.steal - m0.steal) / ms) : null,
+  };
+}
+
+/** readsBetween summarises the relay child's read counters between two stats (FloodRun.relayReads). */
+function readsBetween(a: ReadPortStats | undefined, b: ReadPortStats | undefined): FloodRun["relayReads"] {
+  if (!a || !b) return null;
+  const bytes = b.lentBytes - a.lentBytes + b.scratchBytes - a.scratchBytes;
+  const reads = b.lentReads - a.lentReads + b.scratchReads - a.scratchReads;
+  return {
+    perMiB: bytes > 0 ? round(reads / (bytes / 2 ** 20)) : 0,
+    lentShare: bytes > 0 ? round((b.lentBytes - a.lentBytes) / bytes) : 0,
+    pins: b.pins - a.pins,
+    overBudget: b.overBudget - a.overBudget,
   };
 }
 

@@ -7,6 +7,7 @@
  */
 import { processStats } from "./child-stats.js";
 import { createController, type Controller, type ControllerOptions } from "../../src/controller/index.js";
+import { readPortStats } from "../../src/controller/readport.js";
 
 let controller: Controller | undefined;
 let ups = 0;
@@ -28,6 +29,7 @@ process.on("message", (m: { cmd: string; options?: ControllerOptions }) => {
           type: "stats",
           ups,
           connections: controller?.connectionCount ?? 0,
+          readPorts: readPortStats(),
           ...processStats(),
         });
         break;

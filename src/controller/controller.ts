@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from "../common/log.js";
 import { dpidToHex } from "../common/dpid.js";
 import { OFP_VERSIONS } from "./codec/index.js";
 import { DEFAULT_UPSTREAM, RelayConnection, type UpstreamOptions } from "./relay.js";
+import type { ReadPort } from "./readport.js";
 import {
   ListenConnection,
   SwitchServer,
@@ -58,6 +59,11 @@ export interface ControllerOptions {
   logger?: Logger;
   /** The accepting server (default plain TCP); a tls.Server factory serves `ssl:` switches. */
   createServer?: ServerFactory;
+  /**
+   * Relay: read both legs into reused memory (readport.ts; default true). false reads through Node's
+   * 'data' events, one fresh buffer per read, as before: for comparison (bench/controller.ts).
+   */
+  relayReusesReadMemory?: boolean;
   clock?: Clock;
   /** Most open switch connections in all; more are closed at accept (default 4096). */
   maxConnections?: number;
@@ -177,8 +183,9 @@ export class Controller extends EventEmitter<ControllerEvents> {
       retryInitialMs: options.upstreamRetryInitialMs ?? DEFAULT_UPSTREAM.retryInitialMs,
       retryMaxMs: options.upstreamRetryMaxMs ?? DEFAULT_UPSTREAM.retryMaxMs,
     };
-    this.server = new SwitchServer((s) => this.accept(s), {
+    this.server = new SwitchServer((s, port) => this.accept(s, port), {
       ...(options.createServer ? { factory: options.createServer } : {}),
+      readPorts: options.mode === "relay" && options.relayReusesReadMemory !== false,
       limits: {
         ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
         ...(options.maxConnectionsPerPeer !== undefined
@@ -259,7 +266,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
     return this.connections.size;
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, port: ReadPort | undefined): void {
     if (this.closing) {
       socket.destroy();
       return;
@@ -281,7 +288,16 @@ export class Controller extends EventEmitter<ControllerEvents> {
     };
     const conn =
       o.mode === "relay"
-        ? new RelayConnection(socket, sessionOptions, this.upstream, hooks, this.log, this.clock)
+        ? new RelayConnection(
+            socket,
+            sessionOptions,
+            this.upstream,
+            hooks,
+            this.log,
+            this.clock,
+            port,
+            o.relayReusesReadMemory !== false,
+          )
         : new ListenConnection(socket, sessionOptions, hooks, this.log, this.clock, {
             ...(o.maxMessageLength !== undefined ? { maxLength: o.maxMessageLength } : {}),
           });

@@ -43,6 +43,7 @@ import { OpenFlowError, errorMessage } from "../common/errors.js";
 import { OFP_HEADER_LEN, decodeMessage, type OfMessage } from "./codec/index.js";
 import type { SessionOptions, Step } from "./session.js";
 import { ConnectionBase, monotonicClock, type Clock, type ConnectionHooks } from "./server.js";
+import { OWNED, ReadPort, type ReadMemory } from "./readport.js";
 
 /** UpstreamOptions says where the real controller listens and how to retry it. */
 export interface UpstreamOptions {
@@ -153,7 +154,8 @@ const corked = new WeakSet<Socket>();
  * corkForTurn holds a socket's writes until the end of this event-loop turn (setImmediate runs after
  * every read of the current poll phase): the chunks several reads brought go out in one writev, so the
  * peer gets as few, as large, reads as it would from a direct connection, and a lone message (ECHO)
- * waits no longer than the rest of the turn.
+ * waits no longer than the rest of the turn. Only for Node-allocated chunks (`owned`): reused read
+ * memory must be written before the next read lands in it.
  */
 function corkForTurn(sock: Socket, afterFlush: () => void): void {
   if (corked.has(sock)) return;
@@ -166,21 +168,52 @@ function corkForTurn(sock: Socket, afterFlush: () => void): void {
   });
 }
 
+/** pauseIfBacklogged pauses reading `from` while more than RELAY_HIGH_WATER waits for `to`. */
+function pauseIfBacklogged(to: Socket, from: Socket, live: () => boolean): void {
+  if (live() && to.writableLength > RELAY_HIGH_WATER && !from.isPaused()) {
+    from.pause();
+    to.once("drain", () => {
+      if (live()) from.resume();
+    });
+  }
+}
+
 /**
- * sendRelayed writes `bufs` to `to`, corked for this turn; once the turn's writes are flushed, if more
- * than RELAY_HIGH_WATER still waits for `to`, reading `from` pauses until `to` drains. `live` says the
- * pair is still relayed (checked before pausing and before resuming).
+ * sendRelayed writes `bufs` (whole frames, in order) to `to`, as their memory allows (readport.ts):
+ * - `owned` (a 'data' chunk): corked for this turn; once the turn's writes are flushed, reading `from`
+ *   pauses if more than RELAY_HIGH_WATER still waits for `to`, until `to` drains;
+ * - `lent` (the reading port's own buffer): written now, views and all, in one writev; if a write is
+ *   still queued afterwards the buffer is pinned (the port reads into a new one);
+ * - `scratch` (shared read memory): written now as one copy.
+ * In the last two cases the backlog check runs at once. `live` says the pair is still relayed
+ * (checked before pausing and before resuming).
  */
-function sendRelayed(to: Socket, from: Socket, live: () => boolean, bufs: readonly Buffer[]): void {
-  corkForTurn(to, () => {
-    if (live() && to.writableLength > RELAY_HIGH_WATER && !from.isPaused()) {
-      from.pause();
-      to.once("drain", () => {
-        if (live()) from.resume();
-      });
+function sendRelayed(
+  to: Socket,
+  from: Socket,
+  live: () => boolean,
+  bufs: readonly Buffer[],
+  memory: ReadMemory,
+): void {
+  if (bufs.length === 0) return;
+  if (memory.kind === "owned") {
+    corkForTurn(to, () => pauseIfBacklogged(to, from, live));
+    for (const b of bufs) to.write(b);
+    return;
+  }
+  if (memory.kind === "scratch") {
+    to.write(bufs.length === 1 ? Buffer.from(bufs[0]!) : Buffer.concat(bufs));
+  } else {
+    if (bufs.length === 1) {
+      to.write(bufs[0]!);
+    } else {
+      to.cork();
+      for (const b of bufs) to.write(b);
+      to.uncork();
     }
-  });
-  for (const b of bufs) to.write(b);
+    if (to.writableLength > 0) memory.pin();
+  }
+  pauseIfBacklogged(to, from, live);
 }
 
 /** upstreamTypeOfInterest: HELLO, FEATURES_REQUEST and stats/multipart requests (16 in 1.0, 18 in 1.1+). */
@@ -207,11 +240,19 @@ export class RelayConnection extends ConnectionBase {
     hooks: ConnectionHooks,
     logger: Logger,
     clock: Clock = monotonicClock,
+    /** The switch socket's ReadPort when it was adopted with one (adoptAccepted); else 'data' events. */
+    private readonly switchPort?: ReadPort,
+    /** Read the upstream connection through a ReadPort (reused memory); false: 'data' events. */
+    private readonly upstreamPorts = switchPort !== undefined,
   ) {
     super(socket, { ...sessionOptions, mode: "relay" }, hooks, logger, clock);
     this.retryDelay = upstreamOptions.retryInitialMs;
     this.log.debug("switch connected (relay)");
-    socket.on("data", (chunk: Buffer) => this.onSwitchData(chunk));
+    if (switchPort) {
+      switchPort.sink = (chunk, memory) => this.onSwitchData(chunk, memory);
+    } else {
+      socket.on("data", (chunk: Buffer) => this.onSwitchData(chunk, OWNED));
+    }
     this.openUpstream();
     this.rearm();
   }
@@ -221,18 +262,26 @@ export class RelayConnection extends ConnectionBase {
   }
 
   private openUpstream(): void {
-    const up = connect({ host: this.upstreamOptions.host, port: this.upstreamOptions.port, noDelay: true });
+    const target = { host: this.upstreamOptions.host, port: this.upstreamOptions.port, noDelay: true };
+    let up: Socket;
+    if (this.upstreamPorts) {
+      const port = new ReadPort((chunk, memory) => this.onUpstreamData(up, chunk, memory));
+      up = connect({ ...target, onread: port.onread });
+      up.once("close", () => port.close());
+    } else {
+      up = connect(target);
+      up.on("data", (chunk: Buffer) => this.onUpstreamData(up, chunk, OWNED));
+    }
     this.upstream = up;
     up.on("connect", () => {
       if (this.upstream !== up || this.isClosed) return;
       this.upstreamOpen = true;
       this.log.debug({ local: `${up.localAddress}:${up.localPort}` }, "upstream connected");
       this.apply(this.session.upstreamConnected(this.clock()));
-      this.writeUpstream(this.held);
+      this.writeUpstream(this.held, OWNED);
       this.held.length = 0;
       this.heldBytes = 0;
     });
-    up.on("data", (chunk: Buffer) => this.onUpstreamData(up, chunk));
     up.on("error", (err) => this.onUpstreamGone(up, `upstream error: ${errorMessage(err)}`));
     up.on("close", () => this.onUpstreamGone(up, "upstream closed the connection"));
   }
@@ -244,7 +293,7 @@ export class RelayConnection extends ConnectionBase {
     this.apply(this.session.upstreamFailed(reason, this.clock()));
   }
 
-  private onSwitchData(chunk: Buffer): void {
+  private onSwitchData(chunk: Buffer, memory: ReadMemory): void {
     if (this.isClosed) return;
     const now = this.clock();
     this.session.touch(now);
@@ -292,16 +341,16 @@ export class RelayConnection extends ConnectionBase {
       }
       return;
     }
-    this.writeUpstream(out);
+    this.writeUpstream(out, memory);
   }
 
-  private writeUpstream(bufs: readonly Buffer[]): void {
+  private writeUpstream(bufs: readonly Buffer[], memory: ReadMemory): void {
     const up = this.upstream;
     if (!up) return;
-    sendRelayed(up, this.socket, () => this.upstream === up && !this.isClosed, bufs);
+    sendRelayed(up, this.socket, () => this.upstream === up && !this.isClosed, bufs, memory);
   }
 
-  private onUpstreamData(up: Socket, chunk: Buffer): void {
+  private onUpstreamData(up: Socket, chunk: Buffer, memory: ReadMemory): void {
     if (this.upstream !== up || this.isClosed) return;
     let runs: Buffer[];
     try {
@@ -324,8 +373,7 @@ export class RelayConnection extends ConnectionBase {
         pos = end;
       }
     }
-    if (runs.length === 0) return;
-    sendRelayed(this.socket, up, () => this.upstream === up && !this.isClosed, runs);
+    sendRelayed(this.socket, up, () => this.upstream === up && !this.isClosed, runs, memory);
   }
 
   /**
@@ -364,7 +412,7 @@ export class RelayConnection extends ConnectionBase {
     this.held.length = 0;
     this.heldBytes = 0;
     if (up) {
-      up.removeAllListeners("data");
+      up.removeAllListeners("data"); // (a ReadPort's reads are dropped by onUpstreamData's check)
       up.on("error", () => undefined);
       up.destroy();
     }
@@ -413,6 +461,7 @@ export class RelayConnection extends ConnectionBase {
 
   protected override teardown(reason: string): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.switchPort?.close();
     this.probe?.destroy();
     const up = this.upstream;
     this.upstream = undefined;

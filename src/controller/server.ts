@@ -10,6 +10,7 @@ import { OpenFlowError, errorMessage } from "../common/errors.js";
 import { Framer, decodeMessage, encodeMessage, type FramerOptions } from "./codec/index.js";
 import type { OfMessage } from "./codec/index.js";
 import { Session, type SessionEvent, type SessionOptions, type Step } from "./session.js";
+import { ReadPort, adoptAccepted } from "./readport.js";
 
 /** ServerFactory creates the accepting server; pass `tls.createServer` bound to its options for `ssl:` switches. */
 export type ServerFactory = (onConnection: (socket: Socket) => void) => Server;
@@ -311,6 +312,11 @@ export interface SwitchServerOptions {
   factory?: ServerFactory;
   limits?: Partial<ConnectionLimits>;
   logger?: Logger;
+  /**
+   * Hand each plain-TCP socket over re-wrapped to read through a ReadPort (reused read memory,
+   * readport.ts); TLS sockets, and any socket this Node cannot re-wrap, come as they are.
+   */
+  readPorts?: boolean;
 }
 
 /** How often (ms) a repeated accept problem (refusal, EMFILE, TLS failure) is logged, with a count. */
@@ -342,14 +348,24 @@ export class SwitchServer {
   /** tlsFailures counts TLS handshakes that failed (bad or missing client certificate, garbage). */
   tlsFailures = 0;
 
-  constructor(onSocket: (socket: Socket) => void, options: SwitchServerOptions = {}) {
+  constructor(onSocket: (socket: Socket, port?: ReadPort) => void, options: SwitchServerOptions = {}) {
     this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
     this.log = options.logger;
     this.server = (options.factory ?? plainTcpServer)((socket) => {
       if (this.refusedSockets.has(socket)) return; // plain TCP: the raw socket itself was refused
-      this.sockets.add(socket);
-      socket.once("close", () => this.sockets.delete(socket));
-      onSocket(socket);
+      let port: ReadPort | undefined = options.readPorts ? new ReadPort() : undefined;
+      const adopted = port ? adoptAccepted(socket, port) : undefined;
+      if (port && !adopted) {
+        port.close();
+        port = undefined;
+      }
+      const s = adopted ?? socket;
+      this.sockets.add(s);
+      s.once("close", () => {
+        this.sockets.delete(s);
+        port?.close();
+      });
+      onSocket(s, port);
     });
     // Runs before the factory's listener. A refused socket is destroyed on the next tick rather than
     // here: a tls.Server still wraps it in its own listener (then sees it fail before any handshake).
