@@ -413,6 +413,8 @@ type FloodRun = {
   relayReads: { perMiB: number; lentShare: number; pins: number; overBudget: number } | null;
   /** The reference forwarder child's (bench/lib/pipe-child.ts) CPU per GiB sent in this run. */
   referenceCpuMsPerGiB: number;
+  /** The rfboot relay child with relayReusesReadMemory false (Node's own read buffers): CPU per GiB. */
+  nodeReadsCpuMsPerGiB: number;
   /** The kernel's part of the reference forwarder's CPU. */
   referenceSystemShare: number;
   otherCores: number | null;
@@ -420,14 +422,14 @@ type FloodRun = {
 };
 
 /** The two forwarder children a flood measures: the rfboot relay and the reference `pipe` forwarder. */
-type Forwarders = { relay: Child; reference: Child };
+type Forwarders = { relay: Child; reference: Child; nodeReads: Child };
 
 async function flood(sock: Socket, up: Upstream, fw: Forwarders, mib = FLOOD_MB): Promise<FloodRun> {
   const batch = packetInBatch();
   const batches = Math.ceil((mib * 2 ** 20) / batch.length);
   const total = batches * batch.length;
   const gib = total / 2 ** 30;
-  const [r0, p0] = await Promise.all([fw.relay.stats(), fw.reference.stats()]);
+  const [r0, p0, n0] = await Promise.all([fw.relay.stats(), fw.reference.stats(), fw.nodeReads.stats()]);
   const done = up.expectFlood(total);
   const m0 = machineCpuMs();
   const c0 = process.cpuUsage();
@@ -439,9 +441,10 @@ async function flood(sock: Socket, up: Upstream, fw: Forwarders, mib = FLOOD_MB)
   const ms = performance.now() - t0;
   const c = process.cpuUsage(c0);
   const m1 = machineCpuMs();
-  const [r1, p1] = await Promise.all([fw.relay.stats(), fw.reference.stats()]);
+  const [r1, p1, n1] = await Promise.all([fw.relay.stats(), fw.reference.stats(), fw.nodeReads.stats()]);
   const relayMs = (r1.cpuUs - r0.cpuUs) / 1000;
   const refMs = (p1.cpuUs - p0.cpuUs) / 1000;
+  const nodeReadsMs = (n1.cpuUs - n0.cpuUs) / 1000;
   const benchMs = (c.user + c.system) / 1000;
   return {
     msgsPerSec: round(total / PKT / (ms / 1000)),
@@ -452,7 +455,8 @@ async function flood(sock: Socket, up: Upstream, fw: Forwarders, mib = FLOOD_MB)
     relayReads: readsBetween(r0.readPorts, r1.readPorts),
     referenceCpuMsPerGiB: round(refMs / gib),
     referenceSystemShare: refMs > 0 ? round((p1.cpuSystemUs - p0.cpuSystemUs) / 1000 / refMs) : 0,
-    otherCores: m0 && m1 ? round((m1.busy - m0.busy - benchMs - relayMs - refMs) / ms) : null,
+    nodeReadsCpuMsPerGiB: round(nodeReadsMs / gib),
+    otherCores: m0 && m1 ? round((m1.busy - m0.busy - benchMs - relayMs - refMs - nodeReadsMs) / ms) : null,
     stealCores: m0 && m1 ? round((m1.steal - m0.steal) / ms) : null,
   };
 }
@@ -611,11 +615,18 @@ async function relayCost(): Promise<Record<string, unknown>> {
   // ratios. Each forwarder's own CPU time per GiB is measured in every run.
   const ref = await spawnReference(up.port);
   const referenced = await openSession(ref.port);
-  const fw: Forwarders = { relay: child, reference: ref.child };
-  const socks = { direct: direct.sock, relay: relayed.sock, reference: referenced.sock };
-  const paths = ["direct", "relay", "reference"] as const;
+  const legacy = await spawnController({ ...relayOpts(up.port), relayReusesReadMemory: false });
+  const legacyRelayed = await openSession(legacy.port);
+  const fw: Forwarders = { relay: child, reference: ref.child, nodeReads: legacy.child };
+  const socks = {
+    direct: direct.sock,
+    relay: relayed.sock,
+    reference: referenced.sock,
+    nodeReads: legacyRelayed.sock,
+  };
+  const paths = ["direct", "relay", "reference", "nodeReads"] as const;
   type Path = (typeof paths)[number];
-  const runs: Record<Path, FloodRun[]> = { direct: [], relay: [], reference: [] };
+  const runs: Record<Path, FloodRun[]> = { direct: [], relay: [], reference: [], nodeReads: [] };
   const orders: Path[][] = [];
   // Warm-up, not counted: JIT, socket buffers, heap growth.
   for (const path of paths) await flood(socks[path], up, fw, 64);
@@ -628,8 +639,11 @@ async function relayCost(): Promise<Record<string, unknown>> {
   const ratios = perTriple("relay", "direct");
   const refRatios = perTriple("reference", "direct");
   const relayVsRef = perTriple("relay", "reference");
+  const nodeReadsRatios = perTriple("nodeReads", "direct");
+  const relayVsNodeReads = perTriple("relay", "nodeReads");
   const relayCpu = median(runs.relay.map((x) => x.relayCpuMsPerGiB));
   const refCpu = median(runs.reference.map((x) => x.referenceCpuMsPerGiB));
+  const nodeReadsCpu = median(runs.nodeReads.map((x) => x.nodeReadsCpuMsPerGiB));
   const quietIdx = ratios
     .map((_, i) => i)
     .filter((i) => paths.every((path) => (runs[path][i]!.otherCores ?? 1) < QUIET_CORES));
@@ -639,8 +653,10 @@ async function relayCost(): Promise<Record<string, unknown>> {
   direct.sock.destroy();
   relayed.sock.destroy();
   referenced.sock.destroy();
+  legacyRelayed.sock.destroy();
   await child.close();
   await ref.child.close();
+  await legacy.child.close();
   await up.close();
   return {
     echo: {
@@ -663,13 +679,14 @@ async function relayCost(): Promise<Record<string, unknown>> {
     },
     flood: {
       method:
-        "sender and upstream in this process, rfboot relay and reference pipe forwarder each in its own; " +
-        "triples (direct, relay, reference), order rotating",
+        "sender and upstream in this process, each forwarder in its own; rounds of four paths (direct, " +
+        "relay, reference pipe, relay with Node's read buffers), order rotating",
       messageBytes: PKT,
       mibPerRun: FLOOD_MB,
-      // Kept from the pair layout: the number of triples.
+      // Kept from the pair and triple layouts: the number of rounds (now four paths each).
       pairs: TRIPLES,
       triples: TRIPLES,
+      rounds: TRIPLES,
       tripleOrders: orders,
       directMedianMsgsPerSec: medianRate("direct"),
       relayMedianMsgsPerSec: medianRate("relay"),
@@ -701,10 +718,26 @@ async function relayCost(): Promise<Record<string, unknown>> {
       },
       // Per triple: relay / reference.
       relayVsReferencePairRatios: relayVsRef.map((x) => round(x, 3)),
+      nodeReads: {
+        note:
+          "the same rfboot relay with relayReusesReadMemory false: Node's 'data' events, a fresh buffer " +
+          "per read (the relay before src/controller/readport.ts), in its own process",
+        medianMsgsPerSec: medianRate("nodeReads"),
+        // Per round: nodeReads / direct.
+        pairRatios: nodeReadsRatios.map((x) => round(x, 3)),
+        ratio: round(median(nodeReadsRatios), 3),
+        cpuMsPerGiB: nodeReadsCpu,
+        // Per round: relay / nodeReads (throughput gained by reusing read memory).
+        relayVsNodeReadsPairRatios: relayVsNodeReads.map((x) => round(x, 3)),
+        relayVsNodeReads: round(median(relayVsNodeReads), 3),
+        // The relay's CPU per GiB over this one's (same run).
+        relayCpuShare: round(relayCpu / nodeReadsCpu, 3),
+      },
       benchCpuMsPerGiB: {
         direct: round(median(runs.direct.map((x) => x.benchCpuMsPerGiB))),
         relay: round(median(runs.relay.map((x) => x.benchCpuMsPerGiB))),
         reference: round(median(runs.reference.map((x) => x.benchCpuMsPerGiB))),
+        nodeReads: round(median(runs.nodeReads.map((x) => x.benchCpuMsPerGiB))),
       },
     },
     throughputRatio: round(median(ratios), 3),
@@ -762,7 +795,15 @@ async function main(): Promise<void> {
       };
       reference: { medianMsgsPerSec: number; pairRatios: number[]; cpuMsPerGiB: number };
       relayVsReferencePairRatios: number[];
-      benchCpuMsPerGiB: { direct: number; relay: number; reference: number };
+      nodeReads: {
+        medianMsgsPerSec: number;
+        pairRatios: number[];
+        ratio: number;
+        cpuMsPerGiB: number;
+        relayVsNodeReads: number;
+        relayCpuShare: number;
+      };
+      benchCpuMsPerGiB: { direct: number; relay: number; reference: number; nodeReads: number };
     };
     throughputRatio: number;
     referenceRatio: number;
@@ -817,9 +858,14 @@ async function main(): Promise<void> {
     ],
     ["reference pipe CPU per GiB forwarded", `${r.referenceCpuMsPerGiB} ms`],
     [
+      "relay with Node's read buffers (before)",
+      `${r.flood.nodeReads.ratio} of direct, ${r.flood.nodeReads.cpuMsPerGiB} ms CPU per GiB; ` +
+        `relay/it ${r.flood.nodeReads.relayVsNodeReads}, relay CPU ${r.flood.nodeReads.relayCpuShare} of it`,
+    ],
+    [
       "bench process CPU per GiB (sender + upstream)",
       `direct ${r.flood.benchCpuMsPerGiB.direct} relay ${r.flood.benchCpuMsPerGiB.relay} ` +
-        `reference ${r.flood.benchCpuMsPerGiB.reference} ms`,
+        `reference ${r.flood.benchCpuMsPerGiB.reference} nodeReads ${r.flood.benchCpuMsPerGiB.nodeReads} ms`,
     ],
     ["cores used by others during echoes", String(e.otherCores ?? "n/a")],
     [
