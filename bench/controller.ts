@@ -63,6 +63,7 @@ import {
   type Port,
 } from "../src/controller/index.js";
 import type { ReadPortStats } from "../src/controller/readport.js";
+import type { ReplyPollStats } from "../src/controller/replypoll.js";
 import { Upstream } from "./lib/upstream.js";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -91,6 +92,8 @@ type ChildStats = {
   cpuSystemUs: number;
   /** The rfboot controller child's read-memory counters (src/controller/readport.ts). */
   readPorts?: ReadPortStats;
+  /** The rfboot controller child's reply-poll counters (src/controller/replypoll.ts). */
+  replyPoll?: ReplyPollStats;
 };
 
 /**
@@ -461,6 +464,18 @@ async function flood(sock: Socket, up: Upstream, fw: Forwarders, mib = FLOOD_MB)
   };
 }
 
+/** pollBetween is the difference of two reply-poll counters (null when the relay does not poll). */
+function pollBetween(a: ReplyPollStats | undefined, b: ReplyPollStats | undefined): ReplyPollStats | null {
+  if (!a || !b) return null;
+  return {
+    polls: b.polls - a.polls,
+    answered: b.answered - a.answered,
+    expired: b.expired - a.expired,
+    overBudget: b.overBudget - a.overBudget,
+    polledMs: round(b.polledMs - a.polledMs, 1),
+  };
+}
+
 /** readsBetween summarises the relay child's read counters between two stats (FloodRun.relayReads). */
 function readsBetween(a: ReadPortStats | undefined, b: ReadPortStats | undefined): FloodRun["relayReads"] {
   if (!a || !b) return null;
@@ -532,6 +547,11 @@ interface EchoComparison {
    * work on an echo, apart from the time spent waking processes up.
    */
   relayCpuUsPerEcho: number;
+  /**
+   * The relay's reply poll over the comparison (src/controller/replypoll.ts): polls started, ended by
+   * the reply, ended at the window or budget, requests refused for budget, and the ms spent polling.
+   */
+  replyPoll: ReplyPollStats | null;
 }
 
 /**
@@ -573,6 +593,7 @@ async function compareEchoes(
         (cpu1[k]!.cpuUs - cpu0[k]!.cpuUs) / (ECHO_WARMUP + ECHO_BLOCKS * ECHO_BLOCK),
         1,
       ),
+      replyPoll: pollBetween(cpu0[k]!.replyPoll, cpu1[k]!.replyPoll),
     };
   });
 }
@@ -825,6 +846,13 @@ async function main(): Promise<void> {
       `${e.addedP50Ms} ms (target < 0.2) blocks ${e.blockAddedP50Ms.join(" ")}`,
     ],
     ["relay CPU per relayed echo", `${e.relayCpuUsPerEcho} µs (${ei.relayCpuUsPerEcho} µs in the secondary)`],
+    [
+      "relay reply poll during echoes",
+      e.replyPoll
+        ? `${e.replyPoll.polls} polls, ${e.replyPoll.answered} answered, ${e.replyPoll.expired} expired, ` +
+          `${e.replyPoll.overBudget} over budget, ${e.replyPoll.polledMs} ms polling`
+        : "off",
+    ],
     ["secondary, upstream in the switch's process:", ""],
     [
       "  echo RTT direct / relay p50",

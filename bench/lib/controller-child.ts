@@ -30,6 +30,7 @@ process.on("message", (m: { cmd: string; options?: ControllerOptions }) => {
           ups,
           connections: controller?.connectionCount ?? 0,
           readPorts: readPortStats(),
+          ...(controller?.replyPoll ? { replyPoll: { ...controller.replyPoll.stats } } : {}),
           ...processStats(),
         });
         break;

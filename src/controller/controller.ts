@@ -8,7 +8,8 @@ import { ConfigError } from "../common/errors.js";
 import { silentLogger, type Logger } from "../common/log.js";
 import { dpidToHex } from "../common/dpid.js";
 import { OFP_VERSIONS } from "./codec/index.js";
-import { DEFAULT_UPSTREAM, RelayConnection, type UpstreamOptions } from "./relay.js";
+import { DEFAULT_UPSTREAM, RelayConnection, type RelaySettings, type UpstreamOptions } from "./relay.js";
+import { DEFAULT_REPLY_POLL, ReplyPoll } from "./replypoll.js";
 import type { ReadPort } from "./readport.js";
 import {
   ListenConnection,
@@ -64,6 +65,12 @@ export interface ControllerOptions {
    * 'data' events, one fresh buffer per read, as before: for comparison (bench/controller.ts).
    */
   relayReusesReadMemory?: boolean;
+  /**
+   * Relay: poll through the wait for a relayed request's reply (replypoll.ts) for at most this long
+   * (µs; default 1000; 0: never), using at most `relayReplyPollCpuShare` of one core (default 0.25).
+   */
+  relayReplyPollUs?: number;
+  relayReplyPollCpuShare?: number;
   clock?: Clock;
   /** Most open switch connections in all; more are closed at accept (default 4096). */
   maxConnections?: number;
@@ -167,6 +174,9 @@ export class Controller extends EventEmitter<ControllerEvents> {
   /** dpid -> timer of a held-back `down` (relay handover). */
   private readonly heldDown = new Map<bigint, NodeJS.Timeout>();
   private readonly upstream: UpstreamOptions;
+  private readonly relay: RelaySettings;
+  /** The reply poll of relay mode (undefined in listen mode or when turned off). */
+  readonly replyPoll: ReplyPoll | undefined;
   private readonly clock: Clock;
   private started = false;
   private closing = false;
@@ -182,6 +192,16 @@ export class Controller extends EventEmitter<ControllerEvents> {
       port: options.upstream?.port ?? DEFAULT_UPSTREAM.port,
       retryInitialMs: options.upstreamRetryInitialMs ?? DEFAULT_UPSTREAM.retryInitialMs,
       retryMaxMs: options.upstreamRetryMaxMs ?? DEFAULT_UPSTREAM.retryMaxMs,
+    };
+    const poll = new ReplyPoll({
+      windowUs: options.relayReplyPollUs ?? DEFAULT_REPLY_POLL.windowUs,
+      cpuShare: options.relayReplyPollCpuShare ?? DEFAULT_REPLY_POLL.cpuShare,
+    });
+    this.replyPoll = options.mode === "relay" && poll.enabled ? poll : undefined;
+    this.relay = {
+      upstream: this.upstream,
+      reuseReadMemory: options.relayReusesReadMemory !== false,
+      ...(this.replyPoll ? { replyPoll: this.replyPoll } : {}),
     };
     this.server = new SwitchServer((s, port) => this.accept(s, port), {
       ...(options.createServer ? { factory: options.createServer } : {}),
@@ -288,16 +308,7 @@ export class Controller extends EventEmitter<ControllerEvents> {
     };
     const conn =
       o.mode === "relay"
-        ? new RelayConnection(
-            socket,
-            sessionOptions,
-            this.upstream,
-            hooks,
-            this.log,
-            this.clock,
-            port,
-            o.relayReusesReadMemory !== false,
-          )
+        ? new RelayConnection(socket, sessionOptions, this.relay, hooks, this.log, this.clock, port)
         : new ListenConnection(socket, sessionOptions, hooks, this.log, this.clock, {
             ...(o.maxMessageLength !== undefined ? { maxLength: o.maxMessageLength } : {}),
           });
@@ -399,6 +410,22 @@ function validate(o: ControllerOptions): void {
   const ml = o.maxMessageLength;
   if (ml !== undefined && (!Number.isInteger(ml) || ml < 8 || ml > 65535)) {
     throw new ConfigError(`maxMessageLength must be an integer 8..65535, got ${ml}`, "maxMessageLength", ml);
+  }
+  const pollUs = o.relayReplyPollUs;
+  if (pollUs !== undefined && (!Number.isFinite(pollUs) || pollUs < 0 || pollUs > 1_000_000)) {
+    throw new ConfigError(
+      `relayReplyPollUs must be 0..1000000 microseconds (0: never poll), got ${pollUs}`,
+      "relayReplyPollUs",
+      pollUs,
+    );
+  }
+  const share = o.relayReplyPollCpuShare;
+  if (share !== undefined && (!Number.isFinite(share) || share < 0 || share > 1)) {
+    throw new ConfigError(
+      `relayReplyPollCpuShare must be a share of one core, 0..1 (0: never poll), got ${share}`,
+      "relayReplyPollCpuShare",
+      share,
+    );
   }
   for (const k of ["echoIntervalMs", "echoTimeoutMs", "handshakeTimeoutMs"] as const) {
     const v = o[k];

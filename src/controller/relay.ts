@@ -44,6 +44,7 @@ import { OFP_HEADER_LEN, decodeMessage, type OfMessage } from "./codec/index.js"
 import type { SessionOptions, Step } from "./session.js";
 import { ConnectionBase, monotonicClock, type Clock, type ConnectionHooks } from "./server.js";
 import { OWNED, ReadPort, type ReadMemory } from "./readport.js";
+import { messageKind, type ReplyPoll } from "./replypoll.js";
 
 /** UpstreamOptions says where the real controller listens and how to retry it. */
 export interface UpstreamOptions {
@@ -62,6 +63,15 @@ export const DEFAULT_UPSTREAM: UpstreamOptions = Object.freeze({
   retryInitialMs: 500,
   retryMaxMs: 8_000,
 });
+
+/** RelaySettings are what all relay connections of a controller share. */
+export interface RelaySettings {
+  upstream: UpstreamOptions;
+  /** Read the upstream legs through ReadPorts (reused memory, readport.ts); false: 'data' events. */
+  reuseReadMemory: boolean;
+  /** Polls through the wait for replies to relayed requests (replypoll.ts); absent: never. */
+  replyPoll?: ReplyPoll;
+}
 
 /**
  * FrameScanner cuts a byte stream into whole OpenFlow frames with as little copying as the stream
@@ -232,21 +242,21 @@ export class RelayConnection extends ConnectionBase {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay: number;
   private probe: Socket | undefined;
+  private readonly upstreamOptions: UpstreamOptions;
 
   constructor(
     socket: Socket,
     sessionOptions: Omit<SessionOptions, "peer" | "mode">,
-    private readonly upstreamOptions: UpstreamOptions,
+    private readonly relay: RelaySettings,
     hooks: ConnectionHooks,
     logger: Logger,
     clock: Clock = monotonicClock,
     /** The switch socket's ReadPort when it was adopted with one (adoptAccepted); else 'data' events. */
     private readonly switchPort?: ReadPort,
-    /** Read the upstream connection through a ReadPort (reused memory); false: 'data' events. */
-    private readonly upstreamPorts = switchPort !== undefined,
   ) {
     super(socket, { ...sessionOptions, mode: "relay" }, hooks, logger, clock);
-    this.retryDelay = upstreamOptions.retryInitialMs;
+    this.upstreamOptions = relay.upstream;
+    this.retryDelay = this.upstreamOptions.retryInitialMs;
     this.log.debug("switch connected (relay)");
     if (switchPort) {
       switchPort.sink = (chunk, memory) => this.onSwitchData(chunk, memory);
@@ -264,7 +274,7 @@ export class RelayConnection extends ConnectionBase {
   private openUpstream(): void {
     const target = { host: this.upstreamOptions.host, port: this.upstreamOptions.port, noDelay: true };
     let up: Socket;
-    if (this.upstreamPorts) {
+    if (this.relay.reuseReadMemory) {
       const port = new ReadPort((chunk, memory) => this.onUpstreamData(up, chunk, memory));
       up = connect({ ...target, onread: port.onread });
       up.once("close", () => port.close());
@@ -308,11 +318,16 @@ export class RelayConnection extends ConnectionBase {
     // session needs (never the hot types while relaying).
     const acting = this.upstream === undefined;
     const out: Buffer[] = this.fromSwitch.interesting === 0 ? runs : [];
+    let requests = 0;
+    let replies = 0;
     if (out !== runs)
       for (const run of runs) {
         let keepFrom = 0;
         for (let pos = 0; pos < run.length;) {
           const end = frameEnd(run, pos);
+          const kind = messageKind(run[pos]!, run[pos + 1]!);
+          if (kind === 1) requests++;
+          else if (kind === 2) replies++;
           if (acting || !SKIP_FROM_SWITCH[run[pos + 1]!]) {
             const msg = this.decode(run.subarray(pos, end), "switch", acting);
             if (this.isClosed) return;
@@ -342,6 +357,15 @@ export class RelayConnection extends ConnectionBase {
       return;
     }
     this.writeUpstream(out, memory);
+    this.notePoll(requests, replies);
+  }
+
+  /** notePoll tells the reply poll what passed: replies end a wait, requests start one. */
+  private notePoll(requests: number, replies: number): void {
+    const poll = this.relay.replyPoll;
+    if (!poll) return;
+    if (replies > 0) poll.sawReplies(replies);
+    if (requests > 0) poll.sawRequests(requests);
   }
 
   private writeUpstream(bufs: readonly Buffer[], memory: ReadMemory): void {
@@ -360,9 +384,14 @@ export class RelayConnection extends ConnectionBase {
       return;
     }
     const now = this.clock();
+    let requests = 0;
+    let replies = 0;
     for (const run of runs) {
       for (let pos = 0; pos < run.length;) {
         const end = frameEnd(run, pos);
+        const kind = messageKind(run[pos]!, run[pos + 1]!);
+        if (kind === 1) requests++;
+        else if (kind === 2) replies++;
         if (upstreamTypeOfInterest(run[pos]!, run[pos + 1]!)) {
           const msg = this.decode(run.subarray(pos, end), "upstream", false);
           if (msg !== undefined) {
@@ -374,6 +403,7 @@ export class RelayConnection extends ConnectionBase {
       }
     }
     sendRelayed(this.socket, up, () => this.upstream === up && !this.isClosed, runs, memory);
+    this.notePoll(requests, replies);
   }
 
   /**

@@ -46,6 +46,8 @@ export function controllerFromConfig(
     maxConnections: of.maxConnections,
     maxConnectionsPerPeer: of.maxConnectionsPerPeer,
     maxMessageLength: of.maxMessageLength,
+    relayReplyPollUs: of.relayReplyPollMicroseconds,
+    relayReplyPollCpuShare: of.relayReplyPollCpuShare,
     logger,
     admit: (datapath) => admitDatapath(current(), datapath),
     ...(createServer ? { createServer } : {}),

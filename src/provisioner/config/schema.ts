@@ -318,6 +318,13 @@ const openflowSchema = z
     maxConnectionsPerPeer: z.int().min(1).max(1_000_000).default(1024),
     /** Listen mode: largest OpenFlow message accepted; longer ones get BAD_REQUEST/BAD_LEN and a close. */
     maxMessageLength: z.int().min(8).max(65535).default(65535),
+    /**
+     * Relay mode: after passing on a request (ECHO, BARRIER, STATS, ...), poll for its reply instead of
+     * sleeping, for at most this long (0: never); saves a process wake-up per relayed round trip.
+     */
+    relayReplyPollMicroseconds: z.int().min(0).max(1_000_000).default(1000),
+    /** Relay mode: the most of one core that reply polling may use (0..1; 0: never poll). */
+    relayReplyPollCpuShare: z.number().min(0).max(1).default(0.25),
     tls: z.strictObject({ cert: absPath, key: absPath, ca: absPath.optional() }).optional(),
   })
   .prefault({});

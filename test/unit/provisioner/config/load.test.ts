@@ -35,6 +35,8 @@ describe("defaults", () => {
       maxConnections: 4096,
       maxConnectionsPerPeer: 1024,
       maxMessageLength: 65535,
+      relayReplyPollMicroseconds: 1000,
+      relayReplyPollCpuShare: 0.25,
     });
     expect(c.mongo).toEqual({ uri: "mongodb://127.0.0.1:27017", database: "db", collectionPrefix: "rfboot" });
     expect(c.hosts).toEqual([
