@@ -392,6 +392,16 @@ function machineCpuMs(): { busy: number; steal: number } | undefined {
   return { busy: (user + nice + system + irq + softirq) * 10, steal: steal * 10 };
 }
 
+/** ownContextSwitches reads this process's voluntary context switches (Linux), else undefined. */
+function ownContextSwitches(): number | undefined {
+  try {
+    const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * FloodRun is one flood: its rate, the CPU per GiB of this process (sender + upstream), of the rfboot
  * relay child and of the reference forwarder child (each measured in every run, whichever path the
@@ -405,6 +415,8 @@ type FloodRun = {
   msgsPerSec: number;
   mibPerSec: number;
   benchCpuMsPerGiB: number;
+  /** How often this process slept (voluntary context switches) per MiB sent: waits on the path. */
+  benchSleepsPerMiB: number | null;
   /** The rfboot relay child's CPU per GiB sent in this run. */
   relayCpuMsPerGiB: number;
   /** The kernel's part of the relay's CPU (system time / total). */
@@ -435,6 +447,7 @@ async function flood(sock: Socket, up: Upstream, fw: Forwarders, mib = FLOOD_MB)
   const [r0, p0, n0] = await Promise.all([fw.relay.stats(), fw.reference.stats(), fw.nodeReads.stats()]);
   const done = up.expectFlood(total);
   const m0 = machineCpuMs();
+  const x0 = ownContextSwitches();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < batches; i++) {
@@ -443,6 +456,7 @@ async function flood(sock: Socket, up: Upstream, fw: Forwarders, mib = FLOOD_MB)
   await done;
   const ms = performance.now() - t0;
   const c = process.cpuUsage(c0);
+  const x1 = ownContextSwitches();
   const m1 = machineCpuMs();
   const [r1, p1, n1] = await Promise.all([fw.relay.stats(), fw.reference.stats(), fw.nodeReads.stats()]);
   const relayMs = (r1.cpuUs - r0.cpuUs) / 1000;
@@ -453,6 +467,7 @@ async function flood(sock: Socket, up: Upstream, fw: Forwarders, mib = FLOOD_MB)
     msgsPerSec: round(total / PKT / (ms / 1000)),
     mibPerSec: round(total / 2 ** 20 / (ms / 1000), 1),
     benchCpuMsPerGiB: round(benchMs / gib),
+    benchSleepsPerMiB: x0 !== undefined && x1 !== undefined ? round((x1 - x0) / (gib * 1024), 2) : null,
     relayCpuMsPerGiB: round(relayMs / gib),
     relaySystemShare: relayMs > 0 ? round((r1.cpuSystemUs - r0.cpuSystemUs) / 1000 / relayMs) : 0,
     relayReads: readsBetween(r0.readPorts, r1.readPorts),
