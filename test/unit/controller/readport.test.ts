@@ -12,6 +12,8 @@ import { buildHello, createController, type ControllerOptions } from "../../../s
 import {
   FLOW_READ_BYTES,
   OWN_READ_BUDGET_BYTES,
+  OWN_READ_MAX_BYTES,
+  OWN_READ_MIN_BYTES,
   ReadPort,
   adoptAccepted,
   readPortStats,
@@ -289,6 +291,53 @@ describe("ReadPort", () => {
       await settle(10);
     }
     expect(seen.at(-1)!.kind).toBe("scratch");
+  });
+});
+
+describe("ReadPort memory", () => {
+  /** drive feeds a port one read of `n` bytes the way Node does: take the next buffer, report the read. */
+  function drive(port: ReadPort, n: number): Buffer {
+    const buf = port.onread.buffer();
+    port.onread.callback(Math.min(n, buf.length), buf);
+    return buf;
+  }
+
+  it("grows a flowing port's buffer while reads fill it, up to the maximum", () => {
+    const port = new ReadPort(() => undefined);
+    cleanups.push(() => port.close());
+    drive(port, FLOW_READ_BYTES); // a flow shows in scratch memory
+    const sizes: number[] = [];
+    for (let i = 0; i < 6; i++) sizes.push(drive(port, 1 << 30).length); // every read fills its buffer
+    expect(sizes).toEqual([
+      OWN_READ_MIN_BYTES,
+      2 * OWN_READ_MIN_BYTES,
+      OWN_READ_MAX_BYTES,
+      OWN_READ_MAX_BYTES,
+      OWN_READ_MAX_BYTES,
+      OWN_READ_MAX_BYTES,
+    ]);
+  });
+
+  it("keeps own buffers of all ports within the budget, the rest reading into scratch", () => {
+    const before = readPortStats();
+    const ports = Array.from({ length: OWN_READ_BUDGET_BYTES / OWN_READ_MIN_BYTES + 8 }, () => {
+      const p = new ReadPort(() => undefined);
+      cleanups.push(() => p.close());
+      return p;
+    });
+    const kinds = ports.map((p) => {
+      drive(p, FLOW_READ_BYTES);
+      return drive(p, FLOW_READ_BYTES).length === OWN_READ_MIN_BYTES ? "own" : "scratch";
+    });
+    const after = readPortStats();
+    expect(after.ownBytes).toBeLessThanOrEqual(OWN_READ_BUDGET_BYTES);
+    expect(kinds.filter((k) => k === "own").length).toBe(
+      (OWN_READ_BUDGET_BYTES - before.ownBytes) / OWN_READ_MIN_BYTES,
+    );
+    expect(after.overBudget - before.overBudget).toBeGreaterThanOrEqual(8);
+    // Closing the ports gives the budget back.
+    for (const p of ports) p.close();
+    expect(readPortStats().ownBytes).toBe(before.ownBytes);
   });
 });
 
