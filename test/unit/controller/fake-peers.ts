@@ -3,6 +3,7 @@
  * its own, and a fake upstream controller that records every byte it receives.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { createController, type Controller, type ControllerOptions } from "../../../src/controller/index.js";
 import {
   Framer,
   buildHello,
@@ -299,4 +300,28 @@ export async function until(pred: () => boolean, ms = 3000, what = "condition"):
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * startQuietRelay starts an rfboot relay in front of 127.0.0.1:`upstreamPort` that sends nothing of its
+ * own while a test runs (no idle probes, no injected FEATURES_REQUEST, no handshake timeout: scripted
+ * upstreams often never ask for FEATURES), so the streams a test compares hold only its peers' bytes.
+ * The caller closes the controller.
+ */
+export async function startQuietRelay(
+  upstreamPort: number,
+  over: Partial<ControllerOptions> = {},
+): Promise<{ c: Controller; port: number }> {
+  const c = createController({
+    listen: { host: "127.0.0.1", port: 0 },
+    mode: "relay",
+    upstream: { host: "127.0.0.1", port: upstreamPort },
+    echoIntervalMs: 600_000,
+    echoTimeoutMs: 1_200_000,
+    injectAfterMs: 600_000,
+    handshakeTimeoutMs: 600_000,
+    ...over,
+  });
+  const { port } = await c.start();
+  return { c, port };
 }

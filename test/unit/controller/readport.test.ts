@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { connect, createServer, Socket, type AddressInfo } from "node:net";
 import { TLSSocket } from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
-import { buildHello, createController, type ControllerOptions } from "../../../src/controller/index.js";
+import { buildHello, type ControllerOptions } from "../../../src/controller/index.js";
 import {
   FLOW_READ_BYTES,
   OWN_READ_BUDGET_BYTES,
@@ -19,7 +19,7 @@ import {
   readPortStats,
   type ReadMemory,
 } from "../../../src/controller/readport.js";
-import { FakeUpstream, Peer, until } from "./fake-peers.js";
+import { FakeUpstream, Peer, startQuietRelay, until } from "./fake-peers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -67,19 +67,8 @@ async function relayPair(over: Partial<ControllerOptions> = {}) {
   const up = new FakeUpstream((p) => p.send(buildHello([1], 1)));
   await up.listen(0);
   cleanups.push(() => up.close());
-  // No request of rfboot's own may land in the streams compared (see server-relay.test.ts).
-  const c = createController({
-    listen: { host: "127.0.0.1", port: 0 },
-    mode: "relay",
-    upstream: { host: "127.0.0.1", port: up.port },
-    echoIntervalMs: 600_000,
-    echoTimeoutMs: 1_200_000,
-    injectAfterMs: 600_000,
-    handshakeTimeoutMs: 600_000, // this upstream never asks for FEATURES
-    ...over,
-  });
+  const { c, port } = await startQuietRelay(up.port, over);
   cleanups.push(() => c.close());
-  const { port } = await c.start();
   return { up, c, port };
 }
 

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Framer, buildHello, createController, encodeMessage } from "../../../src/controller/index.js";
 import { ReplyPoll, messageKind } from "../../../src/controller/replypoll.js";
-import { FakeUpstream, Peer, until } from "./fake-peers.js";
+import { FakeUpstream, Peer, startQuietRelay, until } from "./fake-peers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -121,18 +121,8 @@ describe("reply poll in a relay", () => {
     });
     await up.listen(0);
     cleanups.push(() => up.close());
-    const c = createController({
-      listen: { host: "127.0.0.1", port: 0 },
-      mode: "relay",
-      upstream: { host: "127.0.0.1", port: up.port },
-      echoIntervalMs: 600_000,
-      echoTimeoutMs: 1_200_000,
-      injectAfterMs: 600_000,
-      handshakeTimeoutMs: 600_000,
-      ...over,
-    });
+    const { c, port } = await startQuietRelay(up.port, over);
     cleanups.push(() => c.close());
-    const { port } = await c.start();
     const s = await Peer.connect(port);
     cleanups.push(() => void s.destroy());
     s.send(buildHello([4], 1));
