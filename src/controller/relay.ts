@@ -8,6 +8,13 @@
  *   OpenFlow messages are written, in the order received, byte for byte), so rfboot can add a message
  *   of its own between two messages without ever splitting one. Hot message types (PACKET_IN,
  *   FLOW_MOD, PACKET_OUT, FLOW_REMOVED, ...) are forwarded without being decoded.
+ * - Reads land in reused memory (readport.ts): a shared scratch buffer for small reads, copied on; a
+ *   connection's own buffer during a flow, whose views are written on at once and which is replaced
+ *   while a queued write still holds it. TLS switch sockets read through 'data' events (owned chunks,
+ *   written corked for the event-loop turn).
+ * - After passing on a request whose reply comes back through the relay (ECHO, BARRIER, STATS, ...),
+ *   the process polls for the reply instead of sleeping, within a window and a CPU budget
+ *   (replypoll.ts), so the way back costs no wake-up.
  * - Backpressure both ways: when more than RELAY_HIGH_WATER (256 KiB) is queued towards one side,
  *   reading from the other side is paused until 'drain'. Closing either side closes the other
  *   (after flushing what was queued). A frame rfboot cannot decode is still forwarded unchanged:
