@@ -627,21 +627,29 @@ async function relayCost(): Promise<Record<string, unknown>> {
     echoIntervalMs: 60_000,
   });
   const relayToChild = await spawnController(relayOpts(upChild.port));
+  // The same relay with reply polling off (relayReplyPollUs 0), beside it: what polling buys and costs.
+  const noPollToChild = await spawnController({ ...relayOpts(upChild.port), relayReplyPollUs: 0 });
   const { child, port: relayPort } = await spawnController(relayOpts(up.port));
   const directSep = await openSession(upChild.port);
   const relayedSep = await openSession(relayToChild.port);
+  const directNoPoll = await openSession(upChild.port);
+  const relayedNoPoll = await openSession(noPollToChild.port);
   const direct = await openSession(up.port);
   const relayed = await openSession(relayPort);
-  const echoLoad = await othersDuring([relayToChild.child, child, upChild.child], () =>
+  const echoLoad = await othersDuring([relayToChild.child, noPollToChild.child, child, upChild.child], () =>
     compareEchoes([
       { direct: directSep.echo, relay: relayedSep.echo, relayChild: relayToChild.child },
       { direct: direct.echo, relay: relayed.echo, relayChild: child },
+      { direct: directNoPoll.echo, relay: relayedNoPoll.echo, relayChild: noPollToChild.child },
     ]),
   );
-  const [sep, inProc] = echoLoad.value;
+  const [sep, inProc, noPoll] = echoLoad.value;
   directSep.sock.destroy();
   relayedSep.sock.destroy();
+  directNoPoll.sock.destroy();
+  relayedNoPoll.sock.destroy();
   await relayToChild.child.close();
+  await noPollToChild.child.close();
   await upChild.child.close();
   // Floods: the sender and the upstream in this process, each forwarder in its own (a core of its own
   // on a 2-core machine): the rfboot relay and the reference forwarder (bench/lib/pipe-child.ts: `pipe`
@@ -707,6 +715,12 @@ async function relayCost(): Promise<Record<string, unknown>> {
     },
     echoAddedP50Ms: sep!.addedP50Ms,
     echoAddedP99Ms: sep!.addedP99Ms,
+    echoWithoutReplyPoll: {
+      method:
+        "the target figure's setup with relayReplyPollUs 0 (the relay sleeps between messages), its " +
+        "blocks interleaved with the others: what polling for replies buys and costs",
+      ...noPoll,
+    },
     echoInProcessUpstream: {
       method:
         "secondary, not the target figure: the upstream runs in the switch's process, so the direct " +
@@ -818,6 +832,7 @@ async function main(): Promise<void> {
   const r = relay as {
     echo: EchoComparison & { otherCores: number | null };
     echoInProcessUpstream: EchoComparison;
+    echoWithoutReplyPoll: EchoComparison;
     flood: {
       directMedianMsgsPerSec: number;
       relayMedianMsgsPerSec: number;
@@ -851,6 +866,7 @@ async function main(): Promise<void> {
   };
   const e = r.echo;
   const ei = r.echoInProcessUpstream;
+  const en = r.echoWithoutReplyPoll;
   const rows: [string, string][] = [
     [`handshake: ${hs.switches} switches up`, `${hs.totalMs} ms (${hs.perSwitchMs} ms/switch)`],
     ["controller RSS per connection", `${hs.rssPerConnectionKiB} KiB (heap ${hs.heapPerConnectionKiB} KiB)`],
@@ -867,6 +883,10 @@ async function main(): Promise<void> {
         ? `${e.replyPoll.polls} polls, ${e.replyPoll.answered} answered, ${e.replyPoll.expired} expired, ` +
           `${e.replyPoll.overBudget} over budget, ${e.replyPoll.polledMs} ms polling`
         : "off",
+    ],
+    [
+      "same relay, reply polling off: p50 added",
+      `${en.addedP50Ms} ms (blocks ${en.blockAddedP50Ms.join(" ")}); relay CPU per echo ${en.relayCpuUsPerEcho} µs`,
     ],
     ["secondary, upstream in the switch's process:", ""],
     [
