@@ -8,7 +8,7 @@ import { ConfigError } from "../common/errors.js";
 import { silentLogger, type Logger } from "../common/log.js";
 import { dpidToHex } from "../common/dpid.js";
 import { OFP_VERSIONS } from "./codec/index.js";
-import { DEFAULT_UPSTREAM, RelayConnection, type RelaySettings, type UpstreamOptions } from "./relay.js";
+import { DEFAULT_UPSTREAM, RelayConnection, type RelaySettings } from "./relay.js";
 import { DEFAULT_REPLY_POLL, ReplyPoll } from "./replypoll.js";
 import type { ReadPort } from "./readport.js";
 import {
@@ -173,7 +173,6 @@ export class Controller extends EventEmitter<ControllerEvents> {
   private readonly registry = new Map<bigint, SwitchConnection>();
   /** dpid -> timer of a held-back `down` (relay handover). */
   private readonly heldDown = new Map<bigint, NodeJS.Timeout>();
-  private readonly upstream: UpstreamOptions;
   private readonly relay: RelaySettings;
   /** The reply poll of relay mode (undefined in listen mode or when turned off). */
   readonly replyPoll: ReplyPoll | undefined;
@@ -187,25 +186,27 @@ export class Controller extends EventEmitter<ControllerEvents> {
     validate(options);
     this.log = (options.logger ?? silentLogger).child({ component: "controller", mode: options.mode });
     this.clock = options.clock ?? monotonicClock;
-    this.upstream = {
-      host: options.upstream?.host ?? DEFAULT_UPSTREAM.host,
-      port: options.upstream?.port ?? DEFAULT_UPSTREAM.port,
-      retryInitialMs: options.upstreamRetryInitialMs ?? DEFAULT_UPSTREAM.retryInitialMs,
-      retryMaxMs: options.upstreamRetryMaxMs ?? DEFAULT_UPSTREAM.retryMaxMs,
-    };
-    const poll = new ReplyPoll({
-      windowUs: options.relayReplyPollUs ?? DEFAULT_REPLY_POLL.windowUs,
-      cpuShare: options.relayReplyPollCpuShare ?? DEFAULT_REPLY_POLL.cpuShare,
-    });
-    this.replyPoll = options.mode === "relay" && poll.enabled ? poll : undefined;
+    const poll =
+      options.mode === "relay"
+        ? new ReplyPoll({
+            windowUs: options.relayReplyPollUs ?? DEFAULT_REPLY_POLL.windowUs,
+            cpuShare: options.relayReplyPollCpuShare ?? DEFAULT_REPLY_POLL.cpuShare,
+          })
+        : undefined;
+    this.replyPoll = poll?.enabled ? poll : undefined;
     this.relay = {
-      upstream: this.upstream,
+      upstream: {
+        host: options.upstream?.host ?? DEFAULT_UPSTREAM.host,
+        port: options.upstream?.port ?? DEFAULT_UPSTREAM.port,
+        retryInitialMs: options.upstreamRetryInitialMs ?? DEFAULT_UPSTREAM.retryInitialMs,
+        retryMaxMs: options.upstreamRetryMaxMs ?? DEFAULT_UPSTREAM.retryMaxMs,
+      },
       reuseReadMemory: options.relayReusesReadMemory !== false,
       ...(this.replyPoll ? { replyPoll: this.replyPoll } : {}),
     };
     this.server = new SwitchServer((s, port) => this.accept(s, port), {
       ...(options.createServer ? { factory: options.createServer } : {}),
-      readPorts: options.mode === "relay" && options.relayReusesReadMemory !== false,
+      readPorts: options.mode === "relay" && this.relay.reuseReadMemory,
       limits: {
         ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
         ...(options.maxConnectionsPerPeer !== undefined
@@ -224,7 +225,9 @@ export class Controller extends EventEmitter<ControllerEvents> {
     this.log.info(
       {
         listen: `${addr.host}:${addr.port}`,
-        ...(this.options.mode === "relay" ? { upstream: `${this.upstream.host}:${this.upstream.port}` } : {}),
+        ...(this.options.mode === "relay"
+          ? { upstream: `${this.relay.upstream.host}:${this.relay.upstream.port}` }
+          : {}),
       },
       "controller listening",
     );

@@ -73,8 +73,6 @@ export interface ReadPortStats {
   overBudget: number;
   /** Bytes of own buffers held by ports now. */
   ownBytes: number;
-  /** Ports open now. */
-  ports: number;
 }
 
 const stats: ReadPortStats = {
@@ -85,7 +83,6 @@ const stats: ReadPortStats = {
   pins: 0,
   overBudget: 0,
   ownBytes: 0,
-  ports: 0,
 };
 
 /** readPortStats returns a copy of the process-wide counters. */
@@ -130,7 +127,6 @@ export class ReadPort {
 
   constructor(sink?: ReadSink) {
     this.sinkFn = sink;
-    stats.ports++;
   }
 
   /** sink sets where reads go; reads that came before it are handed over first (as `owned`). */
@@ -145,7 +141,6 @@ export class ReadPort {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    stats.ports--;
     this.dropOwn();
     this.sinkFn = undefined;
     this.early = [];

@@ -249,7 +249,6 @@ export class RelayConnection extends ConnectionBase {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay: number;
   private probe: Socket | undefined;
-  private readonly upstreamOptions: UpstreamOptions;
 
   constructor(
     socket: Socket,
@@ -262,8 +261,7 @@ export class RelayConnection extends ConnectionBase {
     private readonly switchPort?: ReadPort,
   ) {
     super(socket, { ...sessionOptions, mode: "relay" }, hooks, logger, clock);
-    this.upstreamOptions = relay.upstream;
-    this.retryDelay = this.upstreamOptions.retryInitialMs;
+    this.retryDelay = relay.upstream.retryInitialMs;
     this.log.debug("switch connected (relay)");
     if (switchPort) {
       switchPort.sink = (chunk, memory) => this.onSwitchData(chunk, memory);
@@ -279,7 +277,7 @@ export class RelayConnection extends ConnectionBase {
   }
 
   private openUpstream(): void {
-    const target = { host: this.upstreamOptions.host, port: this.upstreamOptions.port, noDelay: true };
+    const target = { host: this.relay.upstream.host, port: this.relay.upstream.port, noDelay: true };
     let up: Socket;
     if (this.relay.reuseReadMemory) {
       const port = new ReadPort((chunk, memory) => this.onUpstreamData(up, chunk, memory));
@@ -455,7 +453,7 @@ export class RelayConnection extends ConnectionBase {
     }
     if (this.socket.isPaused()) this.socket.resume();
     this.log.info(
-      { reason, upstream: `${this.upstreamOptions.host}:${this.upstreamOptions.port}` },
+      { reason, upstream: `${this.relay.upstream.host}:${this.relay.upstream.port}` },
       "standalone",
     );
     this.scheduleProbe();
@@ -464,7 +462,7 @@ export class RelayConnection extends ConnectionBase {
   private scheduleProbe(): void {
     if (this.isClosed) return;
     const delay = this.retryDelay;
-    this.retryDelay = Math.min(this.retryDelay * 2, this.upstreamOptions.retryMaxMs);
+    this.retryDelay = Math.min(this.retryDelay * 2, this.relay.upstream.retryMaxMs);
     this.retryTimer = setTimeout(() => this.probeUpstream(), delay);
     this.retryTimer.unref();
   }
@@ -473,7 +471,7 @@ export class RelayConnection extends ConnectionBase {
   private probeUpstream(): void {
     this.retryTimer = undefined;
     if (this.isClosed) return;
-    const p = connect({ host: this.upstreamOptions.host, port: this.upstreamOptions.port });
+    const p = connect({ host: this.relay.upstream.host, port: this.relay.upstream.port });
     this.probe = p;
     p.on("connect", () => {
       p.destroy();
@@ -481,7 +479,7 @@ export class RelayConnection extends ConnectionBase {
       if (this.isClosed) return;
       if (!this.session.isUp) {
         // Finish reporting this datapath first; try again shortly.
-        this.retryDelay = this.upstreamOptions.retryInitialMs;
+        this.retryDelay = this.relay.upstream.retryInitialMs;
         this.scheduleProbe();
         return;
       }
