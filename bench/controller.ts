@@ -694,6 +694,15 @@ async function relayCost(): Promise<Record<string, unknown>> {
   const quietMedian = (xs: number[]) =>
     quietIdx.length ? round(median(quietIdx.map((i) => xs[i]!)), 3) : null;
   const medianRate = (path: Path) => round(median(runs[path].map((x) => x.msgsPerSec)));
+  /** A compared forwarder's summary: its median rate, per-round and median ratio to direct, CPU per GiB. */
+  const againstDirect = (path: Path, note: string, toDirect: number[], cpuMsPerGiB: number) => ({
+    note,
+    medianMsgsPerSec: medianRate(path),
+    // Per round: this path / direct.
+    pairRatios: toDirect.map((x) => round(x, 3)),
+    ratio: round(median(toDirect), 3),
+    cpuMsPerGiB,
+  });
   direct.sock.destroy();
   relayed.sock.destroy();
   referenced.sock.destroy();
@@ -750,33 +759,29 @@ async function relayCost(): Promise<Record<string, unknown>> {
         runs.reference[i]!.otherCores,
       ]),
       quietPairs: {
-        note: `triples where the rest of the machine used < ${QUIET_CORES} cores in all three runs; informative only`,
+        note: `rounds where the rest of the machine used < ${QUIET_CORES} cores in every run; informative only`,
         n: quietIdx.length,
         ratioMedian: quietMedian(ratios),
         referenceRatioMedian: quietMedian(refRatios),
         relayVsReferenceMedian: quietMedian(relayVsRef),
       },
-      reference: {
-        note:
-          "bench/lib/pipe-child.ts: sock.pipe(up); up.pipe(sock), no parsing: the cheapest Node relay, " +
+      reference: againstDirect(
+        "reference",
+        "bench/lib/pipe-child.ts: sock.pipe(up); up.pipe(sock), no parsing: the cheapest Node relay, " +
           "in its own process as the rfboot relay is",
-        medianMsgsPerSec: medianRate("reference"),
-        // Per triple: reference / direct.
-        pairRatios: refRatios.map((x) => round(x, 3)),
-        ratio: round(median(refRatios), 3),
-        cpuMsPerGiB: refCpu,
-      },
+        refRatios,
+        refCpu,
+      ),
       // Per triple: relay / reference.
       relayVsReferencePairRatios: relayVsRef.map((x) => round(x, 3)),
       nodeReads: {
-        note:
+        ...againstDirect(
+          "nodeReads",
           "the same rfboot relay with relayReusesReadMemory false: Node's 'data' events, a fresh buffer " +
-          "per read (the relay before src/controller/readport.ts), in its own process",
-        medianMsgsPerSec: medianRate("nodeReads"),
-        // Per round: nodeReads / direct.
-        pairRatios: nodeReadsRatios.map((x) => round(x, 3)),
-        ratio: round(median(nodeReadsRatios), 3),
-        cpuMsPerGiB: nodeReadsCpu,
+            "per read (the relay before src/controller/readport.ts), in its own process",
+          nodeReadsRatios,
+          nodeReadsCpu,
+        ),
         // Per round: relay / nodeReads (throughput gained by reusing read memory).
         relayVsNodeReadsPairRatios: relayVsNodeReads.map((x) => round(x, 3)),
         relayVsNodeReads: round(median(relayVsNodeReads), 3),
