@@ -15,7 +15,8 @@ export const SHARED = process.env.RFBOOT_SHARED ?? resolve(import.meta.dirname, 
 /** REPO is the repository root. */
 export const REPO = resolve(import.meta.dirname, "../..");
 
-export type Component = "ovs" | "libvirt" | "mongo" | "mininet" | "virt-xml-validate" | "qemu-img" | "root";
+export type Component =
+  "ovs" | "libvirt" | "mongo" | "mininet" | "virt-xml-validate" | "qemu-img" | "systemd-analyze" | "root";
 
 function ok(cmd: string, args: string[]): boolean {
   try {
@@ -49,6 +50,8 @@ export function available(c: Component): Promise<boolean> {
           return ok("which", ["virt-xml-validate"]);
         case "qemu-img":
           return ok("which", ["qemu-img"]);
+        case "systemd-analyze":
+          return ok("which", ["systemd-analyze"]);
         case "root":
           return process.getuid?.() === 0;
       }
