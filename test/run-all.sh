@@ -35,7 +35,10 @@ if ! node -e '
 
 mkdir -p bench/out
 report=bench/out/vitest-report.json
-npx vitest run --reporter=default --reporter=json --outputFile="$report" || status=1
+# Under the lab's subreaper where orphans are not reaped: the tests start private libvirtd instances, Mininet and
+# daemons of their own, whose orphans must not pile up as zombies that libvirtd waits on.
+lab_reaper
+"${LAB_REAPER[@]}" npx vitest run --reporter=default --reporter=json --outputFile="$report" || status=1
 if [ -f "$report" ]; then
   node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));

@@ -47,7 +47,8 @@ export function available(c: Component): Promise<boolean> {
         case "mininet":
           return ok("which", ["mn"]);
         case "virt-xml-validate":
-          return ok("which", ["virt-xml-validate"]);
+          // virt-xml-validate is a shell script around xmllint (Debian's libxml2-utils): both must be there.
+          return ok("which", ["virt-xml-validate"]) && ok("which", ["xmllint"]);
         case "qemu-img":
           return ok("which", ["qemu-img"]);
         case "systemd-analyze":
