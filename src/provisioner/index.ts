@@ -15,3 +15,17 @@ export { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
 export { DomainManager, type DomainInfo, type LeaveAction, type LeaveOutcome } from "./lifecycle.js";
 export { place, placeAll, PlacementError, type KnownPlacement } from "./placement.js";
 export { createSpawnRunner, VirshShellRunner, type VirshRunner } from "./virsh.js";
+export {
+  runDoctor,
+  formatReport,
+  doctorExitCode,
+  defaultTargets,
+  targetsFromConfig,
+  systemSeams,
+  DEFAULT_BUDGET_MS,
+  type Check,
+  type CheckStatus,
+  type DoctorOptions,
+  type DoctorSeams,
+  type DoctorTargets,
+} from "./doctor/index.js";

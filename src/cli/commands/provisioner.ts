@@ -1,5 +1,6 @@
 /** Provisioner subcommands, one file each. */
 import type { Command } from "commander";
+import { registerDoctor } from "./doctor.js";
 import { registerHosts } from "./hosts.js";
 import { registerImportCsv } from "./import-csv.js";
 import { registerInit } from "./init.js";
@@ -8,7 +9,7 @@ import { registerRun } from "./run.js";
 import { registerStatus } from "./status.js";
 import { registerVm } from "./vm.js";
 
-/** registerProvisionerCommands adds run, status, plan, init, import-csv, vm and hosts. */
+/** registerProvisionerCommands adds run, status, plan, init, import-csv, vm, hosts and doctor. */
 export function registerProvisionerCommands(program: Command): void {
   registerRun(program);
   registerStatus(program);
@@ -17,4 +18,5 @@ export function registerProvisionerCommands(program: Command): void {
   registerImportCsv(program);
   registerVm(program);
   registerHosts(program);
+  registerDoctor(program);
 }

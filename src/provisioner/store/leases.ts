@@ -21,6 +21,17 @@ import { TurnBatcher, type BatchResult } from "./batch.js";
 import type { Lease } from "./types.js";
 import { checkDpidHex, checkName } from "./validate.js";
 
+/** DEFAULT_LEASE_TTL_MS is the lease lifetime the daemon uses unless told otherwise. */
+export const DEFAULT_LEASE_TTL_MS = 30_000;
+
+/**
+ * leaseMarginMs: a holder extends its own generation only while more than this is left, and a contender
+ * waits for expiry, so instances' clocks must agree to well within it.
+ */
+export function leaseMarginMs(ttlMs: number): number {
+  return Math.min(Math.max(ttlMs / 4, 1), 2_000);
+}
+
 /** LeaseDoc is one generation of a dpid's lease, or (with `head: true`) the dpid's generation hint. */
 export interface LeaseDoc {
   _id: string;
@@ -141,7 +152,7 @@ export class LeaseTable {
   }
 
   private margin(ttlMs: number): number {
-    return Math.min(Math.max(ttlMs / 4, 1), 2_000);
+    return leaseMarginMs(ttlMs);
   }
 
   /**
