@@ -21,6 +21,7 @@ import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { RfbootError, VirshError } from "../common/errors.js";
 import { silentLogger, type Logger } from "../common/log.js";
+import { processAlive } from "../common/proc.js";
 import {
   isAlreadyRunning,
   isDomainMissing,
@@ -106,16 +107,6 @@ export function partFileName(host = hostname(), pid = process.pid): string {
   return `.${safeHost}.${pid}.${randomBytes(6).toString("hex")}${PART_SUFFIX}`;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM: it exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * sweepPartFiles removes the half-built disks (`*.rfboot-part`) that a killed rfboot left in `dir`: those
  * made on this machine by a process that no longer runs, and those of the old unqualified naming
@@ -135,7 +126,7 @@ export async function sweepPartFiles(dir: string, host = hostname()): Promise<st
     if (!n.startsWith(".") || !n.endsWith(PART_SUFFIX)) continue;
     const m = /^\.(.+)\.(\d+)\.[0-9a-f]{12}\.rfboot-part$/.exec(n);
     const stale = m
-      ? m[1] === safeHost && Number(m[2]) !== process.pid && !pidAlive(Number(m[2]))
+      ? m[1] === safeHost && Number(m[2]) !== process.pid && !processAlive(Number(m[2]))
       : /^\.[0-9a-f]{12}\.rfboot-part$/.test(n);
     if (!stale) continue;
     await rm(join(dir, n), { force: true });
