@@ -11,6 +11,8 @@ source rftest/lib/lab.sh
 lab_log "bringing up the lab (packages, MongoDB-wire server, libvirtd, Open vSwitch)"
 lab_up
 lab_node_deps "$repo"
+lab_log "rfboot doctor"
+lab_doctor "$repo" || exit 1
 if [ -x rftest/guest/build-guest.sh ]; then
   lab_log "building the test guest (cached)"
   rftest/guest/build-guest.sh >/dev/null

@@ -243,6 +243,7 @@ lab_doctor() {
     lab_log "rfboot doctor found blocking problems (exit $rc)"
     return 1
   fi
+  printf '%s\n' "$out" | grep -E '^(warn|FAIL)' | sed 's/^/[lab] doctor: /' >&2 || true
 }
 
 # lab_up brings up everything: packages, MongoDB-wire server, libvirtd, Open vSwitch.

@@ -215,6 +215,7 @@ rftest_step_lab() {
   rftest_say "lab: packages, MongoDB-wire server, libvirtd, Open vSwitch"
   lab_up || rftest_die "lab bring-up failed (see $LAB_DIR/*.log)" || return 1
   lab_node_deps "$RFTEST_REPO" || rftest_die "npm ci failed in $RFTEST_REPO" || return 1
+  lab_doctor "$RFTEST_REPO" || rftest_die "rfboot doctor found blocking problems (above)" || return 1
   rftest_timing lab "$t"
 }
 
