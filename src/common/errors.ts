@@ -1,4 +1,7 @@
-/** One error tree for rfboot (STYLE 10): every failure is an RfbootError subclass, never a string. */
+/**
+ * One error tree for rfboot: every failure is an RfbootError subclass, never a string, so a caller can tell
+ * kinds apart with `instanceof` and a predicate instead of parsing messages.
+ */
 
 /** RfbootError is the base of every error rfboot throws on purpose. */
 export class RfbootError extends Error {
@@ -38,7 +41,7 @@ export class ConfigError extends RfbootError {
   }
 }
 
-/** VirshErrorKind classifies a failed virsh call (STYLE 9). */
+/** VirshErrorKind classifies a failed virsh call, so callers branch on the kind, not on stderr text. */
 export type VirshErrorKind =
   | "domain-missing"
   | "already-exists"

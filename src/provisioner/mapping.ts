@@ -1,6 +1,6 @@
 /**
  * The RouteFlow mapping: one `rfconfig` row per data port, exactly as rfserver reads it
- * (../shared/routeflow/README.md "MongoDB"): every field a decimal string (rfserver queries with `str(v)`
+ * (RouteFlow's `rfconfig` collection): every field a decimal string (rfserver queries with `str(v)`
  * and reads back with `int(v)`), vm_id = eth0's MAC as a 48-bit integer, dp_id the full 64-bit dpid,
  * ct_id always "0".
  */

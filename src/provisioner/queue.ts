@@ -2,7 +2,8 @@
  * The provisioning queue: one global FIFO of actions, a bounded number of concurrent starts per host, and
  * per-key coalescing (a datapath that joins, leaves and joins again while its action waits yields one action:
  * the latest desired state wins). A key never runs two actions at once.
- * `QueueCore` is the pure, time-injected scheduler (STYLE 5); `ActionQueue` drives it with real promises/timers.
+ * `QueueCore` is the pure, time-injected scheduler (tested without sleeping); `ActionQueue` drives it with real
+ * promises/timers.
  */
 
 /** ActionClass tells the scheduler where an action runs and whether it counts against the host's start limit. */

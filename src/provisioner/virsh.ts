@@ -1,8 +1,8 @@
 /**
- * The seam in front of virsh (STYLE 9): every libvirt operation goes through a `VirshRunner`, a function of
+ * The seam in front of virsh: every libvirt operation goes through a `VirshRunner`, a function of
  * (uri, args) -> {stdout, stderr}. The default runner spawns `virsh -c URI ...` with execa (argument arrays,
  * `LC_ALL=C`, a timeout per call); `VirshShellRunner` keeps long-lived interactive `virsh` shells per URI for the
- * hot path (~0.15 ms per command instead of ~6-7 ms per spawn, LAB.md) and falls back to spawning.
+ * hot path (~0.15 ms per command instead of ~6-7 ms per spawn, measured on the lab machine) and falls back to spawning.
  * Failures become `VirshError` with a `kind` classified from virsh's stderr text.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -49,7 +49,7 @@ export const VIRSH_ERROR_PATTERNS: readonly (readonly [VirshErrorKind, RegExp])[
   ["unreachable", /no valid connection/i],
   ["unreachable", /no connection driver available/i],
   // The connection dropped mid-call (libvirtd stopped or restarted; texts from libvirt 9.0's libvirt.so and
-  // virsh): found when issue 6's outage test stopped libvirtd during a burst.
+  // virsh): found when the libvirtd outage test stopped libvirtd during a burst.
   ["unreachable", /received hangup event on socket/i],
   ["unreachable", /connection closed due to keepalive timeout/i],
   ["unreachable", /Disconnected from \S+ due to (I\/O error|end of file|keepalive timeout)/i],
@@ -101,7 +101,7 @@ export function makeVirshError(
   opts: { timedOut?: boolean; timeoutMs?: number; cause?: unknown; signal?: string } = {},
 ): VirshError {
   // SIGPIPE: virsh wrote to its libvirtd connection after the other end closed it (libvirtd stopping) and
-  // died before printing anything; found by issue 6's libvirtd outage test.
+  // died before printing anything; found by the libvirtd outage test.
   const kind: VirshErrorKind = opts.timedOut
     ? "timeout"
     : opts.signal === "SIGPIPE"

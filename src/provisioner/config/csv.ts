@@ -1,5 +1,5 @@
 /**
- * RouteFlow's mapping CSV (`rftestNconfig.csv`, ../shared/routeflow/README.md "Mapping CSV") -> rfboot
+ * RouteFlow's mapping CSV (`rftestNconfig.csv`: header `vm_id,vm_port,ct_id,dp_id,dp_port`, ids in hex) -> rfboot
  * datapaths. Header `vm_id,vm_port,ct_id,dp_id,dp_port`; vm_id and dp_id in hex (optional 0x, leading
  * zeros dropped: `2A0A0A0A0A0` is 02:a0:a0:a0:a0:a0), the rest decimal.
  *

@@ -1,5 +1,5 @@
 /**
- * The config as a declared table (STYLE 11, faucet `conf.py`): every key's type and default live here,
+ * The config as a declared table (as faucet's `conf.py` does): every key's type and default live here,
  * in one zod schema; unknown keys are rejected everywhere (`strictObject`). config/README.md documents
  * each key; config/example.yaml shows every one of them.
  */

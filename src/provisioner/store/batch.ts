@@ -1,7 +1,7 @@
 /**
  * TurnBatcher: calls made while a batch is being collected (one event-loop turn) or while earlier batches
  * are in flight are sent to MongoDB as one command. On FerretDB every command costs about 2 ms whatever
- * it carries (found measuring issue 4's burst: 256 `findOne` by `_id` take ~460 ms in a row, one
+ * it carries (found measuring a burst of joins: 256 `findOne` by `_id` take ~460 ms in a row, one
  * `find({_id: {$in: [...256]}})` ~25 ms; 256 `insertOne` ~440 ms, one `insertMany` ~12 ms), so a burst of
  * joins must not pay one round trip per datapath. A lone call waits only for the end of the current turn.
  */

@@ -1,6 +1,6 @@
 /**
  * The outbox: every store write goes through it so that a MongoDB outage delays writes instead of losing
- * them (issue 6: "MongoDB stopped for 20 s ... nothing is lost, nothing duplicated").
+ * them: with MongoDB stopped for a while, nothing is lost and nothing duplicated.
  *
  * - Ordered: entries are applied in arrival order; entries of one lane (one record, all of rfconfig) never
  *   overlap, entries of different lanes run up to `concurrency` at a time.
@@ -26,7 +26,7 @@ export type OutboxOp =
 
 /**
  * OutboxBatch is several record patches (of distinct records) or several events applied as one: a burst of
- * joins then costs MongoDB one command per batch instead of one per write (issue 4's burst target).
+ * joins then costs MongoDB one command per batch instead of one per write (what a burst of joins needs).
  */
 export interface OutboxBatch {
   readonly type: "batch";
@@ -51,7 +51,7 @@ export interface OutboxOptions {
   readonly backoffMaxMs?: number;
   /**
    * stallMs bounds one apply (default 30000, above the driver's own socket and server-selection timeouts
-   * with its one retry). Found under issue 6's outage test: when MongoDB is killed while a write is in
+   * with its one retry). Found under the MongoDB outage test: when MongoDB is killed while a write is in
    * flight, the driver (mongodb 7.9) can lose that operation: its promise never settles, so its lane, and
    * while offline the whole outbox (one probe at a time), would wait forever. A stalled apply counts as a
    * transient failure and is retried; the lost operation has no socket left to reach the server later.

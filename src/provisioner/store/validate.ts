@@ -1,6 +1,6 @@
 /**
  * Input validation for everything the store writes. Values reach MongoDB only after they were checked here,
- * so config text such as `{"$gt": ""}` can never become a query operator (issue 6, hostile input).
+ * so config text such as `{"$gt": ""}` can never become a query operator (hostile input).
  */
 import { z } from "zod";
 import { ConfigError } from "../../common/errors.js";
