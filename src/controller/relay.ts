@@ -47,11 +47,19 @@
 import { connect, type Socket } from "node:net";
 import type { Logger } from "../common/log.js";
 import { OpenFlowError, errorMessage } from "../common/errors.js";
-import { OFP_HEADER_LEN, decodeMessage, type OfMessage } from "./codec/index.js";
+import {
+  FrameScanner,
+  OFPT10,
+  OFPT11,
+  OFP_VERSIONS,
+  decodeMessage,
+  frameEnd,
+  type OfMessage,
+} from "./codec/index.js";
 import type { SessionOptions, Step } from "./session.js";
 import { ConnectionBase, monotonicClock, type Clock, type ConnectionHooks } from "./server.js";
 import { OWNED, ReadPort, type ReadMemory } from "./readport.js";
-import { messageKind, type ReplyPoll } from "./replypoll.js";
+import { KIND_REPLY, KIND_REQUEST, messageKind, type ReplyPoll } from "./replypoll.js";
 
 /** UpstreamOptions says where the real controller listens and how to retry it. */
 export interface UpstreamOptions {
@@ -81,89 +89,37 @@ export interface RelaySettings {
 }
 
 /**
- * FrameScanner cuts a byte stream into whole OpenFlow frames with as little copying as the stream
- * allows: `scan` returns the bytes of the frames a chunk completes as at most two runs, the frame
- * completed from the tail carried over from the previous chunk (a copy of that one frame only) and
- * then a view of the chunk's whole frames; an incomplete tail is kept for the next chunk. A run holds
- * whole frames back to back (walk them with `frameEnd`). No array of offsets and no copy of the whole
- * chunk: the relay's hot path costs one pass over the headers. A length below the 8-byte header
- * throws OpenFlowError "bad-length".
- */
-export class FrameScanner {
-  private carry: Buffer | undefined;
-  private offset = 0;
-  /** interesting: frames in the last scan whose type `skip` does not mark (all frames without skip). */
-  interesting = 0;
-
-  scan(chunk: Buffer, skip?: Uint8Array): Buffer[] {
-    this.interesting = 0;
-    const runs: Buffer[] = [];
-    let body = chunk;
-    if (this.carry) {
-      const carry = this.carry;
-      // The carried frame's length, from the carry or (header split across chunks) the chunk's head.
-      const hdr = carry.length >= 4 ? carry : Buffer.concat([carry, chunk.subarray(0, 4 - carry.length)]);
-      if (hdr.length < 4) {
-        this.carry = hdr;
-        return runs;
-      }
-      const len = this.checkLength((hdr[2]! << 8) | hdr[3]!, 2);
-      const need = len - carry.length;
-      if (chunk.length < need) {
-        this.carry = Buffer.concat([carry, chunk]);
-        return runs;
-      }
-      this.carry = undefined;
-      const whole = Buffer.concat([carry, chunk.subarray(0, need)], len);
-      if (!skip || !skip[whole[1]!]) this.interesting++;
-      runs.push(whole);
-      this.offset += len;
-      body = chunk.subarray(need);
-    }
-    const n = body.length;
-    let pos = 0;
-    while (n - pos >= 4) {
-      const len = (body[pos + 2]! << 8) | body[pos + 3]!;
-      if (len < OFP_HEADER_LEN) this.checkLength(len, pos + 2);
-      if (n - pos < len) break;
-      if (!skip || !skip[body[pos + 1]!]) this.interesting++;
-      pos += len;
-    }
-    if (pos < n) this.carry = Buffer.from(body.subarray(pos));
-    if (pos > 0) runs.push(pos === n ? body : body.subarray(0, pos));
-    this.offset += pos;
-    return runs;
-  }
-
-  private checkLength(len: number, at: number): number {
-    if (len < OFP_HEADER_LEN) {
-      throw new OpenFlowError(
-        `OpenFlow header length ${len} at stream byte ${this.offset + at} is below the 8-byte header: ` +
-          "the peer is not speaking OpenFlow or the stream is corrupt; closing the connection",
-        "bad-length",
-        this.offset + at,
-      );
-    }
-    return len;
-  }
-}
-
-/** frameEnd returns where the frame starting at `pos` of a scanned run ends. */
-export function frameEnd(run: Buffer, pos: number): number {
-  return pos + ((run[pos + 2]! << 8) | run[pos + 3]!);
-}
-
-/**
  * RELAY_HIGH_WATER bounds what the relay queues towards one side before it stops reading from the
  * other (per direction, per connection). Pausing as soon as write() returns false (Node's 16 KiB
  * default) would pause and resume the reading socket on nearly every 64 KiB chunk under load.
  */
 export const RELAY_HIGH_WATER = 256 * 1024;
 
-// Switch->upstream message types the relay forwards without decoding (the same numbers in 1.0 and
-// 1.1+): PACKET_IN 10, FLOW_REMOVED 11, PACKET_OUT 13, FLOW_MOD 14, and GET_CONFIG_REPLY 8.
+/** typeTable marks the wire types of `names` in a lookup indexed by the header's type byte. */
+function typeTable<T extends Readonly<Record<string, number>>>(
+  table: T,
+  names: readonly (keyof T)[],
+): Uint8Array {
+  const marks = new Uint8Array(256);
+  for (const name of names) marks[table[name]!] = 1;
+  return marks;
+}
+
+// Switch->upstream message types the relay forwards without decoding: the session needs nothing from
+// them and they are the bulk of a busy switch's traffic. The scanner looks them up by type byte alone,
+// before a frame's version, which holds because they have the same numbers in 1.0 and 1.1+ (OpenFlow
+// 1.0.0 §5.1, 1.5.1 §7.1); the loop checks that.
+const HOT_TYPES = ["GET_CONFIG_REPLY", "PACKET_IN", "FLOW_REMOVED", "PACKET_OUT", "FLOW_MOD"] as const;
 const SKIP_FROM_SWITCH = new Uint8Array(256);
-for (const t of [8, 10, 11, 13, 14]) SKIP_FROM_SWITCH[t] = 1;
+for (const name of HOT_TYPES) {
+  if (OFPT10[name] !== OFPT11[name]) throw new Error(`relay: ${name} differs between OpenFlow 1.0 and 1.1+`);
+  SKIP_FROM_SWITCH[OFPT10[name]] = 1;
+}
+
+// Upstream->switch types the session reads (per version): HELLO, FEATURES_REQUEST, and the
+// STATS/MULTIPART request that carries the PORT_DESC request.
+const FROM_UPSTREAM_10 = typeTable(OFPT10, ["HELLO", "FEATURES_REQUEST", "STATS_REQUEST"]);
+const FROM_UPSTREAM_11 = typeTable(OFPT11, ["HELLO", "FEATURES_REQUEST", "MULTIPART_REQUEST"]);
 
 const corked = new WeakSet<Socket>();
 
@@ -233,9 +189,9 @@ function sendRelayed(
   pauseIfBacklogged(to, from, live);
 }
 
-/** upstreamTypeOfInterest: HELLO, FEATURES_REQUEST and stats/multipart requests (16 in 1.0, 18 in 1.1+). */
+/** upstreamTypeOfInterest tells whether the session reads an upstream frame of this version and type. */
 function upstreamTypeOfInterest(version: number, type: number): boolean {
-  return type === 0 || type === 5 || type === (version === 1 ? 16 : 18);
+  return (version === OFP_VERSIONS["1.0"] ? FROM_UPSTREAM_10 : FROM_UPSTREAM_11)[type] === 1;
 }
 
 /** RelayConnection is one switch connection in relay mode (see the module comment). */
@@ -319,6 +275,14 @@ export class RelayConnection extends ConnectionBase {
       this.close(`malformed stream from the switch: ${errorMessage(err)}`);
       return;
     }
+    this.relayFromSwitch(runs, memory, now);
+    // A bad length after whole frames: those went on like any others; the stream ends here.
+    const broken = this.fromSwitch.failure;
+    if (broken && !this.isClosed) this.close(`malformed stream from the switch: ${broken.message}`);
+  }
+
+  /** relayFromSwitch hands the scanned runs to the session (as far as it needs them) and on upstream. */
+  private relayFromSwitch(runs: Buffer[], memory: ReadMemory, now: number): void {
     // Forward the runs as they are, cut only around a frame the session drops; decode only what the
     // session needs (never the hot types while relaying).
     const acting = this.upstream === undefined;
@@ -331,8 +295,8 @@ export class RelayConnection extends ConnectionBase {
         for (let pos = 0; pos < run.length;) {
           const end = frameEnd(run, pos);
           const kind = messageKind(run[pos]!, run[pos + 1]!);
-          if (kind === 1) requests++;
-          else if (kind === 2) replies++;
+          if (kind === KIND_REQUEST) requests++;
+          else if (kind === KIND_REPLY) replies++;
           if (acting || !SKIP_FROM_SWITCH[run[pos + 1]!]) {
             const msg = this.decode(run.subarray(pos, end), "switch", acting);
             if (this.isClosed) return;
@@ -395,8 +359,8 @@ export class RelayConnection extends ConnectionBase {
       for (let pos = 0; pos < run.length;) {
         const end = frameEnd(run, pos);
         const kind = messageKind(run[pos]!, run[pos + 1]!);
-        if (kind === 1) requests++;
-        else if (kind === 2) replies++;
+        if (kind === KIND_REQUEST) requests++;
+        else if (kind === KIND_REPLY) replies++;
         if (upstreamTypeOfInterest(run[pos]!, run[pos + 1]!)) {
           const msg = this.decode(run.subarray(pos, end), "upstream", false);
           if (msg !== undefined) {
@@ -409,6 +373,8 @@ export class RelayConnection extends ConnectionBase {
     }
     sendRelayed(this.socket, up, () => this.upstream === up && !this.isClosed, runs, memory);
     this.notePoll(requests, replies);
+    const broken = this.fromUpstream.failure;
+    if (broken) this.close(`malformed stream from the upstream: ${broken.message}`);
   }
 
   /**

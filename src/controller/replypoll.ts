@@ -20,6 +20,8 @@
  * blocking (epoll with a zero timeout) and run the read callbacks as soon as data is there.
  */
 
+import { OFPT10, OFPT11, OFP_VERSIONS } from "./codec/index.js";
+
 /** ReplyPollOptions: 0 windowUs or 0 cpuShare turns polling off. */
 export interface ReplyPollOptions {
   /** Longest poll after a request (µs). */
@@ -45,48 +47,71 @@ export interface ReplyPollStats {
   polledMs: number;
 }
 
-// Per OpenFlow version (index: wire version): 1 request, 2 reply, 0 neither. ERROR counts as a reply
-// (a request's failure answers it).
-const KIND: Uint8Array[] = [];
-{
-  const of10 = new Uint8Array(256);
-  of10[1] = 2;
-  for (const [req, rep] of [
-    [2, 3], // ECHO
-    [5, 6], // FEATURES
-    [7, 8], // GET_CONFIG
-    [16, 17], // STATS
-    [18, 19], // BARRIER
-    [20, 21], // QUEUE_GET_CONFIG
-  ] as const) {
-    of10[req] = 1;
-    of10[rep] = 2;
+type Pairs<T> = readonly (readonly [request: keyof T, reply: keyof T])[];
+
+// The requests whose reply comes back on the same connection, per version table (OpenFlow 1.0.0 §5.1,
+// 1.5.1 §7.1). ERROR counts as a reply: a request's failure answers it.
+const PAIRS_10: Pairs<typeof OFPT10> = [
+  ["ECHO_REQUEST", "ECHO_REPLY"],
+  ["FEATURES_REQUEST", "FEATURES_REPLY"],
+  ["GET_CONFIG_REQUEST", "GET_CONFIG_REPLY"],
+  ["STATS_REQUEST", "STATS_REPLY"],
+  ["BARRIER_REQUEST", "BARRIER_REPLY"],
+  ["QUEUE_GET_CONFIG_REQUEST", "QUEUE_GET_CONFIG_REPLY"],
+];
+const PAIRS_11: Pairs<typeof OFPT11> = [
+  ["ECHO_REQUEST", "ECHO_REPLY"],
+  ["FEATURES_REQUEST", "FEATURES_REPLY"],
+  ["GET_CONFIG_REQUEST", "GET_CONFIG_REPLY"],
+  ["MULTIPART_REQUEST", "MULTIPART_REPLY"],
+  ["BARRIER_REQUEST", "BARRIER_REPLY"],
+];
+/** Pairs of some 1.1+ versions: QUEUE_GET_CONFIG until 1.3 (a multipart request from 1.4), ROLE from 1.2, GET_ASYNC from 1.3. */
+const PAIRS_BY_VERSION: readonly { from: number; until?: number; pair: Pairs<typeof OFPT11>[number] }[] = [
+  {
+    from: OFP_VERSIONS["1.1"],
+    until: OFP_VERSIONS["1.3"],
+    pair: ["QUEUE_GET_CONFIG_REQUEST", "QUEUE_GET_CONFIG_REPLY"],
+  },
+  { from: OFP_VERSIONS["1.2"], pair: ["ROLE_REQUEST", "ROLE_REPLY"] },
+  { from: OFP_VERSIONS["1.3"], pair: ["GET_ASYNC_REQUEST", "GET_ASYNC_REPLY"] },
+];
+
+/** KIND_REQUEST is what messageKind says of a request whose reply comes back the same way. */
+export const KIND_REQUEST = 1;
+/** KIND_REPLY is what messageKind says of a reply (or an ERROR). */
+export const KIND_REPLY = 2;
+
+/** kindTable is one version's lookup, indexed by the header's type byte: KIND_REQUEST, KIND_REPLY or 0. */
+function kindTable<T extends Readonly<Record<string, number>>>(table: T, pairs: Pairs<T>): Uint8Array {
+  const kinds = new Uint8Array(256);
+  kinds[table.ERROR!] = KIND_REPLY;
+  for (const [req, rep] of pairs) {
+    kinds[table[req]!] = KIND_REQUEST;
+    kinds[table[rep]!] = KIND_REPLY;
   }
-  KIND[1] = of10;
-  for (let v = 2; v <= 6; v++) {
-    const t = new Uint8Array(256);
-    t[1] = 2;
-    const pairs: [number, number][] = [
-      [2, 3], // ECHO
-      [5, 6], // FEATURES
-      [7, 8], // GET_CONFIG
-      [18, 19], // STATS / MULTIPART
-      [20, 21], // BARRIER
-    ];
-    if (v <= 4) pairs.push([22, 23]); // QUEUE_GET_CONFIG (1.1-1.3; a multipart request from 1.4)
-    if (v >= 3) pairs.push([24, 25]); // ROLE
-    if (v >= 4) pairs.push([26, 27]); // GET_ASYNC
-    for (const [req, rep] of pairs) {
-      t[req] = 1;
-      t[rep] = 2;
-    }
-    KIND[v] = t;
-  }
+  return kinds;
 }
 
-/** messageKind says whether a frame (by its header's version and type) is a request (1), a reply (2) or neither (0). */
-export function messageKind(version: number, type: number): 0 | 1 | 2 {
-  return (KIND[version]?.[type] ?? 0) as 0 | 1 | 2;
+// Per wire version byte: that version's lookup (built once here, read per relayed frame).
+const KIND: Uint8Array[] = [];
+for (const version of Object.values(OFP_VERSIONS)) {
+  if (version === OFP_VERSIONS["1.0"]) {
+    KIND[version] = kindTable(OFPT10, PAIRS_10);
+    continue;
+  }
+  const extra = PAIRS_BY_VERSION.filter(
+    (p) => version >= p.from && (p.until === undefined || version <= p.until),
+  );
+  KIND[version] = kindTable(OFPT11, [...PAIRS_11, ...extra.map((p) => p.pair)]);
+}
+
+/** MessageKind is KIND_REQUEST, KIND_REPLY, or 0 for neither. */
+export type MessageKind = 0 | typeof KIND_REQUEST | typeof KIND_REPLY;
+
+/** messageKind says whether a frame (by its header's version and type) is a request, a reply or neither. */
+export function messageKind(version: number, type: number): MessageKind {
+  return (KIND[version]?.[type] ?? 0) as MessageKind;
 }
 
 /** ReplyPoll is shared by all relay connections of a process (one event loop, one budget). */

@@ -1,5 +1,5 @@
 /**
- * The OpenFlow switch session as a pure state machine (STYLE 5): messages and `now` go in; messages
+ * The OpenFlow switch session as a pure state machine: messages and `now` go in; messages
  * to send, events and log records come out. Sockets, timers and the dpid registry live elsewhere
  * (server.ts, relay.ts, controller.ts), so every rule here is tested with injected time.
  *
@@ -34,9 +34,12 @@ import {
   NX_ROLE,
   OFPCR_ROLE,
   OFPET_HELLO_FAILED,
+  OFPET_ROLE_REQUEST_FAILED,
   OFPMPF_REPLY_MORE,
   OFPP_ANY,
   OFPPR,
+  OFPRRFC,
+  OFP_VERSIONS,
   versionName,
   type OfVersionName,
 } from "./codec/index.js";
@@ -518,7 +521,7 @@ export class Session {
 
   private needsPortDesc(): boolean {
     // 1.0-1.2 list ports in FEATURES_REPLY; 1.3+ only through PORT_DESC (OpenFlow 1.3.5 §7.3.1, §7.3.5.7).
-    return this.version !== undefined && this.version >= 4;
+    return this.version !== undefined && this.version >= OFP_VERSIONS["1.3"];
   }
 
   private requestPortDesc(step: Step): void {
@@ -528,7 +531,7 @@ export class Session {
       version: v,
       xid: 0,
       flags: 0,
-      ...(v >= 6 ? { portNo: OFPP_ANY } : {}),
+      ...(v >= OFP_VERSIONS["1.5"] ? { portNo: OFPP_ANY } : {}),
     });
   }
 
@@ -691,14 +694,14 @@ export class Session {
     const role = this.options.role;
     const v = this.version!;
     if (role === "none") return;
-    if (v === 1) {
+    if (v === OFP_VERSIONS["1.0"]) {
       this.request(step, "role", {
         type: "nx_role_request",
         version: v,
         xid: 0,
         role: role === "slave" ? NX_ROLE.SLAVE : NX_ROLE.OTHER,
       });
-    } else if (v === 2) {
+    } else if (v === OFP_VERSIONS["1.1"]) {
       step.logs.push({
         level: "info",
         msg: "OpenFlow 1.1 has no role request; rfboot stays an equal controller",
@@ -767,8 +770,13 @@ export class Session {
         return;
       case "role":
       case "role_probe":
-        // OFPET_ROLE_REQUEST_FAILED (11) / OFPRRFC_STALE (0): the generation id moved; read it again.
-        if (msg.errType === 11 && msg.code === 0 && this.roleAttempts < 3 && this.phase !== "closed") {
+        // STALE: the generation id moved since the probe read it; read it again.
+        if (
+          msg.errType === OFPET_ROLE_REQUEST_FAILED &&
+          msg.code === OFPRRFC.STALE &&
+          this.roleAttempts < 3 &&
+          this.phase !== "closed"
+        ) {
           this.requestRole(step);
           return;
         }

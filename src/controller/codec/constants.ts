@@ -1,6 +1,7 @@
 /**
- * OpenFlow numbers as frozen code tables with their reverse maps (STYLE 1). Message type numbers
- * differ between OpenFlow 1.0 and 1.1+, so every per-version lookup goes through these tables.
+ * OpenFlow numbers as frozen code tables with their reverse maps, so that a number on the wire is
+ * written down once, beside its name and spec section. Message type numbers differ between OpenFlow
+ * 1.0 and 1.1+, so every per-version lookup goes through these tables.
  */
 
 /** OFP_VERSIONS maps a version name to its wire byte (OpenFlow 1.3.5 §7.1: ofp_header.version). */
@@ -148,6 +149,15 @@ export const OFPET_BAD_REQUEST = 1;
  */
 export const OFPBRC = Object.freeze({ BAD_VERSION: 0, BAD_TYPE: 1, BAD_LEN: 6 } as const);
 
+/** OFPET_ROLE_REQUEST_FAILED is the error type of a refused ROLE_REQUEST (1.2+, OpenFlow 1.3.5 §7.5.4.2). */
+export const OFPET_ROLE_REQUEST_FAILED = 11;
+
+/**
+ * OFPRRFC is the OFPET_ROLE_REQUEST_FAILED code table (OpenFlow 1.3.5 §7.5.4.2). STALE: the request's
+ * generation_id is older than the switch's.
+ */
+export const OFPRRFC = Object.freeze({ STALE: 0, UNSUP: 1, BAD_ROLE: 2 } as const);
+
 /** OFPET_EXPERIMENTER is the experimenter error type (1.2+), carrying exp_type and experimenter id. */
 export const OFPET_EXPERIMENTER = 0xffff;
 
@@ -182,7 +192,7 @@ export const OFPET_NAMES: ReadonlyMap<number, string> = new Map([
   [8, "TABLE_MOD_FAILED"],
   [9, "QUEUE_OP_FAILED"],
   [10, "SWITCH_CONFIG_FAILED"],
-  [11, "ROLE_REQUEST_FAILED"],
+  [OFPET_ROLE_REQUEST_FAILED, "ROLE_REQUEST_FAILED"],
   [12, "METER_MOD_FAILED"],
   [13, "TABLE_FEATURES_FAILED"],
   [0xffff, "EXPERIMENTER"],

@@ -2,7 +2,7 @@
 export type * from "./types.js";
 export * from "./constants.js";
 export { decodeMessage, encodeMessage } from "./message.js";
-export { Framer, type FramerOptions } from "./framer.js";
+export { Framer, FrameScanner, frameEnd, type FramerOptions } from "./framer.js";
 export {
   buildHello,
   helloBitmapVersions,

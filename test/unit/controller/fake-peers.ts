@@ -1,6 +1,7 @@
 /**
- * Scripted OpenFlow peers over real sockets (STYLE 6): a fake switch that can answer the handshake on
- * its own, and a fake upstream controller that records every byte it receives.
+ * Scripted OpenFlow peers over real sockets (port 0, loopback), so the controller's tests run its real
+ * socket code: a fake switch that can answer the handshake on its own, and a fake upstream controller
+ * that records every byte it receives.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { createController, type Controller, type ControllerOptions } from "../../../src/controller/index.js";
@@ -22,6 +23,16 @@ export interface FakeSwitchSpec {
   auxiliaryId?: number;
   /** Split PORT_DESC into one reply part per port (REPLY_MORE on all but the last). */
   splitPortDesc?: boolean;
+}
+
+/** packetIn builds a raw OpenFlow 1.0 PACKET_IN of `size` bytes (forwarded undecoded by the relay). */
+export function packetIn(xid: number, size: number): Buffer {
+  const b = Buffer.alloc(size, xid & 0xff);
+  b.writeUInt8(1, 0);
+  b.writeUInt8(10, 1);
+  b.writeUInt16BE(size, 2);
+  b.writeUInt32BE(xid, 4);
+  return b;
 }
 
 /** makePort builds a codec Port for a version from {no, name, mac}. */

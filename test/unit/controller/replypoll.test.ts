@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { Framer, buildHello, createController, encodeMessage } from "../../../src/controller/index.js";
-import { ReplyPoll, messageKind } from "../../../src/controller/replypoll.js";
+import { KIND_REPLY, KIND_REQUEST, ReplyPoll, messageKind } from "../../../src/controller/replypoll.js";
 import { FakeUpstream, Peer, startQuietRelay, until } from "./fake-peers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -35,6 +35,44 @@ describe("messageKind", () => {
     ]);
     expect(messageKind(1, 4)).toBe(0);
     expect(messageKind(9, 2)).toBe(0); // unknown version
+  });
+});
+
+describe("messageKind, for every version and type byte", () => {
+  it("equals the request/reply pairs written out by number from the specs", () => {
+    // OpenFlow 1.0.0 §5.1 and 1.5.1 §7.1, by number: [request, reply] per version; ERROR (1) is a reply.
+    const pairs = (v: number): [number, number][] =>
+      v === 1
+        ? [
+            [2, 3],
+            [5, 6],
+            [7, 8],
+            [16, 17],
+            [18, 19],
+            [20, 21],
+          ]
+        : [
+            [2, 3],
+            [5, 6],
+            [7, 8],
+            [18, 19],
+            [20, 21],
+            ...(v <= 4 ? [[22, 23] as [number, number]] : []),
+            ...(v >= 3 ? [[24, 25] as [number, number]] : []),
+            ...(v >= 4 ? [[26, 27] as [number, number]] : []),
+          ];
+    for (let v = 0; v <= 8; v++) {
+      const want = new Array<number>(256).fill(0);
+      if (v >= 1 && v <= 6) {
+        want[1] = KIND_REPLY;
+        for (const [req, rep] of pairs(v)) {
+          want[req] = KIND_REQUEST;
+          want[rep] = KIND_REPLY;
+        }
+      }
+      const got = Array.from({ length: 256 }, (_, t) => messageKind(v, t));
+      expect(got, `version ${v}`).toEqual(want);
+    }
   });
 });
 

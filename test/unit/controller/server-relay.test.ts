@@ -1,6 +1,5 @@
 /** Relay mode over real sockets: scripted fake switches in front, a scripted fake upstream behind. */
 import { afterEach, describe, expect, it } from "vitest";
-import { FrameScanner, frameEnd } from "../../../src/controller/relay.js";
 import {
   buildHello,
   encodeMessage,
@@ -9,7 +8,7 @@ import {
   type ControllerEvent,
   type ControllerOptions,
 } from "../../../src/controller/index.js";
-import { FakeUpstream, Peer, collect, freePort, until } from "./fake-peers.js";
+import { FakeUpstream, Peer, collect, freePort, packetIn, until } from "./fake-peers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -47,46 +46,26 @@ const PORTS = [
   { no: 2, name: "s1-eth2", mac: "aa:bb:cc:dd:ee:02" },
 ];
 
-/** packetIn builds a raw OpenFlow 1.0 PACKET_IN of `size` bytes (forwarded undecoded by the relay). */
-function packetIn(xid: number, size: number): Buffer {
-  const b = Buffer.alloc(size, xid & 0xff);
-  b.writeUInt8(1, 0);
-  b.writeUInt8(10, 1);
-  b.writeUInt16BE(size, 2);
-  b.writeUInt32BE(xid, 4);
-  return b;
-}
-
-describe("FrameScanner", () => {
-  const framesOf = (runs: Buffer[]) => {
-    const out: Buffer[] = [];
-    for (const run of runs)
-      for (let p = 0; p < run.length; p = frameEnd(run, p)) out.push(run.subarray(p, frameEnd(run, p)));
-    return out;
-  };
-  it("returns whole frames in at most two runs, keeps tails, and rejects a length below 8", () => {
-    const a = packetIn(1, 20);
-    const b = packetIn(2, 30);
-    const c = packetIn(3, 9);
-    const all = Buffer.concat([a, b, c]);
-    for (let cut = 0; cut <= all.length; cut++) {
-      for (let cut2 = cut; cut2 <= all.length; cut2++) {
-        const sc = new FrameScanner();
-        const runs = [all.subarray(0, cut), all.subarray(cut, cut2), all.subarray(cut2)].map((x) =>
-          sc.scan(x),
-        );
-        for (const r of runs) expect(r.length).toBeLessThanOrEqual(2);
-        expect(Buffer.concat(runs.flat())).toEqual(all);
-        expect(framesOf(runs.flat())).toEqual([a, b, c]);
-      }
-    }
-    expect(() => new FrameScanner().scan(Buffer.from([1, 0, 0, 7, 0, 0, 0, 0]))).toThrow(/below the 8-byte/);
-    // A bad length in a carried header is found once the header is complete, with its stream offset.
-    const sc = new FrameScanner();
-    expect(sc.scan(Buffer.concat([a, Buffer.from([1, 0])]))).toHaveLength(1);
-    expect(() => sc.scan(Buffer.from([0, 5, 0, 0]))).toThrow(/length 5 at stream byte 22/);
+/**
+ * relayedOf10 relays an OpenFlow 1.0 switch to an upstream that asks FEATURES, waits until the switch
+ * is up and its FEATURES_REPLY reached the upstream, and returns the upstream's byte count from there
+ * (it stops keeping messages).
+ */
+async function relayedOf10(dpid: bigint) {
+  const up = await upstream((p) => {
+    p.send(buildHello([1], 11));
+    p.send({ type: "features_request", version: 1, xid: 12 });
   });
-});
+  const { events, port } = await relay(up.port);
+  const s = await sw(port);
+  s.actAsSwitch({ dpid: dpid, versions: [1], ports: PORTS });
+  await until(() => events.length === 1, 3000, "up");
+  const u = await up.peer(0);
+  await u.waitFor(() => u.messages.some((m) => m.type === "features_reply"), 3000, "features_reply upstream");
+  u.keep = false;
+  const before = u.received;
+  return { events, s, u, before };
+}
 
 describe("relay mode over sockets", () => {
   it("forwards both directions byte for byte and learns the datapath from the upstream's handshake", async () => {
@@ -135,22 +114,7 @@ describe("relay mode over sockets", () => {
   });
 
   it("forwards a message it cannot decode unchanged and keeps relaying", async () => {
-    const up = await upstream((p) => {
-      p.send(buildHello([1], 11));
-      p.send({ type: "features_request", version: 1, xid: 12 });
-    });
-    const { events, port } = await relay(up.port);
-    const s = await sw(port);
-    s.actAsSwitch({ dpid: 0x98n, versions: [1], ports: PORTS });
-    await until(() => events.length === 1, 3000, "up");
-    const u = await up.peer(0);
-    await u.waitFor(
-      () => u.messages.some((m) => m.type === "features_reply"),
-      3000,
-      "features_reply upstream",
-    );
-    u.keep = false;
-    const before = u.received;
+    const { events, s, u, before } = await relayedOf10(0x98n);
     // A FEATURES_REPLY cut short (12 bytes): the codec rejects it, the peers may not.
     const odd = Buffer.from([1, 6, 0, 12, 0, 0, 0, 5, 1, 2, 3, 4]);
     s.send(odd);
@@ -159,6 +123,20 @@ describe("relay mode over sockets", () => {
     expect(u.received - before).toBe(20);
     expect(s.isClosed).toBe(false);
     expect(events).toHaveLength(1);
+  });
+
+  it("passes on the whole frames before a bad length, then closes both sides", async () => {
+    const { events, s, u, before } = await relayedOf10(0x97n);
+    // One write: a PACKET_IN, then a header whose length (4) is below the 8-byte header.
+    s.send(Buffer.concat([packetIn(7, 24), Buffer.from([1, 10, 0, 4, 0, 0, 0, 8])]));
+    await Promise.all([u.closed, s.closed]);
+    expect(u.received - before).toBe(24);
+    await until(() => events.length === 2, 3000, "down");
+    expect(events[1]).toMatchObject({
+      type: "down",
+      dpid: 0x97n,
+      reason: expect.stringMatching(/header length 4/),
+    });
   });
 
   it("closing one side closes the other, and reports down", async () => {
