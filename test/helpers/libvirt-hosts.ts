@@ -41,6 +41,11 @@ export interface StartHostsOptions {
   keepAlive?: boolean;
   /** timeoutMs to wait for each socket (default 15 s). */
   timeoutMs?: number;
+  /**
+   * setup gives extra shell lines run inside the host's mount namespace just before libvirtd starts, e.g. to
+   * bind-mount something over a device; `dir` is the host's directory (removed when the host stops).
+   */
+  setup?: (dir: string) => string[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -87,6 +92,7 @@ export async function startLibvirtHost(name: string, opts: StartHostsOptions = {
     "mkdir -p /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/lib/libvirt/images /var/run/libvirt/qemu",
     "chown libvirt-qemu:kvm /var/lib/libvirt/qemu 2>/dev/null || true",
     `mount --bind ${qemuConf} /etc/libvirt/qemu.conf`,
+    ...(opts.setup?.(dir) ?? []),
     `exec libvirtd -f ${conf} -p ${dir}/libvirtd.pid`,
   ].join("\n");
   const daemon = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script], {

@@ -500,8 +500,9 @@ export async function orphanProbe(seams: DoctorSeams, deadline: Deadline): Promi
         ? { reaped: true }
         : { adopter, ...(await commOf(seams.fs, adopter)), reaped: true };
     adopter = st.ppid;
-    if (st.state === "Z" && waited >= 300)
-      return { adopter, ...(await commOf(seams.fs, adopter)), reaped: false };
+    if (st.state === "Z" && waited >= 500) {
+      return { adopter, ...(await commOf(seams.fs, adopter)), reaped: false, zombieMs: waited - 200 };
+    }
     await seams.clock.sleep(100);
   }
   return undefined;

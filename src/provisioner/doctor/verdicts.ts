@@ -61,20 +61,22 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 
 /**
  * reprobeVerdict: libvirt re-probes QEMU on every call when each cheap call is slow (seconds: a QEMU
- * started and queried each time), or when its capabilities cache is rewritten after most calls. A single
- * probe is normal after libvirtd starts or QEMU is upgraded.
+ * started and queried each time), when its capabilities cache is rewritten after most calls, or when several
+ * probes ran during a slow call. A single probe is normal after libvirtd starts or QEMU is upgraded.
  */
 export function reprobeVerdict(o: ReprobeObservation): Verdict {
   const times = o.samples.map((s) => (s.timedOut ? `>${secs(s.ms)}` : secs(s.ms))).join(", ");
   const slow = o.samples.length >= 2 && o.samples.every((s) => s.timedOut || s.ms > SLOW_CALL_MS);
   const calls = o.samples.length;
   const churning = calls >= 2 && o.churn >= calls - 1;
+  // Several probes during slow calls: libvirt started QEMU again while one call was still waiting for it.
+  const repeated = o.probes >= 2 && o.samples.some((s) => s.timedOut || s.ms > SLOW_CALL_MS);
   const seen: string[] = [];
   if (o.probes > 0)
     seen.push(`${plural(o.probes, "QEMU capability probe")} (qemu-system-* -S -machine none) seen`);
   if (o.churn > 0) seen.push(`capabilities cache rewritten after ${o.churn} of ${calls} calls`);
   const evidence = seen.length > 0 ? `; ${seen.join("; ")}` : "";
-  if (slow || churning) {
+  if (slow || churning || repeated) {
     return {
       status: "fail",
       blocking: true,
@@ -207,6 +209,8 @@ export interface OrphanProbe {
   adopterComm?: string;
   /** reaped: it disappeared after exiting; false: it stayed a zombie. */
   reaped: boolean;
+  /** zombieMs: how long after its planned exit it was still seen as a zombie. */
+  zombieMs?: number;
 }
 
 /** Pid1Observation is what doctor knows about PID 1. */
@@ -236,7 +240,7 @@ export function pid1Verdict(o: Pid1Observation): Verdict {
     return {
       status: "warn",
       blocking: false,
-      detail: `${name} does not reap orphans: ${why}; daemonized children (QEMU's capability probe, anything started with -d) stay zombies and libvirtd waits on them`,
+      detail: `${name} does not reap orphans promptly: ${why}; daemonized children (QEMU's capability probe, anything started with -d) stay zombies and libvirtd waits on them`,
       fix: REAPER_FIX,
     };
   }

@@ -327,6 +327,14 @@ describe("re-probing", () => {
   it("fails when the capabilities cache is rewritten after most calls, even if fast", () => {
     expect(reprobeVerdict({ samples: fast, probes: 3, churn: 2, local: true }).status).toBe("fail");
   });
+  it("fails a call that timed out while QEMU was probed again and again", () => {
+    const hung = [{ ms: 8000, timedOut: true }];
+    expect(reprobeVerdict({ samples: hung, probes: 4, churn: 0, local: true })).toMatchObject({
+      status: "fail",
+      blocking: true,
+    });
+    expect(reprobeVerdict({ samples: hung, probes: 1, churn: 0, local: true }).status).toBe("warn");
+  });
   it("only warns about one slow call or a single probe", () => {
     const once = [
       { ms: 2100, timedOut: false },
@@ -436,7 +444,7 @@ describe("reaping", () => {
       if (seams.t.mono >= 200) fs.proc(555, "sleep", "Z", 1);
     };
     const o = await orphanProbe(seams, new Deadline(seams.clock.mono, 25_000));
-    expect(o).toEqual({ adopter: 1, adopterComm: "process_api", reaped: false });
+    expect(o).toEqual({ adopter: 1, adopterComm: "process_api", reaped: false, zombieMs: 300 });
     expect(pid1Verdict({ comm: "process_api", zombies: 0, orphan: o! })).toMatchObject({
       status: "warn",
       fix: REAPER_FIX,
