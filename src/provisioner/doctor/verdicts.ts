@@ -236,7 +236,7 @@ export function pid1Verdict(o: Pid1Observation): Verdict {
     const why =
       o.zombies > 0
         ? `${plural(o.zombies, "zombie")} wait under it`
-        : "an orphan doctor made stayed a zombie";
+        : `an orphan doctor made was still a zombie ${o.orphan?.zombieMs ?? "?"} ms after it exited`;
     return {
       status: "warn",
       blocking: false,
