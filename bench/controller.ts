@@ -1,5 +1,5 @@
 /**
- * bench/controller.ts: the controller's measured costs (issue 2). Not a timed test.
+ * bench/controller.ts: the controller's measured costs. Not a timed test.
  *
  *   node --import tsx bench/controller.ts      (JSON to bench/out/controller.json + a table; ~25-30 s)
  *   RFBOOT_BENCH_SWITCHES=1000 RFBOOT_BENCH_ECHO_BLOCKS=9 RFBOOT_BENCH_ECHOES=400 (echoes per block)
@@ -12,7 +12,7 @@
  * 1. Handshake capacity: N switches (OpenFlow 1.3: HELLO, FEATURES, PORT_DESC with 4 ports) connect at
  *    once to a listen-mode controller; time until all N are reported `up`, and the controller's RSS
  *    growth per connection.
- * 2. Relay cost (issue 2: relay throughput >= 90% of direct, p50 latency added < 0.2 ms), each against
+ * 2. Relay cost (targets: relay throughput >= 90% of direct, p50 latency added < 0.2 ms), each against
  *    a direct connection measured in the same run, with the process boundaries chosen for what is
  *    measured:
  *    - ECHO latency (the target figure, `echoAddedP50Ms`): the upstream controller runs in a process of

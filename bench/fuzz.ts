@@ -1,5 +1,5 @@
 /**
- * bench/fuzz.ts: the OpenFlow fuzz campaign (issue 6, hostile input): millions of mutated and generated
+ * bench/fuzz.ts: the OpenFlow fuzz campaign (hostile input): millions of mutated and generated
  * frames through the codec (decode, re-encode, framing) and into live Session instances of every mode and
  * state with time advancing. The engine and its invariants are in bench/lib/fuzz-core.ts.
  *

@@ -1,5 +1,5 @@
 /**
- * bench/reliability.ts: the fault scenarios of issue 6 (test/reliability/lib), run once each with real
+ * bench/reliability.ts: the fault scenarios of test/reliability/lib, run once each with real
  * components, written as bench/out/reliability.json and bench/out/reliability.md, and printed as a table:
  * each scenario, what was injected, what was checked, the result and its key figures (time to recover,
  * retries, buffered writes, ...). The same functions back the vitest files in test/reliability.

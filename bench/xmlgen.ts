@@ -8,7 +8,7 @@
  * Measured in one run, same process: buildDomainXml (validate + render) of a 32-NIC RouteFlow VM, its
  * two halves, a minimal 1-NIC VM and JSON.stringify of the same 32-NIC description as baselines, and a
  * burst of 1000 distinct 32-NIC VMs (throughput and memory held). The comparison point for "never the
- * limit" is libvirt itself: LAB.md measures `virsh define` at ~9 ms and `start` at 150-200 ms per domain.
+ * limit" is libvirt itself: on the lab machine `virsh define` takes ~9 ms and `start` 150-200 ms per domain.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
@@ -25,7 +25,7 @@ import {
 const SECONDS = Number(process.env.RFBOOT_BENCH_SECONDS ?? 1);
 const ROUNDS = 5;
 const OUT = join(dirname(fileURLToPath(import.meta.url)), "out", "xmlgen.json");
-/** LAB.md: median cost of `virsh define` of one domain on this class of machine. */
+/** Measured on the lab machine: median cost of `virsh define` of one domain on this class of machine. */
 const VIRSH_DEFINE_MS = 9;
 
 /** vm32 is a RouteFlow VM with 32 NICs: eth0 management + eth1..eth31 on dp0. */
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
       heapUsedMiB: mib(after.heapUsed),
       heapTotalMiB: mib(after.heapTotal),
     },
-    note: `virsh define costs ~${VIRSH_DEFINE_MS} ms per domain (LAB.md); a 32-NIC document costs ${build32.usPerOp} us`,
+    note: `virsh define costs ~${VIRSH_DEFINE_MS} ms per domain (lab machine); a 32-NIC document costs ${build32.usPerOp} us`,
   };
 
   mkdirSync(dirname(OUT), { recursive: true });

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# build-guest.sh [OUT_DIR]: builds rfboot's tiny test guests from Debian packages (../shared/LAB.md).
+# build-guest.sh [OUT_DIR]: builds rfboot's tiny test guests from Debian packages (cloud kernel, busybox).
 #   OUT_DIR/vmlinuz        Debian cloud kernel (linux-image-6.1.0-*-cloud-amd64), for direct kernel boot
 #   OUT_DIR/initrd.gz      busybox-static + virtio NIC modules + /init (marker + heartbeat on ttyS0)
 #   OUT_DIR/rootfs-lxc/    busybox rootfs for libvirt LXC domains (same /init behaviour, no modules)

@@ -1,5 +1,5 @@
 /**
- * The proof of issue 5, end to end, with the real scripts exactly as a user runs them: `rftest/rftest2` brings up
+ * The demo, end to end, with the real scripts exactly as a user runs them: `rftest/rftest2` brings up
  * RouteFlow's rftest2 (Mininet s5..s8 -> rfboot relay on 6653 -> ovs-testcontroller on 6633), each switch's join
  * boots its routing VM (qemu/TCG, RouteFlow's NICs on dp0), RouteFlow's rfconfig rows land in MongoDB, and the
  * hosts ping each other through the relay. Then one switch leaves (leave policy `suspend`: managedsave) and

@@ -1,7 +1,7 @@
 /**
  * Error classification against the real driver and a real MongoDB-wire server: a batched write (insertMany,
  * bulkWrite) that fails because the server went away must count as an outage (the outbox keeps it), and one
- * the server refuses (duplicate key) must not. Found under issue 6's outage test once writes were batched:
+ * the server refuses (duplicate key) must not. Found under the MongoDB outage test once writes were batched:
  * the driver wraps the network failure in a MongoBulkWriteError with no write errors and no cause.
  */
 import { randomBytes } from "node:crypto";

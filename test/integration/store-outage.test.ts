@@ -1,5 +1,5 @@
 /**
- * The outbox under a REAL outage (issue 6): a private FerretDB on a free port is killed while rfboot keeps
+ * The outbox under a REAL outage: a private FerretDB on a free port is killed while rfboot keeps
  * writing, then restarted on the same port and data directory; every write must arrive exactly once.
  */
 import { spawn, type ChildProcess } from "node:child_process";

@@ -1,5 +1,5 @@
 /**
- * rftest/guest/build-guest.sh: builds the kernel + initramfs + LXC rootfs described in LAB.md, records them
+ * rftest/guest/build-guest.sh: builds the kernel + initramfs + LXC rootfs (Debian's cloud kernel, a busybox initramfs, an LXC rootfs), records them
  * in manifest.json, is idempotent (nothing rebuilt while inputs are unchanged) and reproducible (a rebuilt
  * initrd has the same sha256). Runs into a scratch directory seeded with the cached kernel .deb.
  */

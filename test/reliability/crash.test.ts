@@ -1,4 +1,4 @@
-/** Reliability (issue 6): rfboot killed with SIGKILL mid-burst and restarted loses and duplicates nothing. */
+/** Reliability: rfboot killed with SIGKILL mid-burst and restarted loses and duplicates nothing. */
 import { expect, it } from "vitest";
 import { describeWith } from "../helpers/env.js";
 import { crashDuringBurst } from "./lib/scenario-crash.js";

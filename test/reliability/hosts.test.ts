@@ -1,4 +1,4 @@
-/** Reliability (issue 6): a libvirt host disappears; its VMs are reported, then re-placed (policies.hostLoss). */
+/** Reliability: a libvirt host disappears; its VMs are reported, then re-placed (policies.hostLoss). */
 import { expect, it } from "vitest";
 import { describeWith } from "../helpers/env.js";
 import { hostLoss } from "./lib/scenario-hostloss.js";

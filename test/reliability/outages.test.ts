@@ -1,5 +1,5 @@
 /**
- * Reliability (issue 6): libvirtd stopped for 20 s and MongoDB (a private FerretDB) stopped for 20 s during
+ * Reliability: libvirtd stopped for 20 s and MongoDB (a private FerretDB) stopped for 20 s during
  * bursts of joins. The two outages use disjoint components (each its own private libvirtd), so they run at
  * the same time to keep the suite short.
  */

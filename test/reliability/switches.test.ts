@@ -1,5 +1,5 @@
 /**
- * Reliability (issue 6), switch-side faults: a flapping switch (simulated, 100 sessions in 10 s; and a real
+ * Reliability, switch-side faults: a flapping switch (simulated, 100 sessions in 10 s; and a real
  * Open vSwitch bridge), two switches with the same datapath id, and the upstream controller restarting in
  * relay mode.
  */

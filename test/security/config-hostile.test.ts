@@ -1,5 +1,5 @@
 /**
- * Hostile config input (issue 6): every string field of the config schema is found by walking the schema
+ * Hostile config input: every string field of the config schema is found by walking the schema
  * itself (zod's JSON Schema export), then given injection attempts (XML metacharacters and `]]>`, shell
  * metacharacters, `..` path traversal, NUL, newlines, a MongoDB operator object where a scalar belongs,
  * a 100,000-character string, a number). Each must be refused with a ConfigError naming that field. Free

@@ -1,5 +1,5 @@
 /**
- * No secrets in logs, tight file modes (issue 6, security). Log lines go through createLogger (the
+ * No secrets in logs, tight file modes. Log lines go through createLogger (the
  * daemon's logger) into memory: URI passwords must not appear whatever carries them (a `uri` field, a
  * message, an error's message and stack, an argument array, a query parameter), and real code paths
  * that log URIs (MongoStore against an unreachable server, virsh errors) are run. Files rfboot writes

@@ -1,5 +1,5 @@
 /**
- * Unexpected virsh output (issue 6): random and hostile stdout/stderr (binary garbage, localised messages,
+ * Unexpected virsh output: random and hostile stdout/stderr (binary garbage, localised messages,
  * truncated lines, huge text) fed to the parsers of lifecycle.ts and to the error classifier. Nothing may
  * throw anything but a typed RfbootError; unknown errors are classified `other` with the raw stderr kept
  * verbatim; messages stay bounded. Then the same garbage through a DomainManager with a scripted runner.

@@ -1,5 +1,5 @@
 /**
- * One test per failure (STYLE 11): each inline YAML is a valid config but for one thing, and the
+ * One test per failure: each inline YAML is a valid config but for one thing, and the
  * ConfigError must name that key path (and, where it helps, the value).
  */
 import { describe, expect, it } from "vitest";

@@ -1,4 +1,4 @@
-/** policies.hostLoss (issue 6, host loss): defaults, accepted values, and a ConfigError naming the field. */
+/** policies.hostLoss: defaults, accepted values, and a ConfigError naming the field. */
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../../../src/common/errors.js";
 import { parseConfig } from "../../../../src/provisioner/config/index.js";

@@ -1,5 +1,5 @@
 /**
- * Outbox stall guard (issue 6, MongoDB outage): an apply whose promise never settles (the driver lost the
+ * Outbox stall guard (MongoDB outage): an apply whose promise never settles (the driver lost the
  * operation when the server was killed) must not block its lane or the whole outbox for ever.
  */
 import { describe, expect, it } from "vitest";
