@@ -27,16 +27,13 @@ import { join } from "node:path";
 import { OpenFlowError } from "../../src/common/errors.js";
 import {
   Framer,
-  MAX_SWITCH_PORTS,
-  Session,
   buildHello,
   decodeMessage,
   encodeMessage,
   type OfMessage,
   type Port,
-  type SessionOptions,
-  type Step,
 } from "../../src/controller/index.js";
+import { MAX_SWITCH_PORTS, Session, type SessionOptions, type Step } from "../../src/controller/session.js";
 
 /** FuzzOptions configures one campaign. */
 export interface FuzzOptions {

@@ -8,14 +8,8 @@
  * controller has everything it needs to report the datapath: the start of rfboot's reaction.
  */
 import { connect, type Socket } from "node:net";
-import {
-  Framer,
-  OFPCR_ROLE,
-  buildHello,
-  decodeMessage,
-  encodeMessage,
-  type Port,
-} from "../../src/controller/index.js";
+import { Framer, buildHello, decodeMessage, encodeMessage, type Port } from "../../src/controller/index.js";
+import { OFPCR_ROLE } from "../../src/controller/codec/index.js";
 
 /** SimSwitch is one connected simulated switch. */
 export interface SimSwitch {

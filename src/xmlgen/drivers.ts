@@ -1,5 +1,6 @@
 /**
- * Per-driver differences, all in one table (STYLE 7): which boot methods, arches, disks, NIC model,
+ * Per-driver differences, all in one table, so that what sets the drivers apart is read in one place
+ * rather than spread over if-branches in the renderer: which boot methods, arches, disks, NIC model,
  * features and console wiring each libvirt driver takes. validate.ts checks a description against its
  * row; build.ts renders from it. Adding a driver = adding a row here.
  */

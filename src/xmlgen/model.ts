@@ -1,7 +1,8 @@
 /**
- * The typed VM description xmlgen turns into libvirt domain XML (STYLE 7: mirrors libvirt's elements;
- * optional element -> optional field, repeated -> array, variants -> tagged unions whose `type` becomes
- * the XML `type='...'`). Reference: https://libvirt.org/formatdomain.html (section names cited per field).
+ * The typed VM description xmlgen turns into libvirt domain XML. It mirrors libvirt's elements, so a
+ * reader of libvirt's documentation finds each field where the element is: optional element ->
+ * optional field, repeated -> array, variants -> tagged unions whose `type` becomes the XML
+ * `type='...'`. Reference: https://libvirt.org/formatdomain.html (section names cited per field).
  *
  * Units: memory is in MiB everywhere (emitted as `unit='MiB'`). Paths are absolute host paths.
  * Interfaces are listed in guest order: the first one is the guest's eth0 (RouteFlow management NIC,

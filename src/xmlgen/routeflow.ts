@@ -1,5 +1,5 @@
 /**
- * RouteFlow's NIC conventions (../shared/routeflow/README.md, rftest-config/rfvmA/lxc-config):
+ * RouteFlow's NIC conventions, as RouteFlow's own rftest setups configure their LXC routing VMs (rfvmA):
  * eth0 is management with MAC = vm_id; data NIC ethN (N >= 1) has a MAC derived from the vm_id and the
  * host-side device `<vmname>.<N>`, a port of the RouteFlow virtual switch `dp0`.
  */

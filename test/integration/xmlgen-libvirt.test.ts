@@ -12,11 +12,11 @@ import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
   buildDomainXml,
-  parseDomainXml,
   routeflowInterfaces,
   stableUuid,
   type VmDescription,
 } from "../../src/xmlgen/index.js";
+import { parseDomainXml } from "../../src/xmlgen/parse.js";
 import { describeWith, REPO } from "../helpers/env.js";
 import { vmFor } from "../unit/xmlgen/arbitraries.js";
 import { EXTRA_SAMPLES, SAMPLES } from "../unit/xmlgen/samples.js";

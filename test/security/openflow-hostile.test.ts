@@ -7,9 +7,6 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  OFPBRC,
-  OFPET_BAD_REQUEST,
-  OFPET_HELLO_FAILED,
   buildHello,
   createController,
   decodeMessage,
@@ -19,6 +16,7 @@ import {
   type ControllerOptions,
   type OfMessage,
 } from "../../src/controller/index.js";
+import { OFPBRC, OFPET_BAD_REQUEST, OFPET_HELLO_FAILED } from "../../src/controller/codec/index.js";
 import { silentLogger } from "../../src/common/log.js";
 import { parseConfig } from "../../src/provisioner/config/index.js";
 import { controllerFromConfig } from "../../src/provisioner/wiring.js";

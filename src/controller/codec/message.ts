@@ -1,6 +1,7 @@
 /**
  * decodeMessage / encodeMessage: the header (OpenFlow 1.3.5 §7.1), then one switch per direction
- * over the message families (STYLE 2). Wire type numbers come from the per-version tables, since
+ * over the message families, so that the compiler checks each direction covers every tag of the
+ * OfMessage union. Wire type numbers come from the per-version tables, since
  * 1.0 and 1.1+ number their messages differently.
  */
 import { OpenFlowError } from "../../common/errors.js";

@@ -1,5 +1,6 @@
 /**
- * The decoded OpenFlow message model: a tagged union on a literal `type` (STYLE 2).
+ * The decoded OpenFlow message model: a tagged union on a literal `type`, so that a `switch` on it
+ * narrows each message to its own fields and an unhandled tag is a compile error.
  *
  * Every message carries the wire `version` byte (1..6 for OpenFlow 1.0..1.5) and the `xid`.
  * Fields named `pad` or `raw*` exist only so that a decoded message re-encodes byte for byte:

@@ -5,7 +5,6 @@
  */
 import fc from "fast-check";
 import {
-  DRIVERS,
   HYPERVISOR_NAMES,
   LIFECYCLE_ACTIONS,
   CRASH_ACTIONS,
@@ -17,6 +16,7 @@ import {
   type Interface,
   type VmDescription,
 } from "../../../src/xmlgen/index.js";
+import { DRIVERS } from "../../../src/xmlgen/drivers.js";
 
 /** HOSTILE are fragments that break naive XML building (quotes, markup, CDATA end, entities, line ends). */
 export const HOSTILE = [

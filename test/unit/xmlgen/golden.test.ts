@@ -1,13 +1,12 @@
-/** Golden XML per driver (STYLE 8): each sample renders exactly to its fixture, and reads back to itself. */
+/**
+ * Golden XML per driver, compared exactly so that any change to the output shows in a diff: each
+ * sample renders exactly to its fixture, and reads back to itself.
+ */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import {
-  buildDomainXml,
-  HYPERVISOR_NAMES,
-  parseDomainXml,
-  validateVmDescription,
-} from "../../../src/xmlgen/index.js";
+import { buildDomainXml, HYPERVISOR_NAMES, validateVmDescription } from "../../../src/xmlgen/index.js";
+import { parseDomainXml } from "../../../src/xmlgen/parse.js";
 import { EXTRA_SAMPLES, FIXTURES, SAMPLES } from "./samples.js";
 
 // RFBOOT_UPDATE_GOLDEN=1 rewrites the fixtures (then review the diff by eye before committing).

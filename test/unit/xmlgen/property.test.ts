@@ -9,13 +9,12 @@ import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../../src/common/errors.js";
 import {
   buildDomainXml,
-  DRIVERS,
   HYPERVISOR_NAMES,
-  hypervisorName,
-  parseDomainXml,
   validateVmDescription,
   type VmDescription,
 } from "../../../src/xmlgen/index.js";
+import { parseDomainXml } from "../../../src/xmlgen/parse.js";
+import { DRIVERS, hypervisorName } from "../../../src/xmlgen/drivers.js";
 import { anyVm, vmFor, xmlText } from "./arbitraries.js";
 import { SAMPLES } from "./samples.js";
 

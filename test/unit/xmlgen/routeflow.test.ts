@@ -10,9 +10,8 @@ import {
   routeflowDeviceName,
   routeflowInterfaces,
   stableUuid,
-  uuidV5,
-  RFBOOT_UUID_NAMESPACE,
 } from "../../../src/xmlgen/index.js";
+import { uuidV5, RFBOOT_UUID_NAMESPACE } from "../../../src/xmlgen/uuid.js";
 import { SHARED } from "../../helpers/env.js";
 import { uniqueMacs } from "./arbitraries.js";
 

@@ -1,4 +1,7 @@
-/** Bad input has its own vectors with the expected error (STYLE 3): code, byte offset and message. */
+/**
+ * Bad input has its own vectors with the expected error (code, byte offset and message), so that a
+ * changed error is a visible change.
+ */
 import { describe, expect, it } from "vitest";
 import { OpenFlowError, type OpenFlowErrorCode } from "../../../../src/common/errors.js";
 import {

@@ -1,5 +1,5 @@
 /**
- * Random-input loop (STYLE 3, mqtt-packet testRandom.js): mutated real vectors (bit flips, truncation,
+ * Random-input loop (after mqtt-packet's testRandom.js): mutated real vectors (bit flips, truncation,
  * length-field edits, splices) and random frames. decodeMessage must return a message or throw
  * OpenFlowError, never anything else; a decoded message must re-encode to the same bytes. The Framer
  * must only yield frames or throw OpenFlowError. Seed: RFBOOT_FUZZ_SEED, else random (printed on failure).

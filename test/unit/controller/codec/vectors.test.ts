@@ -1,5 +1,5 @@
 /**
- * Golden vectors four ways (STYLE 3): every Ryu packet of a message type the codec knows is decoded
+ * Golden vectors four ways: every Ryu packet of a message type the codec knows is decoded
  * and compared with Ryu's own JSON decoding, re-encoded byte for byte, mirrored, and framed at every
  * split offset. Every other vector file must decode (maybe as `unknown`) and re-encode identically.
  */
