@@ -18,7 +18,8 @@
  * - Backpressure both ways: when more than RELAY_HIGH_WATER (256 KiB) is queued towards one side,
  *   reading from the other side is paused until 'drain'. Closing either side closes the other
  *   (after flushing what was queued). A frame rfboot cannot decode is still forwarded unchanged:
- *   the two peers own the session; only a broken length (< 8) ends it.
+ *   the two peers own the session; only a broken length (< 8) ends it, once the whole frames before
+ *   it have been forwarded (the stream cannot be cut into frames past it).
  * - Detection does not depend on the upstream:
  *   1. Upstream down or slow to accept: switch bytes are held while the upstream connection opens.
  *      If it is refused, fails, or is not open within 300 ms, rfboot drops the attempt and serves
