@@ -199,12 +199,13 @@ lab_libvirt() {
   if ! lab_pidfile_alive /var/run/libvirtd.pid; then
     if [ ${#LAB_REAPER[@]} -gt 0 ]; then lab_daemon libvirtd libvirtd; else libvirtd -d; fi
   fi
-  local i
-  for ((i = 0; i < 100; i++)); do
+  # 60 s in all: a first start probes QEMU once (seconds under TCG); far longer means a trap.
+  local deadline=$((SECONDS + 60))
+  while ((SECONDS < deadline)); do
     LC_ALL=C timeout 10 virsh -c qemu:///system version >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  lab_log "libvirtd did not answer on qemu:///system (log: $LAB_DIR/libvirtd.log, /var/log/libvirt)"
+  lab_log "libvirtd did not answer on qemu:///system within 60 s (log: $LAB_DIR/libvirtd.log, /var/log/libvirt); bin/rfboot doctor tells why"
   return 1
 }
 
