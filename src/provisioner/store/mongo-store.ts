@@ -35,7 +35,12 @@ import {
   wrap,
 } from "./errors.js";
 import { LeaseTable, type LeaseDoc } from "./leases.js";
-import { applyRfconfigRows, ensureRfconfigIndexes, type RfconfigDoc } from "./rfconfig.js";
+import {
+  applyRfconfigRows,
+  deleteExactRfconfigRows,
+  ensureRfconfigIndexes,
+  type RfconfigDoc,
+} from "./rfconfig.js";
 import { Outbox, type OutboxBatch, type OutboxOp, type OutboxOptions, type OutboxStats } from "./outbox.js";
 import { IPC_CHANNEL, PortRegisterWatcher, type PortRegisterWatchOptions } from "./readiness.js";
 import type {
@@ -892,5 +897,22 @@ export class MongoStore extends EventEmitter {
       new Promise((r) => setTimeout(r, Math.max(500, timeoutMs)).unref()),
     ]);
     return left;
+  }
+
+  // ---- operator removals ----------------------------------------------------------------------------------
+
+  /**
+   * deleteRfconfigRows deletes exactly `rows` from `rfconfig`: for each, one document equal in all five fields
+   * (see deleteExactRfconfigRows); every other row, of this VM or another, stays. It goes straight to the
+   * server, not through the outbox: an operator removing a VM needs to know now whether the rows are gone, and
+   * a removal left in an outbox that dies with the command would be lost without a word. Resolves the number
+   * of documents deleted; rejects with ConfigError for a bad row, StoreError when MongoDB fails.
+   */
+  async deleteRfconfigRows(rows: readonly RfconfigRow[]): Promise<number> {
+    const valid = validateRfconfigRows(rows, "deleteRfconfigRows.rows");
+    if (valid.length === 0) return 0;
+    return this.run("deleteRfconfigRows", () =>
+      deleteExactRfconfigRows(this.col<RfconfigDoc>(this.collections.rfconfig), valid),
+    );
   }
 }

@@ -200,3 +200,32 @@ async function insertRow(rf: Collection<RfconfigDoc>, row: RfconfigRow, unique: 
     new ObjectId()
   );
 }
+
+/**
+ * deleteExactRfconfigRows deletes one document per row that matches all five fields as decimal strings, and
+ * returns how many it deleted. Rows carry no writer's mark (rfserver converts every field but `_id` with
+ * `int()`), so a row equal in all five fields is the only way to recognise one rfboot wrote; deleting one copy
+ * per row, not every copy, leaves an identical row another loader appended (possible only without the unique
+ * indexes) where it was. A row repeated in `rows` counts once.
+ */
+export async function deleteExactRfconfigRows(
+  rf: Collection<RfconfigDoc>,
+  rows: readonly RfconfigRow[],
+): Promise<number> {
+  const seen = new Set<string>();
+  let deleted = 0;
+  for (const r of rows) {
+    const key = `${r.vm_id}/${r.vm_port}/${r.ct_id}/${r.dp_id}/${r.dp_port}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const res = await rf.deleteOne({
+      vm_id: r.vm_id,
+      vm_port: r.vm_port,
+      ct_id: r.ct_id,
+      dp_id: r.dp_id,
+      dp_port: r.dp_port,
+    });
+    deleted += res.deletedCount;
+  }
+  return deleted;
+}
