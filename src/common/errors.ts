@@ -49,6 +49,10 @@ export type VirshErrorKind =
   | "not-running"
   | "unreachable"
   | "timeout"
+  /** The driver cannot attach or detach this device (at all, or on a running domain). */
+  | "hotplug-unsupported"
+  /** The domain has no device matching the one given (detach of a NIC that is not there). */
+  | "device-missing"
   | "other";
 
 /** VirshError: a virsh (or qemu-img) call that failed, with its arguments and raw stderr kept. */
@@ -60,6 +64,26 @@ export class VirshError extends RfbootError {
     readonly args: readonly string[],
     readonly stderr: string,
     readonly exitCode: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** ConsoleErrorKind says why watching a domain's console ended without the marker. */
+export type ConsoleErrorKind = "timeout" | "aborted" | "exited" | "spawn";
+
+/**
+ * ConsoleError: watching a domain's console for a marker failed; `domain` and `uri` name what was watched.
+ * For `exited`, `cause` is the classified VirshError when virsh printed one (e.g. the domain is missing).
+ */
+export class ConsoleError extends RfbootError {
+  override name = "ConsoleError";
+  constructor(
+    message: string,
+    readonly kind: ConsoleErrorKind,
+    readonly domain: string,
+    readonly uri: string,
     options?: { cause?: unknown },
   ) {
     super(message, options);

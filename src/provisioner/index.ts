@@ -16,6 +16,13 @@ export { DomainManager, type DomainInfo, type LeaveAction, type LeaveOutcome } f
 export { place, placeAll, PlacementError, type KnownPlacement } from "./placement.js";
 export { createSpawnRunner, VirshShellRunner, type VirshRunner } from "./virsh.js";
 export {
+  watchDomainConsole,
+  type ConsoleMatch,
+  type ConsoleSpawn,
+  type ConsoleTimers,
+  type WatchConsoleOptions,
+} from "./console.js";
+export {
   runDoctor,
   formatReport,
   doctorExitCode,

@@ -1,0 +1,316 @@
+/**
+ * Watching a running domain's console for a boot marker through libvirt's console stream (`virsh console`),
+ * for domains whose console has no log file: libvirt's LXC driver offers only a pty console, no `<log>`.
+ *
+ * Why `virsh console` and not the host pty itself: it goes through libvirtd's stream API, so the same code
+ * serves a remote host (`qemu+ssh://`, `lxc+ssh://`), needs no root access to /dev/pts, and libvirtd, not
+ * rfboot, owns the pty while we read. What the stream sees depends on the driver (measured on libvirt 9.0):
+ * - LXC: the host pty keeps everything the guest printed since start until someone reads it (the guest was
+ *   65 s and 6 KB of output ahead, nothing was lost), so a marker printed before we attach is still seen.
+ *   One reader consumes what it reads: a later `virsh console` continues where we stopped.
+ * - QEMU: the pty chardev drops output while nobody is attached; only lines printed after the attach are
+ *   seen, so QEMU readiness keeps its log file.
+ *
+ * `virsh console` refuses to run without a terminal on stdin, and Node cannot make a pty without a native
+ * addon, so virsh runs under util-linux `script`, which gives it one. `script -c` takes a shell command:
+ * that command is a constant, and the URI, domain and virsh path reach it as environment variables expanded
+ * inside double quotes, so no caller text is ever parsed by the shell. Two rules follow from the terminal:
+ * stdin stays open until virsh exited (on EOF `script` types the EOF character into the console, i.e. into
+ * the guest), and the console is released the way an operator leaves it, with the escape character ^],
+ * then SIGTERM and SIGKILL to the process group if virsh does not go.
+ */
+import { spawn } from "node:child_process";
+import { StringDecoder } from "node:string_decoder";
+import type { Readable, Writable } from "node:stream";
+import { ConsoleError } from "../common/errors.js";
+import { redactUri } from "../common/log.js";
+import { makeVirshError, VIRSH_ENV } from "./virsh.js";
+
+/** ConsoleExit is how the console process ended: an exit code or signal, or the error that kept it from starting. */
+export interface ConsoleExit {
+  code: number | null;
+  signal: string | null;
+  error?: Error;
+}
+
+/** ConsoleChild is the running console process as the watcher needs it. */
+export interface ConsoleChild {
+  /** stdout carries the terminal's output: virsh's banner and errors, then the guest's console. */
+  readonly stdout: Readable;
+  /** stderr carries the wrapper's own complaints (e.g. `script` itself failing). */
+  readonly stderr: Readable;
+  /** stdin is the terminal's keyboard; it must stay open while the process runs. */
+  readonly stdin: Writable;
+  /** kill signals the whole process group (virsh runs in a session of its own under `script`). */
+  kill(signal: NodeJS.Signals): void;
+  /** exited settles (never rejects) when the process is gone. */
+  readonly exited: Promise<ConsoleExit>;
+}
+
+/** ConsoleSpawn starts `file` with an argument array and an environment: the process seam of this module. */
+export type ConsoleSpawn = (file: string, args: readonly string[], env: NodeJS.ProcessEnv) => ConsoleChild;
+
+/** ConsoleTimers is the injected time: a clock and one-shot timers. */
+export interface ConsoleTimers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** WatchConsoleOptions says which console to watch, for what, and for how long. */
+export interface WatchConsoleOptions {
+  /** uri is the libvirt connection URI (local or remote). */
+  uri: string;
+  /** domain is the running domain's name. */
+  domain: string;
+  /** marker is tested against each complete console line (without its line ending). */
+  marker: RegExp;
+  /** timeoutMs bounds the whole watch, from the call until the marker. */
+  timeoutMs: number;
+  /** signal aborts the watch; the console is released before the promise rejects. */
+  signal?: AbortSignal;
+  /** spawn is the process seam (default: node's spawn, own process group, pipes). */
+  spawn?: ConsoleSpawn;
+  /** timers is the injected time (default: the real clock). */
+  timers?: ConsoleTimers;
+  /** virsh is the virsh executable (default `virsh`). */
+  virsh?: string;
+  /** script is util-linux `script` (default `script`). */
+  script?: string;
+  /** releaseMs is how long virsh gets to leave after ^] (and again after SIGTERM) before it is killed. */
+  releaseMs?: number;
+}
+
+/** ConsoleMatch is the console line that matched and when, counted from the call. */
+export interface ConsoleMatch {
+  line: string;
+  elapsedMs: number;
+}
+
+/** CONSOLE_ESCAPE is virsh console's default escape character (Ctrl+]): typing it ends the session. */
+export const CONSOLE_ESCAPE = "\x1d";
+
+/** The shell command `script` runs: constant; every variable part comes from the environment, quoted. */
+const SCRIPT_COMMAND =
+  'exec "$RFBOOT_VIRSH" -c "$RFBOOT_CONSOLE_URI" console --domain "$RFBOOT_CONSOLE_DOMAIN"';
+
+/** virsh prints this line (LC_ALL=C) right before the guest's output starts: everything earlier is virsh's. */
+const BANNER_END = /^Escape character is /;
+
+/** A console line longer than this is tested and dropped unfinished, so a guest without newlines cannot grow memory. */
+const MAX_LINE = 64 * 1024;
+
+/** How many non-guest lines (banner, errors) are kept to explain a failure. */
+const KEEP_LINES = 20;
+
+const realTimers: ConsoleTimers = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+/** spawnConsole is the default ConsoleSpawn: argument array, pipes, its own process group. */
+export const spawnConsole: ConsoleSpawn = (file, args, env) => {
+  const child = spawn(file, [...args], { env, stdio: ["pipe", "pipe", "pipe"], detached: true });
+  const exited = new Promise<ConsoleExit>((resolve) => {
+    child.once("error", (error) => resolve({ code: null, signal: null, error }));
+    // `close`, not `exit`: virsh's last words (an error line) may still be in the pipe when the process exits.
+    child.once("close", (code, signal) => resolve({ code, signal }));
+  });
+  child.stdin.on("error", () => undefined);
+  return {
+    stdout: child.stdout,
+    stderr: child.stderr,
+    stdin: child.stdin,
+    exited,
+    kill(signal) {
+      try {
+        if (child.pid === undefined) return;
+        process.kill(-child.pid, signal);
+      } catch {
+        child.kill(signal);
+      }
+    },
+  };
+};
+
+/**
+ * watchDomainConsole attaches to `domain`'s console through `virsh console` and resolves with the first line
+ * matching `marker`, after releasing the console again so that an operator's `virsh console` can attach. It
+ * rejects with a ConsoleError naming the domain on timeout (`timeout`), abort (`aborted`), when virsh ends
+ * first (`exited`, e.g. the domain is not running; `cause` is virsh's classified error), or when the console
+ * process cannot start (`spawn`). On every path the console process is gone before the promise settles.
+ */
+export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMatch> {
+  const timers = opts.timers ?? realTimers;
+  const releaseMs = opts.releaseMs ?? 1000;
+  const { uri, domain } = opts;
+  const where = `domain '${domain}' on ${redactUri(uri)}`;
+  const t0 = timers.now();
+  // A global or sticky marker would carry lastIndex from one line to the next.
+  const marker = new RegExp(opts.marker.source, opts.marker.flags.replace(/[gy]/g, ""));
+
+  return new Promise<ConsoleMatch>((resolve, reject) => {
+    if (opts.signal?.aborted) {
+      reject(
+        new ConsoleError(
+          `watching the console of ${where} was aborted before it started`,
+          "aborted",
+          domain,
+          uri,
+        ),
+      );
+      return;
+    }
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...VIRSH_ENV,
+      SHELL: "/bin/sh",
+      RFBOOT_VIRSH: opts.virsh ?? "virsh",
+      RFBOOT_CONSOLE_URI: uri,
+      RFBOOT_CONSOLE_DOMAIN: domain,
+    };
+    const script = opts.script ?? "script";
+    let child: ConsoleChild;
+    try {
+      child = (opts.spawn ?? spawnConsole)(script, ["-q", "-e", "-c", SCRIPT_COMMAND, "/dev/null"], env);
+    } catch (e) {
+      reject(spawnError(e));
+      return;
+    }
+
+    let settled = false;
+    let gone = false;
+    let attached = false;
+    let partial = "";
+    const virshLines: string[] = [];
+    let stderrText = "";
+    const decoder = new StringDecoder("utf8");
+
+    function spawnError(cause: unknown): ConsoleError {
+      return new ConsoleError(
+        `cannot watch the console of ${where}: ${script} (util-linux) did not start: ${String(
+          (cause as Error)?.message ?? cause,
+        )}`,
+        "spawn",
+        domain,
+        uri,
+        { cause },
+      );
+    }
+
+    const timer = timers.setTimeout(() => {
+      finish(
+        new ConsoleError(
+          `no console line of ${where} matched ${String(opts.marker)} within ${opts.timeoutMs} ms` +
+            (attached ? "" : ` (virsh console never attached${lastWords()})`),
+          "timeout",
+          domain,
+          uri,
+        ),
+      );
+    }, opts.timeoutMs);
+    const onAbort = () =>
+      finish(new ConsoleError(`watching the console of ${where} was aborted`, "aborted", domain, uri));
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+    function lastWords(): string {
+      const text = [...virshLines, ...stderrText.split("\n")].map((l) => l.trim()).filter(Boolean);
+      const err = text.filter((l) => l.startsWith("error:")).pop() ?? text.pop();
+      return err ? `: ${err}` : "";
+    }
+
+    function onLine(line: string): void {
+      if (settled) return;
+      if (!attached) {
+        // virsh's banner (and any error it prints instead) is not the guest's output: never match it.
+        if (BANNER_END.test(line)) attached = true;
+        else keep(line);
+        return;
+      }
+      if (line.startsWith("error: ")) keep(line);
+      if (marker.test(line)) finish({ line, elapsedMs: timers.now() - t0 });
+    }
+
+    function keep(line: string): void {
+      virshLines.push(line);
+      if (virshLines.length > KEEP_LINES) virshLines.shift();
+    }
+
+    child.stdout.on("data", (chunk: Buffer | string) => {
+      partial += typeof chunk === "string" ? chunk : decoder.write(chunk);
+      let nl: number;
+      while ((nl = partial.indexOf("\n")) >= 0) {
+        onLine(partial.slice(0, nl).replace(/\r+$/, ""));
+        partial = partial.slice(nl + 1);
+      }
+      if (partial.length > MAX_LINE) {
+        onLine(partial);
+        partial = "";
+      }
+    });
+    child.stderr.on("data", (chunk: Buffer | string) => {
+      stderrText = (stderrText + String(chunk)).slice(-4096);
+    });
+
+    void child.exited.then((exit) => {
+      gone = true;
+      if (settled) return;
+      if (exit.error) {
+        finish(spawnError(exit.error));
+        return;
+      }
+      if (partial) onLine(partial.replace(/\r+$/, ""));
+      if (settled) return;
+      const text = [...virshLines, stderrText].join("\n");
+      const cause = /error:/.test(text)
+        ? makeVirshError(uri, ["console", "--domain", domain], text, exit.code ?? undefined)
+        : undefined;
+      const how = exit.signal ? `signal ${exit.signal}` : `exit ${exit.code ?? "?"}`;
+      finish(
+        new ConsoleError(
+          `virsh console for ${where} ended (${how}) before a line matched ${String(opts.marker)}${lastWords()}`,
+          "exited",
+          domain,
+          uri,
+          { cause },
+        ),
+      );
+    });
+
+    function finish(outcome: ConsoleMatch | ConsoleError): void {
+      if (settled) return;
+      settled = true;
+      timers.clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      void release().then(() => (outcome instanceof ConsoleError ? reject(outcome) : resolve(outcome)));
+    }
+
+    /** release leaves the console like an operator (^]), then escalates; resolves once the process is gone. */
+    async function release(): Promise<void> {
+      const steps: (() => void)[] = [
+        () => child.stdin.write(CONSOLE_ESCAPE),
+        () => child.kill("SIGTERM"),
+        () => child.kill("SIGKILL"),
+      ];
+      for (const step of steps) {
+        if (gone) break;
+        try {
+          step();
+        } catch {
+          // already gone: the exit promise says so
+        }
+        let handle: unknown;
+        await Promise.race([
+          child.exited,
+          new Promise<void>((r) => (handle = timers.setTimeout(r, releaseMs))),
+        ]);
+        timers.clearTimeout(handle);
+      }
+      // Only now may stdin close: an EOF while virsh runs would reach the guest as a typed EOF character.
+      child.stdin.destroy();
+      child.stdout.destroy();
+      child.stderr.destroy();
+    }
+  });
+}

@@ -1,0 +1,336 @@
+/**
+ * watchDomainConsole against a scripted console process: the exact command it runs, the banner it skips,
+ * the marker, and the timeout, abort and early-exit paths, each with the console released (^], then signals)
+ * before the promise settles. Time is a manual clock: no test sleeps.
+ */
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import { ConsoleError, VirshError } from "../../../src/common/errors.js";
+import {
+  CONSOLE_ESCAPE,
+  watchDomainConsole,
+  type ConsoleChild,
+  type ConsoleExit,
+  type ConsoleTimers,
+} from "../../../src/provisioner/console.js";
+
+const BANNER =
+  "Authorization not available. Check if polkit service is running or see debug message for more information.\r\n" +
+  "Connected to domain 'rfvmA'\r\nEscape character is ^] (Ctrl + ])\r\n";
+
+/** ManualTimers is a clock that moves only when told to. */
+class ManualTimers implements ConsoleTimers {
+  t = 1000;
+  private seq = 0;
+  private readonly due = new Map<number, { at: number; fn: () => void }>();
+  now = () => this.t;
+  setTimeout = (fn: () => void, ms: number) => {
+    const id = ++this.seq;
+    this.due.set(id, { at: this.t + ms, fn });
+    return id;
+  };
+  clearTimeout = (h: unknown) => {
+    this.due.delete(h as number);
+  };
+  get pending(): number {
+    return this.due.size;
+  }
+  /** advance moves the clock, firing what falls due in order, letting promises run between timers. */
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      const next = [...this.due.entries()].sort((a, b) => a[1].at - b[1].at)[0];
+      if (!next || next[1].at > end) break;
+      this.t = next[1].at;
+      this.due.delete(next[0]);
+      next[1].fn();
+      await flush();
+    }
+    this.t = end;
+    await flush();
+  }
+}
+
+const flush = async () => {
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+};
+
+/** FakeConsole plays `script` + `virsh console`: it leaves on ^] unless told to be stubborn. */
+class FakeConsole implements ConsoleChild {
+  readonly stdout = new PassThrough();
+  readonly stderr = new PassThrough();
+  readonly stdin = new PassThrough();
+  readonly typed: string[] = [];
+  readonly signals: string[] = [];
+  stdinEndedWhileRunning = false;
+  private done!: (e: ConsoleExit) => void;
+  running = true;
+  readonly exited = new Promise<ConsoleExit>((r) => (this.done = r));
+  constructor(
+    readonly file: string,
+    readonly args: readonly string[],
+    readonly env: NodeJS.ProcessEnv,
+    private readonly leaves: "on-escape" | "on-term" | "never" = "on-escape",
+  ) {
+    this.stdin.on("data", (d: Buffer) => {
+      this.typed.push(d.toString("latin1"));
+      if (d.toString("latin1").includes(CONSOLE_ESCAPE) && this.leaves === "on-escape") this.exit(0, null);
+    });
+    this.stdin.on("close", () => {
+      if (this.running) this.stdinEndedWhileRunning = true;
+    });
+  }
+  kill(signal: NodeJS.Signals): void {
+    this.signals.push(signal);
+    if (signal === "SIGKILL" || (signal === "SIGTERM" && this.leaves === "on-term")) this.exit(null, signal);
+  }
+  exit(code: number | null, signal: string | null): void {
+    if (!this.running) return;
+    this.running = false;
+    this.done({ code, signal });
+  }
+  say(text: string): void {
+    this.stdout.write(text);
+  }
+}
+
+function setup(leaves: "on-escape" | "on-term" | "never" = "on-escape") {
+  const timers = new ManualTimers();
+  const spawned: FakeConsole[] = [];
+  const spawn = (file: string, args: readonly string[], env: NodeJS.ProcessEnv) => {
+    const c = new FakeConsole(file, args, env, leaves);
+    spawned.push(c);
+    return c;
+  };
+  return { timers, spawned, spawn, child: () => spawned[0] as FakeConsole };
+}
+
+describe("watchDomainConsole", () => {
+  it("runs virsh console under script with a constant command; URI and domain travel in the environment", async () => {
+    const { timers, spawn, child } = setup();
+    const uri = "lxc+ssh://root@h1/system?keyfile=/k";
+    const p = watchDomainConsole({
+      uri,
+      domain: "rfvm'; rm -rf / #",
+      marker: /BOOTED/,
+      timeoutMs: 5000,
+      spawn,
+      timers,
+      virsh: "/usr/bin/virsh",
+    });
+    const c = child();
+    expect(c.file).toBe("script");
+    expect(c.args).toEqual([
+      "-q",
+      "-e",
+      "-c",
+      'exec "$RFBOOT_VIRSH" -c "$RFBOOT_CONSOLE_URI" console --domain "$RFBOOT_CONSOLE_DOMAIN"',
+      "/dev/null",
+    ]);
+    expect(c.env).toMatchObject({
+      SHELL: "/bin/sh",
+      LC_ALL: "C",
+      RFBOOT_VIRSH: "/usr/bin/virsh",
+      RFBOOT_CONSOLE_URI: uri,
+      RFBOOT_CONSOLE_DOMAIN: "rfvm'; rm -rf / #",
+    });
+    c.say(BANNER + "RFBOOT-GUEST-BOOTED name=x\r\n");
+    await flush();
+    await expect(p).resolves.toMatchObject({ line: "RFBOOT-GUEST-BOOTED name=x" });
+  });
+
+  it("resolves on the marker line, skipping virsh's banner, then releases the console with ^] only", async () => {
+    const { timers, spawn, child } = setup();
+    const p = watchDomainConsole({
+      uri: "lxc:///system",
+      domain: "rfvmA",
+      // Would match the banner's "Connected to domain 'rfvmA'" line: the banner is not the guest's output.
+      marker: /rfvmA/g,
+      timeoutMs: 5000,
+      spawn,
+      timers,
+    });
+    const c = child();
+    c.say(BANNER.slice(0, 40));
+    await timers.advance(10);
+    c.say(BANNER.slice(40) + "RFBOOT-NIC name=eth0 mac=02:a1:a1:a1:a1:a1\r\nRFBOOT-GUEST-BOO");
+    await timers.advance(15);
+    c.say("TED name=rfvmA uptime=0.06\r\nRFBOOT-HEARTBEAT n=1\r\n");
+    await flush();
+    await expect(p).resolves.toEqual({ line: "RFBOOT-GUEST-BOOTED name=rfvmA uptime=0.06", elapsedMs: 25 });
+    expect(c.typed).toEqual([CONSOLE_ESCAPE]);
+    expect(c.signals).toEqual([]);
+    expect(c.stdinEndedWhileRunning).toBe(false);
+    expect(c.running).toBe(false);
+    expect(timers.pending).toBe(0);
+  });
+
+  it("times out with an error naming the domain, after releasing the console", async () => {
+    const { timers, spawn, child } = setup();
+    const p = watchDomainConsole({
+      uri: "lxc:///system",
+      domain: "rfvmB",
+      marker: /RFBOOT-GUEST-BOOTED/,
+      timeoutMs: 3000,
+      spawn,
+      timers,
+    });
+    const c = child();
+    c.say(BANNER + "RFBOOT-HEARTBEAT n=1\r\n");
+    const caught = p.catch((e: unknown) => e);
+    await timers.advance(2999);
+    expect(c.running).toBe(true);
+    await timers.advance(1);
+    const err = (await caught) as ConsoleError;
+    expect(err).toBeInstanceOf(ConsoleError);
+    expect(err.kind).toBe("timeout");
+    expect(err.domain).toBe("rfvmB");
+    expect(err.message).toBe(
+      "no console line of domain 'rfvmB' on lxc:///system matched /RFBOOT-GUEST-BOOTED/ within 3000 ms",
+    );
+    expect(c.typed).toEqual([CONSOLE_ESCAPE]);
+    expect(c.running).toBe(false);
+  });
+
+  it("a timeout before virsh attached says so, with virsh's last line", async () => {
+    const { timers, spawn, child } = setup();
+    const p = watchDomainConsole({
+      uri: "lxc:///system",
+      domain: "rfvmB",
+      marker: /x/,
+      timeoutMs: 100,
+      spawn,
+      timers,
+    });
+    child().say("Authorization not available.\r\n");
+    const caught = p.catch((e: unknown) => e);
+    await timers.advance(100);
+    expect(((await caught) as Error).message).toMatch(
+      /within 100 ms \(virsh console never attached: Authorization not available\.\)$/,
+    );
+  });
+
+  it("abort rejects with an error naming the domain; an already aborted signal spawns nothing", async () => {
+    const { timers, spawn, spawned, child } = setup();
+    const ac = new AbortController();
+    const p = watchDomainConsole({
+      uri: "lxc:///system",
+      domain: "rfvmC",
+      marker: /x/,
+      timeoutMs: 60_000,
+      signal: ac.signal,
+      spawn,
+      timers,
+    });
+    const caught = p.catch((e: unknown) => e);
+    ac.abort();
+    const err = (await caught) as ConsoleError;
+    expect(err.kind).toBe("aborted");
+    expect(err.message).toBe("watching the console of domain 'rfvmC' on lxc:///system was aborted");
+    expect(child().running).toBe(false);
+    expect(timers.pending).toBe(0);
+
+    const before = spawned.length;
+    const again = watchDomainConsole({
+      uri: "lxc:///system",
+      domain: "rfvmC",
+      marker: /x/,
+      timeoutMs: 1,
+      signal: ac.signal,
+      spawn,
+      timers,
+    });
+    await expect(again).rejects.toMatchObject({ kind: "aborted", domain: "rfvmC" });
+    expect(spawned.length).toBe(before);
+  });
+
+  it("escalates to SIGTERM then SIGKILL when virsh does not leave on ^], and keeps stdin open until it is gone", async () => {
+    for (const leaves of ["on-term", "never"] as const) {
+      const { timers, spawn, child } = setup(leaves);
+      const p = watchDomainConsole({
+        uri: "lxc:///system",
+        domain: "rfvmD",
+        marker: /M/,
+        timeoutMs: 5000,
+        spawn,
+        timers,
+        releaseMs: 500,
+      });
+      const c = child();
+      c.say(BANNER + "M\n");
+      await flush();
+      expect(c.typed).toEqual([CONSOLE_ESCAPE]);
+      await timers.advance(499);
+      expect(c.signals).toEqual([]);
+      await timers.advance(1);
+      expect(c.signals).toEqual(["SIGTERM"]);
+      if (leaves === "never") {
+        await timers.advance(500);
+        expect(c.signals).toEqual(["SIGTERM", "SIGKILL"]);
+      }
+      await expect(p).resolves.toMatchObject({ line: "M" });
+      expect(c.stdinEndedWhileRunning).toBe(false);
+      expect(timers.pending).toBe(0);
+    }
+  });
+
+  it("virsh ending first is an `exited` error whose cause is virsh's classified error", async () => {
+    const { timers, spawn, child } = setup();
+    const p = watchDomainConsole({
+      uri: "lxc:///system",
+      domain: "rfvmE",
+      marker: /x/,
+      timeoutMs: 5000,
+      spawn,
+      timers,
+    });
+    const c = child();
+    c.say("error: failed to get domain 'rfvmE'\r\n");
+    await flush();
+    c.exit(1, null);
+    const err = (await p.catch((e: unknown) => e)) as ConsoleError;
+    expect(err.kind).toBe("exited");
+    expect(err.message).toBe(
+      "virsh console for domain 'rfvmE' on lxc:///system ended (exit 1) before a line matched /x/: error: failed to get domain 'rfvmE'",
+    );
+    expect(err.cause).toBeInstanceOf(VirshError);
+    expect((err.cause as VirshError).kind).toBe("domain-missing");
+    expect(c.typed).toEqual([]);
+    expect(timers.pending).toBe(0);
+  });
+
+  it("a console process that cannot start is a `spawn` error naming script", async () => {
+    const { timers } = setup();
+    const p = watchDomainConsole({
+      uri: "lxc:///system",
+      domain: "rfvmF",
+      marker: /x/,
+      timeoutMs: 5000,
+      timers,
+      script: "/nonexistent/script",
+    });
+    const err = (await p.catch((e: unknown) => e)) as ConsoleError;
+    expect(err.kind).toBe("spawn");
+    expect(err.message).toMatch(
+      /^cannot watch the console of domain 'rfvmF' on lxc:\/\/\/system: \/nonexistent\/script \(util-linux\) did not start: .*ENOENT/,
+    );
+  });
+
+  it("a line without a newline longer than 64 KiB is tested and dropped, not kept", async () => {
+    const { timers, spawn, child } = setup();
+    const p = watchDomainConsole({
+      uri: "lxc:///system",
+      domain: "rfvmG",
+      marker: /END/,
+      timeoutMs: 5000,
+      spawn,
+      timers,
+    });
+    const c = child();
+    c.say(BANNER + "x".repeat(70 * 1024));
+    await flush();
+    c.say("yyy END\n");
+    await flush();
+    await expect(p).resolves.toMatchObject({ line: "yyy END" });
+  });
+});
