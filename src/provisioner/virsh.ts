@@ -63,6 +63,13 @@ export const VIRSH_ERROR_PATTERNS: readonly (readonly [VirshErrorKind, RegExp])[
   ["already-running", /domain is already running/i],
   ["not-running", /domain is not running/i],
   ["not-running", /domain '[^']*' not running/i],
+  // Hot-plug refused: a driver without the API (the test driver), or qemu's and lxc's refusals for a device
+  // (format strings of libvirt 9.0's libvirt_driver_qemu.so and libvirt_driver_lxc.so).
+  ["hotplug-unsupported", /not supported by the connection driver: virDomain(Attach|Detach|Update)Device/i],
+  ["hotplug-unsupported", /(live|persistent) (attach|detach) of device (?:'[^']*' )?is not supported/i],
+  ["hotplug-unsupported", /device type '[^']*' cannot be (attached|detached)/i],
+  ["hotplug-unsupported", /hotplug is not supported for |cannot be hotplugged|cannot be hot unplugged/i],
+  ["device-missing", /device not found: /i],
 ] as const;
 
 /** classifyVirshStderr returns the kind of a failure from virsh's stderr; unknown or garbled text is `other`. */
@@ -78,6 +85,9 @@ const HINTS: Readonly<Record<VirshErrorKind, string>> = {
   "not-running": "the domain is not running",
   unreachable: "check that libvirtd is running and the host URI is right (`rfboot hosts`)",
   timeout: "libvirtd did not answer in time; check its load and logs",
+  "hotplug-unsupported":
+    "this libvirt driver cannot change the domain's devices here; the change applies when the domain is next defined and started",
+  "device-missing": "the domain has no such device (already detached?)",
   other: "see virsh's message above",
 };
 
@@ -132,6 +142,10 @@ export const isNotRunning = (err: unknown): boolean => kindOf(err) === "not-runn
 export const isUnreachable = (err: unknown): boolean => kindOf(err) === "unreachable";
 /** isVirshTimeout: the call did not finish within its timeout. */
 export const isVirshTimeout = (err: unknown): boolean => kindOf(err) === "timeout";
+/** isHotplugUnsupported: attach-device/detach-device is not supported by the domain's driver (or for that device). */
+export const isHotplugUnsupported = (err: unknown): boolean => kindOf(err) === "hotplug-unsupported";
+/** isDeviceMissing: detach-device found no device matching the one given. */
+export const isDeviceMissing = (err: unknown): boolean => kindOf(err) === "device-missing";
 
 /** SpawnRunnerOptions configure the spawning runner. */
 export interface SpawnRunnerOptions {

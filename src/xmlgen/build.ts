@@ -5,6 +5,7 @@
  * its CR escaping needed an option missing from its types. Element order follows `virsh dumpxml`, so a
  * generated document and libvirt's own view read alike. Driver differences come from DRIVERS only.
  */
+import { ConfigError } from "../common/errors.js";
 import { driverOf, type DriverTraits } from "./drivers.js";
 import type { Boot, Console, Disk, DiskSource, Filesystem, Interface, VmDescription } from "./model.js";
 import { validateVmDescription } from "./validate.js";
@@ -254,4 +255,24 @@ export function domainTree(vm: VmDescription): XmlNode {
  */
 export function buildDomainXml(vm: VmDescription): string {
   return serialize(domainTree(validateVmDescription(vm)));
+}
+
+/**
+ * buildInterfaceXml renders guest NIC `index` of `vm` (0 = eth0, the management NIC; RouteFlow's data NIC
+ * ethN is index N) as a standalone `<interface>` document for `virsh attach-device` / `detach-device`.
+ * The whole description is validated first and the element comes from the renderer buildDomainXml uses,
+ * so the fragment is byte for byte the element the full domain XML holds (re-indented to column 0): the
+ * MAC, host device and per-driver parts (virtio model for qemu/kvm/test, none for lxc veth pairs) have one
+ * source. Throws ConfigError for an invalid description or an index with no NIC.
+ */
+export function buildInterfaceXml(vm: VmDescription, index: number): string {
+  const v = validateVmDescription(vm);
+  if (!Number.isInteger(index) || index < 0 || index >= v.interfaces.length) {
+    throw new ConfigError(
+      `no such NIC: the VM has ${v.interfaces.length} (indexes 0..${v.interfaces.length - 1}; 0 = eth0)`,
+      "vm.interfaces",
+      index,
+    );
+  }
+  return serialize({ interface: interfaceElement(v.interfaces[index]!, driverOf(v.hypervisor)) });
 }

@@ -1,6 +1,7 @@
 /**
  * xmlgen's public face: a typed VM description -> libvirt domain XML for kvm, qemu, lxc, xen (pv/hvm)
- * and test; its validation; RouteFlow's NIC conventions; stable UUIDs. Everything else under xmlgen/
+ * and test, and one NIC of it as an `<interface>` document for hot-plug; its validation; RouteFlow's NIC
+ * conventions; stable UUIDs. Everything else under xmlgen/
  * is internal; the list is pinned by a test so that a change to it is a decision, not a side effect.
  */
 export {
@@ -36,5 +37,5 @@ export {
   type RouteflowNicOptions,
 } from "./routeflow.js";
 export { validateVmDescription } from "./validate.js";
-export { buildDomainXml } from "./build.js";
+export { buildDomainXml, buildInterfaceXml } from "./build.js";
 export { hypervisorFromName } from "./drivers.js";

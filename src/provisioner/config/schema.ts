@@ -405,6 +405,12 @@ const policiesSchema = z
           .default(30),
       })
       .prefault({}),
+    /**
+     * A port deleted from a connected switch (PORT_STATUS delete): keep its VM NIC and `rfconfig` row
+     * (RouteFlow never removes either), or detach that NIC (live and from the definition) and remove exactly
+     * that row.
+     */
+    portDeleted: z.strictObject({ action: z.enum(["keep", "detach"]).default("keep") }).prefault({}),
     /** A second connection with a dpid already up: the newest replaces the old (OVS reconnects). */
     duplicateDatapath: z.enum(["newest-wins"]).default("newest-wins"),
     /**

@@ -14,6 +14,7 @@ const VALUES = [
   "LIFECYCLE_ACTIONS",
   "MAX_DATA_PORTS",
   "buildDomainXml",
+  "buildInterfaceXml",
   "hypervisorFromName",
   "routeflowDataMac",
   "routeflowDataMacs",
