@@ -411,6 +411,24 @@ const policiesSchema = z
      * that row.
      */
     portDeleted: z.strictObject({ action: z.enum(["keep", "detach"]).default("keep") }).prefault({}),
+    /**
+     * A VM that stops (shut off, crashed, destroyed outside rfboot) while its switch is connected: `restart`
+     * starts it again with a doubling backoff (RouteFlow needs it running), `record` only records the state.
+     */
+    vmStopped: z
+      .strictObject({
+        action: z.enum(["restart", "record"]).default("restart"),
+        /** first delay before a restart; doubled for each stop within resetSeconds of the last restart. */
+        backoffSeconds: z.number().min(0).max(3600).default(1),
+        maxBackoffSeconds: z.number().min(0).max(86_400).default(60),
+        /** a VM that has run this long since its last restart starts again from backoffSeconds. */
+        resetSeconds: z
+          .number()
+          .min(0)
+          .max(7 * 86_400)
+          .default(300),
+      })
+      .prefault({}),
     /** A second connection with a dpid already up: the newest replaces the old (OVS reconnects). */
     duplicateDatapath: z.enum(["newest-wins"]).default("newest-wins"),
     /**
