@@ -18,9 +18,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { DomainManager } from "../src/provisioner/lifecycle.js";
+import { DomainManager } from "../src/provisioner/libvirt/lifecycle.js";
 import { ActionQueue } from "../src/provisioner/queue.js";
-import { createSpawnRunner, VirshShellRunner, type VirshRunner } from "../src/provisioner/virsh.js";
+import { createSpawnRunner, VirshShellRunner, type VirshRunner } from "../src/provisioner/libvirt/virsh.js";
 import { startLibvirtHost, stopLibvirtHost, type LibvirtTestHost } from "../test/helpers/libvirt-hosts.js";
 
 const pexec = promisify(execFile);

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { MongoStore } from "../../src/provisioner/index.js";
-import { makeVirshError, type VirshRunner } from "../../src/provisioner/virsh.js";
+import { makeVirshError, type VirshRunner } from "../../src/provisioner/libvirt/virsh.js";
 
 /** Call is one timed external call (virsh or MongoDB). */
 export interface Call {

@@ -24,21 +24,23 @@ import {
   type ResolvedVm,
   type RfbootConfig,
 } from "./config/index.js";
-import { HostRegistry, type HostProbe } from "./hosts.js";
 import {
+  HostRegistry,
   isActive,
+  LibvirtEvents,
   sweepPartFiles,
   type DiskPlan as LifecycleDisk,
+  type DomainEvent,
+  type HostProbe,
   type LeaveAction,
   type LeaveOutcome,
-} from "./lifecycle.js";
-import { LibvirtEvents, type DomainEvent } from "./libvirt-events.js";
+  type VirshRunner,
+} from "./libvirt/index.js";
 import { rfconfigRows } from "./mapping.js";
 import { Metrics } from "./metrics.js";
 import { PlacementError, place, type KnownPlacement } from "./placement.js";
 import { ActionQueue } from "./queue.js";
 import { MongoStore, reconcile, type DomainListing, type RecordPatch, type VmState } from "./store/index.js";
-import type { VirshRunner } from "./virsh.js";
 import { admitDatapath } from "./wiring.js";
 
 /** DaemonAction is what the queue runs for one dpid: make its VM run, or apply the leave policy. */

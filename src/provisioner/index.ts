@@ -11,17 +11,25 @@ export {
 } from "./daemon.js";
 export { controllerFromConfig } from "./wiring.js";
 export { Metrics } from "./metrics.js";
-export { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
-export { DomainManager, type DomainInfo, type LeaveAction, type LeaveOutcome } from "./lifecycle.js";
-export { place, placeAll, PlacementError, type KnownPlacement } from "./placement.js";
-export { createSpawnRunner, VirshShellRunner, type VirshRunner } from "./virsh.js";
 export {
+  createSpawnRunner,
+  diskPlanFrom,
+  DomainManager,
+  HostRegistry,
+  VirshShellRunner,
   watchDomainConsole,
   type ConsoleMatch,
   type ConsoleSpawn,
   type ConsoleTimers,
+  type DomainInfo,
+  type HostProbe,
+  type HostSpec,
+  type LeaveAction,
+  type LeaveOutcome,
+  type VirshRunner,
   type WatchConsoleOptions,
-} from "./console.js";
+} from "./libvirt/index.js";
+export { place, placeAll, PlacementError, type KnownPlacement } from "./placement.js";
 export {
   runDoctor,
   formatReport,

@@ -12,7 +12,7 @@
 import type { PortReason } from "../controller/index.js";
 import { buildInterfaceXml } from "../xmlgen/index.js";
 import { resolveDatapath, type HostConfig, type ResolvedVm, type RfbootConfig } from "./config/index.js";
-import type { DataNic } from "./hotplug.js";
+import type { DataNic } from "./libvirt/index.js";
 import { rfconfigRows, type RfconfigRow } from "./mapping.js";
 
 /** PortChangeEvent is the part of a controller `port` event (PORT_STATUS) that matters here. */

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ConsoleError, VirshError } from "../../src/common/errors.js";
-import { watchDomainConsole } from "../../src/provisioner/console.js";
+import { watchDomainConsole } from "../../src/provisioner/libvirt/console.js";
 import { buildDomainXml, type VmDescription } from "../../src/xmlgen/index.js";
 import { describeWith, REPO } from "../helpers/env.js";
 import { sleep } from "../helpers/real.js";

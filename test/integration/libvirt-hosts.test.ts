@@ -5,10 +5,10 @@
  * going away: its probe says unreachable, the shell runner does not hang, its VMs are re-placed.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { HostRegistry, type HostSpec } from "../../src/provisioner/hosts.js";
+import { HostRegistry, type HostSpec } from "../../src/provisioner/libvirt/hosts.js";
 import { placeAll, type PlacementRequest } from "../../src/provisioner/placement.js";
 import { ActionQueue } from "../../src/provisioner/queue.js";
-import { VirshShellRunner, isUnreachable } from "../../src/provisioner/virsh.js";
+import { VirshShellRunner, isUnreachable } from "../../src/provisioner/libvirt/virsh.js";
 import { describeWith } from "../helpers/env.js";
 import {
   startLibvirtHosts,

@@ -5,9 +5,13 @@
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { VirshError } from "../../src/common/errors.js";
-import { LibvirtEvents, type DomainEvent } from "../../src/provisioner/libvirt-events.js";
-import { DomainManager } from "../../src/provisioner/lifecycle.js";
-import { createSpawnRunner, VirshShellRunner, type VirshRunner } from "../../src/provisioner/virsh.js";
+import { LibvirtEvents, type DomainEvent } from "../../src/provisioner/libvirt/libvirt-events.js";
+import { DomainManager } from "../../src/provisioner/libvirt/lifecycle.js";
+import {
+  createSpawnRunner,
+  VirshShellRunner,
+  type VirshRunner,
+} from "../../src/provisioner/libvirt/virsh.js";
 import { describeWith } from "../helpers/env.js";
 import { startLibvirtHosts, stopLibvirtHosts, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
 

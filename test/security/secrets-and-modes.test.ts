@@ -12,9 +12,9 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { createLogger, redactSecrets } from "../../src/common/log.js";
-import { DomainManager } from "../../src/provisioner/lifecycle.js";
+import { DomainManager } from "../../src/provisioner/libvirt/lifecycle.js";
 import { MongoStore } from "../../src/provisioner/store/index.js";
-import { makeVirshError } from "../../src/provisioner/virsh.js";
+import { makeVirshError } from "../../src/provisioner/libvirt/virsh.js";
 import { describeWith } from "../helpers/env.js";
 
 const SECRET = "s3cr3t-Pa55";

@@ -14,8 +14,12 @@ import {
   parseDomstats,
   parseNameList,
   parseUuidNameList,
-} from "../../src/provisioner/lifecycle.js";
-import { VIRSH_ERROR_PATTERNS, classifyVirshStderr, makeVirshError } from "../../src/provisioner/virsh.js";
+} from "../../src/provisioner/libvirt/lifecycle.js";
+import {
+  VIRSH_ERROR_PATTERNS,
+  classifyVirshStderr,
+  makeVirshError,
+} from "../../src/provisioner/libvirt/virsh.js";
 
 /** Text a broken or foreign virsh could print: bytes decoded as latin1/UTF-8, known fragments cut short. */
 const FRAGMENTS = [

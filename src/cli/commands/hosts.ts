@@ -7,8 +7,7 @@ import type { Command } from "commander";
 import { RfbootError } from "../../common/errors.js";
 import { redactUri } from "../../common/log.js";
 import { findConfiguredVm, loadConfig } from "../../provisioner/config/index.js";
-import { HostRegistry, type HostProbe, type HostSpec } from "../../provisioner/hosts.js";
-import { VirshShellRunner } from "../../provisioner/virsh.js";
+import { HostRegistry, VirshShellRunner, type HostProbe, type HostSpec } from "../../provisioner/index.js";
 import { formatTable } from "./vm.js";
 
 /** HostRow is one host as `rfboot hosts --json` prints it. */

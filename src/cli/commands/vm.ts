@@ -18,12 +18,16 @@ import {
   type ResolvedVm,
   type RfbootConfig,
 } from "../../provisioner/config/index.js";
-import { HostRegistry, type HostProbe } from "../../provisioner/hosts.js";
-import { diskPlanFrom, type LeaveAction } from "../../provisioner/lifecycle.js";
+import {
+  diskPlanFrom,
+  HostRegistry,
+  VirshShellRunner,
+  type HostProbe,
+  type LeaveAction,
+} from "../../provisioner/index.js";
 import { rfconfigRows } from "../../provisioner/mapping.js";
 import { place } from "../../provisioner/placement.js";
 import { MongoStore, type RecordPatch, type WriteOutcome } from "../../provisioner/store/index.js";
-import { VirshShellRunner } from "../../provisioner/virsh.js";
 import { buildDomainXml } from "../../xmlgen/index.js";
 
 /** VmRow is one line of `rfboot vm list`. */

@@ -3,7 +3,7 @@
  * command runner, a file reader over /proc and /etc, a MongoDB probe, a clock), hands what it saw to a
  * verdict in verdicts.ts and returns Checks. Nothing here waits longer than the deadline it is given.
  */
-import { lastErrorLine } from "../virsh.js";
+import { lastErrorLine } from "../libvirt/index.js";
 import {
   ancestry,
   cgroup2Quirk,

@@ -22,8 +22,8 @@
 import { spawn } from "node:child_process";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable, Writable } from "node:stream";
-import { ConsoleError } from "../common/errors.js";
-import { redactUri } from "../common/log.js";
+import { ConsoleError } from "../../common/errors.js";
+import { redactUri } from "../../common/log.js";
 import { makeVirshError, VIRSH_ENV } from "./virsh.js";
 
 /** ConsoleExit is how the console process ended: an exit code or signal, or the error that kept it from starting. */

@@ -2,10 +2,10 @@
  * The libvirt host registry: one DomainManager per configured host, reachability probes (`list --all` with
  * state and figures), and the capacity/placement inputs derived from the last probe.
  */
-import { errorMessage } from "../common/errors.js";
-import { silentLogger, type Logger } from "../common/log.js";
+import { errorMessage } from "../../common/errors.js";
+import { silentLogger, type Logger } from "../../common/log.js";
 import { DomainManager, isActive, type DomainInfo, type ToolRunner } from "./lifecycle.js";
-import type { HostCapacity, KnownPlacement } from "./placement.js";
+import type { HostCapacity, KnownPlacement } from "../placement.js";
 import { createSpawnRunner, type VirshRunner } from "./virsh.js";
 
 /** HostSpec is a configured libvirt host (structurally a subset of the config's HostConfig). */

@@ -11,8 +11,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { XMLParser } from "fast-xml-parser";
-import { RfbootError, VirshError } from "../common/errors.js";
-import { silentLogger, type Logger } from "../common/log.js";
+import { RfbootError, VirshError } from "../../common/errors.js";
+import { silentLogger, type Logger } from "../../common/log.js";
 import {
   isDeviceMissing,
   isHotplugUnsupported,

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { silentLogger, type Logger } from "../common/log.js";
+import { silentLogger, type Logger } from "../../common/log.js";
 import type { DomainState, HostRef } from "./lifecycle.js";
 import { VIRSH_ENV } from "./virsh.js";
 

@@ -19,9 +19,9 @@ import {
 import { hostname, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
-import { RfbootError, VirshError } from "../common/errors.js";
-import { silentLogger, type Logger } from "../common/log.js";
-import { processAlive } from "../common/proc.js";
+import { RfbootError, VirshError } from "../../common/errors.js";
+import { silentLogger, type Logger } from "../../common/log.js";
+import { processAlive } from "../../common/proc.js";
 import {
   isAlreadyRunning,
   isDomainMissing,

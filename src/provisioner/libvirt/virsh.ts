@@ -7,8 +7,8 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { execa } from "execa";
-import { VirshError, type VirshErrorKind } from "../common/errors.js";
-import { redactUri } from "../common/log.js";
+import { VirshError, type VirshErrorKind } from "../../common/errors.js";
+import { redactUri } from "../../common/log.js";
 
 /** VirshRunOptions are per-call options: a timeout and optional stdin text. */
 export interface VirshRunOptions {
@@ -35,7 +35,7 @@ export const VIRSH_ENV = { LC_ALL: "C", LANG: "C", LANGUAGE: "" } as const;
 
 /**
  * VIRSH_ERROR_PATTERNS maps virsh/libvirt error texts (as printed under LC_ALL=C by libvirt 9.0, recorded in
- * test/unit/provisioner/virsh.test.ts) to a kind. Order matters: the first matching row wins, so "cannot connect"
+ * test/unit/provisioner/libvirt/virsh.test.ts) to a kind. Order matters: the first matching row wins, so "cannot connect"
  * is checked before anything about domains (a failed connection also fails to get the domain).
  */
 export const VIRSH_ERROR_PATTERNS: readonly (readonly [VirshErrorKind, RegExp])[] = [

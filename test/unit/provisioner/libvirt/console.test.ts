@@ -5,14 +5,14 @@
  */
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { ConsoleError, VirshError } from "../../../src/common/errors.js";
+import { ConsoleError, VirshError } from "../../../../src/common/errors.js";
 import {
   CONSOLE_ESCAPE,
   watchDomainConsole,
   type ConsoleChild,
   type ConsoleExit,
   type ConsoleTimers,
-} from "../../../src/provisioner/console.js";
+} from "../../../../src/provisioner/libvirt/console.js";
 
 const BANNER =
   "Authorization not available. Check if polkit service is running or see debug message for more information.\r\n" +

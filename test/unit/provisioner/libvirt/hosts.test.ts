@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { HostRegistry, summarize } from "../../../src/provisioner/hosts.js";
-import { makeVirshError, type VirshRunner } from "../../../src/provisioner/virsh.js";
+import { HostRegistry, summarize } from "../../../../src/provisioner/libvirt/hosts.js";
+import { makeVirshError, type VirshRunner } from "../../../../src/provisioner/libvirt/virsh.js";
 
 const hosts = [
   {

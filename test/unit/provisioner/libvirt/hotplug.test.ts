@@ -7,15 +7,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { VirshError } from "../../../src/common/errors.js";
-import { NicHotplug, parseDomainNics, type DataNic } from "../../../src/provisioner/hotplug.js";
+import { VirshError } from "../../../../src/common/errors.js";
+import { NicHotplug, parseDomainNics, type DataNic } from "../../../../src/provisioner/libvirt/hotplug.js";
 import {
   classifyVirshStderr,
   isDeviceMissing,
   isHotplugUnsupported,
   makeVirshError,
   type VirshRunner,
-} from "../../../src/provisioner/virsh.js";
+} from "../../../../src/provisioner/libvirt/virsh.js";
 
 const URI = "qemu:///system";
 const TMP = mkdtempSync(join(tmpdir(), "rfbt-hotplug-unit-"));

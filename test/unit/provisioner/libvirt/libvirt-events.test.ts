@@ -7,7 +7,7 @@ import {
   parseEventLine,
   type DomainEvent,
   type PolledDomain,
-} from "../../../src/provisioner/libvirt-events.js";
+} from "../../../../src/provisioner/libvirt/libvirt-events.js";
 
 /** Lines printed by `virsh event --loop --all --timestamp` on this machine (test and qemu drivers). */
 const REAL = [

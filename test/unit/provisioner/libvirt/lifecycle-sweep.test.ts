@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { PART_SUFFIX, partFileName, sweepPartFiles } from "../../../src/provisioner/lifecycle.js";
+import { PART_SUFFIX, partFileName, sweepPartFiles } from "../../../../src/provisioner/libvirt/lifecycle.js";
 
 describe("sweepPartFiles", () => {
   const dirs: string[] = [];

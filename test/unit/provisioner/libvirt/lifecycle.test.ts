@@ -9,8 +9,8 @@ import {
   parseDomstats,
   parseUuidNameList,
   type ToolRunner,
-} from "../../../src/provisioner/lifecycle.js";
-import { makeVirshError, type VirshRunner } from "../../../src/provisioner/virsh.js";
+} from "../../../../src/provisioner/libvirt/lifecycle.js";
+import { makeVirshError, type VirshRunner } from "../../../../src/provisioner/libvirt/virsh.js";
 
 const URI = "test+unix:///default";
 const UUID = "11111111-2222-3333-4444-555555555555";

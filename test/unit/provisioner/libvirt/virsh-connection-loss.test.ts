@@ -3,8 +3,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { VirshError } from "../../../src/common/errors.js";
-import { classifyVirshStderr, createSpawnRunner } from "../../../src/provisioner/virsh.js";
+import { VirshError } from "../../../../src/common/errors.js";
+import { classifyVirshStderr, createSpawnRunner } from "../../../../src/provisioner/libvirt/virsh.js";
 
 describe("virsh connection loss", () => {
   it.each([

@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { VirshError } from "../../../src/common/errors.js";
+import { VirshError } from "../../../../src/common/errors.js";
 import {
   classifyVirshStderr,
   createSpawnRunner,
@@ -15,7 +15,7 @@ import {
   lastErrorLine,
   makeVirshError,
   quoteVirshArg,
-} from "../../../src/provisioner/virsh.js";
+} from "../../../../src/provisioner/libvirt/virsh.js";
 
 /**
  * Real stderr texts, provoked on this machine (libvirt 9.0.0, Debian 12, LC_ALL=C) with the test, qemu and

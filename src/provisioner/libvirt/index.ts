@@ -1,0 +1,26 @@
+/**
+ * The libvirt wing's public face: the virsh seam, domain lifecycle on one host, the host registry, domain
+ * events, NIC hot-plug data and the console watcher. The rest of the provisioner imports only these names.
+ */
+export { createSpawnRunner, lastErrorLine, VirshShellRunner, type VirshRunner } from "./virsh.js";
+export {
+  diskPlanFrom,
+  DomainManager,
+  isActive,
+  sweepPartFiles,
+  type DiskPlan,
+  type DomainInfo,
+  type DomainState,
+  type LeaveAction,
+  type LeaveOutcome,
+} from "./lifecycle.js";
+export { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
+export { LibvirtEvents, type DomainEvent } from "./libvirt-events.js";
+export type { DataNic } from "./hotplug.js";
+export {
+  watchDomainConsole,
+  type ConsoleMatch,
+  type ConsoleSpawn,
+  type ConsoleTimers,
+  type WatchConsoleOptions,
+} from "./console.js";
