@@ -37,7 +37,15 @@ import { rfconfigRows } from "./mapping.js";
 import { Metrics } from "./metrics.js";
 import { PlacementError, place, type KnownPlacement } from "./placement.js";
 import { ActionQueue } from "./queue.js";
-import { MongoStore, reconcile, type DomainListing, type RecordPatch, type VmState } from "./store/index.js";
+import {
+  isOutage,
+  MongoStore,
+  reconcile,
+  type DaemonStore,
+  type DomainListing,
+  type RecordPatch,
+  type VmState,
+} from "./store/index.js";
 import type { VirshRunner } from "./virsh.js";
 import { admitDatapath } from "./wiring.js";
 
@@ -57,7 +65,8 @@ export interface DaemonOptions {
   controller?: Controller;
   /** createController builds the controller from the config (the daemon does not import sockets itself). */
   createController?: (config: RfbootConfig, logger: Logger, current?: () => RfbootConfig) => Controller;
-  store?: MongoStore;
+  /** store: default a MongoStore opened from `config.mongo`. */
+  store?: DaemonStore;
   runner?: VirshRunner;
   leaseTtlMs?: number;
   /** retry backoff of failed ensures (ms): first delay and cap. */
@@ -146,7 +155,7 @@ function wireVersion(v: string): number {
 function errorKind(err: unknown): string {
   if (err instanceof VirshError) return err.kind;
   if (err instanceof PlacementError) return "placement";
-  if (err instanceof StoreError) return "store";
+  if (err instanceof StoreError) return err.operation === "claim" ? "lease" : "store";
   if (err instanceof RfbootError) return err.name;
   return "other";
 }
@@ -161,7 +170,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly instanceId: string;
-  store!: MongoStore;
+  store!: DaemonStore;
   readonly hosts: HostRegistry;
   private controller: Controller | undefined;
   private readonly queue: ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>;
@@ -692,8 +701,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       return ok;
     } catch (e) {
       // MongoDB down: act anyway (boot VMs while the database is away); the record is written later.
-      this.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "lease not checked: MongoDB unreachable");
-      return true;
+      if (isOutage(e)) {
+        this.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "lease not checked: MongoDB unreachable");
+        return true;
+      }
+      // MongoDB answered and refused (or the store is closed): whether another instance holds this datapath
+      // is unknown, so its VM is not booted; `fail` records the cause and retries with backoff.
+      throw new StoreError(
+        `lease of datapath ${dpidHex} could not be checked: ${errorMessage(e)}; its VM is not booted until the lease can be claimed`,
+        "claim",
+        { cause: e },
+      );
     }
   }
 
