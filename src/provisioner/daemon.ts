@@ -27,7 +27,7 @@ import {
   type RfbootConfig,
 } from "./config/index.js";
 import { Recorder, type DaemonContext, type DaemonEvents, type EmitFn } from "./daemon-context.js";
-import { DatapathTable, type Datapath } from "./datapath.js";
+import { DatapathTable, statusOf, type Datapath, type DatapathStatus } from "./datapath.js";
 import { HostHealth } from "./host-health.js";
 import { HostRegistry } from "./hosts.js";
 import { sweepPartFiles } from "./lifecycle.js";
@@ -41,6 +41,7 @@ import { ReadinessWatcher, type ConsoleReader } from "./vm-readiness.js";
 import { admitDatapath } from "./wiring.js";
 
 export type { DaemonEvents, EnsureOutcome } from "./daemon-context.js";
+export type { DatapathStatus } from "./datapath.js";
 export type { DaemonAction } from "./provisioning.js";
 export { watchConsoleMarker } from "./vm-readiness.js";
 
@@ -407,6 +408,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** connectedDatapaths lists the dpids whose switch is connected now. */
   connectedDatapaths(): string[] {
     return this.datapaths.connected().map((d) => d.dpidHex);
+  }
+
+  /** datapath returns a snapshot of what the daemon knows of one dpid (16 hex digits), if anything. */
+  datapath(dpidHex: string): DatapathStatus | undefined {
+    const dp = this.datapaths.get(dpidHex);
+    return dp ? statusOf(dp) : undefined;
   }
 
   /** idle resolves when no provisioning action is queued or running. */

@@ -100,6 +100,11 @@ export class Datapath {
     this.retryTimer = undefined;
   }
 
+  /** leavePending: the leave grace period runs. */
+  get leavePending(): boolean {
+    return this.leaveTimer !== undefined;
+  }
+
   /** retryWaiting: an ensure waits out its backoff. */
   get retryWaiting(): boolean {
     return this.retryTimer !== undefined;
@@ -144,6 +149,38 @@ export class Datapath {
     this.cancelRetry();
     this.abortReadiness();
   }
+}
+
+/** DatapathStatus is a snapshot of one Datapath for status displays (and tests). */
+export interface DatapathStatus {
+  dpidHex: string;
+  connected: boolean;
+  vm?: string;
+  /** dataPorts: the VM's data ports (switch port -> VM interface number) as resolved at join. */
+  dataPorts: { dpPort: number; vmPort: number }[];
+  /** joinPorts: the switch's port numbers at its last join. */
+  joinPorts: number[];
+  host?: string;
+  attempts: number;
+  leased: boolean;
+  leavePending: boolean;
+  retryWaiting: boolean;
+}
+
+/** statusOf takes a snapshot of a Datapath. */
+export function statusOf(dp: Datapath): DatapathStatus {
+  return {
+    dpidHex: dp.dpidHex,
+    connected: dp.connected,
+    ...(dp.vmName ? { vm: dp.vmName } : {}),
+    dataPorts: (dp.vm?.ports ?? []).map((p) => ({ dpPort: p.dpPort, vmPort: p.vmPort })),
+    joinPorts: [...dp.joinPorts],
+    ...(dp.placement ? { host: dp.placement.host } : {}),
+    attempts: dp.attempts,
+    leased: dp.leased,
+    leavePending: dp.leavePending,
+    retryWaiting: dp.retryWaiting,
+  };
 }
 
 /** DatapathTable holds one Datapath per dpid (16 hex digits). */

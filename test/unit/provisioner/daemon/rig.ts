@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../../../src/common/log.js";
 import { Daemon, type DaemonEvents } from "../../../../src/provisioner/daemon.js";
-import { parseConfig, type RfbootConfig } from "../../../../src/provisioner/index.js";
+import { parseConfig } from "../../../../src/provisioner/index.js";
 import { FakeClock, FakeLibvirt, FakeSwitches, MemoryConsole, RecordingStore, settle } from "./fakes.js";
 
 /** URI of scripted host hN. */
@@ -21,7 +21,6 @@ export interface Rig {
   console: MemoryConsole;
   stateDir: string;
   seen: { [K in keyof DaemonEvents]: DaemonEvents[K][0][] };
-  config(yaml?: string): RfbootConfig;
   stop(): Promise<void>;
 }
 
@@ -110,11 +109,6 @@ export async function rig(
     console,
     stateDir,
     seen,
-    config: (extra?: string) =>
-      parseConfig(configYaml(stateDir, { ...o, ...(extra !== undefined ? { extra } : {}) }), {
-        format: "yaml",
-        source: "unit",
-      }),
     async stop() {
       await daemon.stop();
       rmSync(stateDir, { recursive: true, force: true });
