@@ -31,11 +31,11 @@ import { DatapathTable, statusOf, type Datapath, type DatapathStatus } from "./d
 import { HostHealth } from "./host-health.js";
 import { HostRegistry } from "./hosts.js";
 import { sweepPartFiles } from "./lifecycle.js";
-import { LibvirtEvents, type DomainEvent } from "./libvirt-events.js";
+import { LibvirtEvents, recordStateOf, type DomainEvent } from "./libvirt-events.js";
 import { Metrics } from "./metrics.js";
 import { Provisioning } from "./provisioning.js";
 import { reconcileAtStart } from "./startup-reconcile.js";
-import { MongoStore, type DaemonStore, type VmState } from "./store/index.js";
+import { MongoStore, type DaemonStore } from "./store/index.js";
 import type { VirshRunner } from "./virsh.js";
 import { ReadinessWatcher, type ConsoleReader } from "./vm-readiness.js";
 import { admitDatapath } from "./wiring.js";
@@ -224,27 +224,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private onDomainEvent(e: DomainEvent): void {
-    if (e.type === "other") return;
-    const { ctx, provisioning } = this.parts();
-    const dp =
-      this.datapaths.byVm(e.domain) ??
-      // A configured VM not seen yet (its switch never joined, no record): its record is still kept current.
-      (() => {
-        const vm = listConfiguredVms(this.config).find((v) => v.name === e.domain);
-        if (!vm) return undefined;
-        const d = this.datapaths.obtain(vm.dpidHex);
-        d.vmName = vm.name;
-        return d;
-      })();
-    if (!dp) return;
-    let state: VmState | undefined;
-    if (e.type === "lifecycle") {
-      if (e.event === "Stopped") state = e.detail.includes("Saved") ? "suspended" : "stopped";
-      else if (e.event === "Undefined") state = "missing";
-      else if (e.event === "Crashed") state = "failed";
-    } else if (e.state === "undefined") state = "missing";
-    else if (e.state === "shutoff") state = "stopped";
+    const state = recordStateOf(e);
     if (!state) return;
+    const { ctx, provisioning } = this.parts();
+    let dp = this.datapaths.byVm(e.domain);
+    if (!dp) {
+      // A configured VM not seen yet (its switch never joined, no record): its record is still kept current.
+      const vm = listConfiguredVms(this.config).find((v) => v.name === e.domain);
+      if (!vm) return;
+      dp = this.datapaths.obtain(vm.dpidHex);
+      dp.vmName = vm.name;
+    }
     // An action under way writes the state itself; libvirt's report of its intermediate steps must not.
     if (provisioning.busy(dp)) return;
     ctx.record.patch(dp.dpidHex, { state });

@@ -7,7 +7,7 @@ import { errorMessage } from "../common/errors.js";
 import { listConfiguredVms } from "./config/index.js";
 import type { DaemonContext } from "./daemon-context.js";
 import type { HostHealth } from "./host-health.js";
-import { reconcile, type DomainListing, type VmRecord } from "./store/index.js";
+import { isOutage, reconcile, type DomainListing, type VmRecord } from "./store/index.js";
 
 /** reconcileAtStart probes every host, reconciles the records with them, and returns the actions taken. */
 export async function reconcileAtStart(ctx: DaemonContext, health: HostHealth): Promise<number | undefined> {
@@ -39,7 +39,9 @@ export async function reconcileAtStart(ctx: DaemonContext, health: HostHealth): 
   try {
     records = await ctx.store.listRecords();
   } catch (e) {
-    ctx.log.warn({ err: errorMessage(e) }, "reconciliation skipped: MongoDB unreachable");
+    // Without the records nothing can be compared; the joins that follow still adopt what the hosts run.
+    if (isOutage(e)) ctx.log.warn({ err: errorMessage(e) }, "reconciliation skipped: MongoDB unreachable");
+    else ctx.log.error({ err: errorMessage(e) }, "reconciliation skipped: the records could not be read");
     return undefined;
   }
   const actions = reconcile(

@@ -62,12 +62,17 @@ export async function rig(
     retryInitialMs?: number;
     retryMaxMs?: number;
     before?: (r: Rig) => void;
+    /** clock, store, libvirt: those of an earlier rig (a restarted daemon finds what it left). */
+    clock?: FakeClock;
+    store?: RecordingStore;
+    libvirt?: FakeLibvirt;
+    stateDir?: string;
   } = {},
 ): Promise<Rig> {
-  const stateDir = mkdtempSync(join(tmpdir(), "rfboot-daemon-unit-"));
-  const clock = new FakeClock();
-  const store = new RecordingStore(clock);
-  const libvirt = new FakeLibvirt();
+  const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "rfboot-daemon-unit-"));
+  const clock = o.clock ?? new FakeClock();
+  const store = o.store ?? new RecordingStore(clock);
+  const libvirt = o.libvirt ?? new FakeLibvirt();
   const switches = new FakeSwitches();
   const console = new MemoryConsole();
   const config = parseConfig(configYaml(stateDir, o), { format: "yaml", source: "unit" });
