@@ -304,7 +304,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // The VM resolved at join, from the ports seen then: the leave applies to the VM that was ensured.
     const vm = dp.vm;
     this.log.info({ dpid: dpidHex, vm: vm?.name, reason: e.reason }, "datapath left");
-    if (!vm) return;
+    if (!vm) {
+      // A switch without a VM (ignored) leaves nothing to remember: many unknown dpids must not pile up.
+      if (!dp.placement && !provisioning.busy(dp)) this.datapaths.forget(dpidHex);
+      return;
+    }
     ctx.record.patch(dpidHex, { leftAt: this.clock.date(), switch: { connected: false } });
     ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "leave", detail: e.reason });
     const policy = this.config.policies.leave;

@@ -202,6 +202,13 @@ export class DatapathTable {
     return dp;
   }
 
+  /** forget drops a dpid's Datapath (it has no VM and is not connected: nothing to keep). */
+  forget(dpidHex: string): void {
+    const dp = this.byDpid.get(dpidHex);
+    dp?.dispose();
+    this.byDpid.delete(dpidHex);
+  }
+
   /** byVm returns the Datapath whose VM has this name. */
   byVm(name: string): Datapath | undefined {
     for (const dp of this.byDpid.values()) if (dp.vmName === name) return dp;

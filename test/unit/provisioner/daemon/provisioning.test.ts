@@ -59,6 +59,12 @@ describe("join", () => {
     expect(virshCmds(r)).toEqual([]);
     expect(r.seen.ignored).toEqual([{ dpidHex: hex16(0x99n), reason: "unknown datapath" }]);
     expect(r.store.eventsOf(hex16(0x99n))).toEqual(["ignored"]);
+    expect(r.daemon.connectedDatapaths()).toEqual([hex16(0x99n)]);
+    // Once it leaves, nothing of it is kept (a stream of unknown dpids must not pile up).
+    r.switches.leave(0x99n);
+    await r.clock.advance(0);
+    expect(r.daemon.connectedDatapaths()).toEqual([]);
+    expect(r.daemon.datapath(hex16(0x99n))).toBeUndefined();
   });
 });
 
