@@ -8,8 +8,9 @@
  * with its cause and retried with backoff while the switch stays connected.
  *
  * The logic lives in its parts, each taking the shared DaemonContext (clock, store, hosts, datapaths):
- * `datapath.ts` (one object per dpid), `provisioning.ts` (ensure, leave, retry, leases), `host-health.ts`,
- * `vm-readiness.ts` and `startup-reconcile.ts`. This file builds them and routes events to them.
+ * `datapath.ts` (one object per dpid), `provisioning.ts` (join, leave, ensure, retry), `lease-keeper.ts`,
+ * `host-health.ts`, `vm-readiness.ts` and `startup-reconcile.ts`. This file builds them and routes events to
+ * them.
  */
 import { EventEmitter } from "node:events";
 import { mkdir } from "node:fs/promises";
@@ -27,7 +28,7 @@ import {
   type RfbootConfig,
 } from "./config/index.js";
 import { Recorder, type DaemonContext, type DaemonEvents, type EmitFn } from "./daemon-context.js";
-import { DatapathTable, statusOf, type Datapath, type DatapathStatus } from "./datapath.js";
+import { DatapathTable, statusOf, type DatapathStatus } from "./datapath.js";
 import { HostHealth } from "./host-health.js";
 import { HostRegistry } from "./hosts.js";
 import { sweepPartFiles } from "./lifecycle.js";
@@ -241,85 +242,23 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private onUp(e: UpEvent): void {
-    const { ctx, provisioning } = this.parts();
-    const dpidHex = dpidToHex(e.dpid);
+    const { provisioning } = this.parts();
     const joinedAt = this.clock.now();
     this.metrics.joins.inc();
-    const dp = this.datapaths.obtain(dpidHex);
+    const dp = this.datapaths.obtain(dpidToHex(e.dpid));
     dp.join(e);
     this.metrics.datapathsUp.set(this.datapaths.connected().length);
-    if (dp.cancelLeave()) provisioning.cancelPendingLeave(dp);
-    try {
-      dp.vm = resolveDatapath(this.config, e.dpid, dp.joinPorts);
-    } catch (err) {
-      dp.vm = undefined;
-      this.log.error({ dpid: dpidHex, err: errorMessage(err) }, "cannot derive a VM for this datapath");
-      this.emit("ignored", { dpidHex, reason: errorMessage(err) });
-      return;
-    }
-    if (!dp.vm) {
-      this.log.info({ dpid: dpidHex, peer: e.peer }, "datapath has no VM in the config: ignored (policy)");
-      this.emit("ignored", { dpidHex, reason: "unknown datapath" });
-      ctx.record.event({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` });
-      return;
-    }
-    this.recordJoin(dp, e);
-    provisioning.submitEnsure(dp, joinedAt);
-  }
-
-  /** recordJoin writes a datapath's join (switch peer, version, ports, VM identity) to its record and the log. */
-  private recordJoin(dp: Datapath, e: UpEvent): void {
-    const { ctx } = this.parts();
-    const vm = dp.vm;
-    if (!vm) return;
-    this.log.info({ dpid: dp.dpidHex, vm: vm.name, peer: e.peer, version: e.version }, "datapath joined");
-    this.emit("joined", { dpidHex: dp.dpidHex, vm: vm.name, peer: e.peer });
-    // Records keep the wire version (1 = 1.0 ... 6 = 1.5), as OpenFlow numbers it and the session negotiated.
-    const sw = { peer: e.peer, version: e.wireVersion, connected: true };
-    const ports = e.ports.map((p) => {
-      const mapped = vm.ports.find((q) => q.dpPort === p.no);
-      return { dpPort: p.no, name: p.name, hwAddr: p.mac, ...(mapped ? { vmPort: mapped.vmPort } : {}) };
-    });
-    ctx.record.patch(dp.dpidHex, {
-      joinedAt: this.clock.date(),
-      switch: sw,
-      ports,
-      vmName: vm.name,
-      vmId: vm.vmId.toString(10),
-      vmMac: vm.vmMac,
-      hypervisor: vm.hypervisor,
-      owner: this.instanceId,
-    });
-    ctx.record.event({ dpid: dp.dpidHex, vm: vm.name, kind: "join", detail: e.peer });
+    provisioning.joined(dp, e, joinedAt);
   }
 
   private onDown(e: DownEvent): void {
-    const { ctx, provisioning } = this.parts();
-    const dpidHex = dpidToHex(e.dpid);
+    const { provisioning } = this.parts();
     this.metrics.leaves.inc();
-    const dp = this.datapaths.obtain(dpidHex);
+    const dp = this.datapaths.obtain(dpidToHex(e.dpid));
     dp.leave();
     this.metrics.datapathsUp.set(this.datapaths.connected().length);
-    dp.cancelRetry();
-    // The VM resolved at join, from the ports seen then: the leave applies to the VM that was ensured.
-    const vm = dp.vm;
-    this.log.info({ dpid: dpidHex, vm: vm?.name, reason: e.reason }, "datapath left");
-    if (!vm) {
-      // A switch without a VM (ignored) leaves nothing to remember: many unknown dpids must not pile up.
-      if (!dp.placement && !provisioning.busy(dp)) this.datapaths.forget(dpidHex);
-      return;
-    }
-    ctx.record.patch(dpidHex, { leftAt: this.clock.date(), switch: { connected: false } });
-    ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "leave", detail: e.reason });
-    const policy = this.config.policies.leave;
-    if (policy.action === "keep") return;
-    dp.armLeave(
-      this.clock.after(policy.graceSeconds * 1000, () => {
-        dp.leaveFired();
-        if (dp.connected || this.stopped) return;
-        provisioning.submitLeave(dp, policy.action);
-      }),
-    );
+    // A switch without a VM (ignored) leaves nothing to remember: many unknown dpids must not pile up.
+    if (!provisioning.left(dp, e.reason)) this.datapaths.forget(dp.dpidHex);
   }
 
   private onPort(e: PortEvent): void {
@@ -393,7 +332,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (!dp.vm) continue;
       // A new VM boots now (its switch's join is recorded as if it had just joined); a changed one is
       // redefined (its running domain keeps going until its next start).
-      if (added.includes(dpidHex)) this.recordJoin(dp, dp.conn);
+      if (added.includes(dpidHex)) provisioning.recordJoin(dp, dp.conn);
       provisioning.submitEnsure(dp, this.clock.now());
     }
     return { added, changed, removed };
@@ -427,7 +366,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await Promise.all(
       [...this.events.values()].map((e) => this.closeQuietly("libvirt events", () => e.stop())),
     );
-    for (const dp of this.datapaths.all()) if (dp.leased) await this.provisioning?.release(dp);
+    for (const dp of this.datapaths.all()) if (dp.leased) await this.provisioning?.leases.release(dp);
     await this.closeQuietly("host registry", () => this.hosts.dispose());
     if (this.store) await this.closeQuietly("store", () => this.store.close());
   }

@@ -1,19 +1,20 @@
 /**
- * Provisioning steps of one datapath: place its VM and queue `ensure` (lease -> rfconfig rows -> XML ->
- * define + start, or adopt/resume -> readiness), or apply the leave policy; record a failure with its cause
- * and retry with backoff while the switch stays connected; keep the leases of the datapaths served.
+ * Provisioning steps of one datapath: on join resolve its VM, place it and queue `ensure` (lease -> rfconfig
+ * rows -> XML -> define + start, or adopt/resume -> readiness); on leave queue the leave policy after its
+ * grace period; record a failure with its cause and retry with backoff while the switch stays connected.
  */
-import { hostname } from "node:os";
 import { RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
 import { buildDomainXml } from "../xmlgen/index.js";
-import { configHash, hostsFor, type HostConfig, type ResolvedVm } from "./config/index.js";
+import type { UpEvent } from "../controller/index.js";
+import { configHash, hostsFor, resolveDatapath, type HostConfig, type ResolvedVm } from "./config/index.js";
 import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import type { DiskPlan as LifecycleDisk, LeaveAction, LeaveOutcome } from "./lifecycle.js";
 import { rfconfigRows } from "./mapping.js";
 import { PlacementError, place, type HostCapacity } from "./placement.js";
 import { ActionQueue } from "./queue.js";
-import { isOutage, type RecordPatch, type VmState } from "./store/index.js";
+import { LeaseKeeper } from "./lease-keeper.js";
+import type { RecordPatch, VmState } from "./store/index.js";
 import type { ReadinessMode, ReadinessWatcher } from "./vm-readiness.js";
 
 /** DaemonAction is what the queue runs for one dpid: make its VM run, or apply the leave policy. */
@@ -60,15 +61,6 @@ export function errorKind(err: unknown): string {
   return "other";
 }
 
-function defaultProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** Gate is a counting semaphore: at most `limit` tasks run at once, the others wait in FIFO order. */
 class Gate {
   private readonly waiting: (() => void)[] = [];
@@ -91,14 +83,18 @@ class Gate {
 export class Provisioning {
   private readonly queue: ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>;
   private readonly startGates = new Map<string, Gate>();
-  private readonly processAlive: (pid: number) => boolean;
+  /** leases: the lease of each datapath this instance serves. */
+  readonly leases: LeaseKeeper;
 
   constructor(
     private readonly ctx: DaemonContext,
     private readonly readiness: ReadinessWatcher,
     private readonly opts: ProvisioningOptions,
   ) {
-    this.processAlive = opts.processAlive ?? defaultProcessAlive;
+    this.leases = new LeaseKeeper(ctx, {
+      ttlMs: opts.leaseTtlMs,
+      ...(opts.processAlive ? { processAlive: opts.processAlive } : {}),
+    });
     this.queue = new ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>({
       // Only define/start hold one of a host's start slots (startGate); the lease, the MongoDB writes and
       // the XML of other joins proceed meanwhile, so a slow database does not idle the hosts.
@@ -113,6 +109,87 @@ export class Provisioning {
       // A failed action has been recorded and logged by `fail` (and retried); the queue need not report it.
       onError: () => undefined,
     });
+  }
+
+  /**
+   * joined handles a switch's join: a leave waiting out its grace period is dropped, the VM is resolved
+   * from the config once, from the ports the switch reported (kept on the Datapath), the join is recorded
+   * and the VM ensured. A dpid without a VM (policy ignore, or a template that cannot be derived) is
+   * reported `ignored`.
+   */
+  joined(dp: Datapath, e: UpEvent, joinedAt: number): void {
+    const { ctx } = this;
+    const dpidHex = dp.dpidHex;
+    if (dp.cancelLeave()) this.cancelPendingLeave(dp);
+    try {
+      dp.vm = resolveDatapath(ctx.config(), e.dpid, dp.joinPorts);
+    } catch (err) {
+      dp.vm = undefined;
+      ctx.log.error({ dpid: dpidHex, err: errorMessage(err) }, "cannot derive a VM for this datapath");
+      ctx.emit("ignored", { dpidHex, reason: errorMessage(err) });
+      return;
+    }
+    if (!dp.vm) {
+      ctx.log.info({ dpid: dpidHex, peer: e.peer }, "datapath has no VM in the config: ignored (policy)");
+      ctx.emit("ignored", { dpidHex, reason: "unknown datapath" });
+      ctx.record.event({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` });
+      return;
+    }
+    this.recordJoin(dp, e);
+    this.submitEnsure(dp, joinedAt);
+  }
+
+  /** recordJoin writes a datapath's join (switch peer, version, ports, VM identity) to its record and the log. */
+  recordJoin(dp: Datapath, e: UpEvent): void {
+    const { ctx } = this;
+    const vm = dp.vm;
+    if (!vm) return;
+    ctx.log.info({ dpid: dp.dpidHex, vm: vm.name, peer: e.peer, version: e.version }, "datapath joined");
+    ctx.emit("joined", { dpidHex: dp.dpidHex, vm: vm.name, peer: e.peer });
+    // Records keep the wire version (1 = 1.0 ... 6 = 1.5), as OpenFlow numbers it and the session negotiated.
+    const sw = { peer: e.peer, version: e.wireVersion, connected: true };
+    const ports = e.ports.map((p) => {
+      const mapped = vm.ports.find((q) => q.dpPort === p.no);
+      return { dpPort: p.no, name: p.name, hwAddr: p.mac, ...(mapped ? { vmPort: mapped.vmPort } : {}) };
+    });
+    ctx.record.patch(dp.dpidHex, {
+      joinedAt: ctx.clock.date(),
+      switch: sw,
+      ports,
+      vmName: vm.name,
+      vmId: vm.vmId.toString(10),
+      vmMac: vm.vmMac,
+      hypervisor: vm.hypervisor,
+      owner: ctx.instanceId,
+    });
+    ctx.record.event({ dpid: dp.dpidHex, vm: vm.name, kind: "join", detail: e.peer });
+  }
+
+  /**
+   * left handles a switch's leave: its retry stops, the leave is recorded, and the leave policy is queued
+   * after its grace period unless the switch is back by then. The VM is the one resolved at join (from the
+   * ports seen then), so the policy applies to the VM and ports that were ensured. Returns false when the
+   * datapath has nothing to keep (no VM, no placement, no action under way).
+   */
+  left(dp: Datapath, reason: string): boolean {
+    const { ctx } = this;
+    const dpidHex = dp.dpidHex;
+    dp.cancelRetry();
+    const vm = dp.vm;
+    ctx.log.info({ dpid: dpidHex, vm: vm?.name, reason }, "datapath left");
+    if (!vm) return dp.placement !== undefined || this.busy(dp);
+    ctx.record.patch(dpidHex, { leftAt: ctx.clock.date(), switch: { connected: false } });
+    ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "leave", detail: reason });
+    const policy = ctx.config().policies.leave;
+    if (policy.action === "keep") return true;
+    dp.armLeave(
+      ctx.clock.after(policy.graceSeconds * 1000, () => {
+        dp.leaveFired();
+        if (dp.connected || ctx.stopped()) return;
+        this.submitLeave(dp, policy.action);
+      }),
+    );
+    return true;
   }
 
   /** busy: an action of this datapath is queued or running. */
@@ -195,7 +272,7 @@ export class Provisioning {
     const hostCfg = ctx.config().hosts.find((h) => h.name === host);
     try {
       if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
-      const claimed = await this.claim(dp);
+      const claimed = await this.leases.claim(dp);
       if (!claimed) {
         ctx.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
         this.scheduleRetry(dp, this.opts.leaseTtlMs);
@@ -356,110 +433,9 @@ export class Provisioning {
     );
   }
 
-  /**
-   * claim takes the datapath's lease for this instance. While MongoDB is out (known from the outbox, or
-   * the claim's own failure is an outage) it boots anyway: the VM runs while the database is away and the
-   * record follows. Any other failure is thrown (the VM is not booted: whether another instance holds the
-   * datapath is unknown); the caller records it and retries.
-   */
-  private async claim(dp: Datapath): Promise<boolean> {
-    const { ctx } = this;
-    const dpidHex = dp.dpidHex;
-    if (!ctx.store.stats().online) {
-      // Known outage (the outbox is buffering): do not spend a server-selection timeout per VM finding out.
-      ctx.log.warn({ dpid: dpidHex }, "lease not checked: MongoDB unreachable");
-      return true;
-    }
-    try {
-      let ok = await ctx.store.claim(dpidHex, ctx.instanceId, this.opts.leaseTtlMs);
-      if (!ok && (await this.releaseDeadLocalLease(dpidHex))) {
-        ok = await ctx.store.claim(dpidHex, ctx.instanceId, this.opts.leaseTtlMs);
-      }
-      if (ok) dp.leased = true;
-      return ok;
-    } catch (e) {
-      if (isOutage(e)) {
-        ctx.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "lease not checked: MongoDB unreachable");
-        return true;
-      }
-      throw new StoreError(
-        `lease of datapath ${dpidHex} could not be checked: ${errorMessage(e)}; its VM is not booted until the lease can be claimed`,
-        "claim",
-        { cause: e },
-      );
-    }
-  }
-
-  /**
-   * releaseDeadLocalLease frees a lease held under the default instance id (`hostname:pid`) of a process of
-   * this machine that no longer runs: an rfboot that was killed and restarted (new pid) must not wait out its
-   * own predecessor's lease (leaseTtl) before it may act. Leases of other machines, of live processes and
-   * of explicit `--instance` ids are left to expire. Returns true when it released one.
-   */
-  private async releaseDeadLocalLease(dpidHex: string): Promise<boolean> {
-    const { ctx } = this;
-    const lease = await ctx.store.lease(dpidHex);
-    if (!lease || lease.owner === ctx.instanceId) return false;
-    const m = /^(.*):(\d+)$/.exec(lease.owner);
-    if (!m || m[1] !== hostname() || lease.expiresAt.getTime() <= ctx.clock.date().getTime()) return false;
-    const pid = Number(m[2]);
-    if (pid === process.pid || this.processAlive(pid)) return false;
-    const released = await ctx.store.release(dpidHex, lease.owner);
-    if (released) {
-      ctx.log.warn(
-        { dpid: dpidHex, previous: lease.owner },
-        "took over the lease of a dead rfboot process of this machine",
-      );
-    }
-    return released;
-  }
-
-  /**
-   * renewLeases keeps the leases of the datapaths this instance serves (switch connected, or an action
-   * queued or running) and releases the others, so another instance can act for a switch that moved to it.
-   */
-  async renewLeases(): Promise<void> {
-    const { ctx } = this;
-    const keep: string[] = [];
-    for (const dp of ctx.datapaths.all()) {
-      if (!dp.leased) continue;
-      if (!dp.connected && !this.busy(dp)) {
-        dp.leased = false;
-        await this.release(dp);
-        continue;
-      }
-      keep.push(dp.dpidHex);
-    }
-    if (keep.length === 0) return;
-    try {
-      // One scan and one update for all of them, not a round trip per datapath.
-      const { lost } = await ctx.store.renewAll(ctx.instanceId, this.opts.leaseTtlMs, undefined, keep);
-      for (const d of lost) {
-        const dp = ctx.datapaths.get(d);
-        if (dp) dp.leased = false;
-      }
-    } catch (e) {
-      // The next round (a third of the lease's ttl later) tries again, before the leases expire. During an
-      // outage that is expected every round and the store already reported the outage.
-      const level = isOutage(e) ? "debug" : "warn";
-      ctx.log[level](
-        { leases: keep.length, err: errorMessage(e) },
-        "leases not renewed; retrying next round",
-      );
-    }
-  }
-
-  /** release gives up a datapath's lease; a failure leaves it to expire after its ttl. */
-  async release(dp: Datapath): Promise<void> {
-    try {
-      await this.ctx.store.release(dp.dpidHex, this.ctx.instanceId);
-    } catch (e) {
-      const level = isOutage(e) ? "debug" : "warn";
-      this.ctx.log[level](
-        { dpid: dp.dpidHex, err: errorMessage(e) },
-        "lease not released; it expires by itself",
-      );
-    }
+  /** renewLeases keeps the leases of the datapaths served (connected, or an action under way). */
+  renewLeases(): Promise<void> {
+    return this.leases.renew((dp) => this.busy(dp));
   }
 
   /** idle resolves when no action is queued or running. */
