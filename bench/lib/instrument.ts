@@ -1,10 +1,17 @@
 /**
  * Instruments for the provisioner bench: a VirshRunner wrapper that timestamps every call (and the moment
- * `virsh start` is issued), a stub runner that answers at once (no libvirt), a MongoStore wrapper that times
+ * `virsh start` is issued), a stub runner that answers at once (no libvirt), a store wrapper that times
  * the calls the daemon awaits before starting a VM (lease claim, rfconfig upsert), and percentiles.
  */
 import { EventEmitter } from "node:events";
-import type { MongoStore } from "../../src/provisioner/index.js";
+import type {
+  DaemonStore,
+  Lease,
+  OutboxStats,
+  PortRegisterWatch,
+  VmRecord,
+  WriteOutcome,
+} from "../../src/provisioner/index.js";
 import { makeVirshError, type VirshRunner } from "../../src/provisioner/libvirt/virsh.js";
 
 /** Call is one timed external call (virsh or MongoDB). */
@@ -83,10 +90,10 @@ export function stubRunner(): VirshRunner {
 }
 
 /** instrumentStore times the store calls the daemon awaits on its way to `virsh start`. */
-export function instrumentStore(store: MongoStore, log: CallLog): void {
+export function instrumentStore(store: DaemonStore, log: CallLog): void {
   const claim = store.claim.bind(store);
   const upsert = store.upsertRfconfigRows.bind(store);
-  store.claim = async (...a: Parameters<MongoStore["claim"]>) => {
+  store.claim = async (...a: Parameters<DaemonStore["claim"]>) => {
     const t0 = performance.now();
     try {
       return await claim(...a);
@@ -95,7 +102,7 @@ export function instrumentStore(store: MongoStore, log: CallLog): void {
     }
   };
   const patch = store.patchRecord.bind(store);
-  store.patchRecord = async (...a: Parameters<MongoStore["patchRecord"]>) => {
+  store.patchRecord = async (...a: Parameters<DaemonStore["patchRecord"]>) => {
     const t0 = performance.now();
     try {
       return await patch(...a);
@@ -104,7 +111,7 @@ export function instrumentStore(store: MongoStore, log: CallLog): void {
       log.sideCalls.push({ what: "mongo patchRecord", t0, t1: performance.now() });
     }
   };
-  store.upsertRfconfigRows = async (...a: Parameters<MongoStore["upsertRfconfigRows"]>) => {
+  store.upsertRfconfigRows = async (...a: Parameters<DaemonStore["upsertRfconfigRows"]>) => {
     const t0 = performance.now();
     try {
       return await upsert(...a);
@@ -136,26 +143,58 @@ export function summary(xs: readonly number[]): Record<string, number> {
 }
 
 /**
- * nullStore is a stand-in for MongoStore that answers at once and keeps nothing: with the stub runner it
- * leaves only rfboot's own work between FEATURES_REPLY and `virsh start` (no MongoDB, no libvirt). It has
- * exactly the methods the Daemon calls.
+ * NullStore is a DaemonStore that answers at once and keeps nothing: with the stub runner it leaves only
+ * rfboot's own work between FEATURES_REPLY and `virsh start` (no MongoDB, no libvirt). Every lease is
+ * granted, no record exists, and a PortRegister never comes.
  */
-export function nullStore(): MongoStore {
-  const store = Object.assign(new EventEmitter(), {
-    listRecords: () => Promise.resolve([]),
-    patchRecord: () => Promise.resolve("written"),
-    logEvent: () => Promise.resolve("written"),
-    claim: () => Promise.resolve(true),
-    renew: () => Promise.resolve(true),
-    renewAll: (_owner: string, _ttl: number, _now?: Date, dpids: readonly string[] = []) =>
-      Promise.resolve({ renewed: [...dpids], lost: [] }),
-    release: () => Promise.resolve(true),
-    upsertRfconfigRows: () => Promise.resolve("written"),
-    getRecord: () => Promise.resolve(undefined),
-    lease: () => Promise.resolve(undefined),
-    stats: () => ({ pending: 0, written: 0, failed: 0, droppedEvents: 0, retries: 0, online: true }),
-    watchPortRegister: () => ({ ready: new Promise(() => undefined), stop: () => undefined }),
-    close: () => Promise.resolve(0),
-  });
-  return store as unknown as MongoStore;
+export class NullStore extends EventEmitter implements DaemonStore {
+  listRecords(): Promise<VmRecord[]> {
+    return Promise.resolve([]);
+  }
+  getRecord(): Promise<VmRecord | undefined> {
+    return Promise.resolve(undefined);
+  }
+  patchRecord(): Promise<WriteOutcome> {
+    return Promise.resolve("written");
+  }
+  logEvent(): Promise<WriteOutcome> {
+    return Promise.resolve("written");
+  }
+  upsertRfconfigRows(): Promise<WriteOutcome> {
+    return Promise.resolve("written");
+  }
+  claim(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  renewAll(
+    _owner: string,
+    _ttlMs: number,
+    _now?: Date,
+    dpids: readonly string[] = [],
+  ): Promise<{ renewed: string[]; lost: string[] }> {
+    return Promise.resolve({ renewed: [...dpids], lost: [] });
+  }
+  release(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  lease(): Promise<Lease | undefined> {
+    return Promise.resolve(undefined);
+  }
+  watchPortRegister(): PortRegisterWatch {
+    return { ready: new Promise<never>(() => undefined), stop: () => undefined };
+  }
+  stats(): OutboxStats {
+    return { pending: 0, written: 0, failed: 0, droppedEvents: 0, retries: 0, online: true };
+  }
+  pending(): number {
+    return 0;
+  }
+  close(): Promise<number> {
+    return Promise.resolve(0);
+  }
+}
+
+/** nullStore returns a new NullStore. */
+export function nullStore(): DaemonStore {
+  return new NullStore();
 }

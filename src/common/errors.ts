@@ -90,15 +90,22 @@ export class ConsoleError extends RfbootError {
   }
 }
 
-/** StoreError: a MongoDB operation that failed; `operation` names what was attempted. */
+/**
+ * StoreError: a MongoDB operation that failed; `operation` names what was attempted. `outage` is the label
+ * set where the store classifies the failure: true when MongoDB could not be reached (down, restarting,
+ * network), so the operation may succeed later unchanged; false when MongoDB (or rfboot's own checks)
+ * refused it. Callers ask `isOutage(err)` instead of reading the message.
+ */
 export class StoreError extends RfbootError {
   override name = "StoreError";
+  readonly outage: boolean;
   constructor(
     message: string,
     readonly operation: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; outage?: boolean },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.outage = options?.outage ?? false;
   }
 }
 

@@ -47,6 +47,8 @@ export interface HostRegistryOptions {
   timeoutMs?: number;
   /** shutdownTimeoutMs for the shutdown leave policy. */
   shutdownTimeoutMs?: number;
+  /** date stamps probes (`probedAt`; default new Date): injected so tests control time. */
+  date?: () => Date;
 }
 
 /** summarize turns a domain list into the probe counters. */
@@ -65,28 +67,62 @@ export function summarize(domains: readonly DomainInfo[]): { running: number; me
 export class HostRegistry {
   private readonly managers = new Map<string, DomainManager>();
   private readonly probes = new Map<string, HostProbe>();
+  private readonly run: VirshRunner;
   private readonly probeRunner: VirshRunner;
-  readonly hosts: readonly HostSpec[];
+  private readonly date: () => Date;
+  private list: readonly HostSpec[] = [];
 
   constructor(private readonly opts: HostRegistryOptions) {
-    this.hosts = opts.hosts;
-    const run = opts.run ?? createSpawnRunner();
+    this.run = opts.run ?? createSpawnRunner();
+    this.date = opts.date ?? (() => new Date());
     const probeTimeout = opts.probeTimeoutMs ?? 5_000;
     this.probeRunner = (uri, args, o) =>
-      run(uri, args, { ...o, timeoutMs: Math.min(o?.timeoutMs ?? probeTimeout, probeTimeout) });
-    for (const h of opts.hosts) {
+      this.run(uri, args, { ...o, timeoutMs: Math.min(o?.timeoutMs ?? probeTimeout, probeTimeout) });
+    this.setHosts(opts.hosts);
+  }
+
+  /** hosts are the configured hosts, in config order. */
+  get hosts(): readonly HostSpec[] {
+    return this.list;
+  }
+
+  /**
+   * setHosts replaces the host list (a reloaded config): a new host gets a manager and counts in probes and
+   * capacities at once; a removed one loses its manager and its last probe, so placement no longer offers
+   * it. A host whose URI changed gets a new manager. Returns the names added and removed.
+   */
+  setHosts(hosts: readonly HostSpec[]): { added: string[]; removed: string[] } {
+    const before = new Map(this.list.map((h) => [h.name, h]));
+    const after = new Set(hosts.map((h) => h.name));
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const [name, h] of before) {
+      const next = hosts.find((x) => x.name === name);
+      if (next && next.uri === h.uri) continue;
+      const m = this.managers.get(name);
+      this.managers.delete(name);
+      this.probes.delete(name);
+      // Its private temp dir only; a failure leaves an empty directory behind, nothing else.
+      void m?.dispose().catch(() => undefined);
+      if (!after.has(name)) removed.push(name);
+    }
+    for (const h of hosts) {
+      if (this.managers.has(h.name)) continue;
+      if (!before.has(h.name)) added.push(h.name);
       this.managers.set(
         h.name,
         new DomainManager({
           host: { name: h.name, uri: h.uri },
-          run,
-          tools: opts.tools,
-          log: opts.log ?? silentLogger,
-          timeoutMs: opts.timeoutMs,
-          shutdownTimeoutMs: opts.shutdownTimeoutMs,
+          run: this.run,
+          tools: this.opts.tools,
+          log: this.opts.log ?? silentLogger,
+          timeoutMs: this.opts.timeoutMs,
+          shutdownTimeoutMs: this.opts.shutdownTimeoutMs,
         }),
       );
     }
+    this.list = [...hosts];
+    return { added, removed };
   }
 
   /** manager returns the DomainManager of a host (throws for an unknown name: a programming error). */
@@ -117,7 +153,7 @@ export class HostRegistry {
         latencyMs: performance.now() - t0,
         domains,
         ...summarize(domains),
-        probedAt: new Date(),
+        probedAt: this.date(),
       };
     } catch (e) {
       p = {
@@ -129,10 +165,11 @@ export class HostRegistry {
         domains: [],
         running: 0,
         memoryInUseMiB: 0,
-        probedAt: new Date(),
+        probedAt: this.date(),
       };
     }
-    this.probes.set(host, p);
+    // A host removed (setHosts) while its probe ran is not recorded again.
+    if (this.managers.has(host)) this.probes.set(host, p);
     return p;
   }
 

@@ -15,7 +15,7 @@ export {
   type LeaveOutcome,
 } from "./lifecycle.js";
 export { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
-export { LibvirtEvents, type DomainEvent } from "./libvirt-events.js";
+export { LibvirtEvents, recordStateOf, type DomainEvent } from "./libvirt-events.js";
 export type { DataNic } from "./hotplug.js";
 export {
   watchDomainConsole,

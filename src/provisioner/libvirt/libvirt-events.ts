@@ -7,6 +7,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { silentLogger, type Logger } from "../../common/log.js";
 import type { DomainState, HostRef } from "./lifecycle.js";
+import type { VmState } from "../store/index.js";
 import { VIRSH_ENV } from "./virsh.js";
 
 /** LIFECYCLE_EVENTS are the words virsh prints for lifecycle events (virshDomainEventToString). */
@@ -51,6 +52,23 @@ export type DomainEvent =
 const LINE =
   /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)([+-]\d\d)(\d\d): event '([^']+)' for domain '(.*?)'(?:: (.*))?$/;
 const LINE_NO_TS = /^event '([^']+)' for domain '(.*?)'(?:: (.*))?$/;
+
+/**
+ * recordStateOf maps a domain event to the VM record state it implies: stopped (saved: suspended),
+ * undefined (missing), crashed (failed); undefined for events that do not change the record.
+ */
+export function recordStateOf(e: DomainEvent): VmState | undefined {
+  if (e.type === "other") return undefined;
+  if (e.type === "lifecycle") {
+    if (e.event === "Stopped") return e.detail.includes("Saved") ? "suspended" : "stopped";
+    if (e.event === "Undefined") return "missing";
+    if (e.event === "Crashed") return "failed";
+    return undefined;
+  }
+  if (e.state === "undefined") return "missing";
+  if (e.state === "shutoff") return "stopped";
+  return undefined;
+}
 
 /**
  * parseEventLine parses one line of `virsh event --loop --all [--timestamp]`, e.g.

@@ -89,7 +89,7 @@ export class TurnBatcher<I, O> {
               new StoreError(
                 `a batch of ${batch.length} MongoDB calls did not settle within ${this.stallMs} ms`,
                 "batch",
-                { cause: new MongoNetworkError("operation stalled") },
+                { cause: new MongoNetworkError("operation stalled"), outage: true },
               ),
             ),
           this.stallMs,

@@ -118,10 +118,18 @@ function transientOne(e: unknown): boolean {
   return false;
 }
 
-/** isUnavailable reports a StoreError (or driver error) that means MongoDB could not be reached. */
-export function isUnavailable(err: unknown): boolean {
+/**
+ * isOutage reports a failure that means MongoDB could not be reached: a StoreError carrying the outage label
+ * (set by `wrap` and the store's stall guards), or a raw driver or socket error that `isTransient` classifies
+ * so. A refused operation, a bad input or a closed store is not an outage.
+ */
+export function isOutage(err: unknown): boolean {
+  if (err instanceof StoreError) return err.outage;
   return isTransient(err);
 }
+
+/** isUnavailable is the older name of isOutage. */
+export const isUnavailable = isOutage;
 
 /** wrap turns any failure of `operation` into a StoreError that names it and keeps the cause. */
 export function wrap(operation: string, err: unknown, what = ""): StoreError {
@@ -131,6 +139,7 @@ export function wrap(operation: string, err: unknown, what = ""): StoreError {
     : errorMessage(err);
   return new StoreError(`${operation}${what ? ` (${what})` : ""} failed: ${reason}`, operation, {
     cause: err,
+    outage: isTransient(err),
   });
 }
 

@@ -1,5 +1,6 @@
 /** Public API of the MongoDB store (re-exported by src/provisioner/index.ts). */
-export { DUPLICATE_KEY, isDuplicateKey, isTransient, isUnavailable } from "./errors.js";
+export { DUPLICATE_KEY, isDuplicateKey, isOutage, isTransient, isUnavailable } from "./errors.js";
+export type { DaemonStore, PortRegisterWatch } from "./daemon-store.js";
 export { LeaseTable } from "./leases.js";
 export {
   DEFAULT_DATABASE,

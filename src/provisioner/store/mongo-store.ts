@@ -34,6 +34,7 @@ import {
   isTransient,
   wrap,
 } from "./errors.js";
+import type { DaemonStore } from "./daemon-store.js";
 import { LeaseTable, type LeaseDoc } from "./leases.js";
 import {
   applyRfconfigRows,
@@ -166,7 +167,7 @@ function applyPatch(base: VmRecord | undefined, dpidHex: string, patch: RecordPa
  * MongoStore is rfboot's MongoDB access. Events: `flushed` (outbox empty again; payload: writes flushed),
  * `offline` (error), `online`, `writeError` (StoreError, op: a write MongoDB refused; it is dropped).
  */
-export class MongoStore extends EventEmitter {
+export class MongoStore extends EventEmitter implements DaemonStore {
   /** database is the database name in use. */
   readonly database: string;
   /** collections names the collections in use. */

@@ -527,6 +527,7 @@ export class Outbox extends EventEmitter {
         new StoreError(
           `outbox.${op.type} did not settle within ${this.opts.stallMs} ms; retrying it`,
           `outbox.${op.type}`,
+          { outage: true },
         ),
         true,
         kind,

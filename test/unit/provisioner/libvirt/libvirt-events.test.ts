@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   LibvirtEvents,
   parseEventLine,
+  recordStateOf,
   type DomainEvent,
   type PolledDomain,
 } from "../../../../src/provisioner/libvirt/libvirt-events.js";
@@ -131,5 +132,32 @@ describe("LibvirtEvents", () => {
       ["b", "shutoff", "undefined"],
     ]);
     expect(errs).toHaveLength(1);
+  });
+});
+
+describe("recordStateOf", () => {
+  it("maps the real event lines to record states (saved = suspended; start and pause leave the record)", () => {
+    const states = REAL.map((l) => {
+      const e = parseEventLine(l, "h1");
+      return e ? recordStateOf(e) : "unparsed";
+    });
+    expect(states).toEqual([undefined, undefined, undefined, undefined, "suspended", "stopped", "missing"]);
+  });
+
+  it("maps polled states: shut off = stopped, gone = missing, running = no change", () => {
+    const polled = (state: "shutoff" | "undefined" | "running"): DomainEvent => ({
+      type: "state",
+      host: "h1",
+      domain: "vm1",
+      state,
+      previous: "running",
+      at: new Date(0),
+      source: "poll",
+    });
+    expect([polled("shutoff"), polled("undefined"), polled("running")].map(recordStateOf)).toEqual([
+      "stopped",
+      "missing",
+      undefined,
+    ]);
   });
 });

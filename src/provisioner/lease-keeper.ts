@@ -1,0 +1,144 @@
+/**
+ * Leases of the datapaths this instance serves: several rfboot instances may share one MongoDB, and a dpid
+ * is acted on by the instance holding its lease. Claimed before an ensure, renewed while the switch is
+ * served, released when it is not.
+ */
+import { hostname } from "node:os";
+import { StoreError, errorMessage } from "../common/errors.js";
+import type { DaemonContext } from "./daemon-context.js";
+import type { Datapath } from "./datapath.js";
+import { isOutage } from "./store/index.js";
+
+/** LeaseKeeperOptions: the lease ttl, and how to tell whether a local pid still runs. */
+export interface LeaseKeeperOptions {
+  ttlMs: number;
+  /** processAlive tells whether a local pid runs (a dead predecessor's lease is taken over). */
+  processAlive?: (pid: number) => boolean;
+}
+
+function defaultProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** LeaseKeeper claims, renews and releases the leases of this instance's datapaths. */
+export class LeaseKeeper {
+  private readonly processAlive: (pid: number) => boolean;
+
+  constructor(
+    private readonly ctx: DaemonContext,
+    private readonly opts: LeaseKeeperOptions,
+  ) {
+    this.processAlive = opts.processAlive ?? defaultProcessAlive;
+  }
+
+  /**
+   * claim takes the datapath's lease for this instance. While MongoDB is out (known from the outbox, or
+   * the claim's own failure is an outage) it boots anyway: the VM runs while the database is away and the
+   * record follows. Any other failure is thrown (the VM is not booted: whether another instance holds the
+   * datapath is unknown); the caller records it and retries.
+   */
+  async claim(dp: Datapath): Promise<boolean> {
+    const { ctx } = this;
+    const dpidHex = dp.dpidHex;
+    if (!ctx.store.stats().online) {
+      // Known outage (the outbox is buffering): do not spend a server-selection timeout per VM finding out.
+      ctx.log.warn({ dpid: dpidHex }, "lease not checked: MongoDB unreachable");
+      return true;
+    }
+    try {
+      let ok = await ctx.store.claim(dpidHex, ctx.instanceId, this.opts.ttlMs);
+      if (!ok && (await this.releaseDeadLocalLease(dpidHex))) {
+        ok = await ctx.store.claim(dpidHex, ctx.instanceId, this.opts.ttlMs);
+      }
+      if (ok) dp.leased = true;
+      return ok;
+    } catch (e) {
+      if (isOutage(e)) {
+        ctx.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "lease not checked: MongoDB unreachable");
+        return true;
+      }
+      throw new StoreError(
+        `lease of datapath ${dpidHex} could not be checked: ${errorMessage(e)}; its VM is not booted until the lease can be claimed`,
+        "claim",
+        { cause: e },
+      );
+    }
+  }
+
+  /**
+   * releaseDeadLocalLease frees a lease held under the default instance id (`hostname:pid`) of a process of
+   * this machine that no longer runs: an rfboot that was killed and restarted (new pid) must not wait out its
+   * own predecessor's lease (leaseTtl) before it may act. Leases of other machines, of live processes and
+   * of explicit `--instance` ids are left to expire. Returns true when it released one.
+   */
+  private async releaseDeadLocalLease(dpidHex: string): Promise<boolean> {
+    const { ctx } = this;
+    const lease = await ctx.store.lease(dpidHex);
+    if (!lease || lease.owner === ctx.instanceId) return false;
+    const m = /^(.*):(\d+)$/.exec(lease.owner);
+    if (!m || m[1] !== hostname() || lease.expiresAt.getTime() <= ctx.clock.date().getTime()) return false;
+    const pid = Number(m[2]);
+    if (pid === process.pid || this.processAlive(pid)) return false;
+    const released = await ctx.store.release(dpidHex, lease.owner);
+    if (released) {
+      ctx.log.warn(
+        { dpid: dpidHex, previous: lease.owner },
+        "took over the lease of a dead rfboot process of this machine",
+      );
+    }
+    return released;
+  }
+
+  /**
+   * renewLeases keeps the leases of the datapaths this instance serves (switch connected, or an action
+   * queued or running) and releases the others, so another instance can act for a switch that moved to it.
+   */
+  async renew(busy: (dp: Datapath) => boolean): Promise<void> {
+    const { ctx } = this;
+    const keep: string[] = [];
+    for (const dp of ctx.datapaths.all()) {
+      if (!dp.leased) continue;
+      if (!dp.connected && !busy(dp)) {
+        dp.leased = false;
+        await this.release(dp);
+        continue;
+      }
+      keep.push(dp.dpidHex);
+    }
+    if (keep.length === 0) return;
+    try {
+      // One scan and one update for all of them, not a round trip per datapath.
+      const { lost } = await ctx.store.renewAll(ctx.instanceId, this.opts.ttlMs, undefined, keep);
+      for (const d of lost) {
+        const dp = ctx.datapaths.get(d);
+        if (dp) dp.leased = false;
+      }
+    } catch (e) {
+      // The next round (a third of the lease's ttl later) tries again, before the leases expire. During an
+      // outage that is expected every round and the store already reported the outage.
+      const level = isOutage(e) ? "debug" : "warn";
+      ctx.log[level](
+        { leases: keep.length, err: errorMessage(e) },
+        "leases not renewed; retrying next round",
+      );
+    }
+  }
+
+  /** release gives up a datapath's lease; a failure leaves it to expire after its ttl. */
+  async release(dp: Datapath): Promise<void> {
+    try {
+      await this.ctx.store.release(dp.dpidHex, this.ctx.instanceId);
+    } catch (e) {
+      const level = isOutage(e) ? "debug" : "warn";
+      this.ctx.log[level](
+        { dpid: dp.dpidHex, err: errorMessage(e) },
+        "lease not released; it expires by itself",
+      );
+    }
+  }
+}

@@ -1,0 +1,450 @@
+/**
+ * Provisioning steps of one datapath: on join resolve its VM, place it and queue `ensure` (lease -> rfconfig
+ * rows -> XML -> define + start, or adopt/resume -> readiness); on leave queue the leave policy after its
+ * grace period; record a failure with its cause and retry with backoff while the switch stays connected.
+ */
+import { RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
+import { buildDomainXml } from "../xmlgen/index.js";
+import type { UpEvent } from "../controller/index.js";
+import { configHash, hostsFor, resolveDatapath, type HostConfig, type ResolvedVm } from "./config/index.js";
+import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
+import type { Datapath } from "./datapath.js";
+import type { DiskPlan as LifecycleDisk, LeaveAction, LeaveOutcome } from "./libvirt/index.js";
+import { rfconfigRows } from "./mapping.js";
+import { PlacementError, place, type HostCapacity } from "./placement.js";
+import { ActionQueue } from "./queue.js";
+import { LeaseKeeper } from "./lease-keeper.js";
+import type { RecordPatch, VmState } from "./store/index.js";
+import type { ReadinessMode, ReadinessWatcher } from "./vm-readiness.js";
+
+/** DaemonAction is what the queue runs for one dpid: make its VM run, or apply the leave policy. */
+export type DaemonAction =
+  | { kind: "ensure"; vm: ResolvedVm; host: string; joinedAt: number }
+  | { kind: "leave"; vm: ResolvedVm; host: string; action: LeaveAction };
+
+/** ProvisioningOptions tune retries and leases; `mayLeave` comes from host health. */
+export interface ProvisioningOptions {
+  leaseTtlMs: number;
+  /** retry backoff of failed ensures (ms): first delay and cap. */
+  retryInitialMs: number;
+  retryMaxMs: number;
+  /** mayLeave: the hostLoss policy allows re-placing the VMs of this (lost) host now. */
+  mayLeave: (host: string) => boolean;
+  /** processAlive tells whether a local pid runs (a dead predecessor's lease is taken over). */
+  processAlive?: (pid: number) => boolean;
+}
+
+const STATE_OF_LEAVE: Record<LeaveOutcome, VmState | undefined> = {
+  kept: undefined,
+  shutdown: "stopped",
+  destroyed: "stopped",
+  saved: "suspended",
+  "not-running": "stopped",
+  missing: "missing",
+};
+
+/** MAX_CONCURRENT_ACTIONS caps provisioning actions in flight (a burst of joins waits in the queue beyond it). */
+const MAX_CONCURRENT_ACTIONS = 128;
+
+function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefined {
+  const d = vm.plan(host).disk;
+  if (!d || d.kind === "none") return undefined;
+  return { kind: d.kind, base: d.base, format: d.baseFormat, path: d.path };
+}
+
+/** errorKind is the short tag recorded in `lastError.kind` and the failure metric. */
+export function errorKind(err: unknown): string {
+  if (err instanceof VirshError) return err.kind;
+  if (err instanceof PlacementError) return "placement";
+  if (err instanceof StoreError) return err.operation === "claim" ? "lease" : "store";
+  if (err instanceof RfbootError) return err.name;
+  return "other";
+}
+
+/** Gate is a counting semaphore: at most `limit` tasks run at once, the others wait in FIFO order. */
+class Gate {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    }
+  }
+}
+
+/** Provisioning runs ensure and leave actions through the queue, with retries and leases. */
+export class Provisioning {
+  private readonly queue: ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>;
+  private readonly startGates = new Map<string, Gate>();
+  /** leases: the lease of each datapath this instance serves. */
+  readonly leases: LeaseKeeper;
+
+  constructor(
+    private readonly ctx: DaemonContext,
+    private readonly readiness: ReadinessWatcher,
+    private readonly opts: ProvisioningOptions,
+  ) {
+    this.leases = new LeaseKeeper(ctx, {
+      ttlMs: opts.leaseTtlMs,
+      ...(opts.processAlive ? { processAlive: opts.processAlive } : {}),
+    });
+    this.queue = new ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>({
+      // Only define/start hold one of a host's start slots (startGate); the lease, the MongoDB writes and
+      // the XML of other joins proceed meanwhile, so a slow database does not idle the hosts.
+      classify: (a) => ({ host: a.host, limited: false }),
+      globalLimit: MAX_CONCURRENT_ACTIONS,
+      hostLimit: (h) => this.ctx.config().hosts.find((x) => x.name === h)?.maxConcurrentStarts ?? 1,
+      now: () => this.ctx.clock.now(),
+      handler: (key, action) => {
+        const dp = this.ctx.datapaths.obtain(key);
+        return action.kind === "ensure" ? this.ensure(dp, action) : this.leave(dp, action);
+      },
+      // A failed action has been recorded and logged by `fail` (and retried); the queue need not report it.
+      onError: () => undefined,
+    });
+  }
+
+  /**
+   * joined handles a switch's join: a leave waiting out its grace period is dropped, the VM is resolved
+   * from the config once, from the ports the switch reported (kept on the Datapath), the join is recorded
+   * and the VM ensured. A dpid without a VM (policy ignore, or a template that cannot be derived) is
+   * reported `ignored`.
+   */
+  joined(dp: Datapath, e: UpEvent, joinedAt: number): void {
+    const { ctx } = this;
+    const dpidHex = dp.dpidHex;
+    if (dp.cancelLeave()) this.cancelPendingLeave(dp);
+    try {
+      dp.vm = resolveDatapath(ctx.config(), e.dpid, dp.joinPorts);
+    } catch (err) {
+      dp.vm = undefined;
+      ctx.log.error({ dpid: dpidHex, err: errorMessage(err) }, "cannot derive a VM for this datapath");
+      ctx.emit("ignored", { dpidHex, reason: errorMessage(err) });
+      return;
+    }
+    if (!dp.vm) {
+      ctx.log.info({ dpid: dpidHex, peer: e.peer }, "datapath has no VM in the config: ignored (policy)");
+      ctx.emit("ignored", { dpidHex, reason: "unknown datapath" });
+      ctx.record.event({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` });
+      return;
+    }
+    this.recordJoin(dp, e);
+    this.submitEnsure(dp, joinedAt);
+  }
+
+  /** recordJoin writes a datapath's join (switch peer, version, ports, VM identity) to its record and the log. */
+  recordJoin(dp: Datapath, e: UpEvent): void {
+    const { ctx } = this;
+    const vm = dp.vm;
+    if (!vm) return;
+    ctx.log.info({ dpid: dp.dpidHex, vm: vm.name, peer: e.peer, version: e.version }, "datapath joined");
+    ctx.emit("joined", { dpidHex: dp.dpidHex, vm: vm.name, peer: e.peer });
+    // Records keep the wire version (1 = 1.0 ... 6 = 1.5), as OpenFlow numbers it and the session negotiated.
+    const sw = { peer: e.peer, version: e.wireVersion, connected: true };
+    const ports = e.ports.map((p) => {
+      const mapped = vm.ports.find((q) => q.dpPort === p.no);
+      return { dpPort: p.no, name: p.name, hwAddr: p.mac, ...(mapped ? { vmPort: mapped.vmPort } : {}) };
+    });
+    ctx.record.patch(dp.dpidHex, {
+      joinedAt: ctx.clock.date(),
+      switch: sw,
+      ports,
+      vmName: vm.name,
+      vmId: vm.vmId.toString(10),
+      vmMac: vm.vmMac,
+      hypervisor: vm.hypervisor,
+      owner: ctx.instanceId,
+    });
+    ctx.record.event({ dpid: dp.dpidHex, vm: vm.name, kind: "join", detail: e.peer });
+  }
+
+  /**
+   * left handles a switch's leave: its retry stops, the leave is recorded, and the leave policy is queued
+   * after its grace period unless the switch is back by then. The VM is the one resolved at join (from the
+   * ports seen then), so the policy applies to the VM and ports that were ensured. Returns false when the
+   * datapath has nothing to keep (no VM, no placement, no action under way).
+   */
+  left(dp: Datapath, reason: string): boolean {
+    const { ctx } = this;
+    const dpidHex = dp.dpidHex;
+    dp.cancelRetry();
+    const vm = dp.vm;
+    ctx.log.info({ dpid: dpidHex, vm: vm?.name, reason }, "datapath left");
+    if (!vm) return dp.placement !== undefined || this.busy(dp);
+    ctx.record.patch(dpidHex, { leftAt: ctx.clock.date(), switch: { connected: false } });
+    ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "leave", detail: reason });
+    const policy = ctx.config().policies.leave;
+    if (policy.action === "keep") return true;
+    dp.armLeave(
+      ctx.clock.after(policy.graceSeconds * 1000, () => {
+        dp.leaveFired();
+        if (dp.connected || ctx.stopped()) return;
+        this.submitLeave(dp, policy.action);
+      }),
+    );
+    return true;
+  }
+
+  /** busy: an action of this datapath is queued or running. */
+  busy(dp: Datapath): boolean {
+    return this.queue.pendingOf(dp.dpidHex) !== undefined || this.queue.runningOf(dp.dpidHex) !== undefined;
+  }
+
+  /** cancelPendingLeave drops a queued leave that has not run yet (the switch is back). */
+  cancelPendingLeave(dp: Datapath): void {
+    if (this.queue.pendingOf(dp.dpidHex)?.kind === "leave") this.queue.cancel(dp.dpidHex);
+  }
+
+  /** submitEnsure places the datapath's VM and queues its ensure; a placement failure is recorded. */
+  submitEnsure(dp: Datapath, joinedAt: number): void {
+    const vm = dp.vm;
+    if (!vm) return;
+    let host: string;
+    try {
+      host = place(
+        { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
+        this.candidateCapacities(dp, vm),
+        this.ctx.datapaths.placements(),
+      ).host;
+    } catch (err) {
+      this.fail(dp, vm, err, "placement");
+      return;
+    }
+    dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB };
+    void this.queue.submit(dp.dpidHex, { kind: "ensure", vm, host, joinedAt });
+  }
+
+  /** submitLeave queues the leave policy for the datapath's VM where it is placed. */
+  submitLeave(dp: Datapath, action: LeaveAction): void {
+    const vm = dp.vm;
+    const host = dp.placement?.host;
+    if (!vm || !host) return;
+    void this.queue.submit(dp.dpidHex, { kind: "leave", vm, host, action });
+  }
+
+  /** retryNow runs a waiting retry at once (its host answers again). */
+  retryNow(dp: Datapath): void {
+    if (!dp.cancelRetry()) return;
+    this.submitEnsure(dp, this.ctx.clock.now());
+  }
+
+  /**
+   * candidateCapacities: the hosts whose drivers can run this VM's hypervisor. The host the VM is placed on
+   * counts as reachable even when lost, unless the hostLoss policy is `replace` and it has been lost for
+   * `afterSeconds`: until then a VM stays where its disk and definition are (retries go there).
+   */
+  private candidateCapacities(dp: Datapath, vm: ResolvedVm): HostCapacity[] {
+    const ok = new Set(hostsFor(this.ctx.config(), vm).map((h) => h.name));
+    const stay = dp.placement?.host;
+    const keep = stay !== undefined && !this.opts.mayLeave(stay);
+    return this.ctx.hosts
+      .capacities()
+      .filter((c) => ok.has(c.name))
+      .map((c) => (keep && c.name === stay ? { ...c, reachable: true } : c));
+  }
+
+  /** startGate is the host's limit on concurrent define/start (maxConcurrentStarts, read at first use). */
+  private startGate(host: string): Gate {
+    let g = this.startGates.get(host);
+    if (!g) {
+      g = new Gate(this.ctx.config().hosts.find((h) => h.name === host)?.maxConcurrentStarts ?? 1);
+      this.startGates.set(host, g);
+    }
+    return g;
+  }
+
+  /** forgetHost drops a removed host's start gate (a host added again later gets a fresh one). */
+  forgetHost(host: string): void {
+    this.startGates.delete(host);
+  }
+
+  private async ensure(dp: Datapath, a: Extract<DaemonAction, { kind: "ensure" }>): Promise<EnsureOutcome> {
+    const { ctx } = this;
+    const { vm, host } = a;
+    const dpidHex = dp.dpidHex;
+    const hostCfg = ctx.config().hosts.find((h) => h.name === host);
+    try {
+      if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
+      const claimed = await this.leases.claim(dp);
+      if (!claimed) {
+        ctx.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
+        this.scheduleRetry(dp, this.opts.leaseTtlMs);
+        return { dpidHex, vm: vm.name, host, action: "leased-elsewhere", reactionMs: 0 };
+      }
+      // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers.
+      await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
+      const plan = vm.plan(hostCfg);
+      const xml = buildDomainXml(plan.description);
+      const uuid = plan.description.uuid ?? "";
+      const fingerprint = configHash(vm);
+      const definedAs = `${host} ${uuid} ${fingerprint}`;
+      // An existing domain already defined from this very VM config is not redefined (a no-op `virsh define`
+      // per rejoin or restart); a changed VM (SIGHUP) or an unknown definition is, and takes it at next start.
+      const redefine = dp.definedAs !== definedAs;
+      // The fingerprint says what the domain was defined from: written now only when that is already true,
+      // otherwise once `define` succeeded (a failed redefine must not leave the new config's fingerprint).
+      ctx.record.patch(dpidHex, { host, uuid, ...(redefine ? {} : { configFingerprint: fingerprint }) });
+      const manager = ctx.hosts.manager(host);
+      const readinessFrom = await this.readiness.offset(plan.consoleLog);
+      const disk = lifecycleDisk(vm, hostCfg);
+      const res = await this.startGate(host).run(() =>
+        manager.ensureRunning({
+          name: vm.name,
+          uuid,
+          xml,
+          redefine,
+          ...(disk ? { disk } : {}),
+          // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
+          onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
+          onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
+        }),
+      );
+      dp.definedAs = definedAs;
+      const t = res.timings;
+      const sinceJoin = ctx.clock.now() - a.joinedAt;
+      const reactionMs = sinceJoin - t.totalMs + (t.stateMs ?? 0) + (t.diskMs ?? 0) + (t.defineMs ?? 0);
+      ctx.metrics.reactionSeconds.observe(reactionMs / 1000);
+      ctx.metrics.bootSeconds.observe(sinceJoin / 1000);
+      ctx.metrics.boots.inc({ action: res.action, host });
+      const patch: RecordPatch = { state: "running", host, lastError: null, attempts: 0 };
+      // startedAt: when this attempt's start/resume completed (definedAt was written when define completed).
+      if (res.startedAt) patch.startedAt = res.startedAt;
+      // Not awaited: the VM runs now whatever the database says; the outbox writes the record (merged with
+      // the join's and `starting`'s patches during a burst) and this store reads its own pending writes.
+      ctx.record.patch(dpidHex, patch);
+      dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: true };
+      dp.succeeded(ctx.clock.date().getTime());
+      ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "boot", detail: `${res.action} on ${host}` });
+      ctx.log.info(
+        {
+          dpid: dpidHex,
+          vm: vm.name,
+          host,
+          action: res.action,
+          reactionMs: Math.round(reactionMs * 100) / 100,
+        },
+        "VM running",
+      );
+      const out = { dpidHex, vm: vm.name, host, action: res.action, reactionMs };
+      ctx.emit("ensured", out);
+      // An adopted VM that was ready since its last start stays ready: after a restore it never prints its
+      // boot marker again, and a running guest's PortRegister is long gone from the capped IPC channel.
+      let mode: ReadinessMode = res.restored || res.action === "resumed" ? "restored" : "boot";
+      if (res.action === "adopted" && (await this.wasReady(dpidHex))) mode = "was-ready";
+      this.readiness.watch(
+        dp,
+        vm,
+        plan.consoleLog,
+        res.action === "adopted" ? 0 : readinessFrom,
+        a.joinedAt,
+        mode,
+      );
+      return out;
+    } catch (err) {
+      dp.definedAs = undefined;
+      this.fail(dp, vm, err, "ensure");
+      throw err;
+    }
+  }
+
+  /** wasReady: the record says the VM was ready since its last start. */
+  private async wasReady(dpidHex: string): Promise<boolean> {
+    let rec;
+    try {
+      rec = await this.ctx.store.getRecord(dpidHex);
+    } catch (e) {
+      // Unknown: readiness is watched as for a boot, which at worst reports a timeout for a ready VM.
+      this.ctx.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "record not read: readiness watched anew");
+      return false;
+    }
+    const readyAt = rec?.readyAt ? new Date(rec.readyAt).getTime() : undefined;
+    const startedAt = rec?.startedAt ? new Date(rec.startedAt).getTime() : 0;
+    return readyAt !== undefined && readyAt >= startedAt;
+  }
+
+  private async leave(dp: Datapath, a: Extract<DaemonAction, { kind: "leave" }>): Promise<LeaveOutcome> {
+    const { ctx } = this;
+    const dpidHex = dp.dpidHex;
+    try {
+      const outcome = await ctx.hosts.manager(a.host).leave(a.vm.name, a.action);
+      const state = STATE_OF_LEAVE[outcome];
+      await ctx.store.patchRecord(dpidHex, state ? { state } : {});
+      ctx.record.event({
+        dpid: dpidHex,
+        vm: a.vm.name,
+        kind: "leave-policy",
+        detail: `${a.action}: ${outcome}`,
+      });
+      ctx.log.info({ dpid: dpidHex, vm: a.vm.name, action: a.action, outcome }, "leave policy applied");
+      ctx.emit("left", { dpidHex, vm: a.vm.name, outcome });
+      dp.abortReadiness();
+      return outcome;
+    } catch (err) {
+      this.fail(dp, a.vm, err, "leave");
+      throw err;
+    }
+  }
+
+  /** fail records a failed step (lastError, event, log, metric) and schedules a retry of an ensure. */
+  fail(dp: Datapath, vm: ResolvedVm | undefined, err: unknown, step: string): void {
+    const { ctx } = this;
+    const dpidHex = dp.dpidHex;
+    const error = err instanceof Error ? err : new Error(String(err));
+    const kind = errorKind(err);
+    ctx.metrics.failures.inc({ step, kind });
+    const attempts = step === "leave" ? 1 : ++dp.attempts;
+    ctx.record.patch(dpidHex, {
+      state: "failed",
+      lastError: { kind, message: error.message, at: ctx.clock.date() },
+      attempts,
+    });
+    ctx.record.event({
+      dpid: dpidHex,
+      vm: vm?.name,
+      kind: "error",
+      detail: `${step}: ${kind}: ${error.message}`,
+    });
+    let retryInMs: number | undefined;
+    if (vm && step !== "leave" && dp.connected && !ctx.stopped()) {
+      retryInMs = dp.nextRetryDelay(this.opts.retryInitialMs, this.opts.retryMaxMs);
+      this.scheduleRetry(dp, retryInMs);
+    }
+    ctx.log.error(
+      { dpid: dpidHex, vm: vm?.name, step, kind, err: error.message, attempts, retryInMs },
+      "provisioning failed",
+    );
+    ctx.emit("failed", { dpidHex, vm: vm?.name, error, ...(retryInMs !== undefined ? { retryInMs } : {}) });
+  }
+
+  private scheduleRetry(dp: Datapath, ms: number): void {
+    dp.armRetry(
+      this.ctx.clock.after(ms, () => {
+        dp.retryFired();
+        if (!dp.connected || this.ctx.stopped()) return;
+        this.submitEnsure(dp, this.ctx.clock.now());
+      }),
+    );
+  }
+
+  /** renewLeases keeps the leases of the datapaths served (connected, or an action under way). */
+  renewLeases(): Promise<void> {
+    return this.leases.renew((dp) => this.busy(dp));
+  }
+
+  /** idle resolves when no action is queued or running. */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  /** close stops dispatching queued actions (running ones finish). */
+  close(): void {
+    this.queue.close();
+  }
+}

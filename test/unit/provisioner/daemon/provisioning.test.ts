@@ -1,0 +1,256 @@
+/**
+ * The daemon's provisioning logic on fakes: what a join makes libvirt and the store do, retry backoff,
+ * leave grace and flapping, the lease claim on an outage and on a refusal, and the leave of a template VM.
+ * Time is a FakeClock: nothing sleeps.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { outage, refusal } from "./fakes.js";
+import { hex16, joinAndSettle, rig, uri, type Rig } from "./rig.js";
+
+const BOOM = "error: internal error: process exited while connecting to monitor\n";
+
+let r: Rig | undefined;
+afterEach(async () => {
+  await r?.stop();
+  r = undefined;
+});
+
+/** virshCmds lists the virsh commands sent to a host, with the domain name (define's file path dropped). */
+function virshCmds(x: Rig, host = 1): string[] {
+  return x.libvirt.calls
+    .filter((c) => c.uri === uri(host) && !["list", "domstats"].includes(c.args[0] ?? ""))
+    .map((c) => (c.args[0] === "define" ? "define" : c.args.join(" ")));
+}
+
+describe("join", () => {
+  it("claims, writes the rfconfig rows, then defines and starts the VM; records it running with the wire version", async () => {
+    r = await rig();
+    await joinAndSettle(r, 1n, [1, 2]);
+    expect(virshCmds(r)).toEqual(["domstate rfvm1 --reason", "define", "start rfvm1"]);
+    const def = r.libvirt.argsOf(uri(1), "define")[0]!;
+    expect(def).toHaveLength(2);
+    expect(def[1]).toMatch(/rfvm1-[0-9a-f]{8}\.xml$/);
+    // The lease and RouteFlow's rows come before the start.
+    const order = r.store.calls.filter((c) => c === "claim" || c === "upsertRfconfigRows");
+    expect(order).toEqual(["claim", "upsertRfconfigRows"]);
+    expect(r.store.rows[0]!.map((x) => [x.vm_port, x.dp_id, x.dp_port])).toEqual([
+      ["1", "1", "1"],
+      ["2", "1", "2"],
+    ]);
+    const rec = r.store.records.get(hex16(1n))!;
+    expect(rec.state).toBe("running");
+    expect(rec.host).toBe("h1");
+    expect(rec.switch).toMatchObject({ version: 4, connected: true });
+    expect(r.seen.ensured.map((e) => [e.vm, e.action, e.host])).toEqual([["rfvm1", "defined+started", "h1"]]);
+    expect(r.store.eventsOf(hex16(1n))).toEqual(["join", "boot"]);
+  });
+
+  it("records the wire version the switch negotiated (OpenFlow 1.0 = 1)", async () => {
+    r = await rig();
+    r.switches.join(2n, [1, 2], 1);
+    await r.clock.advance(0);
+    await r.daemon.idle();
+    expect(r.store.records.get(hex16(2n))!.switch?.version).toBe(1);
+  });
+
+  it("ignores a dpid without a VM (policy ignore): no virsh call, an `ignored` event", async () => {
+    r = await rig();
+    await joinAndSettle(r, 0x99n);
+    expect(virshCmds(r)).toEqual([]);
+    expect(r.seen.ignored).toEqual([{ dpidHex: hex16(0x99n), reason: "unknown datapath" }]);
+    expect(r.store.eventsOf(hex16(0x99n))).toEqual(["ignored"]);
+    expect(r.daemon.connectedDatapaths()).toEqual([hex16(0x99n)]);
+    // Once it leaves, nothing of it is kept (a stream of unknown dpids must not pile up).
+    r.switches.leave(0x99n);
+    await r.clock.advance(0);
+    expect(r.daemon.connectedDatapaths()).toEqual([]);
+    expect(r.daemon.datapath(hex16(0x99n))).toBeUndefined();
+  });
+});
+
+describe("retry backoff", () => {
+  it("retries a failed start after 1, 2, 4 s (capped at retryMaxMs), then records success", async () => {
+    r = await rig({ retryInitialMs: 1000, retryMaxMs: 4000 });
+    r.libvirt.host(uri(1)).fail.set("start", [BOOM, BOOM, BOOM, BOOM]);
+    await joinAndSettle(r, 1n);
+    const starts = () => r!.libvirt.argsOf(uri(1), "start").length;
+    expect(starts()).toBe(1);
+    expect(r.seen.failed.map((f) => f.retryInMs)).toEqual([1000]);
+    let rec = r.store.records.get(hex16(1n))!;
+    expect(rec.state).toBe("failed");
+    expect(rec.attempts).toBe(1);
+    expect(rec.lastError?.kind).toBe("other");
+    // Not one millisecond early.
+    await r.clock.advance(999);
+    expect(starts()).toBe(1);
+    await r.clock.advance(1);
+    await r.daemon.idle();
+    expect(starts()).toBe(2);
+    await r.clock.advance(2000);
+    await r.daemon.idle();
+    expect(starts()).toBe(3);
+    await r.clock.advance(4000);
+    await r.daemon.idle();
+    expect(starts()).toBe(4);
+    expect(r.seen.failed.map((f) => f.retryInMs)).toEqual([1000, 2000, 4000, 4000]);
+    await r.clock.advance(3999);
+    expect(starts()).toBe(4);
+    await r.clock.advance(1);
+    await r.daemon.idle();
+    expect(starts()).toBe(5);
+    rec = r.store.records.get(hex16(1n))!;
+    expect(rec.state).toBe("running");
+    expect(rec.attempts).toBe(0);
+    expect(rec.lastError).toBeNull();
+    expect(r.daemon.datapath(hex16(1n))).toMatchObject({ attempts: 0, retryWaiting: false });
+    // The backoff starts again from the first delay after a success.
+    r.libvirt.host(uri(1)).domains.get("rfvm1")!.state = "shut off";
+    r.libvirt.host(uri(1)).fail.set("start", [BOOM]);
+    r.switches.leave(1n);
+    await joinAndSettle(r, 1n);
+    expect(r.seen.failed.at(-1)?.retryInMs).toBe(1000);
+  });
+
+  it("stops retrying once the switch leaves", async () => {
+    r = await rig();
+    r.libvirt.host(uri(1)).fail.set("start", [BOOM, BOOM]);
+    await joinAndSettle(r, 1n);
+    expect(r.daemon.datapath(hex16(1n))?.retryWaiting).toBe(true);
+    r.switches.leave(1n);
+    await r.clock.advance(0);
+    expect(r.daemon.datapath(hex16(1n))?.retryWaiting).toBe(false);
+    await r.clock.advance(60_000);
+    await r.daemon.idle();
+    expect(r.libvirt.argsOf(uri(1), "start")).toHaveLength(1);
+  });
+});
+
+describe("leave", () => {
+  it("applies the leave policy only after the grace period", async () => {
+    r = await rig();
+    await joinAndSettle(r, 1n);
+    r.switches.leave(1n);
+    await r.clock.advance(9_999);
+    expect(r.libvirt.argsOf(uri(1), "destroy")).toEqual([]);
+    expect(r.daemon.datapath(hex16(1n))?.leavePending).toBe(true);
+    await r.clock.advance(1);
+    await r.daemon.idle();
+    await r.clock.advance(0);
+    expect(r.libvirt.argsOf(uri(1), "destroy")).toEqual([["destroy", "rfvm1"]]);
+    expect(r.seen.left).toEqual([{ dpidHex: hex16(1n), vm: "rfvm1", outcome: "destroyed" }]);
+    const rec = r.store.records.get(hex16(1n))!;
+    expect(rec.state).toBe("stopped");
+    expect(rec.switch?.connected).toBe(false);
+    expect(r.store.eventsOf(hex16(1n))).toEqual(["join", "boot", "leave", "leave-policy"]);
+  });
+
+  it("a switch that flaps (down and up within the grace period) keeps its VM: no leave, the VM is adopted", async () => {
+    r = await rig();
+    await joinAndSettle(r, 1n);
+    r.switches.leave(1n);
+    await r.clock.advance(5_000);
+    await joinAndSettle(r, 1n);
+    r.switches.leave(1n);
+    await r.clock.advance(9_000);
+    await joinAndSettle(r, 1n);
+    await r.clock.advance(60_000);
+    await r.daemon.idle();
+    expect(r.libvirt.argsOf(uri(1), "destroy")).toEqual([]);
+    expect(r.seen.left).toEqual([]);
+    expect(r.seen.ensured.map((e) => e.action)).toEqual(["defined+started", "adopted", "adopted"]);
+    expect(r.daemon.datapath(hex16(1n))?.leavePending).toBe(false);
+  });
+
+  it("keep policy: a leave is recorded, the VM is never touched", async () => {
+    r = await rig({ extra: "policies: { leave: { action: keep } }\nreadiness: { consoleMarker: null }" });
+    await joinAndSettle(r, 1n);
+    r.switches.leave(1n);
+    await r.clock.advance(3_600_000);
+    expect(r.libvirt.argsOf(uri(1), "destroy")).toEqual([]);
+    expect(r.store.records.get(hex16(1n))!.switch?.connected).toBe(false);
+  });
+
+  it("a template VM's leave applies to the VM and ports ensured at join, not to a port-less one", async () => {
+    r = await rig({
+      extra: `policies:
+  unknownDatapath: { action: template, template: { dataPorts: switch } }
+  leave: { action: suspend, graceSeconds: 1 }
+readiness: { consoleMarker: null }`,
+    });
+    await joinAndSettle(r, 0x77n, [1, 2, 3]);
+    const at = r.daemon.datapath(hex16(0x77n))!;
+    expect(at.vm).toBe("rfvm-77");
+    expect(at.dataPorts.map((p) => p.dpPort)).toEqual([1, 2, 3]);
+    expect(r.store.rows[0]).toHaveLength(3);
+    r.switches.leave(0x77n);
+    await r.clock.advance(0);
+    const after = r.daemon.datapath(hex16(0x77n))!;
+    expect(after.connected).toBe(false);
+    expect(after.dataPorts).toEqual(at.dataPorts);
+    expect(after.joinPorts).toEqual([1, 2, 3]);
+    await r.clock.advance(1000);
+    await r.daemon.idle();
+    expect(r.libvirt.argsOf(uri(1), "managedsave")).toEqual([["managedsave", "rfvm-77"]]);
+    expect(r.store.records.get(hex16(0x77n))!.state).toBe("suspended");
+  });
+});
+
+describe("lease claim", () => {
+  it("boots anyway when the claim fails for an outage", async () => {
+    r = await rig();
+    r.store.failNext("claim", outage("claim"));
+    await joinAndSettle(r, 1n);
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([["start", "rfvm1"]]);
+    expect(r.seen.failed).toEqual([]);
+    expect(r.store.records.get(hex16(1n))!.state).toBe("running");
+  });
+
+  it("boots without asking while the store knows MongoDB is away", async () => {
+    r = await rig();
+    r.store.online = false;
+    await joinAndSettle(r, 1n);
+    expect(r.store.calls).not.toContain("claim");
+    expect(r.libvirt.argsOf(uri(1), "start")).toHaveLength(1);
+  });
+
+  it("refuses to boot when MongoDB refuses the claim: lastError, event and failure name the dpid and the cause; a later claim boots", async () => {
+    r = await rig();
+    r.store.failNext("claim", refusal("claim"));
+    await joinAndSettle(r, 1n);
+    expect(r.libvirt.argsOf(uri(1), "define")).toEqual([]);
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([]);
+    expect(r.store.calls).not.toContain("upsertRfconfigRows");
+    const rec = r.store.records.get(hex16(1n))!;
+    expect(rec.state).toBe("failed");
+    expect(rec.lastError?.kind).toBe("lease");
+    expect(rec.lastError?.message).toContain(hex16(1n));
+    expect(rec.lastError?.message).toContain("not authorized");
+    const ev = r.store.events.find((e) => e.kind === "error" && e.dpid === hex16(1n));
+    expect(ev?.detail).toMatch(/^ensure: lease: lease of datapath 0000000000000001 could not be checked/);
+    expect(r.seen.failed.map((f) => f.retryInMs)).toEqual([1000]);
+    await r.clock.advance(1000);
+    await r.daemon.idle();
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([["start", "rfvm1"]]);
+    expect(r.store.records.get(hex16(1n))!.state).toBe("running");
+  });
+
+  it("waits (no boot) while another instance holds the lease, and retries after its ttl", async () => {
+    r = await rig();
+    r.store.leases.set(hex16(1n), {
+      dpidHex: hex16(1n),
+      owner: "other-host:1",
+      expiresAt: new Date(r.clock.date().getTime() + 20_000),
+      generation: 1,
+    });
+    await joinAndSettle(r, 1n);
+    expect(r.seen.ensured).toEqual([]);
+    expect(r.seen.failed).toEqual([]);
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([]);
+    // The retry comes one lease ttl (30 s) later; the other instance's lease has expired by then.
+    await r.clock.advance(29_999);
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([]);
+    await r.clock.advance(1);
+    await r.daemon.idle();
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([["start", "rfvm1"]]);
+  });
+});

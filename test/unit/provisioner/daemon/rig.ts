@@ -1,0 +1,137 @@
+/** A Daemon wired to the fakes: scripted switches, libvirt and store, fake time, in-memory console. */
+import type { EventEmitter } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { silentLogger } from "../../../../src/common/log.js";
+import { Daemon, type DaemonEvents } from "../../../../src/provisioner/daemon.js";
+import { parseConfig } from "../../../../src/provisioner/index.js";
+import { FakeClock, FakeLibvirt, FakeSwitches, MemoryConsole, RecordingStore, settle } from "./fakes.js";
+
+/** URI of scripted host hN. */
+export const uri = (n: number): string => `test:///h${n}`;
+
+/** Rig is one daemon under test with its fakes and the events it emitted. */
+export interface Rig {
+  daemon: Daemon;
+  clock: FakeClock;
+  store: RecordingStore;
+  libvirt: FakeLibvirt;
+  switches: FakeSwitches;
+  console: MemoryConsole;
+  stateDir: string;
+  seen: { [K in keyof DaemonEvents]: DaemonEvents[K][0][] };
+  stop(): Promise<void>;
+}
+
+/**
+ * configYaml builds a config: hosts h1..hN (test driver), datapaths 0x1..0xK (rfvm1..K, two data ports),
+ * then `extra` YAML sections (policies, readiness, ...). The leave policy defaults to destroy after 10 s.
+ */
+export function configYaml(
+  stateDir: string,
+  o: { hosts?: number; vms?: number; extra?: string } = {},
+): string {
+  const hosts = Array.from(
+    { length: o.hosts ?? 1 },
+    (_, i) => `  - { name: h${i + 1}, uri: "${uri(i + 1)}", maxVms: 4 }`,
+  );
+  const vms = Array.from(
+    { length: o.vms ?? 2 },
+    (_, i) => `  "0x${i + 1}": { name: rfvm${i + 1}, vmId: "02:a${i + 1}:00:00:00:01", dataPorts: 2 }`,
+  );
+  return `
+stateDir: ${stateDir}
+openflow: { mode: listen, listen: { host: 127.0.0.1, port: 6653 } }
+mongo: { uri: "mongodb://127.0.0.1:1/x" }
+hosts:
+${hosts.join("\n")}
+defaults: { hypervisor: test, memoryMiB: 64 }
+datapaths:
+${vms.join("\n")}
+${o.extra ?? "policies: { leave: { action: destroy, graceSeconds: 10 } }\nreadiness: { consoleMarker: null }"}
+`;
+}
+
+/** rig builds and starts a daemon over the fakes. */
+export async function rig(
+  o: {
+    hosts?: number;
+    vms?: number;
+    extra?: string;
+    retryInitialMs?: number;
+    retryMaxMs?: number;
+    before?: (r: Rig) => void;
+    /** clock, store, libvirt: those of an earlier rig (a restarted daemon finds what it left). */
+    clock?: FakeClock;
+    store?: RecordingStore;
+    libvirt?: FakeLibvirt;
+    stateDir?: string;
+  } = {},
+): Promise<Rig> {
+  const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "rfboot-daemon-unit-"));
+  const clock = o.clock ?? new FakeClock();
+  const store = o.store ?? new RecordingStore(clock);
+  const libvirt = o.libvirt ?? new FakeLibvirt();
+  const switches = new FakeSwitches();
+  const console = new MemoryConsole();
+  const config = parseConfig(configYaml(stateDir, o), { format: "yaml", source: "unit" });
+  const daemon = new Daemon({
+    config,
+    logger: silentLogger,
+    instanceId: "unit-1",
+    controller: switches,
+    store,
+    runner: libvirt.run,
+    clock,
+    console,
+    leaseTtlMs: 30_000,
+    retryInitialMs: o.retryInitialMs ?? 1000,
+    retryMaxMs: o.retryMaxMs ?? 8000,
+    watchLibvirtEvents: false,
+  });
+  const seen = {
+    joined: [],
+    ignored: [],
+    ensured: [],
+    ready: [],
+    failed: [],
+    left: [],
+    reconciled: [],
+    hostLost: [],
+    hostBack: [],
+    replaced: [],
+  } as Rig["seen"];
+  for (const k of Object.keys(seen) as (keyof DaemonEvents)[]) {
+    (daemon as EventEmitter).on(k, (e: unknown) => (seen[k] as unknown[]).push(e));
+  }
+  const r: Rig = {
+    daemon,
+    clock,
+    store,
+    libvirt,
+    switches,
+    console,
+    stateDir,
+    seen,
+    async stop() {
+      await daemon.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+  o.before?.(r);
+  await daemon.start();
+  await settle();
+  return r;
+}
+
+/** hex16 is a dpid as the daemon's events name it. */
+export const hex16 = (dpid: bigint): string => dpid.toString(16).padStart(16, "0");
+
+/** joined makes a switch join and waits until its ensure has run. */
+export async function joinAndSettle(r: Rig, dpid: bigint, ports?: readonly number[]): Promise<void> {
+  r.switches.join(dpid, ports);
+  await settle();
+  await r.daemon.idle();
+  await settle();
+}
