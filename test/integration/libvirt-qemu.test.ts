@@ -8,7 +8,8 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { DomainManager, fileMode, type DiskPlan } from "../../src/provisioner/libvirt/lifecycle.js";
+import { fileMode, type DiskPlan } from "../../src/provisioner/libvirt/disks.js";
+import { DomainManager } from "../../src/provisioner/libvirt/lifecycle.js";
 import { VirshShellRunner } from "../../src/provisioner/libvirt/virsh.js";
 import { describeWith } from "../helpers/env.js";
 

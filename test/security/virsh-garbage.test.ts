@@ -7,14 +7,14 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { RfbootError, VirshError } from "../../src/common/errors.js";
+import { DomainManager } from "../../src/provisioner/libvirt/lifecycle.js";
 import {
-  DomainManager,
   parseDominfo,
   parseDomstate,
   parseDomstats,
   parseNameList,
   parseUuidNameList,
-} from "../../src/provisioner/libvirt/lifecycle.js";
+} from "../../src/provisioner/libvirt/parse.js";
 import {
   VIRSH_ERROR_PATTERNS,
   classifyVirshStderr,

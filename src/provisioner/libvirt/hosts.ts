@@ -4,7 +4,8 @@
  */
 import { errorMessage } from "../../common/errors.js";
 import { silentLogger, type Logger } from "../../common/log.js";
-import { DomainManager, isActive, type DomainInfo, type ToolRunner } from "./lifecycle.js";
+import type { ToolRunner } from "./disks.js";
+import { DomainManager, isActive, type DomainInfo } from "./lifecycle.js";
 import type { HostCapacity, KnownPlacement } from "../placement.js";
 import { createSpawnRunner, type VirshRunner } from "./virsh.js";
 

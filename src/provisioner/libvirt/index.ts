@@ -4,16 +4,14 @@
  */
 export { createSpawnRunner, lastErrorLine, VirshShellRunner, type VirshRunner } from "./virsh.js";
 export {
-  diskPlanFrom,
   DomainManager,
   isActive,
-  sweepPartFiles,
-  type DiskPlan,
   type DomainInfo,
-  type DomainState,
   type LeaveAction,
   type LeaveOutcome,
 } from "./lifecycle.js";
+export { diskPlanFrom, sweepPartFiles, type DiskPlan } from "./disks.js";
+export type { DomainState } from "./parse.js";
 export { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
 export { LibvirtEvents, recordStateOf, type DomainEvent } from "./libvirt-events.js";
 export type { DataNic } from "./hotplug.js";

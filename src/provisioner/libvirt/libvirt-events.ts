@@ -6,7 +6,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { silentLogger, type Logger } from "../../common/log.js";
-import type { DomainState, HostRef } from "./lifecycle.js";
+import type { HostRef } from "./lifecycle.js";
+import type { DomainState } from "./parse.js";
 import type { VmState } from "../store/index.js";
 import { VIRSH_ENV } from "./virsh.js";
 

@@ -1,138 +1,34 @@
 /**
- * Domain lifecycle on one libvirt host, through the virsh seam: disk preparation, define (upsert by stable
- * uuid), start/adopt/resume with rollback of what this attempt created, leave policies, removal, listing.
+ * Domain lifecycle on one libvirt host, through the virsh seam: define (upsert by stable uuid),
+ * start/adopt/resume with rollback of what this attempt created, leave policies, removal, listing. The disk
+ * is prepared by disks.ts, virsh's output is read by parse.ts.
  */
 import { randomBytes } from "node:crypto";
-import { constants as fsc } from "node:fs";
-import {
-  access,
-  chmod,
-  chown,
-  copyFile,
-  mkdtemp,
-  readdir,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
-import { hostname, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { execa } from "execa";
-import { RfbootError, VirshError } from "../../common/errors.js";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { silentLogger, type Logger } from "../../common/log.js";
-import { processAlive } from "../../common/proc.js";
+import { defaultToolRunner, prepareDisk, type DiskPlan, type ToolRunner } from "./disks.js";
+import {
+  DOMAIN_STATE_CODES,
+  parseDominfo,
+  parseDomstate,
+  parseDomstats,
+  parseNameList,
+  parseUuidNameList,
+  type DomainState,
+} from "./parse.js";
 import {
   isAlreadyRunning,
   isDomainMissing,
   isNotRunning,
-  lastErrorLine,
   type VirshRunner,
   type VirshRunOptions,
 } from "./virsh.js";
 
-/** DomainState is libvirt's virDomainState, by name. */
-export type DomainState =
-  "nostate" | "running" | "blocked" | "paused" | "shutdown" | "shutoff" | "crashed" | "pmsuspended";
-
-/** DOMAIN_STATE_CODES maps virDomainState numbers (libvirt-domain.h) to names; `domstats` prints the numbers. */
-export const DOMAIN_STATE_CODES: Readonly<Record<number, DomainState>> = Object.freeze({
-  0: "nostate",
-  1: "running",
-  2: "blocked",
-  3: "paused",
-  4: "shutdown",
-  5: "shutoff",
-  6: "crashed",
-  7: "pmsuspended",
-});
-
-/** DOMAIN_STATE_TEXTS maps `virsh domstate` words (virshDomainStateToString, C locale) to names. */
-export const DOMAIN_STATE_TEXTS: Readonly<Record<string, DomainState>> = Object.freeze({
-  "no state": "nostate",
-  running: "running",
-  idle: "blocked",
-  paused: "paused",
-  "in shutdown": "shutdown",
-  "shut off": "shutoff",
-  crashed: "crashed",
-  pmsuspended: "pmsuspended",
-});
-
 /** isActive: states in which the domain has a live process (libvirt's "active"). */
 export function isActive(s: DomainState): boolean {
   return s === "running" || s === "blocked" || s === "paused" || s === "shutdown" || s === "pmsuspended";
-}
-
-/** DiskPlan says how a VM's disk is prepared: a qcow2 overlay on a base, a full copy, or nothing. */
-export type DiskPlan =
-  | { kind: "none" }
-  | {
-      kind: "overlay" | "copy";
-      /** base is the image the overlay points at (or that is copied); never modified or deleted. */
-      base: string;
-      /** format is the base image's format (`-F` of qemu-img), e.g. qcow2 or raw. */
-      format: string;
-      /** path is the VM's own disk; it holds the VM's state and is never overwritten once it exists. */
-      path: string;
-      /** mode of a created file (default 0o640); owner optional (e.g. libvirt-qemu:kvm). */
-      mode?: number;
-      owner?: { uid: number; gid: number };
-    };
-
-/**
- * diskPlanFrom adapts the config's per-host disk plan (`{kind, base, baseFormat, path}`) to the lifecycle's:
- * `format` here is the base's format (qemu-img's `-F`). Kind none uses the base in place: nothing to prepare.
- */
-export function diskPlanFrom(p: {
-  readonly kind: "overlay" | "copy" | "none";
-  readonly base: string;
-  readonly baseFormat: string;
-  readonly path: string;
-}): DiskPlan {
-  if (p.kind === "none") return { kind: "none" };
-  return { kind: p.kind, base: p.base, format: p.baseFormat, path: p.path };
-}
-
-/** PART_SUFFIX ends the temporary name a disk is built under before its atomic rename to the final path. */
-export const PART_SUFFIX = ".rfboot-part";
-
-/**
- * partFileName names a disk under construction `.<hostname>.<pid>.<random>.rfboot-part`: the machine and
- * process that build it are in the name, so a later sweep can tell a crashed builder's leftover from a file
- * another live rfboot is still writing (a shared storage directory).
- */
-export function partFileName(host = hostname(), pid = process.pid): string {
-  const safeHost = host.replace(/[^A-Za-z0-9_-]/g, "_");
-  return `.${safeHost}.${pid}.${randomBytes(6).toString("hex")}${PART_SUFFIX}`;
-}
-
-/**
- * sweepPartFiles removes the half-built disks (`*.rfboot-part`) that a killed rfboot left in `dir`: those
- * made on this machine by a process that no longer runs, and those of the old unqualified naming
- * (`.<random>.rfboot-part`). Files of another machine, or of a live process, are left alone. Returns the
- * paths removed. A missing directory is not an error.
- */
-export async function sweepPartFiles(dir: string, host = hostname()): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return [];
-  }
-  const safeHost = host.replace(/[^A-Za-z0-9_-]/g, "_");
-  const removed: string[] = [];
-  for (const n of names) {
-    if (!n.startsWith(".") || !n.endsWith(PART_SUFFIX)) continue;
-    const m = /^\.(.+)\.(\d+)\.[0-9a-f]{12}\.rfboot-part$/.exec(n);
-    const stale = m
-      ? m[1] === safeHost && Number(m[2]) !== process.pid && !processAlive(Number(m[2]))
-      : /^\.[0-9a-f]{12}\.rfboot-part$/.test(n);
-    if (!stale) continue;
-    await rm(join(dir, n), { force: true });
-    removed.push(join(dir, n));
-  }
-  return removed;
 }
 
 /** HostRef names the libvirt host a manager acts on. */
@@ -206,34 +102,6 @@ export interface DomainInfo {
   vcpus?: number;
 }
 
-/** ToolRunner runs a non-virsh tool (qemu-img); a seam so tests can assert the exact arguments. */
-export type ToolRunner = (
-  cmd: string,
-  args: string[],
-  opts?: { timeoutMs?: number },
-) => Promise<{ stdout: string; stderr: string }>;
-
-/** defaultToolRunner runs a tool with execa (argument array, C locale, timeout); failures become VirshError. */
-export const defaultToolRunner: ToolRunner = async (cmd, args, opts = {}) => {
-  const r = await execa(cmd, args, {
-    env: { LC_ALL: "C" },
-    timeout: opts.timeoutMs ?? 60_000,
-    reject: false,
-    stdin: "ignore",
-  });
-  if (r.failed) {
-    const stderr = typeof r.stderr === "string" && r.stderr ? r.stderr : (r.shortMessage ?? "");
-    throw new VirshError(
-      `${cmd} ${args.join(" ")} failed: ${lastErrorLine(stderr)}; check the image paths and permissions`,
-      r.timedOut ? "timeout" : "other",
-      [cmd, ...args],
-      stderr,
-      r.exitCode,
-    );
-  }
-  return { stdout: String(r.stdout), stderr: String(r.stderr) };
-};
-
 /** DomainManagerOptions configure a manager for one host. */
 export interface DomainManagerOptions {
   host: HostRef;
@@ -248,15 +116,6 @@ export interface DomainManagerOptions {
   pollMs?: number;
   /** tmpDir holds transient XML files (default a private 0700 dir under the OS tmpdir). */
   tmpDir?: string;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path, fsc.F_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -419,49 +278,9 @@ export class DomainManager {
     }
   }
 
-  /**
-   * prepareDisk creates the VM's overlay (`qemu-img create -f qcow2 -b BASE -F FMT PATH`) or copy when it does
-   * not exist yet; an existing file is the VM's state and is kept. Returns true when it created the file.
-   */
-  async prepareDisk(disk: DiskPlan | undefined): Promise<boolean> {
-    if (!disk || disk.kind === "none") return false;
-    if (await exists(disk.path)) return false;
-    if (!(await exists(disk.base))) {
-      throw new RfbootError(
-        `base image ${disk.base} for ${disk.path} does not exist; fix the VM's image path in the config`,
-      );
-    }
-    // Build under a temporary name then rename: a crash never leaves a half-written disk at the final path.
-    const part = join(dirname(disk.path), partFileName());
-    try {
-      if (disk.kind === "overlay") {
-        await this.tools("qemu-img", [
-          "create",
-          "-q",
-          "-f",
-          "qcow2",
-          "-b",
-          disk.base,
-          "-F",
-          disk.format,
-          part,
-        ]);
-      } else {
-        await copyFile(disk.base, part, fsc.COPYFILE_FICLONE);
-      }
-      await chmod(part, disk.mode ?? 0o640);
-      if (disk.owner) await chown(part, disk.owner.uid, disk.owner.gid);
-      // link-free "create if absent": if another attempt won the race, keep its file and drop ours.
-      if (await exists(disk.path)) {
-        await rm(part, { force: true });
-        return false;
-      }
-      await rename(part, disk.path);
-      return true;
-    } catch (e) {
-      await rm(part, { force: true });
-      throw e;
-    }
+  /** prepareDisk creates the VM's overlay or copy when it does not exist yet (see disks.ts). */
+  prepareDisk(disk: DiskPlan | undefined): Promise<boolean> {
+    return prepareDisk(disk, this.tools);
   }
 
   /** define upserts the domain from XML written to a private temp file (0600); the stable uuid makes it an upsert. */
@@ -604,68 +423,4 @@ export class DomainManager {
     if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
     this.tmp = undefined;
   }
-}
-
-/** parseDomstate parses `virsh domstate --reason` output such as `shut off (saved)`. */
-export function parseDomstate(stdout: string): { state: DomainState; reason: string } {
-  const line = stdout.trim().split("\n")[0]?.trim() ?? "";
-  const m = /^(.*?)\s*(?:\(([^)]*)\))?$/.exec(line);
-  const word = (m?.[1] ?? line).trim();
-  // Own keys only: `toString` or `constructor` from a garbled output must not find Object.prototype members.
-  const state = Object.hasOwn(DOMAIN_STATE_TEXTS, word) ? DOMAIN_STATE_TEXTS[word] : undefined;
-  if (!state) throw new RfbootError(`unexpected virsh domstate output ${JSON.stringify(line.slice(0, 80))}`);
-  return { state, reason: (m?.[2] ?? "").trim() };
-}
-
-/** parseDominfo parses `Key:   value` lines of `virsh dominfo`. */
-export function parseDominfo(stdout: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of stdout.split("\n")) {
-    const i = line.indexOf(":");
-    if (i <= 0) continue;
-    out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
-  }
-  return out;
-}
-
-/** parseDomstats parses `virsh domstats` output into name -> {key: value}. */
-export function parseDomstats(stdout: string): Map<string, Record<string, string>> {
-  const out = new Map<string, Record<string, string>>();
-  let cur: Record<string, string> | undefined;
-  for (const line of stdout.split("\n")) {
-    const m = /^Domain: '(.*)'\s*$/.exec(line);
-    if (m) {
-      cur = {};
-      out.set(m[1] as string, cur);
-      continue;
-    }
-    const kv = /^\s+([^=\s]+)=(.*)$/.exec(line);
-    if (kv && cur) cur[kv[1] as string] = (kv[2] as string).trim();
-  }
-  return out;
-}
-
-/** parseUuidNameList parses `virsh list --all --uuid --name` lines (`UUID NAME`). */
-export function parseUuidNameList(stdout: string): { uuid: string; name: string }[] {
-  const out: { uuid: string; name: string }[] = [];
-  for (const line of stdout.split("\n")) {
-    const m = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\s+(.+?)\s*$/i.exec(
-      line.trim(),
-    );
-    if (m) out.push({ uuid: (m[1] as string).toLowerCase(), name: m[2] as string });
-  }
-  return out;
-}
-
-/** parseNameList parses `virsh list --name` output (one name per line, blank lines ignored). */
-export function parseNameList(stdout: string): string[] {
-  return stdout
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0);
-}
-
-/** fileMode returns a file's permission bits (for tests and diagnostics). */
-export async function fileMode(path: string): Promise<number> {
-  return (await stat(path)).mode & 0o777;
 }

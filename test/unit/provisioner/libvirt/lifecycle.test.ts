@@ -2,14 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import {
-  DomainManager,
-  parseDominfo,
-  parseDomstate,
-  parseDomstats,
-  parseUuidNameList,
-  type ToolRunner,
-} from "../../../../src/provisioner/libvirt/lifecycle.js";
+import type { ToolRunner } from "../../../../src/provisioner/libvirt/disks.js";
+import { DomainManager } from "../../../../src/provisioner/libvirt/lifecycle.js";
 import { makeVirshError, type VirshRunner } from "../../../../src/provisioner/libvirt/virsh.js";
 
 const URI = "test+unix:///default";
@@ -247,7 +241,7 @@ describe("DomainManager.ensureRunning progress (record timestamps and `starting`
   });
 });
 
-describe("DomainManager disks", () => {
+describe("DomainManager disk rollback", () => {
   const dir = mkdtempSync(join(tmpdir(), "rfbtv-disk-"));
   const base = join(dir, "base.qcow2");
   writeFileSync(base, "BASE");
@@ -260,52 +254,6 @@ describe("DomainManager disks", () => {
     };
     return { tools, calls };
   };
-  it("creates an overlay with qemu-img -b BASE -F FMT, mode 0640, under a temp name then renamed", async () => {
-    const img = fakeImg();
-    const path = join(dir, "vm1.qcow2");
-    const created = await mgr(fakeVirsh({}).run, img.tools).prepareDisk({
-      kind: "overlay",
-      base,
-      format: "qcow2",
-      path,
-    });
-    expect(created).toBe(true);
-    expect(img.calls).toHaveLength(1);
-    const c = img.calls[0]!;
-    expect(c.slice(0, 8)).toEqual(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F"]);
-    expect(c[8]).toBe("qcow2");
-    expect(c[9]).not.toBe(path);
-    expect(readFileSync(path, "utf8")).toBe("OVERLAY");
-    expect(statSync(path).mode & 0o777).toBe(0o640);
-  });
-  it("never overwrites an existing overlay (it is the VM's state)", async () => {
-    const img = fakeImg();
-    const path = join(dir, "vm2.qcow2");
-    writeFileSync(path, "STATE");
-    expect(
-      await mgr(fakeVirsh({}).run, img.tools).prepareDisk({ kind: "overlay", base, format: "qcow2", path }),
-    ).toBe(false);
-    expect(img.calls).toHaveLength(0);
-    expect(readFileSync(path, "utf8")).toBe("STATE");
-  });
-  it("copy plan copies the base", async () => {
-    const path = join(dir, "vm3.img");
-    expect(
-      await mgr(fakeVirsh({}).run).prepareDisk({ kind: "copy", base, format: "raw", path, mode: 0o600 }),
-    ).toBe(true);
-    expect(readFileSync(path, "utf8")).toBe("BASE");
-    expect(statSync(path).mode & 0o777).toBe(0o600);
-  });
-  it("missing base is a clear error", async () => {
-    await expect(
-      mgr(fakeVirsh({}).run).prepareDisk({
-        kind: "overlay",
-        base: join(dir, "nope"),
-        format: "qcow2",
-        path: join(dir, "x"),
-      }),
-    ).rejects.toThrow(/base image .*nope for .*x does not exist/);
-  });
   it("rollback deletes the overlay this attempt created, not one that existed", async () => {
     const img = fakeImg();
     const path = join(dir, "vm4.qcow2");
@@ -377,38 +325,7 @@ describe("DomainManager.leave / remove", () => {
   });
 });
 
-describe("parsers (real virsh output)", () => {
-  it("domstate", () => {
-    expect(parseDomstate("shut off (saved)\n\n")).toEqual({ state: "shutoff", reason: "saved" });
-    expect(parseDomstate("running (booted)\n")).toEqual({ state: "running", reason: "booted" });
-    expect(parseDomstate("in shutdown\n")).toEqual({ state: "shutdown", reason: "" });
-    expect(() => parseDomstate("läuft\n")).toThrow(/unexpected virsh domstate output/);
-  });
-  it("list --uuid --name", () => {
-    expect(
-      parseUuidNameList(
-        "6695eb01-f6a4-8304-79aa-97f2502e193f test\n11111111-2222-3333-4444-555555555555 rfbtv-probe\n\n",
-      ),
-    ).toEqual([
-      { uuid: "6695eb01-f6a4-8304-79aa-97f2502e193f", name: "test" },
-      { uuid: UUID, name: "rfbtv-probe" },
-    ]);
-  });
-  it("domstats and dominfo", () => {
-    const s = parseDomstats(
-      "Domain: 'rfbtv-q1'\n  state.state=1\n  state.reason=1\n  cpu.time=453378000\n  balloon.current=32768\n\nDomain: 'test'\n  state.state=5\n",
-    );
-    expect(s.get("rfbtv-q1")).toMatchObject({
-      "state.state": "1",
-      "cpu.time": "453378000",
-      "balloon.current": "32768",
-    });
-    expect(s.get("test")).toEqual({ "state.state": "5" });
-    const i = parseDominfo(
-      "Id:             -\nName:           rfbtv-q1\nManaged save:   yes\nSecurity DOI:   \n",
-    );
-    expect(i).toMatchObject({ Id: "-", Name: "rfbtv-q1", "Managed save": "yes", "Security DOI": "" });
-  });
+describe("DomainManager.list", () => {
   it("list() joins three calls", async () => {
     const f = fakeVirsh({
       list: (a) =>
