@@ -19,12 +19,12 @@
  * the guest), and the console is released the way an operator leaves it, with the escape character ^],
  * then SIGTERM and SIGKILL to the process group if virsh does not go.
  */
-import { spawn } from "node:child_process";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable, Writable } from "node:stream";
 import { ConsoleError } from "../../common/errors.js";
 import { redactUri } from "../../common/log.js";
-import { makeVirshError, VIRSH_ENV } from "./virsh.js";
+import { childEnv, processes } from "./process.js";
+import { makeVirshError } from "./virsh.js";
 
 /** ConsoleExit is how the console process ended: an exit code or signal, or the error that kept it from starting. */
 export interface ConsoleExit {
@@ -109,9 +109,9 @@ const realTimers: ConsoleTimers = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
-/** spawnConsole is the default ConsoleSpawn: argument array, pipes, its own process group. */
+/** spawnConsole is the default ConsoleSpawn: the process seam, pipes, its own process group. */
 export const spawnConsole: ConsoleSpawn = (file, args, env) => {
-  const child = spawn(file, [...args], { env, stdio: ["pipe", "pipe", "pipe"], detached: true });
+  const child = processes.spawn({ file, args, env, processGroup: true });
   const exited = new Promise<ConsoleExit>((resolve) => {
     child.once("error", (error) => resolve({ code: null, signal: null, error }));
     // `close`, not `exit`: virsh's last words (an error line) may still be in the pipe when the process exits.
@@ -162,14 +162,12 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
       );
       return;
     }
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      ...VIRSH_ENV,
+    const env = childEnv({
       SHELL: "/bin/sh",
       RFBOOT_VIRSH: opts.virsh ?? "virsh",
       RFBOOT_CONSOLE_URI: uri,
       RFBOOT_CONSOLE_DOMAIN: domain,
-    };
+    });
     const script = opts.script ?? "script";
     let child: ConsoleChild;
     try {

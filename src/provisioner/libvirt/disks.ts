@@ -8,9 +8,9 @@ import { constants as fsc } from "node:fs";
 import { access, chmod, chown, copyFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
-import { execa } from "execa";
 import { RfbootError, VirshError } from "../../common/errors.js";
 import { processAlive } from "../../common/proc.js";
+import { processes, type ProcessSeam } from "./process.js";
 import { lastErrorLine } from "./virsh.js";
 
 /** DiskPlan says how a VM's disk is prepared: a qcow2 overlay on a base, a full copy, or nothing. */
@@ -91,26 +91,36 @@ export type ToolRunner = (
   opts?: { timeoutMs?: number },
 ) => Promise<{ stdout: string; stderr: string }>;
 
-/** defaultToolRunner runs a tool with execa (argument array, C locale, timeout); failures become VirshError. */
-export const defaultToolRunner: ToolRunner = async (cmd, args, opts = {}) => {
-  const r = await execa(cmd, args, {
-    env: { LC_ALL: "C" },
-    timeout: opts.timeoutMs ?? 60_000,
-    reject: false,
-    stdin: "ignore",
-  });
-  if (r.failed) {
-    const stderr = typeof r.stderr === "string" && r.stderr ? r.stderr : (r.shortMessage ?? "");
-    throw new VirshError(
-      `${cmd} ${args.join(" ")} failed: ${lastErrorLine(stderr)}; check the image paths and permissions`,
-      r.timedOut ? "timeout" : "other",
-      [cmd, ...args],
-      stderr,
-      r.exitCode,
-    );
-  }
-  return { stdout: String(r.stdout), stderr: String(r.stderr) };
-};
+/** createToolRunner runs tools through the process seam (C locale, 60 s default timeout); failures become VirshError. */
+export function createToolRunner(seam: ProcessSeam = processes): ToolRunner {
+  return async (cmd, args, opts = {}) => {
+    const r = await seam.run({
+      file: cmd,
+      args,
+      timeoutMs: opts.timeoutMs ?? 60_000,
+      classify: (o) => {
+        if (!o.failed) return undefined;
+        const stderr = withoutFinalNewline(o.stderr) || o.summary;
+        return new VirshError(
+          `${cmd} ${args.join(" ")} failed: ${lastErrorLine(stderr)}; check the image paths and permissions`,
+          o.timedOut ? "timeout" : "other",
+          [cmd, ...args],
+          stderr,
+          o.exitCode,
+        );
+      },
+    });
+    return { stdout: withoutFinalNewline(r.stdout), stderr: withoutFinalNewline(r.stderr) };
+  };
+}
+
+/** defaultToolRunner runs tools as real children. */
+export const defaultToolRunner: ToolRunner = createToolRunner();
+
+/** A tool's output is handed on without its final line ending, as a one-line answer reads best. */
+function withoutFinalNewline(text: string): string {
+  return text.replace(/\r?\n$/, "");
+}
 
 async function exists(path: string): Promise<boolean> {
   try {

@@ -3,13 +3,13 @@
  * line, restarted with backoff when it dies, plus a polling fallback (`list --all` every N s) that reports state
  * differences, so records stay current even when the event stream is down or misses something.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { silentLogger, type Logger } from "../../common/log.js";
 import type { HostRef } from "./lifecycle.js";
 import type { DomainState } from "./parse.js";
 import type { VmState } from "../store/index.js";
-import { VIRSH_ENV } from "./virsh.js";
+import { processes, type ProcessSeam } from "./process.js";
 
 /** LIFECYCLE_EVENTS are the words virsh prints for lifecycle events (virshDomainEventToString). */
 export const LIFECYCLE_EVENTS = [
@@ -137,6 +137,8 @@ export interface LibvirtEventsOptions {
   restartMaxMs?: number;
   virsh?: string;
   log?: Logger;
+  /** processes is the process seam of the event stream (default: real children). */
+  processes?: ProcessSeam;
 }
 
 /**
@@ -181,11 +183,10 @@ export class LibvirtEvents extends EventEmitter {
 
   private spawnStream(): void {
     if (this.stopped) return;
-    const child = spawn(
-      this.opts.virsh ?? "virsh",
-      ["-c", this.opts.host.uri, "event", "--loop", "--all", "--timestamp"],
-      { env: { ...process.env, ...VIRSH_ENV }, stdio: ["pipe", "pipe", "pipe"] },
-    );
+    const child = (this.opts.processes ?? processes).spawn({
+      file: this.opts.virsh ?? "virsh",
+      args: ["-c", this.opts.host.uri, "event", "--loop", "--all", "--timestamp"],
+    });
     this.child = child;
     let stderr = "";
     const started = Date.now();

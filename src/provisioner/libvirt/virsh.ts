@@ -1,14 +1,14 @@
 /**
  * The seam in front of virsh: every libvirt operation goes through a `VirshRunner`, a function of
- * (uri, args) -> {stdout, stderr}. The default runner spawns `virsh -c URI ...` with execa (argument arrays,
- * `LC_ALL=C`, a timeout per call); `VirshShellRunner` keeps long-lived interactive `virsh` shells per URI for the
+ * (uri, args) -> {stdout, stderr}. The default runner starts `virsh -c URI ...` per call through the process
+ * seam (argument arrays, `LC_ALL=C`, a timeout per call); `VirshShellRunner` keeps long-lived interactive `virsh` shells per URI for the
  * hot path (~0.15 ms per command instead of ~6-7 ms per spawn, measured on the lab machine) and falls back to spawning.
  * Failures become `VirshError` with a `kind` classified from virsh's stderr text.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { execa } from "execa";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { VirshError, type VirshErrorKind } from "../../common/errors.js";
 import { redactUri } from "../../common/log.js";
+import { processes as realProcesses, type ProcessSeam } from "./process.js";
 
 /** VirshRunOptions are per-call options: a timeout and optional stdin text. */
 export interface VirshRunOptions {
@@ -29,9 +29,6 @@ export type VirshRunner = (uri: string, args: string[], opts?: VirshRunOptions) 
 
 /** DEFAULT_VIRSH_TIMEOUT_MS is the per-call timeout when the caller gives none (a hung libvirtd must not hang us). */
 export const DEFAULT_VIRSH_TIMEOUT_MS = 30_000;
-
-/** VIRSH_ENV pins the C locale: the classification below matches libvirt's untranslated English messages. */
-export const VIRSH_ENV = { LC_ALL: "C", LANG: "C", LANGUAGE: "" } as const;
 
 /**
  * VIRSH_ERROR_PATTERNS maps virsh/libvirt error texts (as printed under LC_ALL=C by libvirt 9.0, recorded in
@@ -153,52 +150,37 @@ export interface SpawnRunnerOptions {
   virsh?: string;
   /** defaultTimeoutMs applies when a call gives none. */
   defaultTimeoutMs?: number;
+  /** processes is the process seam (default: real children). */
+  processes?: ProcessSeam;
 }
 
-/** createSpawnRunner returns the default VirshRunner: one `virsh -c URI ...` process per call, via execa. */
+/** createSpawnRunner returns the default VirshRunner: one `virsh -c URI ...` process per call, through the process seam. */
 export function createSpawnRunner(options: SpawnRunnerOptions = {}): VirshRunner {
   const bin = options.virsh ?? "virsh";
   const defTimeout = options.defaultTimeoutMs ?? DEFAULT_VIRSH_TIMEOUT_MS;
+  const seam = options.processes ?? realProcesses;
   return async (uri, args, opts = {}) => {
     const timeoutMs = opts.timeoutMs ?? defTimeout;
     // virsh may run helpers that inherit its pipes (ssh for qemu+ssh://): run it in its own process group and
     // kill the whole group at the timeout, or the call would wait for the helper to close the pipes.
-    const sub = execa(bin, ["-c", uri, ...args], {
-      env: VIRSH_ENV,
-      extendEnv: true,
-      reject: false,
-      stripFinalNewline: false,
-      detached: true,
-      input: opts.input,
-      stdin: opts.input === undefined ? "ignore" : "pipe",
+    const r = await seam.run({
+      file: bin,
+      args: ["-c", uri, ...args],
+      timeoutMs,
+      processGroup: true,
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      classify: (o) => {
+        if (o.timedOut) return makeVirshError(uri, args, o.stderr, o.exitCode, { timedOut: true, timeoutMs });
+        if (!o.failed) return undefined;
+        // A spawn failure (virsh not installed) has no exit code; keep its summary as stderr so it is not lost.
+        const text = o.stderr || (o.exitCode === undefined ? o.summary : "");
+        return makeVirshError(uri, args, text, o.exitCode, {
+          cause: o.exitCode === undefined ? o.detail : undefined,
+          ...(o.signal ? { signal: o.signal } : {}),
+        });
+      },
     });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        if (sub.pid !== undefined) process.kill(-sub.pid, "SIGKILL");
-      } catch {
-        sub.kill("SIGKILL");
-      }
-    }, timeoutMs);
-    const r = await sub.finally(() => clearTimeout(timer));
-    if (timedOut) {
-      throw makeVirshError(uri, args, typeof r.stderr === "string" ? r.stderr : "", r.exitCode, {
-        timedOut: true,
-        timeoutMs,
-      });
-    }
-    const stdout = typeof r.stdout === "string" ? r.stdout : "";
-    const stderr = typeof r.stderr === "string" ? r.stderr : "";
-    if (r.failed || r.exitCode !== 0) {
-      // A spawn failure (virsh not installed) has no exit code; keep execa's message as stderr so it is not lost.
-      const text = stderr || (r.exitCode === undefined ? (r.shortMessage ?? "") : "");
-      throw makeVirshError(uri, args, text, r.exitCode, {
-        cause: r.exitCode === undefined ? r : undefined,
-        ...(r.signal ? { signal: r.signal } : {}),
-      });
-    }
-    return { stdout, stderr };
+    return { stdout: r.stdout, stderr: r.stderr };
   };
 }
 
@@ -245,6 +227,7 @@ export class VirshShell {
   constructor(
     readonly uri: string,
     private readonly virsh = "virsh",
+    private readonly processes: ProcessSeam = realProcesses,
   ) {}
 
   /** busy reports whether a command is running or queued. */
@@ -254,10 +237,7 @@ export class VirshShell {
 
   private ensure(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
-    const child = spawn(this.virsh, ["-q", "-c", this.uri], {
-      env: { ...process.env, ...VIRSH_ENV },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const child = this.processes.spawn({ file: this.virsh, args: ["-q", "-c", this.uri] });
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
     child.stdout.on("data", (d: string) => {
@@ -422,6 +402,8 @@ export interface ShellRunnerOptions {
   fallback?: VirshRunner;
   virsh?: string;
   defaultTimeoutMs?: number;
+  /** processes is the process seam of the shells and of the default fallback (default: real children). */
+  processes?: ProcessSeam;
 }
 
 /**
@@ -443,7 +425,12 @@ export class VirshShellRunner {
     this.size = Math.max(1, options.shellsPerUri ?? 2);
     this.defTimeout = options.defaultTimeoutMs ?? DEFAULT_VIRSH_TIMEOUT_MS;
     this.fallback =
-      options.fallback ?? createSpawnRunner({ virsh: options.virsh, defaultTimeoutMs: this.defTimeout });
+      options.fallback ??
+      createSpawnRunner({
+        virsh: options.virsh,
+        defaultTimeoutMs: this.defTimeout,
+        ...(options.processes ? { processes: options.processes } : {}),
+      });
   }
 
   /** run is the VirshRunner (bound, so it can be passed around as a function). */
@@ -478,7 +465,7 @@ export class VirshShellRunner {
     const idle = pool.find((s) => !s.busy);
     if (idle) return idle;
     if (pool.length < this.size) {
-      const s = new VirshShell(uri, this.options.virsh);
+      const s = new VirshShell(uri, this.options.virsh, this.options.processes);
       pool.push(s);
       return s;
     }
