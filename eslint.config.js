@@ -12,4 +12,23 @@ export default tseslint.config(
       "no-constant-condition": ["error", { checkLoops: false }],
     },
   },
+  {
+    // The CLI is a client of the modules' public faces: a deep import would let it depend on internals that
+    // change without notice, and would widen what each index.ts promises without anyone deciding to.
+    files: ["src/cli/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              regex: "^(\\.\\./)+(provisioner|controller|xmlgen)/(?!index\\.js$)",
+              message:
+                "src/cli imports provisioner, controller and xmlgen through their index.js only; export what the CLI needs from that index.ts",
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

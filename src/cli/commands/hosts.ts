@@ -6,8 +6,14 @@
 import type { Command } from "commander";
 import { RfbootError } from "../../common/errors.js";
 import { redactUri } from "../../common/log.js";
-import { findConfiguredVm, loadConfig } from "../../provisioner/config/index.js";
-import { HostRegistry, VirshShellRunner, type HostProbe, type HostSpec } from "../../provisioner/index.js";
+import {
+  findConfiguredVm,
+  HostRegistry,
+  loadConfig,
+  VirshShellRunner,
+  type HostProbe,
+  type HostSpec,
+} from "../../provisioner/index.js";
 import { formatTable } from "./vm.js";
 
 /** HostRow is one host as `rfboot hosts --json` prints it. */

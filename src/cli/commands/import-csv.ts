@@ -7,7 +7,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { UsageError, errorMessage } from "../../common/errors.js";
-import { importRouteflowCsv, mergeCsvIntoConfig } from "../../provisioner/config/index.js";
+import { importRouteflowCsv, mergeCsvIntoConfig } from "../../provisioner/index.js";
 
 /** ImportCsvOptions are the parsed flags of `rfboot import-csv`. */
 export interface ImportCsvOptions {

@@ -23,7 +23,7 @@ import {
   vmIdToMac,
   type InitBoot,
   type InitVm,
-} from "../../provisioner/config/index.js";
+} from "../../provisioner/index.js";
 import {
   ARCHES,
   HYPERVISOR_NAMES,

@@ -10,24 +10,24 @@ import { RfbootError, UsageError, errorMessage } from "../../common/errors.js";
 import { redactUri, silentLogger } from "../../common/log.js";
 import {
   configHash,
+  diskPlanFrom,
   findConfiguredVm,
+  HostRegistry,
   hostsFor,
   listConfiguredVms,
   loadConfig,
-  type HostConfig,
-  type ResolvedVm,
-  type RfbootConfig,
-} from "../../provisioner/config/index.js";
-import {
-  diskPlanFrom,
-  HostRegistry,
+  MongoStore,
+  place,
+  rfconfigRows,
   VirshShellRunner,
+  type HostConfig,
   type HostProbe,
   type LeaveAction,
+  type RecordPatch,
+  type ResolvedVm,
+  type RfbootConfig,
+  type WriteOutcome,
 } from "../../provisioner/index.js";
-import { rfconfigRows } from "../../provisioner/mapping.js";
-import { place } from "../../provisioner/placement.js";
-import { MongoStore, type RecordPatch, type WriteOutcome } from "../../provisioner/store/index.js";
 import { buildDomainXml } from "../../xmlgen/index.js";
 
 /** VmRow is one line of `rfboot vm list`. */

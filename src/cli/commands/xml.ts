@@ -17,7 +17,7 @@ import {
   reresolveVm,
   resolveDatapath,
   type RfbootConfig,
-} from "../../provisioner/config/index.js";
+} from "../../provisioner/index.js";
 import { HYPERVISOR_NAMES, buildDomainXml } from "../../xmlgen/index.js";
 
 /** XmlOptions are the parsed flags of `rfboot xml`. */

@@ -245,21 +245,16 @@ describe("DomainManager disk rollback", () => {
   const dir = mkdtempSync(join(tmpdir(), "rfbtv-disk-"));
   const base = join(dir, "base.qcow2");
   writeFileSync(base, "BASE");
-  const fakeImg = () => {
-    const calls: string[][] = [];
-    const tools: ToolRunner = async (cmd, args) => {
-      calls.push([cmd, ...args]);
-      writeFileSync(args.at(-1)!, "OVERLAY");
-      return { stdout: "", stderr: "" };
-    };
-    return { tools, calls };
+  /** The overlay qemu-img would create: a file at the last argument. */
+  const tools: ToolRunner = async (_cmd, args) => {
+    writeFileSync(args.at(-1)!, "OVERLAY");
+    return { stdout: "", stderr: "" };
   };
   it("rollback deletes the overlay this attempt created, not one that existed", async () => {
-    const img = fakeImg();
     const path = join(dir, "vm4.qcow2");
     const f = fakeVirsh({ domstate: { err: MISSING }, define: { err: "error: XML error: bad\n" } });
     await expect(
-      mgr(f.run, img.tools).ensureRunning({
+      mgr(f.run, tools).ensureRunning({
         name: "vm1",
         uuid: UUID,
         xml: XML,
@@ -269,7 +264,7 @@ describe("DomainManager disk rollback", () => {
     expect(existsSync(path)).toBe(false);
     writeFileSync(path, "STATE");
     await expect(
-      mgr(f.run, img.tools).ensureRunning({
+      mgr(f.run, tools).ensureRunning({
         name: "vm1",
         uuid: UUID,
         xml: XML,
