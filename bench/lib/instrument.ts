@@ -163,6 +163,9 @@ export class NullStore extends EventEmitter implements DaemonStore {
   upsertRfconfigRows(): Promise<WriteOutcome> {
     return Promise.resolve("written");
   }
+  deleteRfconfigRows(rows: readonly unknown[]): Promise<number> {
+    return Promise.resolve(rows.length);
+  }
   claim(): Promise<boolean> {
     return Promise.resolve(true);
   }

@@ -35,6 +35,8 @@ export interface DaemonEvents {
   hostBack: [{ host: string; downMs: number }];
   /** replaced: the hostLoss policy moved a VM away from a lost host (the new host follows in `ensured`). */
   replaced: [{ dpidHex: string; vm: string; from: string }];
+  /** port: a switch port's change reached the VM (`action`: attached, detached or unchanged). */
+  port: [{ dpidHex: string; vm: string; port: number; action: string }];
 }
 
 /** EmitFn sends one daemon event to the Daemon's listeners. */

@@ -31,8 +31,10 @@ import { Recorder, type DaemonContext, type DaemonEvents, type EmitFn } from "./
 import { DatapathTable, statusOf, type DatapathStatus } from "./datapath.js";
 import { HostHealth } from "./host-health.js";
 import {
+  createSpawnRunner,
   HostRegistry,
   LibvirtEvents,
+  NicHotplug,
   recordStateOf,
   sweepPartFiles,
   type DomainEvent,
@@ -42,7 +44,8 @@ import { Metrics } from "./metrics.js";
 import { Provisioning } from "./provisioning.js";
 import { reconcileAtStart } from "./startup-reconcile.js";
 import { MongoStore, type DaemonStore } from "./store/index.js";
-import { ReadinessWatcher, type ConsoleReader } from "./vm-readiness.js";
+import { ReadinessWatcher, type ConsoleReader, type DomainConsoleWatch } from "./vm-readiness.js";
+import { VmKeeper } from "./vm-keeper.js";
 import { admitDatapath } from "./wiring.js";
 
 export type { DaemonEvents, EnsureOutcome } from "./daemon-context.js";
@@ -88,6 +91,8 @@ export interface DaemonOptions {
   clock?: DaemonClock;
   /** console reads VMs' console logs for readiness (default the local files). */
   console?: ConsoleReader;
+  /** domainConsole reads a domain's console through libvirt, for LXC readiness (default virsh console). */
+  domainConsole?: DomainConsoleWatch;
 }
 
 /**
@@ -108,6 +113,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private ctx: DaemonContext | undefined;
   private provisioning: Provisioning | undefined;
   private health: HostHealth | undefined;
+  private keeper: VmKeeper | undefined;
+  private readonly hotplug: NicHotplug;
   private readonly timers: Cancel[] = [];
   private readonly events = new Map<string, LibvirtEvents>();
   private readonly leaseTtlMs: number;
@@ -123,6 +130,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.instanceId = opts.instanceId ?? `${hostname()}:${process.pid}`;
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
     this.clock = opts.clock ?? systemClock;
+    this.hotplug = new NicHotplug({ run: opts.runner ?? createSpawnRunner(), log: this.log });
     this.hosts = new HostRegistry({
       hosts: this.config.hosts,
       run: opts.runner,
@@ -150,7 +158,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     );
     this.store.on("online", () => this.log.info("MongoDB reachable again: flushing buffered writes"));
     const ctx = this.context();
-    const readiness = new ReadinessWatcher(ctx, this.opts.console);
+    const readiness = new ReadinessWatcher(ctx, this.opts.console, this.opts.domainConsole);
     const provisioning: Provisioning = new Provisioning(ctx, readiness, {
       leaseTtlMs: this.leaseTtlMs,
       retryInitialMs: this.opts.retryInitialMs ?? 1000,
@@ -160,6 +168,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const health: HostHealth = new HostHealth(ctx, provisioning);
     this.provisioning = provisioning;
     this.health = health;
+    this.keeper = new VmKeeper(ctx, provisioning, this.hotplug);
     await this.reconcile();
     if (this.opts.watchLibvirtEvents !== false) for (const h of this.config.hosts) this.watchLibvirt(h);
     this.timers.push(
@@ -222,13 +231,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private watchLibvirt(h: { name: string; uri: string }): void {
     const ev = new LibvirtEvents({ host: { name: h.name, uri: h.uri }, log: this.log });
-    ev.on("event", (e: DomainEvent) => this.onDomainEvent(e));
+    ev.on("event", (e: DomainEvent) => this.domainEvent(e));
     ev.on("error", (e: unknown) => this.log.debug({ host: h.name, err: errorMessage(e) }, "libvirt events"));
     ev.start();
     this.events.set(h.name, ev);
   }
 
-  private onDomainEvent(e: DomainEvent): void {
+  /**
+   * domainEvent takes one libvirt domain event, as each host's watcher delivers them (`virsh event --loop`
+   * and its polling): the record follows the state, and a VM that stopped while its switch is connected is
+   * started again (policies.vmStopped). Public so that an embedder without the watcher (tests) can feed it.
+   */
+  domainEvent(e: DomainEvent): void {
     const state = recordStateOf(e);
     if (!state) return;
     const { ctx, provisioning } = this.parts();
@@ -243,6 +257,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // An action under way writes the state itself; libvirt's report of its intermediate steps must not.
     if (provisioning.busy(dp)) return;
     ctx.record.patch(dp.dpidHex, { state });
+    if (state === "stopped" || state === "failed") this.keeper?.vmStopped(dp, describeEvent(e));
   }
 
   private onUp(e: UpEvent): void {
@@ -273,6 +288,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       "switch port changed",
     );
     ctx.record.event({ dpid: dpidHex, kind: "port", detail: `${e.reason} ${e.port.no} ${e.port.name}` });
+    const dp = this.datapaths.get(dpidHex);
+    if (dp) this.keeper?.portChanged(dp, e);
   }
 
   /**
@@ -371,7 +388,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       [...this.events.values()].map((e) => this.closeQuietly("libvirt events", () => e.stop())),
     );
     for (const dp of this.datapaths.all()) if (dp.leased) await this.provisioning?.leases.release(dp);
+    await this.closeQuietly("port changes", () => this.keeper?.idle());
     await this.closeQuietly("host registry", () => this.hosts.dispose());
+    await this.closeQuietly("NIC hot-plug", () => this.hotplug.dispose());
     if (this.store) await this.closeQuietly("store", () => this.store.close());
   }
 
@@ -383,4 +402,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.log.warn({ err: errorMessage(e) }, `stopping: ${what} did not close cleanly`);
     }
   }
+}
+
+/** describeEvent says in a few words what libvirt reported, for the restart's event and log line. */
+function describeEvent(e: DomainEvent): string {
+  if (e.type === "lifecycle") return `libvirt: ${e.event} ${e.detail}`.trim();
+  if (e.type === "state") return `found ${e.state} by a probe (was ${e.previous})`;
+  return `libvirt: ${e.kind} ${e.detail}`.trim();
 }

@@ -39,6 +39,8 @@ export class Datapath {
   /** leased: this instance holds the dpid's lease (renewed while it serves the switch). */
   leased = false;
   private recordVmName: string | undefined;
+  private restartDelayMs: number | undefined;
+  private restartedAt: number | undefined;
   private leaveTimer: Cancel | undefined;
   private retryTimer: Cancel | undefined;
   private readiness: AbortController | undefined;
@@ -122,6 +124,22 @@ export class Datapath {
   nextRetryDelay(initialMs: number, maxMs: number): number {
     this.retryDelayMs = this.retryDelayMs === undefined ? initialMs : Math.min(this.retryDelayMs * 2, maxMs);
     return this.retryDelayMs;
+  }
+
+  /**
+   * nextRestartDelay is the wait before starting a VM that stopped behind rfboot's back, at `now` (clock
+   * ms): `initialMs` for the first stop, or one `resetMs` or more after the last restart; doubled (up to
+   * `maxMs`) for each stop that follows a restart sooner, so a guest that keeps crashing is not restarted in
+   * a tight loop.
+   */
+  nextRestartDelay(now: number, initialMs: number, maxMs: number, resetMs: number): number {
+    const fresh =
+      this.restartDelayMs === undefined ||
+      this.restartedAt === undefined ||
+      now - this.restartedAt >= resetMs;
+    this.restartDelayMs = fresh ? initialMs : Math.min(Math.max(this.restartDelayMs! * 2, initialMs), maxMs);
+    this.restartedAt = now;
+    return this.restartDelayMs;
   }
 
   /** succeeded resets the retry state after a successful ensure at wall-clock ms `at`. */

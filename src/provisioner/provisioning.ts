@@ -229,6 +229,11 @@ export class Provisioning {
     void this.queue.submit(dp.dpidHex, { kind: "leave", vm, host, action });
   }
 
+  /** ensureAfter queues the datapath's ensure `ms` from now, as a retry (a new join or retry replaces it). */
+  ensureAfter(dp: Datapath, ms: number): void {
+    this.scheduleRetry(dp, ms);
+  }
+
   /** retryNow runs a waiting retry at once (its host answers again). */
   retryNow(dp: Datapath): void {
     if (!dp.cancelRetry()) return;
@@ -292,7 +297,10 @@ export class Provisioning {
       // otherwise once `define` succeeded (a failed redefine must not leave the new config's fingerprint).
       ctx.record.patch(dpidHex, { host, uuid, ...(redefine ? {} : { configFingerprint: fingerprint }) });
       const manager = ctx.hosts.manager(host);
-      const readinessFrom = await this.readiness.offset(plan.consoleLog);
+      // LXC consoles are ptys without a log file: readiness reads the console through libvirt instead.
+      const consoleLog = vm.hypervisor === "lxc" ? undefined : plan.consoleLog;
+      const stream = vm.hypervisor === "lxc" ? { uri: hostCfg.uri, domain: vm.name } : undefined;
+      const readinessFrom = await this.readiness.offset(consoleLog);
       const disk = lifecycleDisk(vm, hostCfg);
       const res = await this.startGate(host).run(() =>
         manager.ensureRunning({
@@ -341,10 +349,11 @@ export class Provisioning {
       this.readiness.watch(
         dp,
         vm,
-        plan.consoleLog,
+        consoleLog,
         res.action === "adopted" ? 0 : readinessFrom,
         a.joinedAt,
         mode,
+        stream,
       );
       return out;
     } catch (err) {

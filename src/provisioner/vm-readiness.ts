@@ -5,10 +5,12 @@
  * rules are tested without files or sleeping.
  */
 import { open } from "node:fs/promises";
+import { ConsoleError, errorMessage } from "../common/errors.js";
 import { sleep, systemClock, type DaemonClock } from "./clock.js";
 import type { ResolvedVm } from "./config/index.js";
 import type { DaemonContext } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
+import { watchDomainConsole, type WatchConsoleOptions } from "./libvirt/index.js";
 
 /**
  * ReadinessMode: `boot` waits for the boot marker / PortRegister; `restored` (from managedsave, or resumed)
@@ -96,11 +98,27 @@ export async function watchConsoleMarker(
   return false;
 }
 
+/**
+ * DomainConsoleWatch reads a running domain's console through libvirt until a line matches (resolves) or the
+ * watch times out or is aborted (rejects with a ConsoleError). It serves drivers whose consoles have no log
+ * file (LXC: pty consoles only); the default is watchDomainConsole.
+ */
+export type DomainConsoleWatch = (
+  opts: Pick<WatchConsoleOptions, "uri" | "domain" | "marker" | "timeoutMs" | "signal">,
+) => Promise<unknown>;
+
+/** ConsoleStream names the domain whose console is read through libvirt instead of a log file. */
+export interface ConsoleStream {
+  uri: string;
+  domain: string;
+}
+
 /** ReadinessWatcher runs one readiness watch per datapath and records its outcome. */
 export class ReadinessWatcher {
   constructor(
     private readonly ctx: DaemonContext,
     readonly console: ConsoleReader = fileConsole,
+    private readonly domainConsole: DomainConsoleWatch = watchDomainConsole,
   ) {}
 
   /** offset is where new console output of a VM about to start begins (the log's current size). */
@@ -120,6 +138,7 @@ export class ReadinessWatcher {
     from: number,
     joinedAt: number,
     mode: ReadinessMode,
+    stream?: ConsoleStream,
   ): void {
     const { ctx } = this;
     const { clock } = ctx;
@@ -180,6 +199,32 @@ export class ReadinessWatcher {
         if (hit) done("console");
         else if (!ac.signal.aborted && clock.now() >= deadline) timedOut();
       });
+    }
+    if (r.consoleMarker && !consoleLog && stream) {
+      // No log file (an LXC domain): the console itself, through libvirt, which keeps what the guest printed
+      // before anyone read it. The watch releases the console once the marker is seen.
+      this.domainConsole({
+        ...stream,
+        marker: new RegExp(r.consoleMarker),
+        timeoutMs: Math.max(1, deadline - clock.now()),
+        signal: ac.signal,
+      }).then(
+        () => done("console"),
+        (e: unknown) => {
+          if (ac.signal.aborted) return;
+          if (e instanceof ConsoleError && e.kind === "timeout") {
+            timedOut();
+            return;
+          }
+          // The console could not be read (virsh exited, the domain stopped): readiness stays unobserved
+          // by the console; PortRegister, when configured, may still confirm it.
+          ctx.log.warn(
+            { dpid: dpidHex, vm: vm.name, err: errorMessage(e) },
+            "console not readable for readiness",
+          );
+          if (!r.portRegister) timedOut();
+        },
+      );
     }
     if (r.portRegister) {
       const w = ctx.store.watchPortRegister(vm.vmId.toString(10), new Date(clock.date().getTime() - 1000), {

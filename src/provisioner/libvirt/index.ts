@@ -14,7 +14,7 @@ export { diskPlanFrom, sweepPartFiles, type DiskPlan } from "./disks.js";
 export type { DomainState } from "./parse.js";
 export { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
 export { LibvirtEvents, recordStateOf, type DomainEvent } from "./libvirt-events.js";
-export type { DataNic } from "./hotplug.js";
+export { NicHotplug, type DataNic, type HotplugResult } from "./hotplug.js";
 export {
   watchDomainConsole,
   type ConsoleMatch,

@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { VirshError } from "../../common/errors.js";
 import { silentLogger, type Logger } from "../../common/log.js";
 import { defaultToolRunner, prepareDisk, type DiskPlan, type ToolRunner } from "./disks.js";
 import {
@@ -380,11 +381,16 @@ export class DomainManager {
     const statArgs = options.stats
       ? ["domstats", "--state", "--cpu-total", "--balloon", "--vcpu"]
       : ["domstats", "--state"];
-    const [stats, saved] = await Promise.all([
-      this.virsh(statArgs),
+    const [byName, saved] = await Promise.all([
+      this.virsh(statArgs).then(
+        (r) => parseDomstats(r.stdout),
+        (e: unknown) => {
+          if (!statsUnsupported(e)) throw e;
+          return this.statesByList();
+        },
+      ),
       this.virsh(["list", "--all", "--name", "--with-managed-save"]),
     ]);
-    const byName = parseDomstats(stats.stdout);
     const savedSet = new Set(parseNameList(saved.stdout));
     return parseUuidNameList(ids.stdout).map(({ uuid, name }) => {
       const s = byName.get(name);
@@ -401,6 +407,29 @@ export class DomainManager {
       if (s?.["vcpu.current"] !== undefined) info.vcpus = Number(s["vcpu.current"]);
       return info;
     });
+  }
+
+  /**
+   * statesByList gives each domain's state where the driver has no `domstats` (LXC): from `list` filtered by
+   * state, in domstats' own terms (`state.state` codes), without the reason or the counters.
+   */
+  private async statesByList(): Promise<Map<string, Record<string, string>>> {
+    const byState = await Promise.all(
+      (
+        [
+          ["--state-running", 1],
+          ["--state-paused", 3],
+          ["--state-shutoff", 5],
+        ] as const
+      ).map(async ([flag, code]) => ({
+        code,
+        names: parseNameList((await this.virsh(["list", "--all", "--name", flag])).stdout),
+      })),
+    );
+    const out = new Map<string, Record<string, string>>();
+    for (const { code, names } of byState)
+      for (const n of names) out.set(n, { "state.state": String(code), "state.reason": "0" });
+    return out;
   }
 
   /** dominfo returns `virsh dominfo NAME` as key/value pairs, or undefined when the domain is missing. */
@@ -423,4 +452,9 @@ export class DomainManager {
     if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
     this.tmp = undefined;
   }
+}
+
+/** statsUnsupported: the driver has no `domstats` (libvirt's LXC driver lacks virConnectGetAllDomainStats). */
+function statsUnsupported(e: unknown): boolean {
+  return e instanceof VirshError && /virConnectGetAllDomainStats/.test(e.stderr || e.message);
 }

@@ -26,6 +26,8 @@ export interface DaemonStore {
   logEvent(event: Omit<StoreEvent, "at"> & { at?: Date }): Promise<WriteOutcome>;
   /** upsertRfconfigRows writes RouteFlow's rows of one VM, keyed by (vm_id, vm_port). */
   upsertRfconfigRows(rows: readonly RfconfigRow[]): Promise<WriteOutcome>;
+  /** deleteRfconfigRows deletes one row equal in all five fields per row given; resolves how many went. */
+  deleteRfconfigRows(rows: readonly RfconfigRow[]): Promise<number>;
   /** claim is true when `owner` holds the dpid's lease for ttlMs from now. */
   claim(dpidHex: string, owner: string, ttlMs: number): Promise<boolean>;
   /** renewAll extends the leases of `owner` among `dpids`; `lost` lists those it no longer holds. */

@@ -90,6 +90,8 @@ export class RecordingStore extends EventEmitter implements DaemonStore {
   readonly records = new Map<string, VmRecord>();
   readonly events: StoreEvent[] = [];
   readonly rows: RfconfigRow[][] = [];
+  /** deleted: every deleteRfconfigRows call, in order. */
+  readonly deleted: RfconfigRow[][] = [];
   readonly calls: string[] = [];
   readonly watches: FakeWatch[] = [];
   readonly leases = new Map<string, Lease>();
@@ -158,6 +160,12 @@ export class RecordingStore extends EventEmitter implements DaemonStore {
     this.check("upsertRfconfigRows");
     this.rows.push([...rows]);
     return "written";
+  }
+
+  async deleteRfconfigRows(rows: readonly RfconfigRow[]): Promise<number> {
+    this.check("deleteRfconfigRows");
+    this.deleted.push([...rows]);
+    return rows.length;
   }
 
   async claim(dpidHex: string, owner: string, ttlMs: number): Promise<boolean> {

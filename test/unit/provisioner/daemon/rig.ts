@@ -101,6 +101,7 @@ export async function rig(
     hostLost: [],
     hostBack: [],
     replaced: [],
+    port: [],
   } as Rig["seen"];
   for (const k of Object.keys(seen) as (keyof DaemonEvents)[]) {
     (daemon as EventEmitter).on(k, (e: unknown) => (seen[k] as unknown[]).push(e));
