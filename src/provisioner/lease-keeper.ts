@@ -5,6 +5,7 @@
  */
 import { hostname } from "node:os";
 import { StoreError, errorMessage } from "../common/errors.js";
+import { processAlive } from "../common/proc.js";
 import type { DaemonContext } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import { isOutage } from "./store/index.js";
@@ -12,17 +13,11 @@ import { isOutage } from "./store/index.js";
 /** LeaseKeeperOptions: the lease ttl, and how to tell whether a local pid still runs. */
 export interface LeaseKeeperOptions {
   ttlMs: number;
-  /** processAlive tells whether a local pid runs (a dead predecessor's lease is taken over). */
+  /**
+   * processAlive tells whether a local pid runs (a dead predecessor's lease is taken over); a zombie is dead:
+   * a killed rfboot stays one where PID 1 does not reap.
+   */
   processAlive?: (pid: number) => boolean;
-}
-
-function defaultProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** LeaseKeeper claims, renews and releases the leases of this instance's datapaths. */
@@ -33,7 +28,7 @@ export class LeaseKeeper {
     private readonly ctx: DaemonContext,
     private readonly opts: LeaseKeeperOptions,
   ) {
-    this.processAlive = opts.processAlive ?? defaultProcessAlive;
+    this.processAlive = opts.processAlive ?? processAlive;
   }
 
   /**
