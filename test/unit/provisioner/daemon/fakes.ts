@@ -267,7 +267,7 @@ type DomState = "running" | "shut off" | "paused";
 
 /** LibvirtHost is one scripted libvirt host: its domains and whether it answers. */
 export interface LibvirtHost {
-  domains: Map<string, { uuid: string; state: DomState; saved: boolean }>;
+  domains: Map<string, { uuid: string; state: DomState; saved: boolean; xml?: string }>;
   down: boolean;
   /** fail: command -> stderr texts, used once each, in order (e.g. `start` fails twice). */
   fail: Map<string, string[]>;
@@ -327,7 +327,7 @@ export class FakeLibvirt {
         const n = /<name>([^<]+)<\/name>/.exec(xml)?.[1] ?? "";
         const uuid = /<uuid>([^<]+)<\/uuid>/.exec(xml)?.[1] ?? "";
         const old = h.domains.get(n);
-        h.domains.set(n, { uuid, state: old?.state ?? "shut off", saved: old?.saved ?? false });
+        h.domains.set(n, { uuid, state: old?.state ?? "shut off", saved: old?.saved ?? false, xml });
         return ok(`Domain '${n}' defined from ${name}\n`);
       }
       case "start": {
@@ -370,6 +370,29 @@ export class FakeLibvirt {
               .join(""),
           );
         return ok(all.map(([n, d]) => ` ${d.uuid} ${n}\n`).join(""));
+      }
+      case "dumpxml": {
+        // `dumpxml [--inactive] NAME`: the defined document, with libvirt's id attribute while it runs.
+        const d = h.domains.get(args.at(-1) ?? "");
+        if (!d?.xml) throw missing();
+        const live = !args.includes("--inactive") && d.state === "running";
+        return ok(live ? d.xml.replace(/<domain\b/, "<domain id='7'") : d.xml);
+      }
+      case "attach-device":
+      case "detach-device": {
+        // `OP NAME FILE FLAGS...`: one device document; live and definition are one document here.
+        if (!dom?.xml) throw missing();
+        const nic = readFileSync(args[2] ?? "", "utf8").trim();
+        const mac = /<mac address=['"]([^'"]+)['"]/.exec(nic)?.[1] ?? "";
+        if (cmd === "attach-device") dom.xml = dom.xml.replace("</devices>", `${nic}</devices>`);
+        else
+          dom.xml = dom.xml.replace(
+            new RegExp(
+              `<interface\\b(?:(?!</interface>)[\\s\\S])*${mac}(?:(?!</interface>)[\\s\\S])*</interface>`,
+            ),
+            "",
+          );
+        return ok(`Device ${cmd === "attach-device" ? "attached" : "detached"} successfully\n`);
       }
       case "domstats": {
         const code = { running: 1, paused: 3, "shut off": 5 } as const;
@@ -433,6 +456,12 @@ export class FakeSwitches extends EventEmitter implements SwitchSource {
     this.up.set(dpid, e);
     this.emit("up", e);
     return e;
+  }
+
+  /** port reports a PORT_STATUS of a connected switch: port `no` added, deleted or modified. */
+  port(dpid: bigint, reason: PortEvent["reason"], no: number): void {
+    const port = { no, name: `p${no}`, mac: `02:00:00:00:00:${no.toString(16).padStart(2, "0")}` };
+    this.emit("port", { type: "port", dpid, reason, port } satisfies PortEvent);
   }
 
   /** leave reports a switch down. */
