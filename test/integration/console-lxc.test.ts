@@ -13,7 +13,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
+  statSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
@@ -57,6 +57,9 @@ async function ensureLxcCgroupMount(): Promise<void> {
 /** ptyHolders lists the processes that have `tty` open (pid and command name). */
 function ptyHolders(tty: string): string[] {
   const out: string[] = [];
+  // By the file itself, not its name: the container's own processes hold /dev/pts/N of the container's
+  // devpts, which may carry the same name as the host's pty.
+  const want = statSync(tty);
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     let fds: string[];
     try {
@@ -66,7 +69,8 @@ function ptyHolders(tty: string): string[] {
     }
     for (const fd of fds) {
       try {
-        if (readlinkSync(`/proc/${pid}/fd/${fd}`) === tty) {
+        const st = statSync(`/proc/${pid}/fd/${fd}`);
+        if (st.dev === want.dev && st.ino === want.ino) {
           out.push(`${pid} ${readFileSync(`/proc/${pid}/comm`, "utf8").trim()}`);
           break;
         }
