@@ -1,14 +1,51 @@
-/** The provisioner's public API: config, mapping, libvirt, MongoDB store, metrics and the daemon. */
-export * from "./config/index.js";
-export { rfconfigRows } from "./mapping.js";
-export * from "./store/index.js";
+/**
+ * The provisioner's public API: config, mapping, libvirt, MongoDB store, metrics, doctor and the daemon.
+ * Exactly what the CLI, the benchmarks and the real-peer tests use; everything else stays behind the
+ * folders' own index.ts files.
+ */
 export {
-  Daemon,
-  watchConsoleMarker,
-  type DaemonAction,
-  type DaemonEvents,
-  type DaemonOptions,
-} from "./daemon.js";
+  configHash,
+  DPID_FORMS,
+  dpidKey,
+  findConfiguredVm,
+  findHost,
+  hostsFor,
+  importRouteflowCsv,
+  initConfigYaml,
+  isHypervisorName,
+  listConfiguredVms,
+  loadConfig,
+  mergeCsvIntoConfig,
+  parseConfig,
+  parseDpidArg,
+  parseDpidText,
+  parseVmId,
+  pathProblem,
+  reresolveVm,
+  resolveDatapath,
+  templateVmId,
+  VM_ID_FORMS,
+  VM_NAME_RE,
+  vmIdProblemText,
+  vmIdToMac,
+  type HostConfig,
+  type InitBoot,
+  type InitVm,
+  type ResolvedVm,
+  type RfbootConfig,
+} from "./config/index.js";
+export { rfconfigRows } from "./mapping.js";
+export {
+  MongoStore,
+  type DaemonStore,
+  type Lease,
+  type OutboxStats,
+  type PortRegisterWatch,
+  type RecordPatch,
+  type VmRecord,
+  type WriteOutcome,
+} from "./store/index.js";
+export { Daemon, type DaemonEvents } from "./daemon.js";
 export { controllerFromConfig } from "./wiring.js";
 export { Metrics } from "./metrics.js";
 export {
@@ -17,30 +54,18 @@ export {
   DomainManager,
   HostRegistry,
   VirshShellRunner,
-  watchDomainConsole,
-  type ConsoleMatch,
-  type ConsoleSpawn,
-  type ConsoleTimers,
   type DomainInfo,
   type HostProbe,
   type HostSpec,
   type LeaveAction,
-  type LeaveOutcome,
   type VirshRunner,
-  type WatchConsoleOptions,
 } from "./libvirt/index.js";
-export { place, placeAll, PlacementError, type KnownPlacement } from "./placement.js";
+export { place, type KnownPlacement } from "./placement.js";
 export {
-  runDoctor,
-  formatReport,
-  doctorExitCode,
   defaultTargets,
-  targetsFromConfig,
+  doctorExitCode,
+  formatReport,
+  runDoctor,
   systemSeams,
-  DEFAULT_BUDGET_MS,
-  type Check,
-  type CheckStatus,
-  type DoctorOptions,
-  type DoctorSeams,
-  type DoctorTargets,
+  targetsFromConfig,
 } from "./doctor/index.js";

@@ -7,7 +7,7 @@ import {
   type ResolvedVm,
   type RfbootConfig,
 } from "../config/index.js";
-import { DEFAULT_LEASE_TTL_MS, leaseMarginMs } from "../store/leases.js";
+import { DEFAULT_LEASE_TTL_MS, leaseMarginMs } from "../store/index.js";
 
 /** PathRole says what a path is for, which decides who must read it and whether rfboot creates it. */
 export type PathRole = "storageDir" | "consoleLogDir" | "kernel" | "initrd" | "disk image" | "rootfs";

@@ -1,7 +1,7 @@
-/** Public API of the MongoDB store (re-exported by src/provisioner/index.ts). */
+/** Public API of the MongoDB store; src/provisioner/index.ts re-exports the part its clients use. */
 export { DUPLICATE_KEY, isDuplicateKey, isOutage, isTransient, isUnavailable } from "./errors.js";
 export type { DaemonStore, PortRegisterWatch } from "./daemon-store.js";
-export { LeaseTable } from "./leases.js";
+export { DEFAULT_LEASE_TTL_MS, leaseMarginMs, LeaseTable } from "./leases.js";
 export {
   DEFAULT_DATABASE,
   DEFAULT_PREFIX,
@@ -32,5 +32,20 @@ export {
   type ObservedState,
   type ReconcileAction,
 } from "./reconcile.js";
-export * from "./types.js";
+export {
+  RFCONFIG_FIELDS,
+  VM_STATES,
+  type LastError,
+  type Lease,
+  type PortRegisterSeen,
+  type RecordPatch,
+  type RecordPort,
+  type RfconfigRow,
+  type StoredEvent,
+  type StoreEvent,
+  type SwitchInfo,
+  type VmRecord,
+  type VmState,
+  type WriteOutcome,
+} from "./types.js";
 export { checkDpidHex, validateEvent, validatePatch, validateRfconfigRows } from "./validate.js";

@@ -13,14 +13,13 @@ import type {
   DaemonStore,
   Lease,
   OutboxStats,
-  PortRegisterResult,
   PortRegisterWatch,
   RecordPatch,
-  RfconfigRow,
-  StoreEvent,
   VmRecord,
   WriteOutcome,
 } from "../../../../src/provisioner/index.js";
+import type { PortRegisterResult } from "../../../../src/provisioner/store/readiness.js";
+import type { RfconfigRow, StoreEvent } from "../../../../src/provisioner/store/types.js";
 import { makeVirshError, type VirshRunner } from "../../../../src/provisioner/libvirt/virsh.js";
 import type { ConsoleReader } from "../../../../src/provisioner/vm-readiness.js";
 

@@ -1,0 +1,82 @@
+/**
+ * The provisioner's public face, pinned: adding or removing a name from src/provisioner/index.ts fails here,
+ * so that a change to what the CLI, the benchmarks and the real-peer tests may use is made on purpose (and
+ * this list updated). Internals that unit tests need are imported from their own module files, never added
+ * to the face.
+ */
+import { describe, expect, it } from "vitest";
+import { publicFace } from "../controller/public-face.js";
+
+const VALUES = [
+  "DPID_FORMS",
+  "Daemon",
+  "DomainManager",
+  "HostRegistry",
+  "Metrics",
+  "MongoStore",
+  "VM_ID_FORMS",
+  "VM_NAME_RE",
+  "VirshShellRunner",
+  "configHash",
+  "controllerFromConfig",
+  "createSpawnRunner",
+  "defaultTargets",
+  "diskPlanFrom",
+  "doctorExitCode",
+  "dpidKey",
+  "findConfiguredVm",
+  "findHost",
+  "formatReport",
+  "hostsFor",
+  "importRouteflowCsv",
+  "initConfigYaml",
+  "isHypervisorName",
+  "listConfiguredVms",
+  "loadConfig",
+  "mergeCsvIntoConfig",
+  "parseConfig",
+  "parseDpidArg",
+  "parseDpidText",
+  "parseVmId",
+  "pathProblem",
+  "place",
+  "reresolveVm",
+  "resolveDatapath",
+  "rfconfigRows",
+  "runDoctor",
+  "systemSeams",
+  "targetsFromConfig",
+  "templateVmId",
+  "vmIdProblemText",
+  "vmIdToMac",
+];
+
+const TYPES = [
+  "DaemonEvents",
+  "DaemonStore",
+  "DomainInfo",
+  "HostConfig",
+  "HostProbe",
+  "HostSpec",
+  "InitBoot",
+  "InitVm",
+  "KnownPlacement",
+  "Lease",
+  "LeaveAction",
+  "OutboxStats",
+  "PortRegisterWatch",
+  "RecordPatch",
+  "ResolvedVm",
+  "RfbootConfig",
+  "VirshRunner",
+  "VmRecord",
+  "WriteOutcome",
+];
+
+describe("src/provisioner/index.ts", () => {
+  it("exports exactly the pinned names, values and types, through explicit lists", async () => {
+    const face = await publicFace(new URL("../../../src/provisioner/index.ts", import.meta.url));
+    expect(face.values).toEqual([...VALUES].sort());
+    expect(face.types).toEqual([...TYPES].sort());
+  });
+});
