@@ -370,9 +370,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return dp ? statusOf(dp) : undefined;
   }
 
-  /** idle resolves when no provisioning action is queued or running. */
-  idle(): Promise<void> {
-    return this.provisioning?.idle() ?? Promise.resolve();
+  /** idle resolves when no provisioning action or port change is queued or running. */
+  async idle(): Promise<void> {
+    await this.provisioning?.idle();
+    // Port changes wait for the actions above, then write their row and attach or detach their NIC.
+    await this.keeper?.idle();
   }
 
   /** stop closes the controller, timers, watchers and the store (flushing what it can). */
