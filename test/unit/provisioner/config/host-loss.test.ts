@@ -1,17 +1,7 @@
 /** policies.hostLoss: defaults, accepted values, and a ConfigError naming the field. */
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../../../src/common/errors.js";
 import { parseConfig } from "../../../../src/provisioner/config/index.js";
-
-function configError(yaml: string): ConfigError {
-  try {
-    parseConfig(yaml);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("expected a ConfigError");
-}
+import { configError } from "./config-error.js";
 
 describe("policies.hostLoss", () => {
   it("defaults to report after 60 s, probing every 10 s", () => {

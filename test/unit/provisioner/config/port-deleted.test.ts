@@ -1,18 +1,8 @@
 /** policies.portDeleted: the default, the accepted values, and a ConfigError naming the field. */
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../../../src/common/errors.js";
 import { parseConfig } from "../../../../src/provisioner/config/index.js";
-
-function configError(yaml: string): ConfigError {
-  try {
-    parseConfig(yaml);
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("expected a ConfigError");
-}
+import { configError } from "./config-error.js";
 
 describe("policies.portDeleted", () => {
   it("defaults to keep (RouteFlow never removes a NIC or an rfconfig row)", () => {
