@@ -9,7 +9,7 @@ import type { PortEvent } from "../controller/index.js";
 import { sleep } from "./clock.js";
 import type { DaemonContext } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
-import type { NicHotplug } from "./libvirt/index.js";
+import type { HotplugResult, NicHotplug } from "./libvirt/index.js";
 import { planPortChange } from "./port-change.js";
 import type { Provisioning } from "./provisioning.js";
 
@@ -97,26 +97,19 @@ export class VmKeeper {
       return;
     }
     await this.afterActions(dp);
+    let r: HotplugResult;
     if (plan.action === "attach") {
       if (!dp.joinPorts.includes(e.port.no))
         dp.joinPorts = [...dp.joinPorts, e.port.no].sort((a, b) => a - b);
       dp.vm = plan.vm;
       // The row first: rfserver must find it when the port registers.
       await ctx.store.upsertRfconfigRows([plan.row]);
-      const r = await this.hotplug.attachDataNic(host.uri, vm.name, plan.nic);
-      ctx.log.info({ ...log, result: r.action, flags: r.flags }, r.message);
-      ctx.record.event({
-        dpid: dp.dpidHex,
-        vm: vm.name,
-        kind: "port",
-        detail: `${plan.message}: ${r.message}`,
-      });
-      ctx.emit("port", { dpidHex: dp.dpidHex, vm: vm.name, port: e.port.no, action: r.action });
-      return;
+      r = await this.hotplug.attachDataNic(host.uri, vm.name, plan.nic);
+    } else {
+      r = await this.hotplug.detachDataNic(host.uri, vm.name, plan.nic);
+      await ctx.store.deleteRfconfigRows([plan.row]);
+      dp.joinPorts = dp.joinPorts.filter((n) => n !== e.port.no);
     }
-    const r = await this.hotplug.detachDataNic(host.uri, vm.name, plan.nic);
-    await ctx.store.deleteRfconfigRows([plan.row]);
-    dp.joinPorts = dp.joinPorts.filter((n) => n !== e.port.no);
     ctx.log.info({ ...log, result: r.action, flags: r.flags }, r.message);
     ctx.record.event({
       dpid: dp.dpidHex,
