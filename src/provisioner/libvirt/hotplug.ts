@@ -6,13 +6,10 @@
  * cannot hot-plug (libvirt's test driver has no attach-device at all), the error is a `hotplug-unsupported`
  * VirshError whose message says when the change applies instead.
  */
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { XMLParser } from "fast-xml-parser";
 import { RfbootError, VirshError } from "../../common/errors.js";
 import { silentLogger, type Logger } from "../../common/log.js";
+import { XmlFiles } from "./xml-files.js";
 import {
   isDeviceMissing,
   isHotplugUnsupported,
@@ -104,10 +101,11 @@ export class NicHotplug {
   private readonly run: VirshRunner;
   private readonly log: Logger;
   private readonly timeoutMs: number;
-  private tmp: Promise<string> | undefined;
+  private readonly xmlFiles: XmlFiles;
 
-  constructor(private readonly options: HotplugOptions) {
+  constructor(options: HotplugOptions) {
     this.run = options.run;
+    this.xmlFiles = new XmlFiles("rfboot-nic-", options.tmpDir);
     this.log = options.log ?? silentLogger;
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
@@ -279,26 +277,13 @@ export class NicHotplug {
     nic: DataNic,
     flags: readonly HotplugFlag[],
   ): Promise<void> {
-    const dir = await this.tmpDir();
-    const safe = domain.replace(/[^A-Za-z0-9_.-]/g, "_");
-    const file = join(dir, `${safe}-eth${nic.vmPort}-${randomBytes(4).toString("hex")}.xml`);
-    await writeFile(file, nic.xml, { mode: 0o600 });
-    try {
-      await this.virsh(uri, [op, domain, file, ...flags]);
-    } finally {
-      await rm(file, { force: true });
-    }
-  }
-
-  private tmpDir(): Promise<string> {
-    if (this.options.tmpDir) return Promise.resolve(this.options.tmpDir);
-    this.tmp ??= mkdtemp(join(tmpdir(), "rfboot-nic-"));
-    return this.tmp;
+    await this.xmlFiles.withFile(`${domain}-eth${nic.vmPort}`, nic.xml, (file) =>
+      this.virsh(uri, [op, domain, file, ...flags]),
+    );
   }
 
   /** dispose removes the private temp dir (files are removed after each call already). */
-  async dispose(): Promise<void> {
-    if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
-    this.tmp = undefined;
+  dispose(): Promise<void> {
+    return this.xmlFiles.dispose();
   }
 }

@@ -3,12 +3,10 @@
  * start/adopt/resume with rollback of what this attempt created, leave policies, removal, listing. The disk
  * is prepared by disks.ts, virsh's output is read by parse.ts.
  */
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rm } from "node:fs/promises";
 import { VirshError } from "../../common/errors.js";
 import { silentLogger, type Logger } from "../../common/log.js";
+import { XmlFiles } from "./xml-files.js";
 import { defaultToolRunner, prepareDisk, type DiskPlan, type ToolRunner } from "./disks.js";
 import {
   DOMAIN_STATE_CODES,
@@ -131,10 +129,11 @@ export class DomainManager {
   private readonly timeoutMs: number;
   private readonly shutdownTimeoutMs: number;
   private readonly pollMs: number;
-  private tmp: Promise<string> | undefined;
+  private readonly xmlFiles: XmlFiles;
 
   constructor(private readonly options: DomainManagerOptions) {
     this.host = options.host;
+    this.xmlFiles = new XmlFiles("rfboot-xml-", options.tmpDir);
     this.run = options.run;
     this.tools = options.tools ?? defaultToolRunner;
     this.log = options.log ?? silentLogger;
@@ -286,20 +285,7 @@ export class DomainManager {
 
   /** define upserts the domain from XML written to a private temp file (0600); the stable uuid makes it an upsert. */
   async define(name: string, xml: string): Promise<void> {
-    const dir = await this.tmpDir();
-    const file = join(dir, `${name.replace(/[^A-Za-z0-9_.-]/g, "_")}-${randomBytes(4).toString("hex")}.xml`);
-    await writeFile(file, xml, { mode: 0o600 });
-    try {
-      await this.virsh(["define", file]);
-    } finally {
-      await rm(file, { force: true });
-    }
-  }
-
-  private tmpDir(): Promise<string> {
-    if (this.options.tmpDir) return Promise.resolve(this.options.tmpDir);
-    this.tmp ??= mkdtemp(join(tmpdir(), "rfboot-xml-"));
-    return this.tmp;
+    await this.xmlFiles.withFile(name, xml, (file) => this.virsh(["define", file]));
   }
 
   /**
@@ -448,9 +434,8 @@ export class DomainManager {
   }
 
   /** dispose removes the manager's private temp dir. */
-  async dispose(): Promise<void> {
-    if (this.tmp) await rm(await this.tmp, { recursive: true, force: true });
-    this.tmp = undefined;
+  dispose(): Promise<void> {
+    return this.xmlFiles.dispose();
   }
 }
 
