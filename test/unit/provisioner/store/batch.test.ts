@@ -2,7 +2,13 @@
 import { describe, expect, it } from "vitest";
 import { TurnBatcher, type BatchResult } from "../../../../src/provisioner/store/batch.js";
 
-const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+/**
+ * settle lets the batcher's own turn run: it schedules with setImmediate, so a few check phases in a row
+ * are enough whatever the load. A timer (setTimeout 1 ms) can fire first on a busy machine.
+ */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+}
 
 describe("TurnBatcher", () => {
   it("sends the calls of one turn as one batch and answers each with its own result", async () => {
@@ -36,18 +42,18 @@ describe("TurnBatcher", () => {
       { maxInFlight: 1, max: 3 },
     );
     const first = b.call(0);
-    await tick(1);
+    await settle();
     expect(batches).toEqual([[0]]);
     const later = [1, 2, 3, 4].map((x) => b.call(x));
-    await tick(1);
+    await settle();
     // Nothing more goes while the first batch is in flight.
     expect(batches).toHaveLength(1);
     gates.shift()!();
     expect(await first).toBe(0);
-    await tick(1);
+    await settle();
     expect(batches).toEqual([[0], [1, 2, 3]]);
     gates.shift()!();
-    await tick(1);
+    await settle();
     gates.shift()!();
     expect(await Promise.all(later)).toEqual([1, 2, 3, 4]);
     expect(batches).toEqual([[0], [1, 2, 3], [4]]);
