@@ -17,6 +17,7 @@ export {
   sniffFormat,
   formatForPath,
   hypervisorsForUri,
+  isRemoteUri,
 } from "./load.js";
 export type { ConfigFormat, ParseOptions } from "./load.js";
 export {

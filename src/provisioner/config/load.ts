@@ -265,6 +265,19 @@ export function parseConfig(text: string, options: ParseOptions = {}): RfbootCon
   return finish(r.data, source, locate, datapathKeys);
 }
 
+/**
+ * isRemoteUri says whether a libvirt URI names a server (`qemu+tcp://10.0.0.2/system`, `qemu+ssh://h/system`):
+ * such a host does not see the rfboot machine's files. `qemu:///system` and unix-socket URIs are local.
+ */
+export function isRemoteUri(uri: string): boolean {
+  const m = /^[a-z0-9]+(?:\+([a-z0-9]+))?:\/\/([^/?]*)/.exec(uri);
+  if (!m) return false;
+  const transport = m[1];
+  const server = m[2] ?? "";
+  if (transport === "unix") return false;
+  return server !== "" && !/^(?:[^@]*@)?(?:localhost|127\.0\.0\.1|\[::1\])(?::\d+)?$/.test(server);
+}
+
 /** hypervisorsForUri derives the hypervisors a libvirt URI's driver runs. */
 export function hypervisorsForUri(uri: string): HypervisorName[] {
   const scheme = /^([a-z0-9]+)/.exec(uri)?.[1] ?? "";
@@ -322,6 +335,11 @@ function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: read
       storageDir: h.storageDir ?? `${p.stateDir}/disks`,
       consoleLogDir: h.consoleLogDir ?? `${p.stateDir}/console`,
       hypervisors: h.hypervisors ? [...new Set(h.hypervisors)] : hypervisorsForUri(h.uri),
+      pool: h.pool,
+      images: h.images ?? (isRemoteUri(h.uri) ? "pool" : "path"),
+      upload: h.upload,
+      memoryReserveMiB: h.memoryReserveMiB,
+      ...(h.dataPlane ? { dataPlane: { ...h.dataPlane } } : {}),
     });
   });
 

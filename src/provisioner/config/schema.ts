@@ -366,6 +366,39 @@ const hostSchema = z.strictObject({
   consoleLogDir: absPath.optional(),
   /** Hypervisors this host runs (default from the URI scheme: qemu -> kvm, qemu; lxc -> lxc; ...). */
   hypervisors: z.array(z.enum(HYPERVISOR_NAMES)).min(1).optional(),
+  /**
+   * The libvirt storage pool (type dir, target `storageDir`) that holds the VMs' disks on this host; created,
+   * built and started by rfboot when missing.
+   */
+  pool: identSchema.default("rfboot"),
+  /**
+   * Where the files a domain reads (base images, kernels, initrds) are found on this host: `path`, at the
+   * configured paths (the host sees the same files); `pool`, as volumes of `pool` named by the file's base
+   * name. Default: `path` for a URI without a server part, `pool` for a remote one.
+   */
+  images: z.enum(["path", "pool"]).optional(),
+  /** With `images: pool`: upload a missing image from the configured local path once (vol-upload, verified). */
+  upload: z.boolean().default(false),
+  /** Memory the host keeps for itself: placement needs the host's reported free memory minus this, MiB. */
+  memoryReserveMiB: z
+    .int()
+    .min(0)
+    .max(1024 * 1024)
+    .default(256),
+  /**
+   * How the data NICs of VMs on this host reach RouteFlow's virtual switch when it lives elsewhere: the NICs
+   * land on `bridge` of the host's Open vSwitch, each with its own VLAN tag, and the host's bridge is trunked
+   * (a tunnel port) to `trunkBridge` on the rfboot machine's Open vSwitch; rfboot links each tag to a port
+   * of the data bridge (`network.data.bridge`, RouteFlow's `dp0`) named like the NIC's device.
+   */
+  dataPlane: z
+    .strictObject({
+      /** OVS bridge on the rfboot machine that ends the tunnel from this host. */
+      trunkBridge: identSchema,
+      /** OVS bridge on the host where the VMs' data NICs land (default `network.data.bridge`). */
+      bridge: identSchema.optional(),
+    })
+    .optional(),
 });
 
 /** TEMPLATE_DEFAULT_NAME is the default name pattern of template VMs (`{dpid}`: short hex). */

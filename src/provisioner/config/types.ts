@@ -20,6 +20,16 @@ export interface HostConfig {
   readonly consoleLogDir: string;
   /** Hypervisors this host runs (explicit, or derived from the URI scheme). */
   readonly hypervisors: readonly HypervisorName[];
+  /** The storage pool of the VMs' disks on this host (type dir, target `storageDir`). */
+  readonly pool: string;
+  /** Where domain-read files (images, kernels, initrds) are found: at their paths, or as volumes of `pool`. */
+  readonly images: "path" | "pool";
+  /** Upload missing images into `pool` from their local paths (images: pool). */
+  readonly upload: boolean;
+  /** Memory the host keeps for itself, MiB (placement: reported free memory minus this). */
+  readonly memoryReserveMiB: number;
+  /** The cross-host data plane, when this host's data NICs reach RouteFlow's virtual switch by a trunk. */
+  readonly dataPlane?: { readonly trunkBridge: string; readonly bridge?: string };
 }
 
 /** DatapathConfig is one `datapaths` entry with its dpid parsed. */

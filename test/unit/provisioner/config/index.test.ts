@@ -31,6 +31,7 @@ const VALUES = [
   "formatForPath",
   "hostsFor",
   "hypervisorsForUri",
+  "isRemoteUri",
   "importRouteflowCsv",
   "initConfigObject",
   "initConfigYaml",

@@ -7,6 +7,7 @@ import {
   configHash,
   findConfiguredVm,
   hostsFor,
+  isRemoteUri,
   listConfiguredVms,
   loadConfig,
   parseConfig,
@@ -48,6 +49,10 @@ describe("defaults", () => {
         storageDir: "/var/lib/rfboot/disks",
         consoleLogDir: "/var/lib/rfboot/console",
         hypervisors: ["qemu", "kvm"],
+        pool: "rfboot",
+        images: "path",
+        upload: false,
+        memoryReserveMiB: 256,
       },
     ]);
     expect(c.policies).toMatchObject({
@@ -377,5 +382,33 @@ datapaths: { "0x5": { name: rfvm-6, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 1 } }
 policies: { unknownDatapath: { action: template } }
 `);
     expect(() => resolveDatapath(clash, 6n, [1])).toThrow(/name of the configured VM/);
+  });
+});
+
+describe("isRemoteUri", () => {
+  it("tells URIs that name a server from local ones, and sets a host's images default from it", () => {
+    for (const u of ["qemu+tcp://10.0.0.2/system", "qemu+ssh://root@hostb/system", "qemu://h.example/system"])
+      expect(isRemoteUri(u), u).toBe(true);
+    for (const u of [
+      "qemu:///system",
+      "lxc:///system",
+      "test:///default",
+      "qemu+unix:///system?socket=/run/x/libvirt-sock",
+      "qemu+tcp://localhost/system",
+      "qemu+tcp://127.0.0.1:16509/system",
+    ])
+      expect(isRemoteUri(u), u).toBe(false);
+    const c = parseConfig(
+      JSON.stringify({
+        hosts: [
+          { name: "b", uri: "qemu+tcp://10.0.0.2/system" },
+          { name: "a", uri: "qemu:///system" },
+        ],
+      }),
+    );
+    expect(c.hosts.map((h) => [h.name, h.images])).toEqual([
+      ["b", "pool"],
+      ["a", "path"],
+    ]);
   });
 });
