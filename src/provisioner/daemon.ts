@@ -152,6 +152,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         owner: this.instanceId,
         logger: this.log,
         stateDir: this.config.stateDir,
+        rfconfigConflicts: this.config.policies.rfconfigConflicts,
       }));
     this.store.on("offline", (e: unknown) =>
       this.log.warn({ err: errorMessage(e) }, "MongoDB unreachable: buffering writes"),

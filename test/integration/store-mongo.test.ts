@@ -64,6 +64,8 @@ describeWith(["mongo"], "MongoStore on a real MongoDB-wire server", () => {
     for (const d of docs) {
       // Exactly RouteFlow's fields, every value a decimal string (rfserver queries with str(v)).
       expect(Object.keys(d).sort()).toEqual(["_id", "ct_id", "dp_id", "dp_port", "vm_id", "vm_port"]);
+      // rfboot's rows carry its `_id` (one per VM interface): a rerun writes the same document again.
+      expect(d._id).toBe(`rfboot:${String(d.vm_id)}/${String(d.vm_port)}`);
       for (const k of ["vm_id", "vm_port", "ct_id", "dp_id", "dp_port"])
         expect(d[k]).toMatch(/^(0|[1-9][0-9]*)$/);
     }
@@ -185,11 +187,11 @@ describeWith(["mongo"], "MongoStore on a real MongoDB-wire server", () => {
     }
   });
 
-  it("de-duplicates on write when old duplicates prevent the unique indexes", async () => {
+  it("leaves a loader's duplicate rows alone and adds no copy of an equal row", async () => {
     const other = `${database}_dup`;
     const odb = raw.db(other);
     const dup = { vm_id: "7", vm_port: "1", ct_id: "0", dp_id: "70", dp_port: "1" };
-    // What a loader that appended the CSV twice leaves behind.
+    // What RouteFlow's loader leaves after two starts of rfserver: each CSV row twice, ObjectId ids.
     await odb
       .collection("rfconfig")
       .insertMany([
@@ -200,8 +202,13 @@ describeWith(["mongo"], "MongoStore on a real MongoDB-wire server", () => {
     const s = await MongoStore.open({ uri: MONGO_URI, database: other });
     try {
       await Promise.all([s.upsertRfconfigRows([dup]), s.upsertRfconfigRows([dup])]);
-      expect(await odb.collection("rfconfig").countDocuments({ vm_id: "7" })).toBe(1);
+      expect(await s.drain(10_000)).toBe(true);
+      expect(await odb.collection("rfconfig").countDocuments({ vm_id: "7" })).toBe(2);
       expect(await odb.collection("rfconfig").countDocuments({ vm_id: "8" })).toBe(1);
+      expect(await odb.collection("rfconfig").countDocuments({ _id: "rfboot:7/1" } as never)).toBe(0);
+      // Removing the VM removes what rfboot wrote (nothing here): RouteFlow's rows stay.
+      await s.removeRfconfigRows("7");
+      expect(await odb.collection("rfconfig").countDocuments({ vm_id: "7" })).toBe(2);
     } finally {
       await s.close();
       await odb.dropDatabase();

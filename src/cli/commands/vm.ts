@@ -152,6 +152,7 @@ function openStore(config: RfbootConfig): Promise<MongoStore> {
     prefix: `${config.mongo.collectionPrefix}_`,
     logger: silentLogger,
     serverSelectionTimeoutMS: 2_000,
+    rfconfigConflicts: config.policies.rfconfigConflicts,
   });
 }
 

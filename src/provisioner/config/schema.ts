@@ -445,6 +445,12 @@ const policiesSchema = z
      */
     portDeleted: z.strictObject({ action: z.enum(["keep", "detach"]).default("keep") }).prefault({}),
     /**
+     * Another writer's `rfconfig` row (RouteFlow's loader, an operator) that maps one of rfboot's VM ports or
+     * switch ports elsewhere: `report` leaves it alone and records the conflict (lastError, event, status);
+     * `replace` deletes it. Rows equal to rfboot's are never touched either way.
+     */
+    rfconfigConflicts: z.enum(["report", "replace"]).default("report"),
+    /**
      * A VM that stops (shut off, crashed, destroyed outside rfboot) while its switch is connected: `restart`
      * starts it again with a doubling backoff (RouteFlow needs it running), `record` only records the state.
      */

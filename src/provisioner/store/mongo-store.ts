@@ -39,7 +39,10 @@ import { LeaseTable, type LeaseDoc } from "./leases.js";
 import {
   applyRfconfigRows,
   deleteExactRfconfigRows,
-  ensureRfconfigIndexes,
+  dropLegacyRfconfigIndexes,
+  removeOwnRfconfigRows,
+  type ConflictPolicy,
+  type RfconfigConflict,
   type RfconfigDoc,
 } from "./rfconfig.js";
 import { Outbox, type OutboxBatch, type OutboxOp, type OutboxOptions, type OutboxStats } from "./outbox.js";
@@ -94,6 +97,11 @@ export interface MongoStoreOptions {
   readonly eventsBytes?: number;
   /** now is the clock (tests). */
   readonly now?: () => Date;
+  /**
+   * rfconfigConflicts: what happens to another writer's `rfconfig` row that maps one of rfboot's VM
+   * interfaces or switch ports elsewhere: `report` (default; left alone, recorded) or `replace` (deleted).
+   */
+  readonly rfconfigConflicts?: ConflictPolicy;
   /** clientOptions are passed to MongoClient (e.g. TLS); the timeouts above take precedence. */
   readonly clientOptions?: MongoClientOptions;
 }
@@ -185,7 +193,7 @@ export class MongoStore extends EventEmitter implements DaemonStore {
   private setupPromise: Promise<void> | undefined;
   private connected = false;
   private connecting: Promise<void> | undefined;
-  private rfconfigUnique = true;
+  private readonly rfconfigConflicts: ConflictPolicy;
   private eventsSinceTrim = 0;
   private trimming: Promise<number> | undefined;
   private persistTimer: NodeJS.Timeout | undefined;
@@ -207,6 +215,7 @@ export class MongoStore extends EventEmitter implements DaemonStore {
     super();
     this.log = (options.logger ?? silentLogger).child({ component: "store" });
     this.now = options.now ?? (() => new Date());
+    this.rfconfigConflicts = options.rfconfigConflicts ?? "report";
     this.database = options.database ?? uriDatabase(options.uri) ?? DEFAULT_DATABASE;
     if (!/^[^/\\. "$*<>:|?]{1,63}$/.test(this.database) || hasControl(this.database)) {
       throw new StoreError(`invalid database name ${JSON.stringify(this.database)}`, "connect");
@@ -360,16 +369,16 @@ export class MongoStore extends EventEmitter implements DaemonStore {
   }
 
   private async setup(): Promise<void> {
-    const unique = await ensureRfconfigIndexes(this.col<RfconfigDoc>(this.collections.rfconfig));
-    if (unique !== true) {
-      // E.g. duplicates already there (a loader appended the CSV twice): work without the indexes and
-      // remove duplicates of the rows rfboot writes as it writes them.
+    // RouteFlow's loader inserts its CSV at every start and dies on a duplicate key: the unique indexes of
+    // earlier rfboot versions go. Their rows (no rfboot `_id`) count as another writer's from now on.
+    const dropped = await dropLegacyRfconfigIndexes(this.col<RfconfigDoc>(this.collections.rfconfig));
+    if (dropped.length > 0) {
       this.log.warn(
-        { err: errorMessage(unique) },
-        "rfconfig unique indexes unavailable; de-duplicating on write",
+        { collection: this.collections.rfconfig, dropped },
+        "dropped the unique indexes an earlier rfboot put on rfconfig (RouteFlow's loader fails on them); " +
+          "rows written before keep their place and are left to RouteFlow",
       );
     }
-    this.rfconfigUnique = unique === true;
     await this.col(this.collections.vms).createIndex({ vmName: 1 });
     try {
       await this.db.createCollection(this.collections.events, {
@@ -483,17 +492,64 @@ export class MongoStore extends EventEmitter implements DaemonStore {
         await this.col<VmRecordDoc>(this.collections.vms).deleteOne({ _id: op.dpidHex });
         this.knownRecords.delete(op.dpidHex);
         return;
-      case "rfconfig-upsert":
-        return applyRfconfigRows(
+      case "rfconfig-upsert": {
+        const conflicts = await applyRfconfigRows(
           this.col<RfconfigDoc>(this.collections.rfconfig),
           op.rows,
-          this.rfconfigUnique,
+          this.rfconfigConflicts,
         );
+        if (conflicts.length > 0) await this.reportConflicts(conflicts);
+        return;
+      }
       case "rfconfig-remove":
-        await this.col(this.collections.rfconfig).deleteMany({ vm_id: op.vmId });
+        await removeOwnRfconfigRows(this.col<RfconfigDoc>(this.collections.rfconfig), op.vmId);
         return;
       case "event":
         return this.applyEvent(op.id, op.event);
+    }
+  }
+
+  /**
+   * reportConflicts records each conflicting row where an operator looks: a warning, an event, and the
+   * `lastError` of the datapath's record (kind `rfconfig-conflict`, shown by `rfboot status`).
+   */
+  private async reportConflicts(conflicts: readonly RfconfigConflict[]): Promise<void> {
+    const at = this.now();
+    const byDp = new Map<string, string[]>();
+    for (const c of conflicts) {
+      const what =
+        c.on === "vm-port"
+          ? `VM ${c.row.vm_id} port ${c.row.vm_port} is also mapped to datapath ${c.other.dp_id} port ${c.other.dp_port}`
+          : `datapath ${c.row.dp_id} port ${c.row.dp_port} is also mapped to VM ${c.other.vm_id} port ${c.other.vm_port}`;
+      const detail =
+        `rfconfig conflict: ${what} by another writer's row (_id ${c.otherId}); ` +
+        (c.action === "replaced"
+          ? "that row was deleted (rfconfigConflicts: replace)"
+          : "it was left alone and rfserver may use either row; remove it, or set policies.rfconfigConflicts: replace");
+      this.log.warn({ row: c.row, other: c.other, otherId: c.otherId, action: c.action }, detail);
+      let dpidHex: string | undefined;
+      try {
+        dpidHex = BigInt(c.row.dp_id).toString(16).padStart(16, "0");
+      } catch {
+        dpidHex = undefined;
+      }
+      const list = byDp.get(dpidHex ?? "") ?? [];
+      list.push(detail);
+      byDp.set(dpidHex ?? "", list);
+      await this.applyEvent(new ObjectId().toHexString(), {
+        at,
+        ...(dpidHex ? { dpid: dpidHex } : {}),
+        kind: "rfconfig-conflict",
+        detail,
+      });
+    }
+    for (const [dpidHex, details] of byDp) {
+      if (!dpidHex) continue;
+      await this.applyRecord(
+        dpidHex,
+        { lastError: { kind: "rfconfig-conflict", message: details.join("; "), at } },
+        at,
+      );
     }
   }
 

@@ -1,20 +1,27 @@
 /**
  * Writing RouteFlow's `rfconfig` collection: one row per VM data port, `{vm_id, vm_port, ct_id, dp_id,
- * dp_port}` as decimal strings (shared/routeflow/README.md).
+ * dp_port}` as decimal strings.
  *
- * Key: rfserver looks a row up by (vm_id, vm_port) on PortRegister and by (ct_id, dp_id, dp_port) on
- * DatapathPortRegister, so BOTH must identify one row. Rows are upserted by (vm_id, vm_port), the VM
- * interface, which is what rfboot configures; a row that held the same switch port for another interface is
- * a stale mapping and is replaced. Two unique indexes make this hold under concurrent writers (FerretDB 1.24
- * enforces them, also under racing upserts: the loser gets E11000 and retries as an update).
+ * The collection is RouteFlow's, and its own loader shares it: rfserver inserts every row of its mapping CSV
+ * at each start, without `_id` and without a uniqueness check, and dies on a duplicate-key error. So rfboot
+ * puts no index on it. Its rows are recognised by their `_id` instead: `rfboot:<vm_id>/<vm_port>`, one per VM
+ * interface (rfserver reads every field but `_id`). The unique `_id` index every collection has makes a
+ * rerun, a restart or a second instance write the same document again, never a second copy.
+ *
+ * Rows of other writers (an ObjectId `_id`: RouteFlow's loader, an operator, an older rfboot) are never
+ * changed by default. One equal to rfboot's in all five fields stands for it: rfboot adds no copy beside it.
+ * One that maps the same VM interface to another switch port, or the same switch port to another VM
+ * interface, is a conflict: rfserver takes the first row it finds, so the mapping is ambiguous. It is
+ * reported, and removed only under the `replace` policy.
  */
-import { ObjectId, type Collection } from "mongodb";
-import { insertUnordered, isDuplicateKey, isTransient } from "./errors.js";
+import type { Collection, ObjectId } from "mongodb";
+import { insertUnordered, isDuplicateKey } from "./errors.js";
 import type { RfconfigRow } from "./types.js";
 
 /** RfconfigDoc is an `rfconfig` document as found: values are normally strings, but others write it too. */
 export interface RfconfigDoc {
-  _id: ObjectId;
+  /** rfboot's rows: `rfboot:<vm_id>/<vm_port>`; RouteFlow's loader's: an ObjectId. */
+  _id: ObjectId | string;
   vm_id: unknown;
   vm_port: unknown;
   ct_id: unknown;
@@ -22,121 +29,157 @@ export interface RfconfigDoc {
   dp_port: unknown;
 }
 
-/**
- * ensureRfconfigIndexes creates the two unique indexes; returns true, or the error that prevented it (for
- * instance duplicates already in the collection). Transient errors are thrown.
- */
-export async function ensureRfconfigIndexes(rf: Collection<RfconfigDoc>): Promise<true | unknown> {
-  try {
-    await rf.createIndex({ vm_id: 1, vm_port: 1 }, { unique: true, name: "rfboot_vm_port_unique" });
-    await rf.createIndex({ ct_id: 1, dp_id: 1, dp_port: 1 }, { unique: true, name: "rfboot_dp_port_unique" });
-    return true;
-  } catch (err) {
-    if (isTransient(err)) throw err;
-    return err;
-  }
+/** ROW_ID_PREFIX starts the `_id` of every row rfboot writes. */
+export const ROW_ID_PREFIX = "rfboot:";
+
+/** rowId is the `_id` of rfboot's row for one VM interface. */
+export function rowId(row: Pick<RfconfigRow, "vm_id" | "vm_port">): string {
+  return `${ROW_ID_PREFIX}${row.vm_id}/${row.vm_port}`;
 }
 
+/** isOurs says whether a document is a row rfboot wrote (its `_id` is rfboot's). */
+export function isOurs(d: Pick<RfconfigDoc, "_id">): boolean {
+  return typeof d._id === "string" && d._id.startsWith(ROW_ID_PREFIX);
+}
+
+/** LEGACY_INDEXES are the unique indexes earlier rfboot versions put on `rfconfig`; RouteFlow's loader dies on them. */
+export const LEGACY_INDEXES = ["rfboot_vm_port_unique", "rfboot_dp_port_unique"] as const;
+
 /**
- * applyRfconfigRows writes rows in order, as if each were upserted alone. With the unique indexes, rows that
- * share no key with another row of the batch are first inserted blindly in one insertMany (insertFresh): a
- * burst of new VMs costs one command. The rest (rows already stored, or conflicting within the batch) take
- * the read-compare path: one scan of `rfconfig` for them all (only `_id` lookups are indexed on FerretDB),
- * the rows found kept in memory and updated as the batch changes them, only what differs written (a
- * repeated join costs a refused insert and one read), new rows in one insertMany after the deletions and
- * updates; a row a concurrent writer inserted first fails with a duplicate key and is upserted instead.
- * With `unique` false (no unique indexes), rows are inserted one by one and duplicates that concurrent
- * writers may create are removed after each insert. Idempotent: applying the same batch again changes
- * nothing.
+ * dropLegacyRfconfigIndexes drops the unique indexes of earlier rfboot versions, if there, and returns the
+ * names dropped. A missing collection has none.
+ */
+export async function dropLegacyRfconfigIndexes(rf: Collection<RfconfigDoc>): Promise<string[]> {
+  let names: string[];
+  try {
+    names = (await rf.indexes()).map((i) => String(i.name));
+  } catch (err) {
+    // NamespaceNotFound (26): no collection yet, so no index.
+    if ((err as { code?: unknown }).code === 26) return [];
+    throw err;
+  }
+  const dropped: string[] = [];
+  for (const n of LEGACY_INDEXES) {
+    if (!names.includes(n)) continue;
+    try {
+      await rf.dropIndex(n);
+      dropped.push(n);
+    } catch (err) {
+      // IndexNotFound (27): another instance dropped it first.
+      if ((err as { code?: unknown }).code !== 27) throw err;
+    }
+  }
+  return dropped;
+}
+
+/** ConflictPolicy says what happens to another writer's row that conflicts with one of rfboot's. */
+export type ConflictPolicy = "report" | "replace";
+
+/** RfconfigConflict is another writer's row that maps rfboot's VM interface or switch port elsewhere. */
+export interface RfconfigConflict {
+  /** The row rfboot writes. */
+  readonly row: RfconfigRow;
+  /** The other row, as stored (fields as strings), and its `_id` as text. */
+  readonly other: RfconfigRow;
+  readonly otherId: string;
+  /** vm-port: same VM interface, another switch port; dp-port: same switch port, another VM interface. */
+  readonly on: "vm-port" | "dp-port";
+  /** reported: left alone; replaced: deleted (policy replace). */
+  readonly action: "reported" | "replaced";
+}
+
+const sameVm = (a: RfconfigRow, b: RfconfigRow) => a.vm_id === b.vm_id && a.vm_port === b.vm_port;
+const sameDp = (a: RfconfigRow, b: RfconfigRow) =>
+  a.ct_id === b.ct_id && a.dp_id === b.dp_id && a.dp_port === b.dp_port;
+const equal = (a: RfconfigRow, b: RfconfigRow) => sameVm(a, b) && sameDp(a, b);
+
+/**
+ * applyRfconfigRows writes rows in order, as if each were upserted alone by its VM interface, and returns the
+ * conflicts it found. Per row:
+ * - rfboot's row for that interface is inserted, or updated when its switch side changed;
+ * - rfboot's row that held the same switch port for another interface is a stale mapping: deleted;
+ * - another writer's row equal in all five fields stands for rfboot's: no copy is added;
+ * - another writer's conflicting row is reported, and deleted only with policy `replace`.
+ * Cost: one read of the rows of the batch's VMs and switches, one insertMany of the new rows, and one
+ * command per change. Idempotent: applying the same batch again writes nothing.
  */
 export async function applyRfconfigRows(
   rf: Collection<RfconfigDoc>,
   batch: readonly RfconfigRow[],
-  unique: boolean,
-): Promise<void> {
-  let rows = batch;
-  if (rows.length === 0) return;
-  if (unique) rows = await insertFresh(rf, rows);
-  if (rows.length === 0) return;
-  type Known = RfconfigDoc & { pending?: true };
-  const snap: Known[] = await rf
-    .find({
-      $or: [
-        { vm_id: { $in: [...new Set(rows.map((r) => r.vm_id))] } },
-        { dp_id: { $in: [...new Set(rows.map((r) => r.dp_id))] } },
-      ],
-    })
-    .sort({ _id: 1 })
-    .toArray();
-  const drop = async (d: Known) => {
-    if (!d.pending) await rf.deleteOne({ _id: d._id });
+  policy: ConflictPolicy = "report",
+): Promise<RfconfigConflict[]> {
+  if (batch.length === 0) return [];
+  const snap: { _id: ObjectId | string; row: RfconfigRow; ours: boolean }[] = (
+    await rf
+      .find({
+        $or: [
+          { vm_id: { $in: [...new Set(batch.map((r) => r.vm_id))] } },
+          { dp_id: { $in: [...new Set(batch.map((r) => r.dp_id))] } },
+        ],
+      })
+      .toArray()
+  ).map((d) => ({ _id: d._id, row: rowOf(d), ours: isOurs(d) }));
+  const conflicts: RfconfigConflict[] = [];
+  const fresh = new Map<string, RfconfigRow>();
+  const drop = async (d: (typeof snap)[number]) => {
+    await rf.deleteOne({ _id: d._id });
     snap.splice(snap.indexOf(d), 1);
   };
-  for (const row of rows) {
-    const sameKey = (d: Known) => d.vm_id === row.vm_id && d.vm_port === row.vm_port;
-    const sameDp = (d: Known) => d.ct_id === row.ct_id && d.dp_id === row.dp_id && d.dp_port === row.dp_port;
-    // The switch port may have been mapped to another VM interface before: that mapping is replaced.
-    for (const d of snap.filter((x) => !sameKey(x) && sameDp(x))) await drop(d);
-    const [first, ...extra] = snap.filter(sameKey);
-    // Duplicates left by an earlier loader (possible only without the unique indexes): keep the oldest.
-    for (const d of extra) await drop(d);
-    if (first && sameDp(first)) continue;
-    const dp = { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port };
-    if (first?.pending) {
-      Object.assign(first, dp);
-      continue;
+  for (const row of batch) {
+    const id = rowId(row);
+    // rfboot's own stale mapping of this switch port (another interface held it): replaced.
+    for (const d of snap.filter((x) => x.ours && x._id !== id && sameDp(x.row, row))) {
+      fresh.delete(String(d._id));
+      await drop(d);
     }
-    if (first) {
-      const r = await rf.updateOne({ _id: first._id }, { $set: dp });
-      if (r.matchedCount === 1) {
-        Object.assign(first, dp);
+    for (const d of snap.filter((x) => !x.ours && !equal(x.row, row))) {
+      const on = sameVm(d.row, row) ? "vm-port" : sameDp(d.row, row) ? "dp-port" : undefined;
+      if (!on) continue;
+      const action = policy === "replace" ? "replaced" : "reported";
+      conflicts.push({ row, other: d.row, otherId: String(d._id), on, action });
+      if (action === "replaced") await drop(d);
+    }
+    const mine = snap.find((x) => x._id === id);
+    const standIn = snap.some((x) => !x.ours && equal(x.row, row));
+    if (mine) {
+      if (equal(mine.row, row)) continue;
+      mine.row = row;
+      if (fresh.has(id)) {
+        fresh.set(id, row);
         continue;
       }
-      // Deleted meanwhile by another writer: insert it again.
-      snap.splice(snap.indexOf(first), 1);
+      await rf.updateOne(
+        { _id: id },
+        { $set: { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port } },
+      );
+      continue;
     }
-    if (unique) {
-      snap.push({ _id: new ObjectId(), ...row, pending: true });
-    } else {
-      const id = await insertRow(rf, row, unique);
-      snap.push({ _id: id, ...row });
-    }
+    if (standIn) continue;
+    snap.push({ _id: id, row, ours: true });
+    fresh.set(id, row);
   }
-  // New rows, displaced rows already deleted: one insertMany; a concurrent writer's row makes one fail.
-  const fresh = snap.filter((d) => d.pending).map(rowOf);
-  const dup = await insertUnordered(rf, fresh.map(rowDoc));
-  for (const i of [...dup].sort((a, b) => a - b)) await insertRow(rf, fresh[i]!, unique);
+  const rows = [...fresh.values()];
+  const dup = await insertUnordered(rf, rows.map(rowDoc));
+  // A concurrent writer (another instance, the same rows) inserted one first: make it say what this batch says.
+  for (const i of dup) {
+    const r = rows[i]!;
+    await rf.replaceOne({ _id: rowId(r) }, rowDoc(r), { upsert: true }).catch((err: unknown) => {
+      if (!isDuplicateKey(err)) throw err;
+    });
+  }
+  return conflicts;
 }
 
-/**
- * insertFresh inserts, without reading first, the rows that share neither key (VM interface, switch port)
- * with another row of the batch, in one unordered insertMany: with the unique indexes an insert that
- * succeeds is exactly what the upsert would have done (no row held either key). It returns the rows left
- * for the read-compare path, in order: those a stored row conflicts with (duplicate key) and those that
- * conflict within the batch. A burst of new VMs thus costs one command, not a scan of `rfconfig` and one.
- */
-async function insertFresh(
-  rf: Collection<RfconfigDoc>,
-  rows: readonly RfconfigRow[],
-): Promise<RfconfigRow[]> {
-  const count = new Map<string, number>();
-  const keys = (r: RfconfigRow) => [`v ${r.vm_id}/${r.vm_port}`, `d ${r.ct_id}/${r.dp_id}/${r.dp_port}`];
-  for (const r of rows) for (const k of keys(r)) count.set(k, (count.get(k) ?? 0) + 1);
-  const alone = rows.filter((r) => keys(r).every((k) => count.get(k) === 1));
-  const dup = await insertUnordered(rf, alone.map(rowDoc));
-  const inserted = new Set(alone.filter((_, i) => !dup.has(i)));
-  return rows.filter((r) => !inserted.has(r));
-}
-
-/** rowDoc is the stored form of a row: RouteFlow's five fields, nothing else. */
+/** rowDoc is the stored form of a row: rfboot's `_id` and RouteFlow's five fields, nothing else. */
 function rowDoc(r: RfconfigRow): RfconfigDoc {
   return {
+    _id: rowId(r),
     vm_id: r.vm_id,
     vm_port: r.vm_port,
     ct_id: r.ct_id,
     dp_id: r.dp_id,
     dp_port: r.dp_port,
-  } as unknown as RfconfigDoc;
+  };
 }
 
 /** rowOf reads a row back from a document (its fields as strings). */
@@ -150,63 +193,22 @@ function rowOf(d: RfconfigDoc): RfconfigRow {
   };
 }
 
-/** insertRow upserts one row by its VM interface and returns the `_id` of the row that holds it. */
-async function insertRow(rf: Collection<RfconfigDoc>, row: RfconfigRow, unique: boolean): Promise<ObjectId> {
-  let id: ObjectId | undefined;
-  if (unique) {
-    // The snapshot showed no row for this interface, and the unique indexes make a plain insert safe: no
-    // scan (an upsert's filter is one on FerretDB). A concurrent writer's row makes it fail; then upsert.
-    try {
-      return (await rf.insertOne(rowDoc(row))).insertedId;
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-    }
-  }
-  for (let i = 0; ; i++) {
-    try {
-      const r = await rf.updateOne(
-        { vm_id: row.vm_id, vm_port: row.vm_port },
-        { $set: { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port } },
-        { upsert: true },
-      );
-      id = (r.upsertedId as ObjectId | null) ?? undefined;
-      break;
-    } catch (err) {
-      // A concurrent writer inserted the same row first (unique index): the retry updates that row.
-      if (!isDuplicateKey(err) || i >= 3) throw err;
-    }
-  }
-  if (!unique) {
-    // No unique index to lean on: concurrent writers may both have inserted. Keep the oldest row of each key,
-    // delete the rest; this converges when several writers do it at once (all keep the same row).
-    for (const key of [
-      { vm_id: row.vm_id, vm_port: row.vm_port },
-      { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port },
-    ]) {
-      const ids = (
-        await rf
-          .find(key, { projection: { _id: 1 } })
-          .sort({ _id: 1 })
-          .toArray()
-      ).map((d) => d._id);
-      for (const x of ids.slice(1)) await rf.deleteOne({ _id: x });
-      if (key.vm_port !== undefined && ids[0]) id = ids[0];
-    }
-  }
-  // Matched a row another writer had just inserted: look its id up (rare).
-  return (
-    id ??
-    (await rf.findOne({ vm_id: row.vm_id, vm_port: row.vm_port }, { projection: { _id: 1 } }))?._id ??
-    new ObjectId()
-  );
+/**
+ * removeOwnRfconfigRows deletes rfboot's rows of one VM (vm_id, decimal string) and returns how many. Other
+ * writers' rows of that VM stay: they are RouteFlow's.
+ */
+export async function removeOwnRfconfigRows(rf: Collection<RfconfigDoc>, vmId: string): Promise<number> {
+  const ids = (await rf.find({ vm_id: vmId }, { projection: { _id: 1 } }).toArray())
+    .filter(isOurs)
+    .map((d) => d._id);
+  if (ids.length === 0) return 0;
+  return (await rf.deleteMany({ _id: { $in: ids } })).deletedCount;
 }
 
 /**
- * deleteExactRfconfigRows deletes one document per row that matches all five fields as decimal strings, and
- * returns how many it deleted. Rows carry no writer's mark (rfserver converts every field but `_id` with
- * `int()`), so a row equal in all five fields is the only way to recognise one rfboot wrote; deleting one copy
- * per row, not every copy, leaves an identical row another loader appended (possible only without the unique
- * indexes) where it was. A row repeated in `rows` counts once.
+ * deleteExactRfconfigRows deletes rfboot's row for each of `rows` when it matches all five fields, and
+ * returns how many it deleted. Another writer's equal row is RouteFlow's and stays. A row repeated in `rows`
+ * counts once.
  */
 export async function deleteExactRfconfigRows(
   rf: Collection<RfconfigDoc>,
@@ -218,13 +220,7 @@ export async function deleteExactRfconfigRows(
     const key = `${r.vm_id}/${r.vm_port}/${r.ct_id}/${r.dp_id}/${r.dp_port}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    const res = await rf.deleteOne({
-      vm_id: r.vm_id,
-      vm_port: r.vm_port,
-      ct_id: r.ct_id,
-      dp_id: r.dp_id,
-      dp_port: r.dp_port,
-    });
+    const res = await rf.deleteOne({ _id: rowId(r), ct_id: r.ct_id, dp_id: r.dp_id, dp_port: r.dp_port });
     deleted += res.deletedCount;
   }
   return deleted;
