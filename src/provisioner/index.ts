@@ -7,6 +7,7 @@ export {
   configHash,
   DPID_FORMS,
   dpidKey,
+  CSV_HEADER,
   findConfiguredVm,
   findHost,
   hostsFor,

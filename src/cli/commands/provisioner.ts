@@ -1,6 +1,7 @@
 /** Provisioner subcommands, one file each. */
 import type { Command } from "commander";
 import { registerDoctor } from "./doctor.js";
+import { registerExportCsv } from "./export-csv.js";
 import { registerHosts } from "./hosts.js";
 import { registerImportCsv } from "./import-csv.js";
 import { registerInit } from "./init.js";
@@ -9,13 +10,14 @@ import { registerRun } from "./run.js";
 import { registerStatus } from "./status.js";
 import { registerVm } from "./vm.js";
 
-/** registerProvisionerCommands adds run, status, plan, init, import-csv, vm, hosts and doctor. */
+/** registerProvisionerCommands adds run, status, plan, init, import-csv, export-csv, vm, hosts and doctor. */
 export function registerProvisionerCommands(program: Command): void {
   registerRun(program);
   registerStatus(program);
   registerPlan(program);
   registerInit(program);
   registerImportCsv(program);
+  registerExportCsv(program);
   registerVm(program);
   registerHosts(program);
   registerDoctor(program);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { main } from "../../../src/cli/main.js";
 import { listConfiguredVms, loadConfig, parseConfig } from "../../../src/provisioner/config/index.js";
-import { SHARED } from "../../helpers/env.js";
+import { REPO, SHARED } from "../../helpers/env.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "rfbt-cfg-csv-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -74,5 +74,45 @@ describe("rfboot import-csv", () => {
   it("exits 2 for a missing file", async () => {
     expect(await main(["import-csv", join(tmp, "none.csv")])).toBe(2);
     expect(err).toMatch(/cannot read CSV .*none.csv: no such file/);
+  });
+});
+
+describe("rfboot export-csv", () => {
+  const rowsOf = (csv: string) =>
+    csv
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((l) => l.trim())
+      .sort();
+
+  it("writes rftest2's own CSV back from the rftest2 config, and import-csv reads it back to the same VMs", async () => {
+    expect(await main(["export-csv", "--config", join(REPO, "config/rftest2.yaml")])).toBe(0);
+    const csv = out;
+    expect(csv.split("\n")[0]).toBe("vm_id,vm_port,ct_id,dp_id,dp_port");
+    expect(csv.endsWith("\n") && !csv.includes("\n\n")).toBe(true);
+    // Exactly RouteFlow's rows (its file orders them differently).
+    expect(rowsOf(csv)).toEqual(rowsOf(readFileSync(CSV2, "utf8")));
+    const f = join(tmp, "exported.csv");
+    writeFileSync(f, csv);
+    out = "";
+    expect(await main(["import-csv", f])).toBe(0);
+    const back = listConfiguredVms(parseConfig(out));
+    const orig = listConfiguredVms(await loadConfig(join(REPO, "config/rftest2.yaml")));
+    const shape = (vms: typeof back) =>
+      vms.map((v) => ({ dpid: v.dpid, vmId: v.vmId, ports: v.ports.map((p) => [p.vmPort, p.dpPort]) }));
+    expect(shape(back)).toEqual(shape(orig));
+  });
+
+  it("writes --out and refuses to overwrite it without --force", async () => {
+    const o = join(tmp, "rftest1config.csv");
+    const args = ["export-csv", "--config", join(REPO, "config/rftest1.yaml"), "--out", o];
+    expect(await main(args)).toBe(0);
+    expect(readFileSync(o, "utf8")).toBe(
+      "vm_id,vm_port,ct_id,dp_id,dp_port\n12A0A0A0A0A0,1,0,99,1\n12A0A0A0A0A0,2,0,99,2\n",
+    );
+    expect(await main(args)).toBe(2);
+    expect(err).toMatch(/exists; pass --force/);
+    expect(await main([...args, "--force"])).toBe(0);
   });
 });

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { publicFace } from "../controller/public-face.js";
 
 const VALUES = [
+  "CSV_HEADER",
   "DPID_FORMS",
   "Daemon",
   "DomainManager",
