@@ -44,6 +44,9 @@ options:
   --timeout S            how long to wait for the VMs (default 300 s)
   --ready-state S        ready (default: boot marker seen) or running (domain started)
   --keep-on-failure      leave things up when bring-up fails (to debug); default: tear down
+  --keep-state           keep rfboot's own collections (<prefix>_vms, _events, _leases) when the demo resets its
+                         lab database at start and teardown; RouteFlow's (rftable, rfconfig, rfstats, both IPC
+                         channels) are always dropped, as RouteFlow's own rftest does
 state and logs: $LAB_DIR/$RFTEST_NAME/ (rfboot.log, upstream.log, mininet.log, mininet/events.jsonl, timings.json: ms per step)
 EOF
 }
@@ -111,6 +114,7 @@ rftest_parse() {
   RFTEST_TIMEOUT=300
   RFTEST_READY_STATE=ready
   RFTEST_KEEP=0
+  RFTEST_KEEP_STATE=0
   RFTEST_ADDRESSING=l2
   RFTEST_LISTEN_MODE=0
   RFTEST_MN_ARGS=()
@@ -137,6 +141,7 @@ rftest_parse() {
       --timeout) RFTEST_TIMEOUT="${2:?}" && shift ;;
       --ready-state) RFTEST_READY_STATE="${2:?}" && shift ;;
       --keep-on-failure) RFTEST_KEEP=1 ;;
+      --keep-state) RFTEST_KEEP_STATE=1 ;;
       --addressing) RFTEST_ADDRESSING="${2:?}" && shift ;;
       --listen-mode) RFTEST_LISTEN_MODE=1 ;;
       -h | --help)
@@ -544,6 +549,7 @@ rftest_down() {
   rftest_say "teardown: upstream controller, $(rfnet_dp0_name), $(rfnet_mgmt_name)"
   rftest_stop_pid "$RFTEST_STATE/upstream.pid" 5
   rfnet_down
+  rftest_reset_db || true
   # What is left, if anything, is reported rather than hidden.
   for uri in qemu:///system lxc:///system; do
     LC_ALL=C virsh -c "$uri" version >/dev/null 2>&1 || continue
@@ -592,9 +598,20 @@ rftest_restart_rfboot() {
 
 # ------------------------------------------------------------------------------------------ main
 
+# rftest_reset_db resets the demo's lab database as RouteFlow's rftest does (at start and at teardown): the demo
+# owns it. The daemon never does this. rfboot's own collections go too unless --keep-state.
+rftest_reset_db() {
+  local margs=() keep=()
+  lab_port_open 27017 || [ "$RFCFG_MONGO_URI" != mongodb://127.0.0.1:27017 ] || return 0
+  mapfile -d '' margs < <(rftest_mongo_args)
+  [ "${RFTEST_KEEP_STATE:-0}" = 0 ] || keep=(--keep-state)
+  rftest_say "database: $(node "$RFTEST_REPO/rftest/lib/show-mongo.mjs" reset "${margs[@]}" "${keep[@]}" 2>&1 | tail -n 1)"
+}
+
 rftest_up() {
   rftest_step_lab || return 1
   rftest_load_config || return 1
+  rftest_reset_db
   if [ "$RFTEST_RFBOOT" = run ]; then rftest_step_guest || return 1; fi
   rftest_step_net || return 1
   rftest_step_upstream || return 1

@@ -4,6 +4,9 @@
 //   node rftest/lib/show-mongo.mjs table    [--dpids 5,6,7,8] [--json]
 //   node rftest/lib/show-mongo.mjs progress --dpids 5,6,7,8 [--until ready|running] [--timeout 300] [--require-join]
 //   node rftest/lib/show-mongo.mjs clear    --dpids 5,6,7,8    (deletes those rows and records)
+//   node rftest/lib/show-mongo.mjs reset    [--keep-state]     (the demo's lab database, as RouteFlow's rftest
+//                                         does: drops rftable, rfconfig, rfstats and both IPC channels, and
+//                                         rfboot's own <prefix>* collections unless --keep-state)
 // Common options: --uri mongodb://127.0.0.1:27017 --db db --prefix rfboot_ --since <epoch ms>
 // `progress` prints one line per lifecycle step of each datapath's record (joined, defined, started, ready,
 // left, errors) and exits 0 once every dpid reached --until, 1 on timeout. With --require-join a record counts
@@ -15,7 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { MongoClient } from "mongodb";
 
 const USAGE =
-  "usage: show-mongo.mjs table|progress|clear [--dpids 5,6] [--uri U] [--db D] [--prefix P] [--json]";
+  "usage: show-mongo.mjs table|progress|clear|reset [--dpids 5,6] [--uri U] [--db D] [--prefix P] [--json] [--keep-state]";
 
 function parseArgs(argv) {
   const opts = {
@@ -29,6 +32,7 @@ function parseArgs(argv) {
     timeout: 300,
     since: Date.now(),
     requireJoin: false,
+    keepState: false,
   };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
@@ -43,15 +47,18 @@ function parseArgs(argv) {
     else if (a === "--dpids") opts.dpids = v().split(",").filter(Boolean).map(decimalDpid);
     else if (a === "--json") opts.json = true;
     else if (a === "--require-join") opts.requireJoin = true;
+    else if (a === "--keep-state") opts.keepState = true;
     else if (a === "--until") opts.until = v();
     else if (a === "--timeout") opts.timeout = Number(v());
     else if (a === "--since") opts.since = Number(v());
     else usage(`unknown option ${a}`);
   }
-  if (!["table", "progress", "clear"].includes(opts.cmd)) usage(`unknown command ${opts.cmd ?? "(none)"}`);
+  if (!["table", "progress", "clear", "reset"].includes(opts.cmd))
+    usage(`unknown command ${opts.cmd ?? "(none)"}`);
   if (!["ready", "running"].includes(opts.until)) usage("--until must be ready or running");
   if (!Number.isFinite(opts.timeout) || opts.timeout <= 0) usage("--timeout must be a positive number");
-  if (opts.cmd !== "table" && opts.dpids.length === 0) usage(`${opts.cmd} needs --dpids`);
+  if ((opts.cmd === "progress" || opts.cmd === "clear") && opts.dpids.length === 0)
+    usage(`${opts.cmd} needs --dpids`);
   return opts;
 }
 
@@ -221,6 +228,28 @@ async function clear(db, opts) {
   console.log(`cleared ${a.deletedCount} rfconfig rows, ${b.deletedCount} rfboot records`);
 }
 
+/** ROUTEFLOW_LAB_COLLECTIONS are what RouteFlow's own rftest drops at start and on Ctrl-C. */
+const ROUTEFLOW_LAB_COLLECTIONS = [
+  "rftable",
+  "rfconfig",
+  "rfstats",
+  "rfclient<->rfserver",
+  "rfserver<->rfproxy",
+];
+
+async function reset(db, opts) {
+  const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
+  const drop = names.filter(
+    (n) => ROUTEFLOW_LAB_COLLECTIONS.includes(n) || (!opts.keepState && n.startsWith(opts.prefix)),
+  );
+  for (const n of drop) await db.collection(n).drop();
+  const kept = opts.keepState ? names.filter((n) => n.startsWith(opts.prefix)) : [];
+  console.log(
+    `reset ${opts.db}: dropped ${drop.length ? drop.join(", ") : "nothing (already empty)"}` +
+      (kept.length ? `; kept rfboot's ${kept.join(", ")} (--keep-state)` : ""),
+  );
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const client = new MongoClient(opts.uri, { serverSelectionTimeoutMS: 5000 });
@@ -229,6 +258,7 @@ async function main() {
     const db = client.db(opts.db);
     if (opts.cmd === "table") await table(db, opts);
     else if (opts.cmd === "clear") await clear(db, opts);
+    else if (opts.cmd === "reset") await reset(db, opts);
     else return await progress(db, opts);
     return 0;
   } finally {
