@@ -57,6 +57,11 @@ export interface DaemonContext {
   readonly emit: EmitFn;
   /** stopped is true once `Daemon.stop()` began: nothing new is started. */
   stopped(): boolean;
+  /**
+   * reconnect closes a connected switch's connection (relay mode: the switch reconnects, and rfproxy
+   * registers its ports again); false when there is no controller or no such connection.
+   */
+  reconnect(dpid: bigint, reason: string): boolean;
 }
 
 /**

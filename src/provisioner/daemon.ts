@@ -203,6 +203,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       datapaths: this.datapaths,
       emit,
       stopped: () => this.stopped,
+      reconnect: (dpid, reason) => this.controller?.disconnect(dpid, reason) === true,
     };
     return this.ctx;
   }

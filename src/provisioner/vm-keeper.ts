@@ -105,6 +105,10 @@ export class VmKeeper {
       // The row first: rfserver must find it when the port registers.
       await ctx.store.upsertRfconfigRows([plan.row]);
       r = await this.hotplug.attachDataNic(host.uri, vm.name, plan.nic);
+      if (r.action === "attached")
+        this.lateRows(dp, vm.name, `port ${e.port.no} added`, [
+          `${plan.row.vm_id}/${plan.row.vm_port} -> ${plan.row.dp_id}/${plan.row.dp_port}`,
+        ]);
     } else {
       r = await this.hotplug.detachDataNic(host.uri, vm.name, plan.nic);
       await ctx.store.deleteRfconfigRows([plan.row]);
@@ -118,6 +122,32 @@ export class VmKeeper {
       detail: `${plan.message}: ${r.message}`,
     });
     ctx.emit("port", { dpidHex: dp.dpidHex, vm: vm.name, port: e.port.no, action: r.action });
+  }
+
+  /**
+   * lateRows handles rows written after the VM and the switch registered: rfserver matches a row only when a
+   * registration arrives, so they stay unmatched until the switch reconnects (rfproxy registers its ports
+   * again) and the VM's rfclient registers the interface (it does so once, at its start). The operator is
+   * told (warning, `late-rows` event, the record's lastError); under `policies.lateRows: reconnect` rfboot
+   * closes the switch's connection itself, which a relay's switch answers by reconnecting at once.
+   */
+  private lateRows(dp: Datapath, vm: string, why: string, rows: readonly string[]): void {
+    const { ctx } = this;
+    const reconnect = ctx.config().policies.lateRows.action === "reconnect";
+    const done =
+      reconnect &&
+      ctx.reconnect(BigInt(`0x${dp.dpidHex}`), `rfconfig rows written late (${why}): re-registering`);
+    const message =
+      `rfconfig row(s) ${rows.join(", ")} written after the VM and the switch registered (${why}): ` +
+      "rfserver matches rows only when a registration arrives. " +
+      (done
+        ? "rfboot closed the switch's connection so that rfproxy registers its ports again; "
+        : "Reconnect the switch so that rfproxy registers its ports again (policies.lateRows: reconnect does it " +
+          "in relay mode), and ") +
+      `restart rfclient in ${vm} so that it registers the new interface`;
+    ctx.log.warn({ dpid: dp.dpidHex, vm, rows, reconnected: done }, message);
+    ctx.record.event({ dpid: dp.dpidHex, vm, kind: "late-rows", detail: message });
+    ctx.record.patch(dp.dpidHex, { lastError: { kind: "late-rows", message, at: ctx.clock.date() } });
   }
 
   /** afterActions waits until no ensure or leave of the datapath is queued or running (bounded). */

@@ -365,6 +365,16 @@ function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: read
     }
   }
 
+  if (p.policies.lateRows.action === "reconnect" && of.mode !== "relay") {
+    throw configError(
+      ["policies", "lateRows", "action"],
+      "reconnect needs openflow.mode relay: in listen mode the switch keeps its connection to rfproxy, " +
+        "so closing rfboot's own makes nothing register again; use report",
+      "reconnect",
+      at,
+    );
+  }
+
   // Datapaths: dpids, uniqueness, ports, references; then each VM resolved and checked by xmlgen.
   const ctx = { defaults: p.defaults, profiles: p.profiles };
   const seenDpid = new Map<bigint, string>();

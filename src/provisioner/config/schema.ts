@@ -451,6 +451,13 @@ const policiesSchema = z
      */
     rfconfigConflicts: z.enum(["report", "replace"]).default("report"),
     /**
+     * `rfconfig` rows written after both the VM and the switch registered (a port added to a connected
+     * switch): rfserver matches rows only when a registration arrives, so they wait. `report` records it and
+     * says what to do; `reconnect` (relay mode) also closes the switch's connection once the rows are written:
+     * the switch reconnects at once and rfproxy registers its ports again.
+     */
+    lateRows: z.strictObject({ action: z.enum(["report", "reconnect"]).default("report") }).prefault({}),
+    /**
      * A VM that stops (shut off, crashed, destroyed outside rfboot) while its switch is connected: `restart`
      * starts it again with a doubling backoff (RouteFlow needs it running), `record` only records the state.
      */

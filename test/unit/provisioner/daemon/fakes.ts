@@ -431,9 +431,11 @@ export class FakeSwitches extends EventEmitter implements SwitchSource {
     return [...this.up.values()];
   }
 
-  disconnect(dpid: bigint, reason: string): void {
+  disconnect(dpid: bigint, reason: string): boolean {
+    const connected = this.up.has(dpid);
     this.disconnected.push({ dpid, reason });
     this.leave(dpid, reason);
+    return connected;
   }
 
   /** join reports a switch up with `ports` (OpenFlow port numbers) at wire version `wireVersion`. */

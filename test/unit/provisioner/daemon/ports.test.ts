@@ -90,3 +90,47 @@ describe("ports of a connected switch", () => {
     expect(r.seen.port).toEqual([]);
   });
 });
+
+describe("rows written after both sides registered (a port added to a connected switch)", () => {
+  const LATE = (action: string) =>
+    `policies: { leave: { action: keep }, unknownDatapath: { action: template, template: { dataPorts: switch } }, lateRows: { action: ${action} } }\nreadiness: { consoleMarker: null }`;
+
+  it("policy report: records it and says what to do; the switch keeps its connection", async () => {
+    r = await rig({ extra: LATE("report") });
+    await joinAndSettle(r, 0x42n, [1, 2]);
+    const vm = r.seen.ensured[0]!.vm;
+    expect(r.store.eventsOf(hex16(0x42n))).not.toContain("late-rows");
+    await portAndSettle(r, 0x42n, "add", 3);
+    const late = r.store.events.filter((e) => e.kind === "late-rows");
+    expect(late).toHaveLength(1);
+    expect(late[0]!.detail).toMatch(/written after the VM and the switch registered \(port 3 added\)/);
+    expect(late[0]!.detail).toMatch(/Reconnect the switch .* restart rfclient in /);
+    expect(late[0]!.detail).toContain(vm);
+    expect((await r.store.getRecord(hex16(0x42n)))?.lastError).toMatchObject({ kind: "late-rows" });
+    expect(r.switches.disconnected).toEqual([]);
+    // The same port again attaches nothing: nothing late either.
+    await portAndSettle(r, 0x42n, "add", 3);
+    expect(r.store.events.filter((e) => e.kind === "late-rows")).toHaveLength(1);
+  });
+
+  it("policy reconnect (relay): closes the switch's connection once the row is written", async () => {
+    r = await rig({
+      extra: LATE("reconnect"),
+      openflow:
+        "openflow: { mode: relay, listen: { host: 127.0.0.1, port: 6653 }, upstream: { host: 127.0.0.1, port: 6633 } }",
+    });
+    await joinAndSettle(r, 0x42n, [1, 2]);
+    const rowsBefore = r.store.rows.length;
+    await portAndSettle(r, 0x42n, "add", 3);
+    expect(r.store.rows.length).toBe(rowsBefore + 1);
+    expect(r.switches.disconnected).toEqual([
+      { dpid: 0x42n, reason: expect.stringMatching(/rfconfig rows written late \(port 3 added\)/) as string },
+    ]);
+    const late = r.store.events.filter((e) => e.kind === "late-rows");
+    expect(late[0]!.detail).toMatch(/rfboot closed the switch's connection/);
+  });
+
+  it("reconnect is refused in listen mode, naming the key", async () => {
+    await expect(rig({ extra: LATE("reconnect") })).rejects.toThrow(/policies\.lateRows\.action.*relay/);
+  });
+});

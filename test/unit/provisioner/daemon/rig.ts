@@ -30,7 +30,7 @@ export interface Rig {
  */
 export function configYaml(
   stateDir: string,
-  o: { hosts?: number; vms?: number; extra?: string } = {},
+  o: { hosts?: number; vms?: number; extra?: string; openflow?: string } = {},
 ): string {
   const hosts = Array.from(
     { length: o.hosts ?? 1 },
@@ -42,7 +42,7 @@ export function configYaml(
   );
   return `
 stateDir: ${stateDir}
-openflow: { mode: listen, listen: { host: 127.0.0.1, port: 6653 } }
+${o.openflow ?? "openflow: { mode: listen, listen: { host: 127.0.0.1, port: 6653 } }"}
 mongo: { uri: "mongodb://127.0.0.1:1/x" }
 hosts:
 ${hosts.join("\n")}
@@ -59,6 +59,8 @@ export async function rig(
     hosts?: number;
     vms?: number;
     extra?: string;
+    /** openflow replaces the config's `openflow:` line (listen mode on 6653 by default). */
+    openflow?: string;
     retryInitialMs?: number;
     retryMaxMs?: number;
     before?: (r: Rig) => void;
