@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -410,5 +410,23 @@ describe("isRemoteUri", () => {
       ["b", "pool"],
       ["a", "path"],
     ]);
+  });
+});
+
+describe("docs/routeflow.md", () => {
+  it("its example config for a real deployment loads, and its VM's rows are rftest2's rfvmA", () => {
+    const text = readFileSync(join(REPO, "docs/routeflow.md"), "utf8");
+    const yaml = /## An example config for a real deployment\n\n```yaml\n([\s\S]*?)```/.exec(text)?.[1];
+    expect(yaml).toBeDefined();
+    const c = parseConfig(yaml!, { format: "yaml", source: "docs/routeflow.md" });
+    const [vm] = listConfiguredVms(c);
+    expect(vm?.name).toBe("rfvmA");
+    expect(vm?.ports.map((p) => [p.vmPort, p.dpPort])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 4],
+    ]);
+    expect(c.policies.lateRows.action).toBe("reconnect");
   });
 });
