@@ -3,7 +3,7 @@
  *
  *   node --import tsx bench/scale.ts          (JSON to bench/out/scale.json + a table; ~1-2 min)
  *   RFBOOT_SCALE_SIZES=100,1000,10000         (session counts of the curve; the defaults)
- *   RFBOOT_SCALE_IDLE=1000 RFBOOT_SCALE_FLOOD_MB=256 RFBOOT_SCALE_ROUNDS=3
+ *   RFBOOT_SCALE_IDLE=1000 RFBOOT_SCALE_FLOOD_MB=256 RFBOOT_SCALE_ROUNDS=3 (defaults; --quick: smaller)
  *
  * 1. The curve: for each size N, one fresh listen-mode controller in a child process
  *    (bench/lib/controller-child.ts) and N scripted OpenFlow 1.3 switches (this process, loopback) that
@@ -26,10 +26,14 @@ import { connectTo, scriptedSwitch, sleep, spawnController, type Child } from ".
 import { Upstream } from "./lib/upstream.js";
 
 const OUT = join(dirname(fileURLToPath(import.meta.url)), "out", "scale.json");
-const SIZES = (process.env.RFBOOT_SCALE_SIZES ?? "100,1000,10000").split(",").map(Number);
-const IDLE = Number(process.env.RFBOOT_SCALE_IDLE ?? 1000);
-const FLOOD_MB = Number(process.env.RFBOOT_SCALE_FLOOD_MB ?? 256);
-const ROUNDS = Number(process.env.RFBOOT_SCALE_ROUNDS ?? 3);
+/** --quick: 100 and 1,000 sessions, 200 idle beside a 64 MiB flood, one round. */
+const QUICK = process.argv.includes("--quick");
+const SIZES = (process.env.RFBOOT_SCALE_SIZES ?? (QUICK ? "100,1000" : "100,1000,10000"))
+  .split(",")
+  .map(Number);
+const IDLE = Number(process.env.RFBOOT_SCALE_IDLE ?? (QUICK ? 200 : 1000));
+const FLOOD_MB = Number(process.env.RFBOOT_SCALE_FLOOD_MB ?? (QUICK ? 64 : 256));
+const ROUNDS = Number(process.env.RFBOOT_SCALE_ROUNDS ?? (QUICK ? 1 : 3));
 const PKT = 128;
 
 const round = (x: number, digits = 2) => Math.round(x * 10 ** digits) / 10 ** digits;
