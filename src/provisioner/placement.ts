@@ -199,7 +199,10 @@ export function place(
       reasons[h.name] = why;
       continue;
     }
-    const score = Math.max((load.vms + 1) / h.maxVms, (load.memoryMiB + req.memoryMiB) / memoryLimit(h, load));
+    const score = Math.max(
+      (load.vms + 1) / h.maxVms,
+      (load.memoryMiB + req.memoryMiB) / memoryLimit(h, load),
+    );
     if (!best || score < best.score) best = { h, score };
   }
   if (!best) {

@@ -240,7 +240,8 @@ export class HostRegistry {
         availableMiB: Math.floor((s.freeKiB + s.buffersKiB + s.cachedKiB) / 1024),
       };
     } catch (e) {
-      if (memoryStatsUnsupported(e) && this.spec(spec.name)?.uri === spec.uri) this.noMemoryStats.add(spec.name);
+      if (memoryStatsUnsupported(e) && this.spec(spec.name)?.uri === spec.uri)
+        this.noMemoryStats.add(spec.name);
       return undefined;
     }
   }

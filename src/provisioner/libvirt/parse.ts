@@ -123,6 +123,7 @@ export function parseNodememstats(stdout: string): NodeMemory | undefined {
     if (m) v[m[1] as string] = Number(m[2]);
   }
   const { total, free, buffers, cached } = v;
-  if (total === undefined || free === undefined || buffers === undefined || cached === undefined) return undefined;
+  if (total === undefined || free === undefined || buffers === undefined || cached === undefined)
+    return undefined;
   return { totalKiB: total, freeKiB: free, buffersKiB: buffers, cachedKiB: cached };
 }
