@@ -258,7 +258,7 @@ describe("placeAll / properties", () => {
     );
     fc.assert(
       fc.property(reportedArb, reqsArb, ([hosts, avail], reqs) => {
-        const withReports = hosts.map((h, i) => (i % 2 === 0 ? R(h, avail[i]!, 128) : h));
+        const withReports: HostCapacity[] = hosts.map((h, i) => (i % 2 === 0 ? R(h, avail[i]!, 128) : h));
         const { decisions } = placeAll(reqs, withReports, []);
         for (const h of withReports) {
           if (!h.reported) continue;
