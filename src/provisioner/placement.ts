@@ -112,7 +112,7 @@ export function hostLoads(
 }
 
 /** reportedRoom is the memory a host's report leaves for rfboot's VMs (see ReportedMemory), at least 0. */
-export function reportedRoom(r: ReportedMemory, heldMiB: number): number {
+function reportedRoom(r: ReportedMemory, heldMiB: number): number {
   const room = Math.min(r.availableMiB + heldMiB - r.reserveMiB, r.totalMiB ?? Number.POSITIVE_INFINITY);
   return Math.max(0, Math.floor(room));
 }
