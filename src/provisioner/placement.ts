@@ -81,7 +81,10 @@ export class PlacementError extends RfbootError {
 export interface HostLoad {
   vms: number;
   memoryMiB: number;
-  /** heldMiB: what the VMs counted here held at the host's last probe (`held`), for its reported memory. */
+  /**
+   * heldMiB: what the VMs counted here held at the host's last probe (`held`), each at most its own count,
+   * for its reported memory.
+   */
   heldMiB: number;
 }
 
@@ -105,7 +108,8 @@ export function hostLoads(
     const l = loads.get(p.host) ?? { vms: 0, memoryMiB: 0, heldMiB: 0 };
     l.vms += 1;
     l.memoryMiB += p.memoryMiB;
-    l.heldMiB += held(p.host, p.vm);
+    // What a VM holds beyond its own count (qemu's overhead) is used for good: only its count is given back.
+    l.heldMiB += Math.min(held(p.host, p.vm), p.memoryMiB);
     loads.set(p.host, l);
   }
   return loads;

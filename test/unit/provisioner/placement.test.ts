@@ -176,6 +176,12 @@ describe("place (reported memory)", () => {
     );
   });
 
+  it("a VM holding more than it counts (qemu's overhead) gives back only its count", () => {
+    // x counts 512 and held 700 at the probe: 300 + 512 - 256 = 556 of room, not 744.
+    const hosts = [R(H("a", 4, 4096), 300, 256, { x: 700 })];
+    expect(() => place({ vm: "v", memoryMiB: 64 }, hosts, [P("x", "a", 512)])).toThrow(/512 \+ 64 > 556 MiB/);
+  });
+
   it("a VM placed since the probe holds nothing there: it counts in full against what was available", () => {
     const hosts = [R(H("a", 8, 4096), 256 + 300), H("b", 2, 4096)];
     const { decisions, errors } = placeAll(
