@@ -3,15 +3,21 @@
  * through their qemu driver (`qemu+unix:///system?socket=...`), each with its own /proc/meminfo bind-mounted
  * over the real one inside its mount namespace, which libvirt's `nodememstats` reads (its `nodeinfo` reads the
  * NUMA nodes in sysfs, so the host's memory size stays the machine's). Host "low" reports 180 MiB available,
- * host "roomy" 6 GiB: placement skips "low" although its configured memoryMiB allows the VM, and says why.
+ * host "roomy" 6 GiB: placement skips "low" although its configured memoryMiB allows the VM, and says why;
+ * through the registry and placement, then through the whole daemon (a scripted switch joins; the VM is
+ * defined on "roomy", and its placement event names "low" and why).
  */
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { silentLogger } from "../../src/common/log.js";
+import { Daemon, parseConfig, VirshShellRunner } from "../../src/provisioner/index.js";
 import { HostRegistry, type HostSpec } from "../../src/provisioner/libvirt/hosts.js";
 import { place, PlacementError } from "../../src/provisioner/placement.js";
 import { describeWith } from "../helpers/env.js";
+import { FakeClock, FakeSwitches, MemoryConsole, RecordingStore } from "../unit/provisioner/daemon/fakes.js";
 import { startLibvirtHost, stopLibvirtHosts, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
 
 /** meminfo is a /proc/meminfo with these figures (KiB); the fields libvirt reads and a few around them. */
@@ -118,5 +124,67 @@ describeWith(["libvirt", "root"], "capacity reported by a real libvirtd (fake /p
     expect(err).toBeInstanceOf(PlacementError);
     expect((err as PlacementError).reasons.low).toMatch(/^host reports 180 MiB available/);
     await reg.dispose();
+  });
+
+  it("the daemon places a joining switch's VM on the roomy host and records why the low one was skipped", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "rfbtv-cap-daemon-"));
+    // Its start fails (no such bridge, no kernel): where the VM goes is what this test is about, not its boot.
+    const config = parseConfig(
+      `
+stateDir: ${stateDir}
+openflow: { mode: listen, listen: { host: 127.0.0.1, port: 6653 } }
+mongo: { uri: "mongodb://127.0.0.1:1/x" }
+hosts:
+${specs.map((h) => `  - { name: ${h.name}, uri: "${h.uri}", maxVms: 8, memoryMiB: 2048 }`).join("\n")}
+defaults:
+  hypervisor: qemu
+  memoryMiB: 128
+  boot: { type: kernel, kernel: ${stateDir}/no-such-vmlinuz }
+  network: { management: { type: bridge, bridge: rfbtvcapm }, data: { bridge: rfbtvcapd, openvswitch: false } }
+  console: { log: false, pty: false }
+datapaths:
+  "0x1": { name: rfbtv-cap1, vmId: "02:c1:00:00:00:01", dataPorts: 0 }
+policies: { leave: { action: keep } }
+readiness: { consoleMarker: null }
+`,
+      { format: "yaml", source: "host-capacity" },
+    );
+    const shell = new VirshShellRunner({ defaultTimeoutMs: 20_000 });
+    const store = new RecordingStore(new FakeClock());
+    const hex16 = "0000000000000001";
+    const switches = new FakeSwitches();
+    const daemon = new Daemon({
+      config,
+      logger: silentLogger,
+      instanceId: "cap-1",
+      controller: switches,
+      store,
+      runner: shell.run,
+      console: new MemoryConsole(),
+      retryInitialMs: 600_000,
+      retryMaxMs: 600_000,
+      watchLibvirtEvents: false,
+    });
+    try {
+      await daemon.start();
+      switches.join(1n, []);
+      await new Promise((r) => setTimeout(r, 50));
+      await daemon.idle();
+      const placement = store.events.find((e) => e.kind === "placement");
+      expect(placement?.detail).toMatch(
+        /^on roomy \(least-loaded\); skipped low: host reports 180 MiB available of \d+ MiB \(reserve 256 MiB\): 0 \+ 128 > 0 MiB$/,
+      );
+      // The ensure went to roomy: the record says so, and its start there failed (no such bridge or kernel).
+      expect(store.records.get(hex16)?.host).toBe("roomy");
+      const failure = store.events.find((e) => e.kind === "error")?.detail ?? "";
+      expect(failure).toContain(hosts[1]!.socket);
+      expect(failure).not.toContain(hosts[0]!.socket);
+      // Nothing of it on low (one command string: virsh parses a single argument as its command line).
+      expect(virsh(hosts[0]!.qemuUri, "list --all --name")).not.toContain("rfbtv-cap1");
+    } finally {
+      await daemon.stop();
+      await shell.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 });
