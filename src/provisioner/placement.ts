@@ -188,7 +188,8 @@ export function place(
     }
     const why = roomReason(h, loads.get(h.name) ?? zero, req.memoryMiB);
     if (why) {
-      throw new PlacementError(`VM ${req.vm} is pinned to host ${req.pin}, which is ${why}`, req.vm, {
+      const which = why.startsWith("host reports") ? `which has no room: ${why}` : `which is ${why}`;
+      throw new PlacementError(`VM ${req.vm} is pinned to host ${req.pin}, ${which}`, req.vm, {
         [req.pin]: why,
       });
     }

@@ -1,6 +1,7 @@
 /**
  * The libvirt host registry: one DomainManager per configured host, reachability probes (`list --all` with
- * state and figures, the host's CPUs and memory), and the capacity/placement inputs derived from the last probe.
+ * state and figures, the host's CPUs and memory), and the capacity/placement inputs derived from the last
+ * probe.
  */
 import { errorMessage, VirshError } from "../../common/errors.js";
 import { silentLogger, type Logger } from "../../common/log.js";
@@ -256,7 +257,6 @@ export class HostRegistry {
     return this.probes.get(host);
   }
 
-  /** capacities are placement's host inputs; a host never probed counts as reachable until a probe says otherwise. */
   /**
    * capacities are placement's host inputs; a host never probed counts as reachable until a probe says
    * otherwise. A host that reported its memory at its last probe carries that report, with what each running

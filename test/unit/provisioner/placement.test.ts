@@ -215,7 +215,7 @@ describe("place (reported memory)", () => {
 
   it("a pinned VM is refused on a host whose report leaves no room", () => {
     expect(() => place({ vm: "v", memoryMiB: 128, pin: "a" }, [R(H("a"), 100)], [])).toThrow(
-      "VM v is pinned to host a, which is host reports 100 MiB available (reserve 256 MiB): 0 + 128 > 0 MiB",
+      "VM v is pinned to host a, which has no room: host reports 100 MiB available (reserve 256 MiB): 0 + 128 > 0 MiB",
     );
   });
 });
