@@ -5,7 +5,17 @@
 import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 
-const BENCHES = ["xmlgen", "controller", "scale", "burst", "provisioner", "rftest", "reliability", "fuzz"];
+const BENCHES = [
+  "xmlgen",
+  "controller",
+  "scale",
+  "burst",
+  "capacity",
+  "provisioner",
+  "rftest",
+  "reliability",
+  "fuzz",
+];
 const args = process.argv.slice(2);
 const only = args.filter((a) => !a.startsWith("-"));
 const flags = args.filter((a) => a.startsWith("-"));

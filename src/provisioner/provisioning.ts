@@ -11,7 +11,7 @@ import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import type { DiskPlan as LifecycleDisk, LeaveAction, LeaveOutcome } from "./libvirt/index.js";
 import { rfconfigRows } from "./mapping.js";
-import { PlacementError, place, type HostCapacity } from "./placement.js";
+import { PlacementError, place, type HostCapacity, type PlacementDecision } from "./placement.js";
 import { ActionQueue } from "./queue.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import type { RecordPatch, VmState } from "./store/index.js";
@@ -202,23 +202,46 @@ export class Provisioning {
     if (this.queue.pendingOf(dp.dpidHex)?.kind === "leave") this.queue.cancel(dp.dpidHex);
   }
 
-  /** submitEnsure places the datapath's VM and queues its ensure; a placement failure is recorded. */
+  /**
+   * submitEnsure places the datapath's VM and queues its ensure. Hosts passed over for lack of room are
+   * recorded (event `placement`, log) with the reason of each; a placement failure is recorded as a failure,
+   * its message naming every host's reason.
+   */
   submitEnsure(dp: Datapath, joinedAt: number): void {
     const vm = dp.vm;
     if (!vm) return;
-    let host: string;
+    let d: PlacementDecision;
     try {
-      host = place(
+      d = place(
         { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
         this.candidateCapacities(dp, vm),
         this.ctx.datapaths.placements(),
-      ).host;
+      );
     } catch (err) {
       this.fail(dp, vm, err, "placement");
       return;
     }
+    const host = d.host;
+    if (d.skipped) this.recordSkipped(dp, d, d.skipped);
     dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB };
     void this.queue.submit(dp.dpidHex, { kind: "ensure", vm, host, joinedAt });
+  }
+
+  /** recordSkipped reports a placement that passed over hosts without room, and why each was. */
+  private recordSkipped(dp: Datapath, d: PlacementDecision, skipped: Readonly<Record<string, string>>): void {
+    const why = Object.entries(skipped)
+      .map(([h, r]) => `${h}: ${r}`)
+      .join("; ");
+    this.ctx.log.info(
+      { dpid: dp.dpidHex, vm: d.vm, host: d.host, reason: d.reason, skipped },
+      "VM placed past hosts without room",
+    );
+    this.ctx.record.event({
+      dpid: dp.dpidHex,
+      vm: d.vm,
+      kind: "placement",
+      detail: `on ${d.host} (${d.reason}); skipped ${why}`,
+    });
   }
 
   /** submitLeave queues the leave policy for the datapath's VM where it is placed. */

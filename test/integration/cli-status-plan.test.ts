@@ -134,7 +134,14 @@ datapaths:
 
   it("status table: one line per datapath with ages; --no-live leaves libvirt alone", async () => {
     expect(await cli("status", "--config", cfg)).toBe(0);
-    const lines = out.trimEnd().split("\n");
+    const [datapaths, hostPart] = out.trimEnd().split("\n\n");
+    const lines = datapaths!.split("\n");
+    // Then one line per host with what it reports (the test driver: its nodeinfo, no memory report); the VM
+    // count is every running domain there, the test driver's own `test` domain too.
+    expect(hostPart!.split("\n").slice(2)).toEqual([
+      expect.stringMatching(/^h1\s+yes\s+2\/3\s+16 CPUs, 3072 MiB, no memory report$/),
+      expect.stringMatching(/^h2\s+yes\s+1\/3\s+16 CPUs, 3072 MiB, no memory report$/),
+    ]);
     expect(lines[0]).toMatch(
       /^DPID\s+SWITCH\s+VM\s+HOST\s+STATE\s+DOMAIN\s+JOINED\s+STARTED\s+READY\s+CPU\s+MEM\s+LAST ERROR$/,
     );

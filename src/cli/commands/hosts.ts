@@ -1,6 +1,7 @@
 /**
  * `rfboot hosts --config FILE [--json]`: every configured libvirt host with reachability, probe latency,
- * capacity and load (running VMs / maxVms, memory in use / memoryMiB) and rfboot's VMs on it.
+ * capacity and load (running VMs / maxVms, memory in use / memoryMiB), what the host reports of itself (CPUs,
+ * memory size and available memory, where its driver tells) and rfboot's VMs on it.
  * Exits 1 when a host is unreachable, so scripts and monitoring can use it as a check.
  */
 import type { Command } from "commander";
@@ -28,6 +29,12 @@ export interface HostRow {
   memoryInUseMiB: number;
   memoryMiB: number | null;
   maxConcurrentStarts: number;
+  /** cpus and hostMemoryMiB: the host's CPUs and memory size (`virsh nodeinfo`), null when unknown. */
+  cpus: number | null;
+  hostMemoryMiB: number | null;
+  /** availableMiB: free + buffers + cached as the host reports them; null where its driver has no report. */
+  availableMiB: number | null;
+  memoryReserveMiB: number;
   /** vms: rfboot's VMs defined on this host, with their state. */
   vms: { name: string; state: string }[];
   /** otherDomains: domains on the host that rfboot does not manage. */
@@ -54,10 +61,29 @@ export function hostRows(
       memoryInUseMiB: p?.memoryInUseMiB ?? 0,
       memoryMiB: s.memoryMiB ?? null,
       maxConcurrentStarts: s.maxConcurrentStarts,
+      cpus: p?.node?.cpus ?? null,
+      hostMemoryMiB: p?.node?.memoryMiB ?? null,
+      availableMiB: p?.memory?.availableMiB ?? null,
+      memoryReserveMiB: s.memoryReserveMiB ?? 0,
       vms: doms.filter((d) => isOurs(d.name)).map((d) => ({ name: d.name, state: d.state })),
       otherDomains: doms.filter((d) => !isOurs(d.name)).length,
     };
   });
+}
+
+/**
+ * reportedText says in a few words what a host reports of its capacity: `2 CPUs, 180/7129 MiB available
+ * (reserve 256)`, or the CPUs and size alone where the driver has no memory report; `-` when nothing is known.
+ */
+export function reportedText(
+  r: Pick<HostRow, "cpus" | "hostMemoryMiB" | "availableMiB" | "memoryReserveMiB">,
+): string {
+  const parts: string[] = [];
+  if (r.cpus !== null) parts.push(`${r.cpus} CPUs`);
+  if (r.availableMiB !== null) {
+    parts.push(`${r.availableMiB}/${r.hostMemoryMiB ?? "?"} MiB available (reserve ${r.memoryReserveMiB})`);
+  } else if (r.hostMemoryMiB !== null) parts.push(`${r.hostMemoryMiB} MiB, no memory report`);
+  return parts.length > 0 ? parts.join(", ") : "-";
 }
 
 /** registerHosts adds `rfboot hosts`. */
@@ -85,7 +111,9 @@ export function registerHosts(program: Command): void {
       if (o.json) {
         process.stdout.write(JSON.stringify({ hosts: rows }, null, 2) + "\n");
       } else {
-        const table = [["HOST", "REACHABLE", "LATENCY", "VMS", "MEMORY(MiB)", "STARTS", "RFBOOT VMS", "URI"]];
+        const table = [
+          ["HOST", "REACHABLE", "LATENCY", "VMS", "MEMORY(MiB)", "REPORTED", "STARTS", "RFBOOT VMS", "URI"],
+        ];
         for (const r of rows) {
           table.push([
             r.name,
@@ -93,6 +121,7 @@ export function registerHosts(program: Command): void {
             r.reachable ? `${r.latencyMs} ms` : "-",
             `${r.running}/${r.maxVms}`,
             `${r.memoryInUseMiB}/${r.memoryMiB ?? "-"}`,
+            reportedText(r),
             String(r.maxConcurrentStarts),
             r.vms.length ? r.vms.map((v) => `${v.name}(${v.state})`).join(",") : "-",
             r.uri,

@@ -1,4 +1,7 @@
-/** `rfboot status`: one line per datapath from MongoDB, with live CPU and memory figures from libvirt. */
+/**
+ * `rfboot status`: one line per datapath from MongoDB, with live CPU and memory figures from libvirt, then
+ * (live) one line per host with what it reports of its capacity.
+ */
 import type { Command } from "commander";
 import { RfbootError, errorMessage } from "../../common/errors.js";
 import { silentLogger } from "../../common/log.js";
@@ -8,9 +11,11 @@ import {
   listConfiguredVms,
   loadConfig,
   type DomainInfo,
+  type HostProbe,
   type VmRecord,
 } from "../../provisioner/index.js";
 import { age, renderTable } from "../table.js";
+import { hostRows, reportedText } from "./hosts.js";
 
 /** StatusRow is one datapath in `status --json`. */
 export interface StatusRow {
@@ -87,9 +92,11 @@ export function registerStatus(program: Command): void {
         await store.close(500).catch(() => undefined);
       }
       const live = new Map<string, DomainInfo>();
+      let probes: HostProbe[] = [];
       if (opts.live) {
         const reg = new HostRegistry({ hosts: config.hosts });
-        for (const p of await reg.probeAll()) for (const d of p.domains) live.set(`${p.name}/${d.name}`, d);
+        probes = await reg.probeAll();
+        for (const p of probes) for (const d of p.domains) live.set(`${p.name}/${d.name}`, d);
         await reg.dispose();
       }
       const byDpid = new Map(records.map((r) => [r.dpidHex, r]));
@@ -144,6 +151,21 @@ export function registerStatus(program: Command): void {
             r.lastError ?? "",
           ]),
         ),
+      );
+      if (probes.length === 0) return;
+      // The hosts' own capacity figures (the JSON output stays one array of datapaths: `rfboot hosts --json`).
+      const hosts = hostRows(config.hosts, probes, () => false);
+      process.stdout.write(
+        "\n" +
+          renderTable(
+            ["HOST", "REACHABLE", "VMS", "REPORTED CAPACITY"],
+            hosts.map((h) => [
+              h.name,
+              h.reachable ? "yes" : "NO",
+              `${h.running}/${h.maxVms}`,
+              reportedText(h),
+            ]),
+          ),
       );
     });
 }

@@ -379,7 +379,11 @@ const hostSchema = z.strictObject({
   images: z.enum(["path", "pool"]).optional(),
   /** With `images: pool`: upload a missing image from the configured local path once (vol-upload, verified). */
   upload: z.boolean().default(false),
-  /** Memory the host keeps for itself: placement needs the host's reported free memory minus this, MiB. */
+  /**
+   * Memory the host keeps for itself, MiB: where the host reports its memory (`virsh nodememstats`; not the
+   * test driver), new VMs get its free + buffers + cached, plus what rfboot's VMs there held at the probe,
+   * minus this, capped by its memory size and memoryMiB.
+   */
   memoryReserveMiB: z
     .int()
     .min(0)

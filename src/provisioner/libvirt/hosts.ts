@@ -1,12 +1,14 @@
 /**
  * The libvirt host registry: one DomainManager per configured host, reachability probes (`list --all` with
- * state and figures), and the capacity/placement inputs derived from the last probe.
+ * state and figures, the host's CPUs and memory), and the capacity/placement inputs derived from the last
+ * probe.
  */
-import { errorMessage } from "../../common/errors.js";
+import { errorMessage, VirshError } from "../../common/errors.js";
 import { silentLogger, type Logger } from "../../common/log.js";
 import type { ToolRunner } from "./disks.js";
 import { DomainManager, isActive, type DomainInfo } from "./lifecycle.js";
 import type { HostCapacity, KnownPlacement } from "../placement.js";
+import { parseNodeinfo, parseNodememstats } from "./parse.js";
 import { createSpawnRunner, type VirshRunner } from "./virsh.js";
 
 /** HostSpec is a configured libvirt host (structurally a subset of the config's HostConfig). */
@@ -17,6 +19,21 @@ export interface HostSpec {
   /** memoryMiB for VMs; undefined: memory is not a placement limit. */
   memoryMiB?: number;
   maxConcurrentStarts: number;
+  /** memoryReserveMiB the host keeps for itself out of the memory it reports (default 0). */
+  memoryReserveMiB?: number;
+}
+
+/** HostNode is what `virsh nodeinfo` says of a host. */
+export interface HostNode {
+  cpus: number;
+  memoryMiB: number;
+}
+
+/** HostMemory is the host's own memory report (`virsh nodememstats`), MiB. */
+export interface HostMemory {
+  totalMiB: number;
+  /** availableMiB: free + buffers + cached (the kernel gives page cache back when VMs need it). */
+  availableMiB: number;
 }
 
 /** HostProbe is the result of probing one host. */
@@ -33,6 +50,10 @@ export interface HostProbe {
   running: number;
   /** memoryInUseMiB sums the current memory of active domains that report it. */
   memoryInUseMiB: number;
+  /** node: the host's CPUs and memory size; undefined when nodeinfo did not answer. */
+  node?: HostNode;
+  /** memory: the host's memory report; undefined where the driver has none (the test driver). */
+  memory?: HostMemory;
   probedAt: Date;
 }
 
@@ -68,6 +89,10 @@ export function summarize(domains: readonly DomainInfo[]): { running: number; me
 export class HostRegistry {
   private readonly managers = new Map<string, DomainManager>();
   private readonly probes = new Map<string, HostProbe>();
+  /** nodes: each host's nodeinfo, asked once per host (CPUs and memory size do not change under libvirtd). */
+  private readonly nodes = new Map<string, HostNode>();
+  /** noMemoryStats: hosts whose driver has no nodememstats (test), not asked again. */
+  private readonly noMemoryStats = new Set<string>();
   private readonly run: VirshRunner;
   private readonly probeRunner: VirshRunner;
   private readonly date: () => Date;
@@ -103,6 +128,8 @@ export class HostRegistry {
       const m = this.managers.get(name);
       this.managers.delete(name);
       this.probes.delete(name);
+      this.nodes.delete(name);
+      this.noMemoryStats.delete(name);
       // Its private temp dir only; a failure leaves an empty directory behind, nothing else.
       void m?.dispose().catch(() => undefined);
       if (!after.has(name)) removed.push(name);
@@ -138,7 +165,10 @@ export class HostRegistry {
     return this.hosts.find((h) => h.name === host);
   }
 
-  /** probe lists one host (with CPU/memory figures) and records whether it answered. */
+  /**
+   * probe lists one host (with CPU/memory figures), asks what memory it has (`nodememstats`; `nodeinfo` the
+   * first time) alongside, and records whether it answered. Every call is bounded by the probe timeout.
+   */
   async probe(host: string): Promise<HostProbe> {
     const spec = this.spec(host);
     if (!spec) throw new Error(`unknown libvirt host ${host}`);
@@ -146,7 +176,11 @@ export class HostRegistry {
     const t0 = performance.now();
     let p: HostProbe;
     try {
-      const domains = await m.list({ stats: true });
+      const [domains, node, memory] = await Promise.all([
+        m.list({ stats: true }),
+        this.nodeOf(spec),
+        this.memoryOf(spec),
+      ]);
       p = {
         name: spec.name,
         uri: spec.uri,
@@ -154,6 +188,8 @@ export class HostRegistry {
         latencyMs: performance.now() - t0,
         domains,
         ...summarize(domains),
+        ...(node ? { node } : {}),
+        ...(memory ? { memory } : {}),
         probedAt: this.date(),
       };
     } catch (e) {
@@ -174,6 +210,43 @@ export class HostRegistry {
     return p;
   }
 
+  /** nodeOf returns the host's nodeinfo, asking once; a failure leaves it unknown until the next probe. */
+  private async nodeOf(spec: HostSpec): Promise<HostNode | undefined> {
+    const known = this.nodes.get(spec.name);
+    if (known) return known;
+    try {
+      const n = parseNodeinfo((await this.probeRunner(spec.uri, ["nodeinfo"])).stdout);
+      if (!n) return undefined;
+      const node = { cpus: n.cpus, memoryMiB: Math.floor(n.memoryKiB / 1024) };
+      // Only for a host still configured with this URI (setHosts may have run meanwhile).
+      if (this.spec(spec.name)?.uri === spec.uri) this.nodes.set(spec.name, node);
+      return node;
+    } catch {
+      // Unreachable: the listing beside it says so.
+      return undefined;
+    }
+  }
+
+  /**
+   * memoryOf returns the host's memory report. A driver without nodememstats is not asked again (placement
+   * then uses the configured limits alone); a failed call leaves the figure unknown for this probe.
+   */
+  private async memoryOf(spec: HostSpec): Promise<HostMemory | undefined> {
+    if (this.noMemoryStats.has(spec.name)) return undefined;
+    try {
+      const s = parseNodememstats((await this.probeRunner(spec.uri, ["nodememstats"])).stdout);
+      if (!s) return undefined;
+      return {
+        totalMiB: Math.floor(s.totalKiB / 1024),
+        availableMiB: Math.floor((s.freeKiB + s.buffersKiB + s.cachedKiB) / 1024),
+      };
+    } catch (e) {
+      if (memoryStatsUnsupported(e) && this.spec(spec.name)?.uri === spec.uri)
+        this.noMemoryStats.add(spec.name);
+      return undefined;
+    }
+  }
+
   /** probeAll probes every host in parallel. */
   probeAll(): Promise<HostProbe[]> {
     return Promise.all(this.hosts.map((h) => this.probe(h.name)));
@@ -184,14 +257,36 @@ export class HostRegistry {
     return this.probes.get(host);
   }
 
-  /** capacities are placement's host inputs; a host never probed counts as reachable until a probe says otherwise. */
+  /**
+   * capacities are placement's host inputs; a host never probed counts as reachable until a probe says
+   * otherwise. A host that reported its memory at its last probe carries that report, with what each running
+   * domain held then (its resident memory where libvirt reports it, else its current memory).
+   */
   capacities(): HostCapacity[] {
-    return this.hosts.map((h) => ({
-      name: h.name,
-      maxVms: h.maxVms,
-      memoryMiB: h.memoryMiB ?? Number.POSITIVE_INFINITY,
-      reachable: this.probes.get(h.name)?.reachable ?? true,
-    }));
+    return this.hosts.map((h) => {
+      const p = this.probes.get(h.name);
+      const c: HostCapacity = {
+        name: h.name,
+        maxVms: h.maxVms,
+        memoryMiB: h.memoryMiB ?? Number.POSITIVE_INFINITY,
+        reachable: p?.reachable ?? true,
+      };
+      if (!p?.memory) return c;
+      const held = new Map<string, number>();
+      for (const d of p.domains) {
+        const kib = d.rssKiB ?? d.memoryKiB;
+        if (isActive(d.state) && kib !== undefined) held.set(d.name, kib / 1024);
+      }
+      return {
+        ...c,
+        reported: {
+          availableMiB: p.memory.availableMiB,
+          ...(p.node ? { totalMiB: p.node.memoryMiB } : {}),
+          reserveMiB: h.memoryReserveMiB ?? 0,
+          heldMiB: held,
+        },
+      };
+    });
   }
 
   /**
@@ -228,4 +323,9 @@ export class HostRegistry {
   async dispose(): Promise<void> {
     await Promise.all([...this.managers.values()].map((m) => m.dispose()));
   }
+}
+
+/** memoryStatsUnsupported: the driver has no virNodeGetMemoryStats (libvirt's test driver). */
+function memoryStatsUnsupported(e: unknown): boolean {
+  return e instanceof VirshError && /virNodeGetMemoryStats/.test(e.stderr || e.message);
 }

@@ -1,6 +1,6 @@
 /**
- * Reading virsh's output: `domstate --reason`, `dominfo`, `domstats`, `list --uuid --name` and
- * `list --name`, printed under the C locale. Pure functions of the text; garbage never finds
+ * Reading virsh's output: `domstate --reason`, `dominfo`, `domstats`, `list --uuid --name`, `list --name`,
+ * `nodeinfo` and `nodememstats`, printed under the C locale. Pure functions of the text; garbage never finds
  * Object.prototype members and only `parseDomstate` throws (an unknown state word is not guessed).
  */
 import { RfbootError } from "../../common/errors.js";
@@ -90,4 +90,40 @@ export function parseNameList(stdout: string): string[] {
     .split("\n")
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
+}
+
+/** NodeInfo is what `virsh nodeinfo` says of the host: its CPUs and its memory size. */
+export interface NodeInfo {
+  cpus: number;
+  memoryKiB: number;
+}
+
+/** parseNodeinfo reads `CPU(s):` and `Memory size: N KiB` of `virsh nodeinfo`; undefined when either is missing. */
+export function parseNodeinfo(stdout: string): NodeInfo | undefined {
+  const kv = parseDominfo(stdout);
+  const cpus = Number(kv["CPU(s)"]);
+  const mem = /^(\d+)\s*KiB$/.exec(kv["Memory size"] ?? "");
+  if (!Number.isInteger(cpus) || cpus <= 0 || !mem) return undefined;
+  return { cpus, memoryKiB: Number(mem[1]) };
+}
+
+/** NodeMemory is `virsh nodememstats` of the whole host, KiB (libvirt reads the kernel's /proc/meminfo). */
+export interface NodeMemory {
+  totalKiB: number;
+  freeKiB: number;
+  buffersKiB: number;
+  cachedKiB: number;
+}
+
+/** parseNodememstats reads the `total`, `free`, `buffers` and `cached` lines; undefined when one is missing. */
+export function parseNodememstats(stdout: string): NodeMemory | undefined {
+  const v: Record<string, number> = {};
+  for (const line of stdout.split("\n")) {
+    const m = /^\s*(total|free|buffers|cached)\s*:\s*(\d+)\s*KiB\s*$/.exec(line);
+    if (m) v[m[1] as string] = Number(m[2]);
+  }
+  const { total, free, buffers, cached } = v;
+  if (total === undefined || free === undefined || buffers === undefined || cached === undefined)
+    return undefined;
+  return { totalKiB: total, freeKiB: free, buffersKiB: buffers, cachedKiB: cached };
 }

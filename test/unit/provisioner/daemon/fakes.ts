@@ -270,12 +270,16 @@ export interface LibvirtHost {
   down: boolean;
   /** fail: command -> stderr texts, used once each, in order (e.g. `start` fails twice). */
   fail: Map<string, string[]>;
+  /** memory: what `nodememstats` reports (KiB); undefined: the driver has none, as libvirt's test driver. */
+  memory?: { totalKiB: number; freeKiB: number; buffersKiB: number; cachedKiB: number };
 }
 
 /**
  * FakeLibvirt is a scripted VirshRunner: each URI is a host with domains that `define`, `start`, `destroy`,
  * `managedsave`, `resume` and `undefine` change, and that `domstate`, `dominfo`, `list` and `domstats`
- * report. A host marked `down` fails every call the way virsh does when libvirtd is gone.
+ * report; `nodeinfo` answers 4 CPUs and 8 GiB, `nodememstats` what the host's `memory` says (unsupported, as
+ * on the test driver, without it). A host marked `down` fails every call the way virsh does when libvirtd is
+ * gone.
  */
 export class FakeLibvirt {
   readonly calls: { uri: string; args: string[] }[] = [];
@@ -392,6 +396,18 @@ export class FakeLibvirt {
             "",
           );
         return ok(`Device ${cmd === "attach-device" ? "attached" : "detached"} successfully\n`);
+      }
+      case "nodeinfo":
+        return ok("CPU model:           x86_64\nCPU(s):              4\nMemory size:         8388608 KiB\n");
+      case "nodememstats": {
+        const m = h.memory;
+        if (!m)
+          throw err(
+            "error: Unable to get number of memory stats\nerror: this function is not supported by the connection driver: virNodeGetMemoryStats\n",
+          );
+        return ok(
+          `total  : ${m.totalKiB} KiB\nfree   : ${m.freeKiB} KiB\nbuffers: ${m.buffersKiB} KiB\ncached : ${m.cachedKiB} KiB\n`,
+        );
       }
       case "domstats": {
         const code = { running: 1, paused: 3, "shut off": 5 } as const;

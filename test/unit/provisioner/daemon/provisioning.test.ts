@@ -15,10 +15,13 @@ afterEach(async () => {
   r = undefined;
 });
 
-/** virshCmds lists the virsh commands sent to a host, with the domain name (define's file path dropped). */
+/** virshCmds lists the commands sent to a host, probes left out (define's file path dropped). */
 function virshCmds(x: Rig, host = 1): string[] {
   return x.libvirt.calls
-    .filter((c) => c.uri === uri(host) && !["list", "domstats"].includes(c.args[0] ?? ""))
+    .filter(
+      (c) =>
+        c.uri === uri(host) && !["list", "domstats", "nodeinfo", "nodememstats"].includes(c.args[0] ?? ""),
+    )
     .map((c) => (c.args[0] === "define" ? "define" : c.args.join(" ")));
 }
 

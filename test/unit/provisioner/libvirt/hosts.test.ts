@@ -9,6 +9,7 @@ const hosts = [
     maxVms: 4,
     memoryMiB: 1024,
     maxConcurrentStarts: 2,
+    memoryReserveMiB: 256,
   },
   {
     name: "h2",
@@ -37,6 +38,18 @@ const run: VirshRunner = async (uri, args, opts) => {
     };
   }
   if (args[0] === "list") return { stdout: "\n", stderr: "" };
+  if (args[0] === "nodeinfo") {
+    return {
+      stdout: "CPU model:           x86_64\nCPU(s):              2\nMemory size:         4194304 KiB\n",
+      stderr: "",
+    };
+  }
+  if (args[0] === "nodememstats") {
+    return {
+      stdout: "total  :  4194304 KiB\nfree   :  102400 KiB\nbuffers:  20480 KiB\ncached :  61440 KiB\n",
+      stderr: "",
+    };
+  }
   if (args[0] === "domstats") {
     return {
       stdout:
@@ -51,7 +64,14 @@ describe("HostRegistry", () => {
   it("probes reachability and figures; unreachable hosts carry the classified error", async () => {
     const reg = new HostRegistry({ hosts, run });
     const [p1, p2] = await reg.probeAll();
-    expect(p1).toMatchObject({ name: "h1", reachable: true, running: 2, memoryInUseMiB: 256 });
+    expect(p1).toMatchObject({
+      name: "h1",
+      reachable: true,
+      running: 2,
+      memoryInUseMiB: 256,
+      node: { cpus: 2, memoryMiB: 4096 },
+      memory: { totalMiB: 4096, availableMiB: 180 },
+    });
     expect(p1!.domains.find((d) => d.name === "rfvmA")).toMatchObject({
       cpuTimeNs: 5000n,
       memoryKiB: 262144,
@@ -59,7 +79,14 @@ describe("HostRegistry", () => {
     expect(p2).toMatchObject({ name: "h2", reachable: false, running: 0 });
     expect(p2!.error).toMatch(/Failed to connect socket to '\/run\/b'.*\[unreachable\]/);
     expect(reg.capacities()).toEqual([
-      { name: "h1", maxVms: 4, memoryMiB: 1024, reachable: true },
+      {
+        name: "h1",
+        maxVms: 4,
+        memoryMiB: 1024,
+        reachable: true,
+        // rfvmA runs with 256 MiB; `test` runs too but reports no memory; rfvmB is shut off.
+        reported: { availableMiB: 180, totalMiB: 4096, reserveMiB: 256, heldMiB: new Map([["rfvmA", 256]]) },
+      },
       { name: "h2", maxVms: 8, memoryMiB: 2048, reachable: false },
     ]);
     expect(
@@ -75,6 +102,37 @@ describe("HostRegistry", () => {
     expect(reg.manager("h2").host.uri).toBe(hosts[1]!.uri);
     expect(() => reg.manager("zz")).toThrow(/unknown libvirt host zz/);
   });
+  it("asks nodeinfo once per host and nodememstats each probe, except where the driver lacks it", async () => {
+    const calls: string[] = [];
+    const testDriver: VirshRunner = async (uri, args) => {
+      calls.push(args[0]!);
+      if (args[0] === "nodememstats") {
+        throw makeVirshError(
+          uri,
+          args,
+          "error: Unable to get number of memory stats\nerror: this function is not supported by the connection driver: virNodeGetMemoryStats\n",
+          1,
+        );
+      }
+      if (args[0] === "nodeinfo")
+        return { stdout: "CPU(s):              16\nMemory size:         3145728 KiB\n", stderr: "" };
+      return { stdout: "", stderr: "" };
+    };
+    const reg = new HostRegistry({ hosts: [hosts[0]!], run: testDriver });
+    const first = await reg.probe("h1");
+    await reg.probe("h1");
+    expect(first).toMatchObject({ reachable: true, node: { cpus: 16, memoryMiB: 3072 } });
+    expect(first.memory).toBeUndefined();
+    expect(calls.filter((c) => c === "nodeinfo")).toHaveLength(1);
+    expect(calls.filter((c) => c === "nodememstats")).toHaveLength(1);
+    // No report: the configured limits alone.
+    expect(reg.capacities()[0]!.reported).toBeUndefined();
+    // The same host under another URI (a reload) is asked again.
+    reg.setHosts([{ ...hosts[0]!, uri: "test:///default" }]);
+    await reg.probe("h1");
+    expect(calls.filter((c) => c === "nodememstats")).toHaveLength(2);
+  });
+
   it("summarize counts active domains only", () => {
     expect(
       summarize([

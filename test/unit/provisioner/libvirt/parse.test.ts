@@ -5,6 +5,8 @@ import {
   parseDominfo,
   parseDomstate,
   parseDomstats,
+  parseNodeinfo,
+  parseNodememstats,
   parseNameList,
   parseUuidNameList,
 } from "../../../../src/provisioner/libvirt/parse.js";
@@ -55,5 +57,28 @@ describe("parsers (real virsh output)", () => {
     expect(DOMAIN_STATE_CODES[1]).toBe("running");
     expect(DOMAIN_STATE_CODES[5]).toBe("shutoff");
     expect(DOMAIN_STATE_CODES[7]).toBe("pmsuspended");
+  });
+});
+
+describe("host figures (libvirt 9.0, C locale)", () => {
+  it("nodeinfo: CPUs and memory size", () => {
+    const out =
+      "CPU model:           x86_64\nCPU(s):              2\nCPU frequency:       2445 MHz\nCPU socket(s):       1\n" +
+      "Core(s) per socket:  2\nThread(s) per core:  1\nNUMA cell(s):        1\nMemory size:         7300856 KiB\n\n";
+    expect(parseNodeinfo(out)).toEqual({ cpus: 2, memoryKiB: 7300856 });
+    expect(parseNodeinfo("CPU(s): 2\n")).toBeUndefined();
+    expect(parseNodeinfo("")).toBeUndefined();
+  });
+  it("nodememstats: total, free, buffers, cached", () => {
+    const out =
+      "total  :              4194304 KiB\nfree   :               102400 KiB\nbuffers:                20480 KiB\n" +
+      "cached :                61440 KiB\n\n";
+    expect(parseNodememstats(out)).toEqual({
+      totalKiB: 4194304,
+      freeKiB: 102400,
+      buffersKiB: 20480,
+      cachedKiB: 61440,
+    });
+    expect(parseNodememstats("total  : 1 KiB\nfree   : 1 KiB\n")).toBeUndefined();
   });
 });
