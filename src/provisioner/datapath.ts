@@ -38,6 +38,11 @@ export class Datapath {
   retryDelayMs: number | undefined;
   /** leased: this instance holds the dpid's lease (renewed while it serves the switch). */
   leased = false;
+  /**
+   * leaseUntil: when the lease this instance holds expires, by this instance's clock (`clock.now()`), as of
+   * its last claim or renewal; 0 when not held.
+   */
+  leaseUntil = 0;
   private recordVmName: string | undefined;
   private restartDelayMs: number | undefined;
   private restartedAt: number | undefined;

@@ -8,7 +8,7 @@ import { StoreError, errorMessage } from "../common/errors.js";
 import { processAlive } from "../common/proc.js";
 import type { DaemonContext } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
-import { isOutage } from "./store/index.js";
+import { isOutage, leaseMarginMs } from "./store/index.js";
 
 /** LeaseKeeperOptions: the lease ttl, and how to tell whether a local pid still runs. */
 export interface LeaseKeeperOptions {
@@ -40,17 +40,23 @@ export class LeaseKeeper {
   async claim(dp: Datapath): Promise<boolean> {
     const { ctx } = this;
     const dpidHex = dp.dpidHex;
+    // Held and renewed with time to spare (a rejoin, a restart of the VM): no round trip on the join's path.
+    if (dp.leased && dp.leaseUntil - ctx.clock.now() > leaseMarginMs(this.opts.ttlMs)) return true;
     if (!ctx.store.stats().online) {
       // Known outage (the outbox is buffering): do not spend a server-selection timeout per VM finding out.
       ctx.log.warn({ dpid: dpidHex }, "lease not checked: MongoDB unreachable");
       return true;
     }
     try {
+      const at = ctx.clock.now();
       let ok = await ctx.store.claim(dpidHex, ctx.instanceId, this.opts.ttlMs);
       if (!ok && (await this.releaseDeadLocalLease(dpidHex))) {
         ok = await ctx.store.claim(dpidHex, ctx.instanceId, this.opts.ttlMs);
       }
-      if (ok) dp.leased = true;
+      if (ok) {
+        dp.leased = true;
+        dp.leaseUntil = at + this.opts.ttlMs;
+      }
       return ok;
     } catch (e) {
       if (isOutage(e)) {
@@ -100,6 +106,7 @@ export class LeaseKeeper {
       if (!dp.leased) continue;
       if (!dp.connected && !busy(dp)) {
         dp.leased = false;
+        dp.leaseUntil = 0;
         await this.release(dp);
         continue;
       }
@@ -107,11 +114,15 @@ export class LeaseKeeper {
     }
     if (keep.length === 0) return;
     try {
+      const at = ctx.clock.now();
       // One scan and one update for all of them, not a round trip per datapath.
       const { lost } = await ctx.store.renewAll(ctx.instanceId, this.opts.ttlMs, undefined, keep);
-      for (const d of lost) {
+      const gone = new Set(lost);
+      for (const d of keep) {
         const dp = ctx.datapaths.get(d);
-        if (dp) dp.leased = false;
+        if (!dp) continue;
+        dp.leased = !gone.has(d);
+        dp.leaseUntil = dp.leased ? at + this.opts.ttlMs : 0;
       }
     } catch (e) {
       // The next round (a third of the lease's ttl later) tries again, before the leases expire. During an
@@ -126,6 +137,7 @@ export class LeaseKeeper {
 
   /** release gives up a datapath's lease; a failure leaves it to expire after its ttl. */
   async release(dp: Datapath): Promise<void> {
+    dp.leaseUntil = 0;
     try {
       await this.ctx.store.release(dp.dpidHex, this.ctx.instanceId);
     } catch (e) {

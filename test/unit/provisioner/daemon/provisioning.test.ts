@@ -4,7 +4,7 @@
  * Time is a FakeClock: nothing sleeps.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { outage, refusal } from "./fakes.js";
+import { outage, refusal, settle } from "./fakes.js";
 import { hex16, joinAndSettle, rig, uri, type Rig } from "./rig.js";
 
 const BOOM = "error: internal error: process exited while connecting to monitor\n";
@@ -235,6 +235,38 @@ describe("lease claim", () => {
     await r.daemon.idle();
     expect(r.libvirt.argsOf(uri(1), "start")).toEqual([["start", "rfvm1"]]);
     expect(r.store.records.get(hex16(1n))!.state).toBe("running");
+  });
+
+  it("a rejoin while the lease is held and renewed costs no claim; one near its expiry, or released, is claimed again", async () => {
+    r = await rig({ extra: "policies: { leave: { action: keep } }\nreadiness: { consoleMarker: null }" });
+    await joinAndSettle(r, 1n);
+    const claims = () => r!.store.calls.filter((c) => c === "claim").length;
+    expect(claims()).toBe(1);
+    // Flaps while the lease is fresh: the join's path does not touch MongoDB for the lease.
+    for (let i = 0; i < 3; i++) {
+      r.switches.leave(1n);
+      await settle();
+      await joinAndSettle(r, 1n);
+    }
+    expect(claims()).toBe(1);
+    // The renewal round keeps it fresh (one renewAll for all), so a later rejoin still costs nothing.
+    await r.clock.advance(25_000);
+    await r.daemon.idle();
+    expect(r.store.calls).toContain("renewAll");
+    r.switches.leave(1n);
+    await settle();
+    await joinAndSettle(r, 1n);
+    expect(claims()).toBe(1);
+    // Renewals fail for a while (nothing renews): near its expiry the lease is claimed again before acting.
+    r.store.failNext("renewAll", refusal("renewAll"));
+    r.store.failNext("renewAll", refusal("renewAll"));
+    r.store.failNext("renewAll", refusal("renewAll"));
+    await r.clock.advance(29_000);
+    await r.daemon.idle();
+    r.switches.leave(1n);
+    await settle();
+    await joinAndSettle(r, 1n);
+    expect(claims()).toBe(2);
   });
 
   it("waits (no boot) while another instance holds the lease, and retries after its ttl", async () => {
