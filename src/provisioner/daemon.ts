@@ -171,6 +171,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.health = health;
     this.keeper = new VmKeeper(ctx, provisioning, this.hotplug);
     await this.reconcile();
+    // Before the controller listens: no switch joins before the configured VMs' rows were handed over.
+    await provisioning.rowsAhead.write(listConfiguredVms(this.config));
     if (this.opts.watchLibvirtEvents !== false) for (const h of this.config.hosts) this.watchLibvirt(h);
     this.timers.push(
       every(this.clock, Math.max(1000, this.leaseTtlMs / 3), () => void provisioning.renewLeases()),
@@ -346,8 +348,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (verdict !== true)
         this.controller?.disconnect(d.dpid, `refused after reload: ${verdict || "policy"}`);
     }
-    // New hosts answer (or not) before the ensures below are placed.
+    // New hosts answer (or not) before the ensures below are placed; new and changed rows go first.
     if (hosts.added.length > 0) await this.hosts.probeAll();
+    const mapped = new Set([...added, ...changed]);
+    await provisioning.rowsAhead.write(listConfiguredVms(next).filter((v) => mapped.has(v.dpidHex)));
     for (const dpidHex of [...added, ...changed]) {
       const dp = this.datapaths.get(dpidHex);
       if (!dp?.conn) continue;

@@ -13,6 +13,7 @@ import type { DiskPlan as LifecycleDisk, LeaveAction, LeaveOutcome } from "./lib
 import { rfconfigRows } from "./mapping.js";
 import { PlacementError, place, type HostCapacity, type PlacementDecision } from "./placement.js";
 import { ActionQueue } from "./queue.js";
+import { RowsAhead } from "./rows-ahead.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import type { RecordPatch, VmState } from "./store/index.js";
 import type { ReadinessMode, ReadinessWatcher } from "./vm-readiness.js";
@@ -85,12 +86,15 @@ export class Provisioning {
   private readonly startGates = new Map<string, Gate>();
   /** leases: the lease of each datapath this instance serves. */
   readonly leases: LeaseKeeper;
+  /** rowsAhead: the configured VMs' rows, written before their switches join. */
+  readonly rowsAhead: RowsAhead;
 
   constructor(
     private readonly ctx: DaemonContext,
     private readonly readiness: ReadinessWatcher,
     private readonly opts: ProvisioningOptions,
   ) {
+    this.rowsAhead = new RowsAhead(ctx);
     this.leases = new LeaseKeeper(ctx, {
       ttlMs: opts.leaseTtlMs,
       ...(opts.processAlive ? { processAlive: opts.processAlive } : {}),
@@ -306,8 +310,9 @@ export class Provisioning {
         this.scheduleRetry(dp, this.opts.leaseTtlMs);
         return { dpidHex, vm: vm.name, host, action: "leased-elsewhere", reactionMs: 0 };
       }
-      // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers.
-      await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
+      // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers. A configured
+      // VM's were written at start-up or reload (rows ahead); only what is not confirmed is written here.
+      if (!this.rowsAhead.inPlace(vm)) await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
       const plan = vm.plan(hostCfg);
       const xml = buildDomainXml(plan.description);
       const uuid = plan.description.uuid ?? "";

@@ -158,7 +158,8 @@ export class RecordingStore extends EventEmitter implements DaemonStore {
   async upsertRfconfigRows(rows: readonly RfconfigRow[]): Promise<WriteOutcome> {
     this.check("upsertRfconfigRows");
     this.rows.push([...rows]);
-    return "written";
+    // While "offline" a real store buffers the write and answers queued.
+    return this.online ? "written" : "queued";
   }
 
   async deleteRfconfigRows(rows: readonly RfconfigRow[]): Promise<number> {

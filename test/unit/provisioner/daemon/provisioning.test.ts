@@ -26,20 +26,24 @@ function virshCmds(x: Rig, host = 1): string[] {
 }
 
 describe("join", () => {
-  it("claims, writes the rfconfig rows, then defines and starts the VM; records it running with the wire version", async () => {
+  it("writes the configured VMs' rows at start-up; a join claims, then defines and starts the VM (no row write); records it running with the wire version", async () => {
     r = await rig();
+    // Before any switch joined: every configured VM's rows, in one call.
+    expect(r.store.calls.filter((c) => c === "upsertRfconfigRows")).toHaveLength(1);
+    expect(r.store.rows[0]!.map((x) => [x.vm_port, x.dp_id, x.dp_port])).toEqual([
+      ["1", "1", "1"],
+      ["2", "1", "2"],
+      ["1", "2", "1"],
+      ["2", "2", "2"],
+    ]);
     await joinAndSettle(r, 1n, [1, 2]);
     expect(virshCmds(r)).toEqual(["domstate rfvm1 --reason", "define", "start rfvm1"]);
     const def = r.libvirt.argsOf(uri(1), "define")[0]!;
     expect(def).toHaveLength(2);
     expect(def[1]).toMatch(/rfvm1-[0-9a-f]{8}\.xml$/);
-    // The lease and RouteFlow's rows come before the start.
+    // The rows were in place before the join: the join's path writes none, and claims the lease once.
     const order = r.store.calls.filter((c) => c === "claim" || c === "upsertRfconfigRows");
-    expect(order).toEqual(["claim", "upsertRfconfigRows"]);
-    expect(r.store.rows[0]!.map((x) => [x.vm_port, x.dp_id, x.dp_port])).toEqual([
-      ["1", "1", "1"],
-      ["2", "1", "2"],
-    ]);
+    expect(order).toEqual(["upsertRfconfigRows", "claim"]);
     const rec = r.store.records.get(hex16(1n))!;
     expect(rec.state).toBe("running");
     expect(rec.host).toBe("h1");
@@ -184,7 +188,9 @@ readiness: { consoleMarker: null }`,
     const at = r.daemon.datapath(hex16(0x77n))!;
     expect(at.vm).toBe("rfvm-77");
     expect(at.dataPorts.map((p) => p.dpPort)).toEqual([1, 2, 3]);
-    expect(r.store.rows[0]).toHaveLength(3);
+    // A template VM's rows are written at its join (after the configured VMs' rows of the start-up).
+    expect(r.store.rows).toHaveLength(2);
+    expect(r.store.rows[1]).toHaveLength(3);
     r.switches.leave(0x77n);
     await r.clock.advance(0);
     const after = r.daemon.datapath(hex16(0x77n))!;
@@ -219,10 +225,12 @@ describe("lease claim", () => {
   it("refuses to boot when MongoDB refuses the claim: lastError, event and failure name the dpid and the cause; a later claim boots", async () => {
     r = await rig();
     r.store.failNext("claim", refusal("claim"));
+    const upserts = () => r!.store.calls.filter((c) => c === "upsertRfconfigRows").length;
+    const before = upserts();
     await joinAndSettle(r, 1n);
     expect(r.libvirt.argsOf(uri(1), "define")).toEqual([]);
     expect(r.libvirt.argsOf(uri(1), "start")).toEqual([]);
-    expect(r.store.calls).not.toContain("upsertRfconfigRows");
+    expect(upserts()).toBe(before);
     const rec = r.store.records.get(hex16(1n))!;
     expect(rec.state).toBe("failed");
     expect(rec.lastError?.kind).toBe("lease");
