@@ -317,22 +317,24 @@ export class Provisioning {
             return early.attached;
           }
         : undefined;
-      const res = await this.startGate(host).run(() =>
-        manager.ensureRunning({
-          name: vm.name,
-          uuid,
-          xml,
-          redefine,
-          ...(disk ? { disk } : {}),
-          // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
-          onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
-          onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
-          ...(beforeRun ? { beforeRun } : {}),
-        }),
-      ).catch((e: unknown) => {
-        early?.ac.abort();
-        throw e;
-      });
+      const res = await this.startGate(host)
+        .run(() =>
+          manager.ensureRunning({
+            name: vm.name,
+            uuid,
+            xml,
+            redefine,
+            ...(disk ? { disk } : {}),
+            // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
+            onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
+            onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
+            ...(beforeRun ? { beforeRun } : {}),
+          }),
+        )
+        .catch((e: unknown) => {
+          early?.ac.abort();
+          throw e;
+        });
       dp.definedAs = definedAs;
       const t = res.timings;
       const sinceJoin = ctx.clock.now() - a.joinedAt;
