@@ -14,7 +14,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { ConsoleError } from "../../src/common/errors.js";
 import { silentLogger } from "../../src/common/log.js";
+import { createSpawnRunner, watchDomainConsole } from "../../src/provisioner/libvirt/index.js";
+import { DomainManager } from "../../src/provisioner/libvirt/lifecycle.js";
 import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
 import { MONGO_URI, describeWith } from "../helpers/env.js";
 import { startLibvirtHost, stopLibvirtHost, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
@@ -198,5 +201,47 @@ readiness: { timeoutSeconds: 90 }
       await daemon!.stop();
       daemon = undefined;
     }, 100_000);
+
+    // The reason for the paused start, shown on the real host: QEMU's pty drops what the guest printed while
+    // nobody read it, so a console attached after a plain start misses the kernel's first line; attached
+    // between `start --paused` and `resume` it sees it.
+    it("a plain start loses the guest's first console line; the paused start, attach, resume keeps it", async () => {
+      const uri = host!.qemuUri;
+      const first = /^\[\s*0\.000000\] Linux version/;
+      const mgr = new DomainManager({ host: { name: "hidden", uri }, run: createSpawnRunner() });
+      await shOk("virsh", ["-c", uri, "managedsave-remove", VM]);
+      await shOk("virsh", ["-c", uri, "destroy", VM]);
+      await mgr.ensureRunning({ name: VM, xml: "", redefine: false });
+      await until("the boot marker in the host's log", async () =>
+        (await hostFile(join(logDir, `${VM}.log`))).includes("RFBOOT-GUEST-BOOTED") ? true : undefined,
+      );
+      const late = await watchDomainConsole({ uri, domain: VM, marker: first, timeoutMs: 2_000 }).catch(
+        (e: unknown) => e,
+      );
+      expect(late).toBeInstanceOf(ConsoleError);
+      expect((late as ConsoleError).kind).toBe("timeout");
+      await sh("virsh", ["-c", uri, "destroy", VM]);
+
+      let seen: Promise<unknown> | undefined;
+      const res = await mgr.ensureRunning({
+        name: VM,
+        xml: "",
+        redefine: false,
+        beforeRun: () =>
+          new Promise<void>((attached) => {
+            seen = watchDomainConsole({
+              uri,
+              domain: VM,
+              marker: first,
+              timeoutMs: 30_000,
+              onAttached: attached,
+            });
+            seen.catch(() => attached());
+          }),
+      });
+      expect(res.action).toBe("started");
+      await expect(seen).resolves.toMatchObject({ line: expect.stringMatching(/Linux version/) });
+      await mgr.dispose();
+    }, 60_000);
   },
 );
