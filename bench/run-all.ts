@@ -5,7 +5,16 @@
 import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 
-const BENCHES = ["xmlgen", "controller", "burst", "provisioner", "rftest", "reliability", "fuzz"];
+const BENCHES = [
+  "xmlgen",
+  "controller",
+  "burst",
+  "provisioner",
+  "console-readiness",
+  "rftest",
+  "reliability",
+  "fuzz",
+];
 const args = process.argv.slice(2);
 const only = args.filter((a) => !a.startsWith("-"));
 const flags = args.filter((a) => a.startsWith("-"));
