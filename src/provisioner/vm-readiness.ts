@@ -151,7 +151,8 @@ export function consolePlan(
   const local = !isRemoteUri(host.uri);
   const pty = vm.settings.console.pty;
   const stream = { uri: host.uri, domain: vm.name };
-  if (vm.hypervisor === "lxc") return pty ? { stream, early: false } : { early: false };
+  // LXC has no console log at all: the stream is the only source (without a pty, virsh console says so).
+  if (vm.hypervisor === "lxc") return { stream, early: false };
   if (pty && !NO_STREAM.has(vm.hypervisor)) {
     return { stream, early: marker !== null, ...(local && log ? { log } : {}) };
   }
@@ -214,7 +215,12 @@ export class ReadinessWatcher {
       () => undefined,
       () => undefined,
     );
-    const attached = Promise.race([attachedNow, ended, sleep(clock, ATTACH_WAIT_MS, ac.signal)]);
+    // The wait's timer goes as soon as the race is decided (or the watch is aborted).
+    const waiting = new AbortController();
+    ac.signal.addEventListener("abort", () => waiting.abort(), { once: true });
+    const attached = Promise.race([attachedNow, ended, sleep(clock, ATTACH_WAIT_MS, waiting.signal)]).then(
+      () => waiting.abort(),
+    );
     return { ac, boot, deadline, match, attached };
   }
 

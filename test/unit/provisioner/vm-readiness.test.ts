@@ -55,6 +55,14 @@ describe("consolePlan", () => {
     });
   });
 
+  it("LXC without a pty: still the stream, the only source there is (virsh console then says why it fails)", () => {
+    const s = setup("lxc", false, "lxc:///system");
+    expect(consolePlan(s.vm, s.host, undefined, "UP")).toEqual({
+      stream: { uri: "lxc:///system", domain: "vm1" },
+      early: false,
+    });
+  });
+
   it("the test driver has no console stream: the log file", () => {
     const s = setup("test", true, "test:///default");
     expect(consolePlan(s.vm, s.host, s.log, "UP")).toEqual({ early: false, log: s.log });
