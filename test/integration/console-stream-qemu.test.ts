@@ -3,10 +3,10 @@
  * (test/helpers/libvirt-hosts.ts) whose console log directory is a tmpfs mounted in that libvirtd's own mount
  * namespace, so the log file qemu writes there is invisible to rfboot, as on a remote host. The guest still
  * becomes `ready` by its boot marker, read through `virsh console` over the host's URI; the console is
- * released then, and an operator's `virsh console` attaches and sees the guest's heartbeat. The stream held
- * the whole boot (the guest was started paused and resumed once the console was attached): its first lines
- * are the log file's first lines. Then the restored path: managedsave on leave, and on the next join a
- * restore (paused, console, resume) that is ready by its first new console output.
+ * released then, and an operator's `virsh console` attaches and sees the guest's heartbeat. Then the
+ * restored path: managedsave on leave, and on the next join a restore (paused, console, resume) that is
+ * ready by its first new console output. Last, why the start is paused: after a plain start the stream
+ * misses the kernel's first line, which it sees when attached between `start --paused` and `resume`.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
