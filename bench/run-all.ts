@@ -12,6 +12,7 @@ const BENCHES = [
   "burst",
   "capacity",
   "provisioner",
+  "console-readiness",
   "rftest",
   "reliability",
   "fuzz",

@@ -91,7 +91,7 @@ export interface DaemonOptions {
   clock?: DaemonClock;
   /** console reads VMs' console logs for readiness (default the local files). */
   console?: ConsoleReader;
-  /** domainConsole reads a domain's console through libvirt, for LXC readiness (default virsh console). */
+  /** domainConsole reads a domain's console through libvirt for readiness (default virsh console). */
   domainConsole?: DomainConsoleWatch;
 }
 

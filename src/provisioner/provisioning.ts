@@ -16,7 +16,7 @@ import { ActionQueue } from "./queue.js";
 import { RowsAhead } from "./rows-ahead.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import type { RecordPatch, VmState } from "./store/index.js";
-import type { ReadinessMode, ReadinessWatcher } from "./vm-readiness.js";
+import { consolePlan, type EarlyConsole, type ReadinessMode, type ReadinessWatcher } from "./vm-readiness.js";
 
 /** DaemonAction is what the queue runs for one dpid: make its VM run, or apply the leave policy. */
 export type DaemonAction =
@@ -325,23 +325,44 @@ export class Provisioning {
       // otherwise once `define` succeeded (a failed redefine must not leave the new config's fingerprint).
       ctx.record.patch(dpidHex, { host, uuid, ...(redefine ? {} : { configFingerprint: fingerprint }) });
       const manager = ctx.hosts.manager(host);
-      // LXC consoles are ptys without a log file: readiness reads the console through libvirt instead.
-      const consoleLog = vm.hypervisor === "lxc" ? undefined : plan.consoleLog;
-      const stream = vm.hypervisor === "lxc" ? { uri: hostCfg.uri, domain: vm.name } : undefined;
+      // Readiness reads the console through libvirt, over the host's URI (the log file, written on the VM's
+      // host, only where there is no console stream and the host is this machine).
+      const cons = consolePlan(
+        vm,
+        hostCfg,
+        vm.hypervisor === "lxc" ? undefined : plan.consoleLog,
+        ctx.config().readiness.consoleMarker,
+      );
+      const consoleLog = cons.log;
       const readinessFrom = await this.readiness.offset(consoleLog);
       const disk = lifecycleDisk(vm, hostCfg);
-      const res = await this.startGate(host).run(() =>
-        manager.ensureRunning({
-          name: vm.name,
-          uuid,
-          xml,
-          redefine,
-          ...(disk ? { disk } : {}),
-          // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
-          onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
-          onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
-        }),
-      );
+      let early: EarlyConsole | undefined;
+      // QEMU's pty drops what nobody reads: the domain starts paused and runs once its console is attached.
+      const earlyStream = cons.early ? cons.stream : undefined;
+      const beforeRun = earlyStream
+        ? (boot: boolean) => {
+            early = this.readiness.attach(dp, earlyStream, boot);
+            return early.attached;
+          }
+        : undefined;
+      const res = await this.startGate(host)
+        .run(() =>
+          manager.ensureRunning({
+            name: vm.name,
+            uuid,
+            xml,
+            redefine,
+            ...(disk ? { disk } : {}),
+            // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
+            onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
+            onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
+            ...(beforeRun ? { beforeRun } : {}),
+          }),
+        )
+        .catch((e: unknown) => {
+          early?.ac.abort();
+          throw e;
+        });
       dp.definedAs = definedAs;
       const t = res.timings;
       const sinceJoin = ctx.clock.now() - a.joinedAt;
@@ -381,7 +402,8 @@ export class Provisioning {
         res.action === "adopted" ? 0 : readinessFrom,
         a.joinedAt,
         mode,
-        stream,
+        cons.stream,
+        early,
       );
       return out;
     } catch (err) {

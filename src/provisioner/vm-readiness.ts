@@ -1,13 +1,17 @@
 /**
  * VM readiness: after a VM runs, watch for the sign that its guest booted (a console marker, rfclient's
  * PortRegister on RouteFlow's IPC channel, or nothing), then record `ready`; record a timeout when the sign
- * never comes. Time comes from the DaemonClock and console logs are read through a ConsoleReader, so the
- * rules are tested without files or sleeping.
+ * never comes. The marker is read from the domain's console through libvirt, over the VM's host URI, so a VM
+ * on a remote host is seen like a local one; the console log file is read only where the rfboot machine
+ * sees it and no console stream exists. Time comes from the DaemonClock, console logs are read through a
+ * ConsoleReader and the console stream through a DomainConsoleWatch, so the rules are tested without files,
+ * processes or sleeping.
  */
 import { open } from "node:fs/promises";
-import { ConsoleError, errorMessage } from "../common/errors.js";
+import { ConfigError, ConsoleError, errorMessage } from "../common/errors.js";
+import { redactUri } from "../common/log.js";
 import { sleep, systemClock, type DaemonClock } from "./clock.js";
-import type { ResolvedVm } from "./config/index.js";
+import { isRemoteUri, type HostConfig, type ResolvedVm } from "./config/index.js";
 import type { DaemonContext } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import { watchDomainConsole, type WatchConsoleOptions } from "./libvirt/index.js";
@@ -20,6 +24,9 @@ export type ReadinessMode = "boot" | "restored" | "was-ready";
 
 /** RESTORED_QUIET_MS: how long a restored guest may stay silent on its console before it counts as ready. */
 export const RESTORED_QUIET_MS = 5_000;
+
+/** ATTACH_WAIT_MS bounds how long a domain started paused waits for its console before it is resumed anyway. */
+export const ATTACH_WAIT_MS = 10_000;
 
 /** ConsoleReader reads a VM's console log file; a missing file reads as empty. */
 export interface ConsoleReader {
@@ -99,18 +106,80 @@ export async function watchConsoleMarker(
 }
 
 /**
- * DomainConsoleWatch reads a running domain's console through libvirt until a line matches (resolves) or the
- * watch times out or is aborted (rejects with a ConsoleError). It serves drivers whose consoles have no log
- * file (LXC: pty consoles only); the default is watchDomainConsole.
+ * DomainConsoleWatch reads a domain's console through libvirt until a line matches (resolves) or the watch
+ * times out or is aborted (rejects with a ConsoleError), calling `onAttached` when the console is about to
+ * be opened; the default is watchDomainConsole.
  */
 export type DomainConsoleWatch = (
-  opts: Pick<WatchConsoleOptions, "uri" | "domain" | "marker" | "timeoutMs" | "signal">,
+  opts: Pick<WatchConsoleOptions, "uri" | "domain" | "marker" | "timeoutMs" | "signal" | "onAttached">,
 ) => Promise<unknown>;
 
 /** ConsoleStream names the domain whose console is read through libvirt instead of a log file. */
 export interface ConsoleStream {
   uri: string;
   domain: string;
+}
+
+/** ConsolePlan says where a VM's console output is read for readiness on one host. */
+export interface ConsolePlan {
+  /** stream is the domain's console through libvirt (the host's URI): the marker's source when present. */
+  stream?: ConsoleStream;
+  /**
+   * early: the domain starts paused and is resumed once the stream is attached. QEMU's pty drops what the
+   * guest prints while nobody reads it, so a boot marker printed before the attach would never be seen.
+   */
+  early: boolean;
+  /** log is the console log file when the rfboot machine can read it (a local host). */
+  log?: string;
+}
+
+/** Hypervisors whose libvirt driver has no console stream (the test driver lacks virDomainOpenConsole). */
+const NO_STREAM = new Set(["test"]);
+
+/**
+ * consolePlan decides where readiness reads `vm`'s console on `host`, given its console log path (`log`,
+ * undefined when logging is off). LXC: the stream only (its pty keeps early output, no log exists). QEMU,
+ * KVM, Xen with a pty: the stream, attached early. Without a pty the log file is the only source: it is
+ * written on the VM's host, so a remote host with a console marker cannot work and is a ConfigError.
+ */
+export function consolePlan(
+  vm: ResolvedVm,
+  host: HostConfig,
+  log: string | undefined,
+  marker: string | null,
+): ConsolePlan {
+  const local = !isRemoteUri(host.uri);
+  const pty = vm.settings.console.pty;
+  const stream = { uri: host.uri, domain: vm.name };
+  // LXC has no console log at all: the stream is the only source (without a pty, virsh console says so).
+  if (vm.hypervisor === "lxc") return { stream, early: false };
+  if (pty && !NO_STREAM.has(vm.hypervisor)) {
+    return { stream, early: marker !== null, ...(local && log ? { log } : {}) };
+  }
+  if (!local && marker !== null) {
+    throw new ConfigError(
+      `readiness.consoleMarker cannot be seen for VM ${vm.name} on host ${host.name} (${redactUri(host.uri)}): ` +
+        "without console.pty the marker is only in the console log file, which is written on that host. " +
+        "Set console.pty: true (the marker is then read through libvirt), or readiness.consoleMarker: null " +
+        "(with readiness.portRegister: true for a sign of life)",
+      "console.pty",
+      false,
+    );
+  }
+  return { early: false, ...(local && log ? { log } : {}) };
+}
+
+/** EarlyConsole is a console watch started while the domain is paused, before its guest runs (attach). */
+export interface EarlyConsole {
+  readonly ac: AbortController;
+  /** boot: a fresh boot (the marker is awaited); false: a restore or resume (the first output is). */
+  readonly boot: boolean;
+  /** deadline is the readiness deadline (a `clock.now()` value). */
+  readonly deadline: number;
+  /** match settles like the DomainConsoleWatch. */
+  readonly match: Promise<unknown>;
+  /** attached settles once the console is attached, the watch ended, or ATTACH_WAIT_MS passed. */
+  readonly attached: Promise<void>;
 }
 
 /** ReadinessWatcher runs one readiness watch per datapath and records its outcome. */
@@ -121,15 +190,51 @@ export class ReadinessWatcher {
     private readonly domainConsole: DomainConsoleWatch = watchDomainConsole,
   ) {}
 
+  /**
+   * attach starts the console watch of a domain that exists paused and is about to be resumed: the boot
+   * marker (`boot`) or, for a restore or resume, the first output is awaited from the very first byte the
+   * guest prints. Await `attached` before resuming; pass the result to `watch`, or abort its `ac`.
+   */
+  attach(dp: Datapath, stream: ConsoleStream, boot: boolean): EarlyConsole {
+    const { clock } = this.ctx;
+    const r = this.ctx.config().readiness;
+    const ac = dp.watchReadiness();
+    const now = clock.now();
+    const deadline = now + r.timeoutSeconds * 1000;
+    const until = boot ? deadline : Math.min(deadline, now + RESTORED_QUIET_MS);
+    let opened: () => void = () => undefined;
+    const attachedNow = new Promise<void>((resolve) => (opened = resolve));
+    const match = this.domainConsole({
+      ...stream,
+      marker: boot && r.consoleMarker ? new RegExp(r.consoleMarker) : /\S/,
+      timeoutMs: Math.max(1, until - now),
+      signal: ac.signal,
+      onAttached: () => opened(),
+    });
+    const ended = match.then(
+      () => undefined,
+      () => undefined,
+    );
+    // The wait's timer goes as soon as the race is decided (or the watch is aborted).
+    const waiting = new AbortController();
+    ac.signal.addEventListener("abort", () => waiting.abort(), { once: true });
+    const attached = Promise.race([attachedNow, ended, sleep(clock, ATTACH_WAIT_MS, waiting.signal)]).then(
+      () => waiting.abort(),
+    );
+    return { ac, boot, deadline, match, attached };
+  }
+
   /** offset is where new console output of a VM about to start begins (the log's current size). */
   offset(path: string | undefined): Promise<number> {
     return path ? this.console.size(path) : Promise.resolve(0);
   }
 
   /**
-   * watch starts the datapath's readiness watch (aborting a previous one): `ready` is recorded and emitted
-   * with the time since `joinedAt` (a `clock.now()` value); a guest that shows no sign within
-   * `readiness.timeoutSeconds` gets `lastError` readiness-timeout and is left running for the operator.
+   * watch starts the datapath's readiness watch (aborting a previous one, unless it continues `early`, the
+   * console watch attached before the domain ran): `ready` is recorded and emitted with the time since
+   * `joinedAt` (a `clock.now()` value); a guest that shows no sign within `readiness.timeoutSeconds` gets
+   * `lastError` readiness-timeout and is left running for the operator. The marker is read from `early`,
+   * else from `stream` when there is no log file here or the driver is LXC, else from `consoleLog`.
    */
   watch(
     dp: Datapath,
@@ -139,13 +244,15 @@ export class ReadinessWatcher {
     joinedAt: number,
     mode: ReadinessMode,
     stream?: ConsoleStream,
+    early?: EarlyConsole,
   ): void {
     const { ctx } = this;
     const { clock } = ctx;
     const dpidHex = dp.dpidHex;
-    const ac = dp.watchReadiness();
+    const ac = early && !early.ac.signal.aborted ? early.ac : dp.watchReadiness();
+    if (early && ac !== early.ac) early.ac.abort();
     const r = ctx.config().readiness;
-    const deadline = clock.now() + r.timeoutSeconds * 1000;
+    const deadline = ac === early?.ac ? early.deadline : clock.now() + r.timeoutSeconds * 1000;
     const io = { clock, console: this.console };
     const done = (via: string) => {
       if (ac.signal.aborted) return;
@@ -169,46 +276,9 @@ export class ReadinessWatcher {
       ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "error", detail: `readiness: ${message}` });
       ctx.log.warn({ dpid: dpidHex, vm: vm.name }, message);
     };
-    if (mode === "was-ready") {
-      done("adopted (ready since its last start)");
-      return;
-    }
-    if (mode === "restored") {
-      // A guest restored from managedsave (or resumed) was ready when it stopped: it does not boot again, so
-      // neither its boot marker nor rfclient's PortRegister comes back. Its first new console output proves
-      // it runs; a guest that prints nothing is taken as ready after RESTORED_QUIET_MS.
-      const quietUntil = Math.min(deadline, clock.now() + RESTORED_QUIET_MS);
-      const seen = consoleLog
-        ? watchConsoleMarker(consoleLog, /\S/, from, quietUntil, ac.signal, 50, io)
-        : sleep(clock, quietUntil - clock.now(), ac.signal).then(() => false);
-      void seen.then((hit) => done(hit ? "console (restored)" : "restored"));
-      return;
-    }
-    // With neither a console marker nor PortRegister configured, nothing is watched: the record stays
-    // `running` (the domain runs; the guest's readiness is not observed).
-    if (r.consoleMarker && consoleLog) {
-      void watchConsoleMarker(
-        consoleLog,
-        new RegExp(r.consoleMarker),
-        from,
-        deadline,
-        ac.signal,
-        50,
-        io,
-      ).then((hit) => {
-        if (hit) done("console");
-        else if (!ac.signal.aborted && clock.now() >= deadline) timedOut();
-      });
-    }
-    if (r.consoleMarker && !consoleLog && stream) {
-      // No log file (an LXC domain): the console itself, through libvirt, which keeps what the guest printed
-      // before anyone read it. The watch releases the console once the marker is seen.
-      this.domainConsole({
-        ...stream,
-        marker: new RegExp(r.consoleMarker),
-        timeoutMs: Math.max(1, deadline - clock.now()),
-        signal: ac.signal,
-      }).then(
+    /** onStream handles the end of a console stream watch for the boot marker. */
+    const onStream = (watching: Promise<unknown>) =>
+      watching.then(
         () => done("console"),
         (e: unknown) => {
           if (ac.signal.aborted) return;
@@ -225,6 +295,58 @@ export class ReadinessWatcher {
           if (!r.portRegister) timedOut();
         },
       );
+    if (mode === "was-ready") {
+      done("adopted (ready since its last start)");
+      return;
+    }
+    if (mode === "restored") {
+      // A guest restored from managedsave (or resumed) was ready when it stopped: it does not boot again, so
+      // neither its boot marker nor rfclient's PortRegister comes back. Its first new console output proves
+      // it runs; a guest that prints nothing is taken as ready after RESTORED_QUIET_MS.
+      if (ac === early?.ac) {
+        void early.match.then(
+          () => done("console (restored)"),
+          () => done("restored"),
+        );
+        return;
+      }
+      const quietUntil = Math.min(deadline, clock.now() + RESTORED_QUIET_MS);
+      const seen = consoleLog
+        ? watchConsoleMarker(consoleLog, /\S/, from, quietUntil, ac.signal, 50, io)
+        : sleep(clock, quietUntil - clock.now(), ac.signal).then(() => false);
+      void seen.then((hit) => done(hit ? "console (restored)" : "restored"));
+      return;
+    }
+    // With neither a console marker nor PortRegister configured, nothing is watched: the record stays
+    // `running` (the domain runs; the guest's readiness is not observed).
+    if (r.consoleMarker && ac === early?.ac) {
+      // Attached before the guest ran: the stream holds everything it printed since.
+      void onStream(early.match);
+    } else if (r.consoleMarker && stream && (!consoleLog || vm.hypervisor === "lxc")) {
+      // No log file here (an LXC domain, a remote host): the console itself, through libvirt. LXC's pty keeps
+      // what the guest printed before anyone read it; QEMU's does not (it was attached early when it could).
+      // The watch releases the console once the marker is seen.
+      void onStream(
+        this.domainConsole({
+          ...stream,
+          marker: new RegExp(r.consoleMarker),
+          timeoutMs: Math.max(1, deadline - clock.now()),
+          signal: ac.signal,
+        }),
+      );
+    } else if (r.consoleMarker && consoleLog) {
+      void watchConsoleMarker(
+        consoleLog,
+        new RegExp(r.consoleMarker),
+        from,
+        deadline,
+        ac.signal,
+        50,
+        io,
+      ).then((hit) => {
+        if (hit) done("console");
+        else if (!ac.signal.aborted && clock.now() >= deadline) timedOut();
+      });
     }
     if (r.portRegister) {
       const w = ctx.store.watchPortRegister(vm.vmId.toString(10), new Date(clock.date().getTime() - 1000), {

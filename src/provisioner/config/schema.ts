@@ -502,7 +502,7 @@ const policiesSchema = z
 
 const readinessSchema = z
   .strictObject({
-    /** Regex matched against the serial console log; null disables. */
+    /** Regex matched against each line of the console (through libvirt; the log file without a pty); null disables. */
     consoleMarker: checked(regexProblem).nullable().default("RFBOOT-GUEST-BOOTED"),
     /** Watch `rfclient<->rfserver` (read-only) for the VM's PortRegister. */
     portRegister: z.boolean().default(false),

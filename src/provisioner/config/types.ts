@@ -93,7 +93,7 @@ export interface VmPlan {
   readonly description: VmDescription;
   /** The disk to prepare before `define`, if any. */
   readonly disk?: DiskPlan;
-  /** The serial console log file, if logging is on (readiness watches it for the marker). */
+  /** The serial console log file on the VM's host, if logging is on (readiness reads it only without a console stream). */
   readonly consoleLog?: string;
 }
 

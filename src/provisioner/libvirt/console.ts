@@ -8,8 +8,12 @@
  * - LXC: the host pty keeps everything the guest printed since start until someone reads it (the guest was
  *   65 s and 6 KB of output ahead, nothing was lost), so a marker printed before we attach is still seen.
  *   One reader consumes what it reads: a later `virsh console` continues where we stopped.
- * - QEMU: the pty chardev drops output while nobody is attached; only lines printed after the attach are
- *   seen, so QEMU readiness keeps its log file.
+ * - QEMU: the pty chardev drops output while nobody is attached (the `<log>` file still gets it); only lines
+ *   printed after the attach are seen. A domain whose boot must be seen whole is therefore started paused
+ *   (`start --paused`), its console attached, and only then resumed: `onAttached` says when to resume.
+ *   virsh prints its banner right before it opens the console (one RPC later the pty is open), and the
+ *   resume is another process and connection, so the first guest output comes long after the open: the
+ *   stream then begins with the kernel's first line, as the log file does (measured on libvirt 9.0).
  *
  * `virsh console` refuses to run without a terminal on stdin, and Node cannot make a pty without a native
  * addon, so virsh runs under util-linux `script`, which gives it one. `script -c` takes a shell command:
@@ -79,6 +83,11 @@ export interface WatchConsoleOptions {
   script?: string;
   /** releaseMs is how long virsh gets to leave after ^] (and again after SIGTERM) before it is killed. */
   releaseMs?: number;
+  /**
+   * onAttached is called once, when virsh is about to open the console (its banner ended): a domain
+   * started paused may be resumed from then on. Never called when virsh fails before.
+   */
+  onAttached?: () => void;
 }
 
 /** ConsoleMatch is the console line that matched and when, counted from the call. */
@@ -222,8 +231,14 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
       if (settled) return;
       if (!attached) {
         // virsh's banner (and any error it prints instead) is not the guest's output: never match it.
-        if (BANNER_END.test(line)) attached = true;
-        else keep(line);
+        if (BANNER_END.test(line)) {
+          attached = true;
+          try {
+            opts.onAttached?.();
+          } catch {
+            // the caller's notification must not end the watch
+          }
+        } else keep(line);
         return;
       }
       if (line.startsWith("error: ")) keep(line);

@@ -52,6 +52,13 @@ export interface EnsureSpec {
   onStarting?: () => void;
   /** onDefined is called right after `virsh define` succeeded, with the wall-clock moment it completed. */
   onDefined?: (at: Date) => void;
+  /**
+   * beforeRun, when given, is awaited while the domain exists but its CPUs do not run yet: a start becomes
+   * `start NAME --paused` (a boot, or the restore of a managed save), then beforeRun, then `resume NAME`; a
+   * paused domain is resumed after it too. `boot` is false for a restore or resume. Its failure is logged,
+   * never the attempt's: the domain is resumed either way.
+   */
+  beforeRun?: (boot: boolean) => Promise<void>;
 }
 
 /** EnsureAction tells what ensureRunning had to do. */
@@ -210,6 +217,7 @@ export class DomainManager {
       }
       if (st && st.state === "paused") {
         t = performance.now();
+        await this.runHook(spec, false);
         await this.virsh(["resume", spec.name]);
         lap("startMs", t);
         startedAt = new Date();
@@ -219,11 +227,15 @@ export class DomainManager {
       const restored = st?.reason === "saved" || (st ? await this.hasManagedSave(spec.name) : false);
       t = performance.now();
       try {
-        await this.virsh(["start", spec.name]);
+        await this.virsh(spec.beforeRun ? ["start", spec.name, "--paused"] : ["start", spec.name]);
       } catch (e) {
         // Someone else (another attempt, an operator) started it in between: that is success, adopt it.
         if (isAlreadyRunning(e)) return done("adopted");
         throw e;
+      }
+      if (spec.beforeRun) {
+        await this.runHook(spec, !restored);
+        await this.virsh(["resume", spec.name]);
       }
       lap("startMs", t);
       startedAt = new Date();
@@ -241,6 +253,16 @@ export class DomainManager {
       cb();
     } catch (e) {
       this.log.warn({ host: this.host.name, vm, err: e }, "ensureRunning progress callback failed");
+    }
+  }
+
+  /** runHook awaits spec.beforeRun; its failure is logged, the domain is resumed all the same. */
+  private async runHook(spec: EnsureSpec, boot: boolean): Promise<void> {
+    if (!spec.beforeRun) return;
+    try {
+      await spec.beforeRun(boot);
+    } catch (e) {
+      this.log.warn({ host: this.host.name, vm: spec.name, err: e }, "ensureRunning beforeRun hook failed");
     }
   }
 

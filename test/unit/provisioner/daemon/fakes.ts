@@ -1,11 +1,12 @@
 /**
  * Fakes for the daemon's unit tests: a fake clock (time moves only when a test advances it), a recording
  * store (implements DaemonStore), a scripted libvirt (a VirshRunner keeping domain state per host URI), a
- * scripted switch source and an in-memory console. No sockets, no processes, no sleeping.
+ * scripted switch source, an in-memory console log and a scripted console stream. No sockets, no processes,
+ * no sleeping.
  */
 import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
-import { StoreError } from "../../../../src/common/errors.js";
+import { ConsoleError, StoreError } from "../../../../src/common/errors.js";
 import type { DatapathInfo, DownEvent, PortEvent, UpEvent } from "../../../../src/controller/index.js";
 import type { Cancel, DaemonClock } from "../../../../src/provisioner/clock.js";
 import type { SwitchSource } from "../../../../src/provisioner/daemon.js";
@@ -21,7 +22,7 @@ import type {
 import type { PortRegisterResult } from "../../../../src/provisioner/store/readiness.js";
 import type { RfconfigRow, StoreEvent } from "../../../../src/provisioner/store/types.js";
 import { makeVirshError, type VirshRunner } from "../../../../src/provisioner/libvirt/virsh.js";
-import type { ConsoleReader } from "../../../../src/provisioner/vm-readiness.js";
+import type { ConsoleReader, DomainConsoleWatch } from "../../../../src/provisioner/vm-readiness.js";
 
 /** settle lets every queued promise callback and I/O completion run (no timers: those are the clock's). */
 export async function settle(rounds = 30): Promise<void> {
@@ -337,7 +338,7 @@ export class FakeLibvirt {
       case "start": {
         if (!dom) throw missing();
         if (dom.state === "running") throw err("error: Domain is already active\n");
-        dom.state = "running";
+        dom.state = args.includes("--paused") ? "paused" : "running";
         dom.saved = false;
         return ok(`Domain '${name}' started\n`);
       }
@@ -507,4 +508,64 @@ export class MemoryConsole implements ConsoleReader {
     const from = t.length < offset ? 0 : offset;
     return Promise.resolve({ size: t.length, text: t.slice(from, from + max) });
   }
+}
+
+/** ConsoleStreamWatch is one console stream watch the daemon started, as FakeDomainConsole scripts it. */
+export interface ConsoleStreamWatch {
+  uri: string;
+  domain: string;
+  marker: RegExp;
+  timeoutMs: number;
+  /** stateAtStart is the domain's state on the fake host when the watch started. */
+  stateAtStart: string | undefined;
+  /** attach makes virsh's banner end (the watch's onAttached). */
+  attach(): void;
+  /** print is a guest console line: the watch resolves when it matches. */
+  print(line: string): void;
+  /** fail ends the watch with a ConsoleError of `kind` (timeout: the watch's own time ran out). */
+  fail(kind: "timeout" | "exited"): void;
+  readonly settled: boolean;
+  readonly aborted: boolean;
+}
+
+/** FakeDomainConsole is a scripted DomainConsoleWatch: the test attaches, prints and ends each watch. */
+export class FakeDomainConsole {
+  readonly watches: ConsoleStreamWatch[] = [];
+  /** autoAttach: each watch attaches as soon as it starts (virsh's banner comes at once). */
+  autoAttach = true;
+
+  constructor(private readonly libvirt: FakeLibvirt) {}
+
+  readonly watch: DomainConsoleWatch = (o) =>
+    new Promise((resolve, reject) => {
+      let settled = false;
+      const end = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        f();
+      };
+      const w: ConsoleStreamWatch = {
+        uri: o.uri,
+        domain: o.domain,
+        marker: o.marker,
+        timeoutMs: o.timeoutMs,
+        stateAtStart: this.libvirt.host(o.uri).domains.get(o.domain)?.state,
+        attach: () => o.onAttached?.(),
+        print: (line) => {
+          if (o.marker.test(line)) end(() => resolve({ line, elapsedMs: 0 }));
+        },
+        fail: (kind) => end(() => reject(new ConsoleError(`fake ${kind}`, kind, o.domain, o.uri))),
+        get settled() {
+          return settled;
+        },
+        get aborted() {
+          return o.signal?.aborted ?? false;
+        },
+      };
+      o.signal?.addEventListener("abort", () =>
+        end(() => reject(new ConsoleError("aborted", "aborted", o.domain, o.uri))),
+      );
+      this.watches.push(w);
+      if (this.autoAttach) w.attach();
+    });
 }

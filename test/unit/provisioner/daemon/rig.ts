@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { silentLogger } from "../../../../src/common/log.js";
 import { Daemon, type DaemonEvents } from "../../../../src/provisioner/daemon.js";
 import { parseConfig } from "../../../../src/provisioner/index.js";
+import type { DomainConsoleWatch } from "../../../../src/provisioner/vm-readiness.js";
 import { FakeClock, FakeLibvirt, FakeSwitches, MemoryConsole, RecordingStore, settle } from "./fakes.js";
 
 /** URI of scripted host hN. */
@@ -25,16 +26,24 @@ export interface Rig {
 }
 
 /**
- * configYaml builds a config: hosts h1..hN (test driver), datapaths 0x1..0xK (rfvm1..K, two data ports),
- * then `extra` YAML sections (policies, readiness, ...). The leave policy defaults to destroy after 10 s.
+ * configYaml builds a config: hosts h1..hN (test driver, or the URIs `uris`), datapaths 0x1..0xK (rfvm1..K,
+ * two data ports), VM `defaults` (test hypervisor, 64 MiB), then `extra` YAML sections (policies,
+ * readiness, ...). The leave policy defaults to destroy after 10 s.
  */
 export function configYaml(
   stateDir: string,
-  o: { hosts?: number; vms?: number; extra?: string; openflow?: string } = {},
+  o: {
+    hosts?: number;
+    vms?: number;
+    extra?: string;
+    openflow?: string;
+    uris?: readonly string[];
+    defaults?: string;
+  } = {},
 ): string {
   const hosts = Array.from(
-    { length: o.hosts ?? 1 },
-    (_, i) => `  - { name: h${i + 1}, uri: "${uri(i + 1)}", maxVms: 4 }`,
+    { length: o.uris?.length ?? o.hosts ?? 1 },
+    (_, i) => `  - { name: h${i + 1}, uri: "${o.uris?.[i] ?? uri(i + 1)}", maxVms: 4 }`,
   );
   const vms = Array.from(
     { length: o.vms ?? 2 },
@@ -46,7 +55,7 @@ ${o.openflow ?? "openflow: { mode: listen, listen: { host: 127.0.0.1, port: 6653
 mongo: { uri: "mongodb://127.0.0.1:1/x" }
 hosts:
 ${hosts.join("\n")}
-defaults: { hypervisor: test, memoryMiB: 64 }
+defaults: ${o.defaults ?? "{ hypervisor: test, memoryMiB: 64 }"}
 datapaths:
 ${vms.join("\n")}
 ${o.extra ?? "policies: { leave: { action: destroy, graceSeconds: 10 } }\nreadiness: { consoleMarker: null }"}
@@ -61,6 +70,10 @@ export async function rig(
     extra?: string;
     /** openflow replaces the config's `openflow:` line (listen mode on 6653 by default). */
     openflow?: string;
+    uris?: readonly string[];
+    defaults?: string;
+    /** domainConsole: the console stream watch readiness uses (default: none may be started). */
+    domainConsole?: DomainConsoleWatch;
     retryInitialMs?: number;
     retryMaxMs?: number;
     before?: (r: Rig) => void;
@@ -87,6 +100,7 @@ export async function rig(
     runner: libvirt.run,
     clock,
     console,
+    ...(o.domainConsole ? { domainConsole: o.domainConsole } : {}),
     leaseTtlMs: 30_000,
     retryInitialMs: o.retryInitialMs ?? 1000,
     retryMaxMs: o.retryMaxMs ?? 8000,

@@ -299,6 +299,50 @@ describe("watchDomainConsole", () => {
     expect(timers.pending).toBe(0);
   });
 
+  it("onAttached is called once, when the banner ends and before any guest line; never when virsh fails first", async () => {
+    const { timers, spawn, spawned } = setup();
+    const calls: string[] = [];
+    const p = watchDomainConsole({
+      uri: "qemu+tcp://h2/system",
+      domain: "rfvmQ",
+      marker: /BOOTED/,
+      timeoutMs: 5000,
+      spawn,
+      timers,
+      onAttached: () => calls.push("attached"),
+    });
+    const c = spawned[0]!;
+    c.say(BANNER.slice(0, 60));
+    await flush();
+    expect(calls).toEqual([]);
+    c.say(BANNER.slice(60));
+    await flush();
+    expect(calls).toEqual(["attached"]);
+    c.say(
+      "[    0.000000] Linux version 6.1\r\nEscape character is ^] (not virsh's, the guest's)\r\nBOOTED\r\n",
+    );
+    await flush();
+    await expect(p).resolves.toMatchObject({ line: "BOOTED" });
+    expect(calls).toEqual(["attached"]);
+
+    const failed: string[] = [];
+    const q = watchDomainConsole({
+      uri: "qemu+tcp://h2/system",
+      domain: "rfvmR",
+      marker: /BOOTED/,
+      timeoutMs: 5000,
+      spawn,
+      timers,
+      onAttached: () => failed.push("attached"),
+    });
+    const d = spawned[1]!;
+    d.say("error: failed to get domain 'rfvmR'\r\n");
+    await flush();
+    d.exit(1, null);
+    await expect(q).rejects.toBeInstanceOf(ConsoleError);
+    expect(failed).toEqual([]);
+  });
+
   it("a console process that cannot start is a `spawn` error naming script", async () => {
     const { timers } = setup();
     const p = watchDomainConsole({
