@@ -434,3 +434,25 @@ export async function netnsHostLeftovers(host: NetnsHost): Promise<string[]> {
   if (existsSync(host.dir)) out.push(`directory ${host.dir}`);
   return out;
 }
+
+/** NetnsHostConfig is the `hosts[]` entry of an rfboot config for one netns host (config/schema.ts). */
+export interface NetnsHostConfig {
+  name: string;
+  uri: string;
+  images: "path" | "pool";
+  dataPlane: { trunkBridge: string; bridge: string };
+}
+
+/**
+ * netnsHostConfig gives the host's entry for an rfboot config: its qemu+tcp URI, its trunk bridge and data
+ * bridge, and `images: path` when the guest files are bound at rfboot's default guest paths inside the host
+ * (else `pool`: the kernel and initrd must be uploaded into its pool).
+ */
+export function netnsHostConfig(host: NetnsHost, name = host.name): NetnsHostConfig {
+  return {
+    name,
+    uri: host.uri,
+    images: host.guestDir === undefined ? "pool" : "path",
+    dataPlane: { trunkBridge: host.trunkBridge, bridge: host.bridge },
+  };
+}

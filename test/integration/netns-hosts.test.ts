@@ -168,6 +168,8 @@ describeWith(
       for (const h of hosts) {
         expect((await sh("virsh", ["-c", h.uri, "uri"])).trim()).toBe(h.uri);
         expect((await sh("virsh", ["-c", h.uri, "list", "--all", "--name"])).trim()).toBe("");
+        // The test driver answers over TCP too (the hosts' own libvirtd, not a client-side one).
+        expect((await sh("virsh", ["-c", h.testUri, "list", "--all", "--name"])).trim()).toBe("test");
         // Its ovsdb is not this machine's: another database, and only the host's bridge in it.
         const own = (await hostExec(h, ["ovs-vsctl", "get", "Open_vSwitch", ".", "_uuid"])).trim();
         expect(own).not.toBe((await sh("ovs-vsctl", ["get", "Open_vSwitch", ".", "_uuid"])).trim());
