@@ -13,11 +13,13 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { parseConfig } from "../../src/provisioner/index.js";
 import { REPO, describeWith } from "../helpers/env.js";
 import {
   HOST_STATE_DIR,
   hostExec,
   hostReadFile,
+  netnsHostConfig,
   netnsHostLeftovers,
   startNetnsHosts,
   stopNetnsHosts,
@@ -189,6 +191,26 @@ describeWith(
         });
         expect(ro.stderr).toMatch(/Read-only file system/);
       }
+    });
+
+    it("the hosts' rfboot config entries parse, and their disk and console defaults are the hosts' private dirs", () => {
+      const config = parseConfig(
+        JSON.stringify({
+          hosts: hosts.map((h) => netnsHostConfig(h)),
+          defaults: { network: { data: { bridge: DP0, openvswitch: true } } },
+          datapaths: { "0x5": { name: "rfvmA", vmId: "02:a0:a0:a0:a0:a0", dataPorts: 1 } },
+        }),
+        { format: "json", source: "netns-hosts.test" },
+      );
+      expect(config.hosts.map((h) => [h.uri, h.images, h.dataPlane, h.storageDir, h.consoleLogDir])).toEqual(
+        hosts.map((h) => [
+          h.uri,
+          "path",
+          { trunkBridge: h.trunkBridge, bridge: h.bridge },
+          h.storageDir,
+          h.consoleDir,
+        ]),
+      );
     });
 
     it("a guest on each host, data NIC tagged on br-rf: they ping each other across both VXLAN trunks", async () => {
