@@ -152,6 +152,27 @@ function octets(addr: string): number[] {
   return o;
 }
 
+const toInt = (addr: string) => octets(addr).reduce((n, x) => n * 256 + x, 0);
+
+/**
+ * addrInUse says whether IPv4 `addr` falls in a network this machine (its own network namespace) has: inside
+ * the prefix of one of its addresses or of a route other than the default one. Given to a namespace, or to a
+ * guest behind a bridge port here, such an address would be answered (ARP) or routed by the machine itself.
+ */
+export async function addrInUse(addr: string): Promise<boolean> {
+  const a = toInt(addr);
+  const addrs = (await run("ip", ["-o", "-4", "addr", "show"])).matchAll(/inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/g);
+  const routes = (await run("ip", ["-4", "route", "show", "table", "all"])).matchAll(
+    /^(?:\S+ )?(\d+\.\d+\.\d+\.\d+)(?:\/(\d+))?\s/gm,
+  );
+  for (const m of [...addrs, ...routes]) {
+    const bits = Number(m[2] ?? 32);
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    if ((toInt(m[1]!) & mask) >>> 0 === (a & mask) >>> 0) return true;
+  }
+  return false;
+}
+
 /** defaultSubnet picks the /30 of host `index`: in 10.213.0.0/16, spread by the pid. */
 function defaultSubnet(index: number): string {
   const q = (((process.pid % 2048) * 8 + index) % 16384) * 4;
@@ -177,11 +198,9 @@ export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost>
   if (o[3]! % 4 !== 0) throw new Error(`netns host: subnet ${o.join(".")} does not start a /30`);
   const rootAddr = `${o[0]}.${o[1]}.${o[2]}.${o[3]! + 1}`;
   const addr = `${o[0]}.${o[1]}.${o[2]}.${o[3]! + 2}`;
-  const inUse = await run("ip", ["-o", "-4", "addr", "show"]);
-  if (inUse.includes(` ${rootAddr}/`) || inUse.includes(` ${addr}/`))
-    throw new Error(
-      `netns host: ${rootAddr} or ${addr} is already in use on this machine; pass another subnet`,
-    );
+  for (const a of [rootAddr, addr])
+    if (await addrInUse(a))
+      throw new Error(`netns host: ${a} is in a network this machine already has; pass another subnet`);
   if (opts.guestDir !== undefined && !existsSync(opts.guestDir))
     throw new Error(`netns host: guest directory ${opts.guestDir} does not exist`);
   if (opts.guestDir !== undefined && !/^\/[A-Za-z0-9_./-]*$/.test(opts.guestDir))

@@ -17,6 +17,7 @@ import { parseConfig } from "../../src/provisioner/index.js";
 import { REPO, describeWith } from "../helpers/env.js";
 import {
   HOST_STATE_DIR,
+  addrInUse,
   hostExec,
   hostReadFile,
   netnsHostConfig,
@@ -30,8 +31,16 @@ import { sh, shOk, until } from "../helpers/real.js";
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
 const PID = process.pid;
 const DP0 = `rfdp-${PID}`;
-/** The guests' data addresses live only inside the guests and on the test's bridges. */
-const DATA = ["192.0.2.1", "192.0.2.2"] as const;
+/**
+ * The guests' data addresses live only inside the guests and on the test's bridges, in the benchmarking range
+ * (198.18.0.0/15); the test checks that this machine has none of them (it would answer the probe's ARP).
+ */
+const DATA_NET = `198.18.${PID % 250}`;
+const DATA = [`${DATA_NET}.1`, `${DATA_NET}.2`] as const;
+/** A probe on dp0 (a veth into a namespace of the test's): pings each guest across one tunnel, with iputils' precision. */
+const PROBE_NS = `rfbt-nhp-${PID}`;
+const PROBE_VETH = `rfpr-${PID}`;
+const PROBE_ADDR = `${DATA_NET}.3`;
 const TAGS = [101, 102] as const;
 const vmName = (k: number) => `rfnv${k + 1}-${PID}`;
 const nicDev = (k: number) => `${vmName(k)}.1`;
@@ -115,12 +124,18 @@ describeWith(
 
     const teardown = async () => {
       await stopNetnsHosts(hosts);
+      if ((await sh("ip", ["netns", "list"])).split("\n").some((l) => l.split(" ")[0] === PROBE_NS))
+        await sh("ip", ["netns", "del", PROBE_NS]);
+      await shOk("ip", ["link", "del", PROBE_VETH]);
       await shOk("ovs-vsctl", ["--if-exists", "del-br", DP0]);
       if (tmp) rmSync(tmp, { recursive: true, force: true });
     };
 
     beforeAll(async () => {
       await execa("bash", [join(REPO, "rftest/guest/build-guest.sh"), GUEST], { timeout: 600_000 });
+      for (const a of [...DATA, PROBE_ADDR])
+        if (await addrInUse(a))
+          throw new Error(`${a} is in a network of this machine: the guests need another`);
       tmp = mkdtempSync(join(tmpdir(), "rfbt-nh-"));
       hosts = await startNetnsHosts(2, { guestDir: GUEST });
       console.log(`netns hosts up: ${hosts.map((h) => `${h.name} ${h.uri} in ${h.startMs} ms`).join(", ")}`);
@@ -284,12 +299,50 @@ describeWith(
       );
     }, 240_000);
 
+    it("a probe on dp0 reaches each guest across its host's tunnel (round trips measured by iputils ping)", async () => {
+      await sh("ip", ["netns", "add", PROBE_NS]);
+      await sh("ip", ["link", "add", PROBE_VETH, "type", "veth", "peer", "name", "eth0", "netns", PROBE_NS]);
+      await sh("ip", ["link", "set", PROBE_VETH, "up"]);
+      await sh("ip", ["-n", PROBE_NS, "addr", "add", `${PROBE_ADDR}/24`, "dev", "eth0"]);
+      await sh("ip", ["-n", PROBE_NS, "link", "set", "eth0", "up"]);
+      await sh("ovs-vsctl", ["add-port", DP0, PROBE_VETH]);
+      const summary: string[] = [];
+      for (const [k, addr] of DATA.entries()) {
+        const out = await sh("ip", [
+          "netns",
+          "exec",
+          PROBE_NS,
+          "ping",
+          "-n",
+          "-c",
+          "20",
+          "-i",
+          "0.2",
+          "-W",
+          "2",
+          addr,
+        ]);
+        const loss = /(\d+)% packet loss/.exec(out);
+        const rtt = /rtt min\/avg\/max\/mdev = ([\d.]+)\/([\d.]+)\/([\d.]+)/.exec(out);
+        expect(Number(loss?.[1])).toBeLessThanOrEqual(10);
+        expect(rtt).not.toBeNull();
+        summary.push(`${vmName(k)} min ${rtt![1]} avg ${rtt![2]} max ${rtt![3]} ms, loss ${loss![1]}%`);
+      }
+      console.log(`netns probe on dp0 -> guest across one tunnel: ${summary.join("; ")}`);
+    }, 60_000);
+
     it("stopping the hosts leaves nothing: processes, namespaces, links, bridges, directories", async () => {
       stopped = true;
       const t0 = Date.now();
       await teardown();
       console.log(`netns hosts stopped in ${Date.now() - t0} ms`);
       for (const h of hosts) expect(await netnsHostLeftovers(h)).toEqual([]);
+      expect((await sh("ip", ["netns", "list"])).split("\n").map((l) => l.split(" ")[0])).not.toContain(
+        PROBE_NS,
+      );
+      expect((await execa("ip", ["link", "show", "dev", PROBE_VETH], { reject: false })).exitCode).not.toBe(
+        0,
+      );
       for (const k of hosts.keys()) expect(qemuOf(vmName(k))).toEqual([]);
       expect((await execa("ovs-vsctl", ["br-exists", DP0], { reject: false })).exitCode).toBe(2);
       expect((await sh("ovs-vsctl", ["list-ports", hosts[0]!.trunkBridge]).catch(() => "gone")).trim()).toBe(
