@@ -21,7 +21,7 @@
  * once: its capability cache is in the fresh tmpfs).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { nsOf, pidsInNs, waitExit } from "./ns-procs.js";
@@ -173,10 +173,21 @@ export async function addrInUse(addr: string): Promise<boolean> {
   return false;
 }
 
-/** defaultSubnet picks the /30 of host `index`: in 10.213.0.0/16, spread by the pid. */
-function defaultSubnet(index: number): string {
-  const q = (((process.pid % 2048) * 8 + index) % 16384) * 4;
-  return `10.213.${q >> 8}.${q & 255}`;
+/**
+ * defaultSubnet picks the /30 of host `index` in 10.213.0.0/16: spread by the pid, so that test processes
+ * running side by side differ, and the next candidate while the machine already has that network.
+ */
+async function defaultSubnet(index: number): Promise<string> {
+  for (let k = 0; k < 16; k++) {
+    const q = (((process.pid % 2048) * 8 + index + 997 * k) % 16384) * 4;
+    const base = `10.213.${q >> 8}.${q & 255}`;
+    if (
+      !(await addrInUse(`10.213.${q >> 8}.${(q & 255) + 1}`)) &&
+      !(await addrInUse(`10.213.${q >> 8}.${(q & 255) + 2}`))
+    )
+      return base;
+  }
+  throw new Error("netns host: no free /30 found in 10.213.0.0/16; pass a subnet");
 }
 
 /** startNetnsHost makes one host (see the module comment) and waits until its libvirtd answers on TCP. */
@@ -194,7 +205,7 @@ export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost>
   const rootVeth = checkName("veth", `rfv${i}-${pid}`);
   const vni = opts.vni ?? (((pid % 1_000_000) * 10 + i) % 0xffffff) + 1;
   if (!Number.isInteger(vni) || vni < 1 || vni > 0xffffff) throw new Error(`netns host: bad VNI ${vni}`);
-  const o = octets(opts.subnet ?? defaultSubnet(i));
+  const o = octets(opts.subnet ?? (await defaultSubnet(i)));
   if (o[3]! % 4 !== 0) throw new Error(`netns host: subnet ${o.join(".")} does not start a /30`);
   const rootAddr = `${o[0]}.${o[1]}.${o[2]}.${o[3]! + 1}`;
   const addr = `${o[0]}.${o[1]}.${o[2]}.${o[3]! + 2}`;
@@ -333,11 +344,58 @@ export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost>
   return host;
 }
 
-/** startNetnsHosts starts hosts 1..n in parallel with the same options; on any failure none is left. */
+const HOST_NAME_RE = /^rfbt-nh(\d+)-(\d+)$/;
+
+/**
+ * sweepStaleNetnsHosts removes the hosts of test processes that are gone (killed before they could stop
+ * them): for each namespace named like a host whose pid is dead, it ends the processes in it (and in their
+ * mount namespaces), deletes it, its root-side links, its trunk bridge and its directory. Returns their names.
+ */
+export async function sweepStaleNetnsHosts(): Promise<string[]> {
+  const swept: string[] = [];
+  for (const line of (await run("ip", ["netns", "list"])).split("\n")) {
+    const name = line.split(" ")[0] ?? "";
+    const m = HOST_NAME_RE.exec(name);
+    if (!m || alive(Number(m[2]))) continue;
+    const [i, pid] = [m[1]!, m[2]!];
+    let netNs = "";
+    try {
+      netNs = `net:[${statSync(join("/run/netns", name)).ino}]`;
+    } catch {
+      // not a namespace file any more
+    }
+    const inNet = netNs ? pidsInNs(netNs, -1, "net") : [];
+    const mnts = new Set(inNet.map((p) => nsOf(p, "mnt")).filter((x): x is string => x !== undefined));
+    mnts.delete(nsOf(process.pid, "mnt") ?? "");
+    const victims = new Set([...inNet, ...[...mnts].flatMap((ns) => pidsInNs(ns, -1, "mnt"))]);
+    for (const p of victims) {
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await removeOutside({
+      netns: name,
+      rootVeth: `rfv${i}-${pid}`,
+      rootVxlan: `rfx${i}-${pid}`,
+      trunkBridge: `rft${i}-${pid}`,
+      dir: join(NETNS_HOSTS_ROOT, name),
+    });
+    swept.push(name);
+  }
+  return swept;
+}
+
+/**
+ * startNetnsHosts starts hosts 1..n in parallel with the same options, after sweeping the hosts of dead test
+ * processes; on any failure none is left.
+ */
 export async function startNetnsHosts(
   n: number,
   opts: Omit<NetnsHostOptions, "index" | "subnet" | "vni" | "trunkBridge"> = {},
 ): Promise<NetnsHost[]> {
+  await sweepStaleNetnsHosts();
   const started = await Promise.allSettled(
     Array.from({ length: n }, (_, k) => startNetnsHost({ ...opts, index: k + 1 })),
   );
