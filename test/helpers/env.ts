@@ -24,7 +24,8 @@ export type Component =
   | "qemu-img"
   | "systemd-analyze"
   | "root"
-  | "netns";
+  | "netns"
+  | "sshd";
 
 function ok(cmd: string, args: string[]): boolean {
   try {
@@ -66,6 +67,9 @@ export function available(c: Component): Promise<boolean> {
         case "netns":
           // Namespace hosts (test/helpers/netns-hosts.ts): iproute2's netns, util-linux, tini as their reaper.
           return ok("ip", ["netns", "list"]) && ok("which", ["unshare", "nsenter", "tini"]);
+        case "sshd":
+          // An sshd the tests start themselves (openssh-server), and the client side.
+          return ok("test", ["-x", "/usr/sbin/sshd"]) && ok("which", ["ssh", "ssh-keygen"]);
       }
     })();
     cache.set(c, p);

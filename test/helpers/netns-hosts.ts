@@ -17,11 +17,12 @@
  * Everything runs under `tini -s` in the namespaces, which reaps what libvirt daemonizes (QEMU).
  * `stopNetnsHost` destroys the domains, ends every process of the namespaces, deletes the namespace, the
  * root-side links and the trunk bridge; `netnsHostLeftovers` lists anything that survived.
- * Needs root, iproute2, Open vSwitch, libvirt and tini. Starting a host takes ~1-4 s (libvirtd probes QEMU
+ * With `ssh`, an sshd in the namespaces too, for `qemu+ssh://` (key auth with a key pair made for the host).
+ * Needs root, iproute2, Open vSwitch, libvirt and tini (and openssh-server for `ssh`). Starting a host takes ~1-4 s (libvirtd probes QEMU
  * once: its capability cache is in the fresh tmpfs).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { nsOf, pidsInNs, waitExit } from "./ns-procs.js";
@@ -49,6 +50,11 @@ export interface NetnsHostOptions {
   subnet?: string;
   /** timeoutMs to wait for libvirtd to answer on TCP (default 30 s). */
   timeoutMs?: number;
+  /**
+   * ssh also runs an sshd on the host's address (key auth only, a test-only key pair made for the host, its
+   * host key pinned in a private known_hosts): `sshUri` reaches libvirtd as `qemu+ssh://`.
+   */
+  ssh?: boolean;
 }
 
 /** NetnsHost is one running host. */
@@ -64,6 +70,8 @@ export interface NetnsHost {
   /** uri is the host's qemu driver over TCP; testUri its test driver. */
   uri: string;
   testUri: string;
+  /** sshUri reaches the qemu driver over ssh (`qemu+ssh://root@ADDR/system?command=...`), with `ssh`. */
+  sshUri?: string;
   /** bridge is the host's OVS bridge for data NICs; trunkPort its VXLAN port on that bridge. */
   bridge: string;
   trunkPort: string;
@@ -126,6 +134,10 @@ ovs-vswitchd unix:/var/run/openvswitch/db.sock --pidfile=/var/run/openvswitch/ov
   --log-file="$dir/log/ovs-vswitchd.log" -vconsole:off &
 ovs-vsctl --timeout=20 add-br "$bridge" -- set bridge "$bridge" datapath_type=netdev fail_mode=standalone \
   -- add-port "$bridge" "$trunk"
+if [ -f "$dir/sshd_config" ]; then
+  mkdir -p /run/sshd
+  /usr/sbin/sshd -D -e -f "$dir/sshd_config" 2>>"$dir/log/sshd.log" &
+fi
 virtlogd -p "$dir/virtlogd.pid" &
 libvirtd -f "$dir/libvirtd.conf" --listen -p "$dir/libvirtd.pid" &
 wait
@@ -190,6 +202,46 @@ async function defaultSubnet(index: number): Promise<string> {
   throw new Error("netns host: no free /30 found in 10.213.0.0/16; pass a subnet");
 }
 
+/**
+ * writeSshFiles makes the host's sshd config and keys (host key, the test's client key authorized for root)
+ * and, for the client side, an ssh wrapper with its own config: the host key pinned in a known_hosts of the
+ * host's directory, so nothing is written to root's ~/.ssh. libvirt runs the wrapper as its ssh (`command=`).
+ */
+async function writeSshFiles(dir: string, addr: string): Promise<void> {
+  for (const k of ["host_key", "client_key"])
+    await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `rfbt-nh ${k}`, "-f", join(dir, k)]);
+  const pub = (k: string) => readFileSync(join(dir, `${k}.pub`), "utf8").trim();
+  writeFileSync(join(dir, "authorized_keys"), `${pub("client_key")}\n`, { mode: 0o600 });
+  writeFileSync(join(dir, "known_hosts"), `${addr} ${pub("host_key").split(" ").slice(0, 2).join(" ")}\n`);
+  writeFileSync(
+    join(dir, "sshd_config"),
+    [
+      `ListenAddress ${addr}`,
+      `HostKey ${dir}/host_key`,
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      `PidFile ${dir}/sshd.pid`,
+      "PermitRootLogin prohibit-password",
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "UsePAM no",
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(
+    join(dir, "ssh_config"),
+    [
+      "Host *",
+      `  UserKnownHostsFile ${dir}/known_hosts`,
+      "  StrictHostKeyChecking yes",
+      `  IdentityFile ${dir}/client_key`,
+      "  IdentitiesOnly yes",
+      "  BatchMode yes",
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(join(dir, "ssh"), `#!/bin/sh\nexec ssh -F ${dir}/ssh_config "$@"\n`, { mode: 0o755 });
+}
+
 /** startNetnsHost makes one host (see the module comment) and waits until its libvirtd answers on TCP. */
 export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost> {
   const t0 = Date.now();
@@ -232,6 +284,7 @@ export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost>
     ].join("\n"),
   );
 
+  if (opts.ssh) await writeSshFiles(dir, addr);
   const partial = { name, netns, dir, rootVeth, rootVxlan, trunkBridge };
   try {
     await run("ip", ["netns", "add", netns]);
@@ -312,11 +365,15 @@ export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost>
   });
   const uri = `qemu+tcp://${addr}/system`;
   const testUri = `test+tcp://${addr}/default`;
+  const sshUri = opts.ssh ? `qemu+ssh://root@${addr}/system?command=${join(dir, "ssh")}` : undefined;
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   let up = false;
   while (!up && Date.now() < deadline && daemon.exitCode === null) {
-    up =
-      (await execa("virsh", ["-c", uri, "uri"], { env: ENV, timeout: 10_000, reject: false })).exitCode === 0;
+    // With ssh: sshd starts before libvirtd, so once libvirtd answers on TCP the ssh path should too.
+    up = true;
+    for (const u of sshUri !== undefined ? [uri, sshUri] : [uri])
+      up &&=
+        (await execa("virsh", ["-c", u, "uri"], { env: ENV, timeout: 10_000, reject: false })).exitCode === 0;
     if (!up) await sleep(50);
   }
   const host: NetnsHost = {
@@ -325,6 +382,7 @@ export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost>
     rootAddr,
     uri,
     testUri,
+    ...(sshUri !== undefined ? { sshUri } : {}),
     bridge,
     trunkPort,
     vni,
@@ -339,7 +397,9 @@ export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost>
   };
   if (!up) {
     await stopNetnsHost(host);
-    throw new Error(`netns host ${name}: libvirtd did not answer on ${uri} (${dir}/log): ${stderr.trim()}`);
+    throw new Error(
+      `netns host ${name}: libvirtd did not answer on ${uri}${sshUri ? " and over ssh" : ""} (${dir}/log): ${stderr.trim()}`,
+    );
   }
   return host;
 }

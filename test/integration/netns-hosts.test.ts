@@ -115,7 +115,7 @@ function qemuOf(vm: string): number[] {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 describeWith(
-  ["ovs", "libvirt", "root", "netns"],
+  ["ovs", "libvirt", "root", "netns", "sshd"],
   "two remote hosts in namespaces, data plane over VXLAN",
   () => {
     let hosts: NetnsHost[] = [];
@@ -137,7 +137,7 @@ describeWith(
         if (await addrInUse(a))
           throw new Error(`${a} is in a network of this machine: the guests need another`);
       tmp = mkdtempSync(join(tmpdir(), "rfbt-nh-"));
-      hosts = await startNetnsHosts(2, { guestDir: GUEST });
+      hosts = await startNetnsHosts(2, { guestDir: GUEST, ssh: true });
       console.log(`netns hosts up: ${hosts.map((h) => `${h.name} ${h.uri} in ${h.startMs} ms`).join(", ")}`);
       // The dp0-like bridge, and per VM NIC a patch pair: trunk side an access port of the NIC's tag, dp0 side
       // named like the NIC's device. No controller: both bridges switch by MAC learning (standalone).
@@ -184,6 +184,10 @@ describeWith(
     it("each host is a machine of its own: own libvirtd over TCP, own OVS, storage the test cannot see", async () => {
       for (const h of hosts) {
         expect((await sh("virsh", ["-c", h.uri, "uri"])).trim()).toBe(h.uri);
+        // The same libvirtd over ssh (key auth, the host key pinned): it answers with the host's name.
+        expect((await sh("virsh", ["-c", h.sshUri!, "hostname"])).trim()).toBe(
+          (await sh("virsh", ["-c", h.uri, "hostname"])).trim(),
+        );
         expect((await sh("virsh", ["-c", h.uri, "list", "--all", "--name"])).trim()).toBe("");
         // The test driver answers over TCP too (the hosts' own libvirtd, not a client-side one).
         expect((await sh("virsh", ["-c", h.testUri, "list", "--all", "--name"])).trim()).toBe("test");
@@ -234,7 +238,8 @@ describeWith(
       for (const [k, h] of hosts.entries()) {
         const file = join(tmp, `${vmName(k)}.xml`);
         writeFileSync(file, domainXml(h, k));
-        await sh("virsh", ["-c", h.uri, "create", file]);
+        // The first host is driven over TCP, the second over ssh.
+        await sh("virsh", ["-c", k === 0 ? h.uri : h.sshUri!, "create", file]);
       }
       const created = Date.now() - t0;
       // libvirt plugged each NIC into the host's own bridge as an access port of its tag; nothing on this machine.
