@@ -50,7 +50,7 @@ export interface NetnsHostOptions {
   vni?: number;
   /** subnet is the /30's first address (`10.213.7.0`); default from the pid and index, in 10.213.0.0/16. */
   subnet?: string;
-  /** timeoutMs to wait for libvirtd to answer on TCP (default 30 s). */
+  /** timeoutMs to wait for libvirtd to answer on TCP (default 60 s: a busy machine's QEMU probe is slow). */
   timeoutMs?: number;
   /**
    * ssh also runs an sshd on the host's address (key auth only, a test-only key pair made for the host, its
@@ -107,6 +107,12 @@ const ENV = { ...process.env, LC_ALL: "C" };
 // then starts virtlogd and libvirtd and waits: tini stays the parent of them all and reaps what they leave.
 const HOST_SCRIPT = String.raw`set -eu
 dir="$1"; bridge="$2"; trunk="$3"; guest="$4"
+# The machine's QEMU capability cache seeds the host's (same binaries, same kernel): libvirtd then skips its
+# probe of QEMU, seconds under TCG. A cache it finds stale it probes again, as it would anyway.
+if [ -d /var/cache/libvirt/qemu/capabilities ]; then
+  mkdir -p "$dir/caps"
+  cp -p /var/cache/libvirt/qemu/capabilities/*.xml "$dir/caps/" 2>/dev/null || true
+fi
 for d in /var/run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /etc/libvirt/qemu \
   /etc/libvirt/lxc /var/run/openvswitch /etc/openvswitch /var/log/openvswitch /var/lib/openvswitch; do
   mkdir -p "$d"
@@ -114,6 +120,11 @@ for d in /var/run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt /
 done
 mkdir -p /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/lib/libvirt/images /var/run/libvirt/qemu
 chown libvirt-qemu:kvm /var/lib/libvirt/qemu 2>/dev/null || true
+if [ -d "$dir/caps" ]; then
+  mkdir -p /var/cache/libvirt/qemu/capabilities
+  cp -p "$dir/caps/"*.xml /var/cache/libvirt/qemu/capabilities/ 2>/dev/null || true
+  rm -rf "$dir/caps"
+fi
 # /var/lib/rfboot: a tmpfs of its own; the guest files are staged first, since the tmpfs may hide them.
 mkdir -p /var/lib/rfboot
 if [ -n "$guest" ]; then
@@ -368,7 +379,7 @@ export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost>
   const uri = `qemu+tcp://${addr}/system`;
   const testUri = `test+tcp://${addr}/default`;
   const sshUri = opts.ssh ? `qemu+ssh://root@${addr}/system?command=${join(dir, "ssh")}` : undefined;
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let up = false;
   while (!up && Date.now() < deadline && daemon.exitCode === null) {
     // With ssh: sshd starts before libvirtd, so once libvirtd answers on TCP the ssh path should too.
