@@ -9,8 +9,11 @@
 # Guest /init protocol (kernel cmdline for the VM, init arguments for LXC):
 #   rfboot.name=NAME        printed in the boot marker
 #   rfboot.ip=ADDR/PREFIX   configured on eth0
+#   rfboot.addr=ethN:ADDR/PREFIX   configured on ethN (repeatable)
+#   rfboot.ping=ADDR        pinged every 0.5 s, once the NICs are up
 # Console output: "RFBOOT-NIC name=ethN mac=..." per NIC, then
-#   "RFBOOT-GUEST-BOOTED name=NAME uptime=SECS", then "RFBOOT-HEARTBEAT n=K" every 0.25 s forever.
+#   "RFBOOT-GUEST-BOOTED name=NAME uptime=SECS", then "RFBOOT-HEARTBEAT n=K" every 0.25 s forever; with
+#   rfboot.ping, also "RFBOOT-PING to=ADDR ok rtt_ms=MS" or "RFBOOT-PING to=ADDR fail" after each ping.
 set -euo pipefail
 
 OUT="${1:-/var/lib/rfboot/guest}"
@@ -110,10 +113,14 @@ else
 fi
 NAME=unknown
 IP=
+ADDRS=
+PING=
 for a in $ARGS; do
   case "$a" in
     rfboot.name=*) NAME="${a#rfboot.name=}" ;;
     rfboot.ip=*) IP="${a#rfboot.ip=}" ;;
+    rfboot.addr=*) ADDRS="$ADDRS ${a#rfboot.addr=}" ;;
+    rfboot.ping=*) PING="${a#rfboot.ping=}" ;;
   esac
 done
 # Console output also goes to /var/log/rfboot-guest.log when writable (LXC: readable from the host).
@@ -137,8 +144,28 @@ for d in /sys/class/net/eth*; do
   say "RFBOOT-NIC name=$n mac=$(cat "$d/address")"
 done
 [ -n "$IP" ] && [ -e /sys/class/net/eth0 ] && ip addr add "$IP" dev eth0 2>/dev/null
+# rfboot.addr=ethN:ADDR/PREFIX: the part before the first colon names the NIC (an IPv6 address keeps its own).
+for a in $ADDRS; do
+  n="${a%%:*}"
+  [ -e "/sys/class/net/$n" ] && ip addr add "${a#*:}" dev "$n" 2>/dev/null
+done
 read -r UP _ </proc/uptime
 say "RFBOOT-GUEST-BOOTED name=$NAME uptime=$UP"
+# One ping every 0.5 s in the background, each result on the console: a test reads the data path's state
+# from the log (busybox ping: one echo, 1 s to answer; rtt_ms from its "time=" field).
+if [ -n "$PING" ]; then
+  (
+    while true; do
+      if out="$(ping -c 1 -W 1 "$PING" 2>/dev/null)"; then
+        t="${out#*time=}"
+        echo "RFBOOT-PING to=$PING ok rtt_ms=${t%% ms*}"
+      else
+        echo "RFBOOT-PING to=$PING fail"
+      fi
+      sleep 0.5
+    done
+  ) &
+fi
 k=0
 # Four beats a second: after a resume from managedsave the first new beat says the guest runs again, so
 # the beat period bounds how late readiness is seen. Beats go to the console (virtlogd rotates that log);

@@ -4,9 +4,12 @@
 # State lives under ${RFBOOT_LAB_DIR:-/var/lib/rfboot-lab}.
 
 LAB_DIR="${RFBOOT_LAB_DIR:-/var/lib/rfboot-lab}"
+# openssh-server: the netns-host tests run an sshd of their own in a namespace (qemu+ssh://); where no init
+# system runs (these machines), Debian's postinst does not start the machine's own ssh service.
 LAB_PACKAGES=(libvirt-daemon-system libvirt-clients libvirt-daemon-driver-lxc qemu-system-x86 qemu-utils
   dnsmasq-base openvswitch-switch openvswitch-testcontroller mininet iputils-ping busybox-static cpio
-  tmux iproute2 util-linux procps psmisc curl ca-certificates tini libxml2-utils openssl xz-utils systemd)
+  tmux iproute2 util-linux procps psmisc curl ca-certificates tini libxml2-utils openssl xz-utils systemd
+  openssh-server)
 FERRETDB_VERSION="v1.24.2"
 MONGO_PORT="${RFBOOT_MONGO_PORT:-27017}"
 

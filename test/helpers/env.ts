@@ -16,7 +16,16 @@ export const SHARED = process.env.RFBOOT_SHARED ?? resolve(import.meta.dirname, 
 export const REPO = resolve(import.meta.dirname, "../..");
 
 export type Component =
-  "ovs" | "libvirt" | "mongo" | "mininet" | "virt-xml-validate" | "qemu-img" | "systemd-analyze" | "root";
+  | "ovs"
+  | "libvirt"
+  | "mongo"
+  | "mininet"
+  | "virt-xml-validate"
+  | "qemu-img"
+  | "systemd-analyze"
+  | "root"
+  | "netns"
+  | "sshd";
 
 function ok(cmd: string, args: string[]): boolean {
   try {
@@ -55,6 +64,12 @@ export function available(c: Component): Promise<boolean> {
           return ok("which", ["systemd-analyze"]);
         case "root":
           return process.getuid?.() === 0;
+        case "netns":
+          // Namespace hosts (test/helpers/netns-hosts.ts): iproute2's netns, util-linux, tini as their reaper.
+          return ok("ip", ["netns", "list"]) && ok("which", ["unshare", "nsenter", "tini"]);
+        case "sshd":
+          // An sshd the tests start themselves (openssh-server), and the client side.
+          return ok("test", ["-x", "/usr/sbin/sshd"]) && ok("which", ["ssh", "ssh-keygen"]);
       }
     })();
     cache.set(c, p);

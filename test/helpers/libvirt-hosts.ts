@@ -11,8 +11,9 @@
  * Needs root (unshare -m, mount). Starting one host takes ~0.1-0.3 s.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { nsOf, pidsInNs, waitExit } from "./ns-procs.js";
 
 /** HOSTS_ROOT holds one directory per extra host (socket, pid file, config, logs). */
 export const HOSTS_ROOT = "/run/rfbt-hosts";
@@ -138,39 +139,10 @@ export async function startLibvirtHosts(n: number, opts: StartHostsOptions = {})
   return ok;
 }
 
-function mntNs(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/mnt`);
-  } catch {
-    return undefined;
-  }
-}
-
-function pidsInNs(ns: string, except: number): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync("/proc")) {
-    const pid = Number(e);
-    if (!Number.isInteger(pid) || pid === except || pid === process.pid) continue;
-    if (mntNs(pid) === ns) out.push(pid);
-  }
-  return out;
-}
-
-async function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true;
-  return new Promise((res) => {
-    const t = setTimeout(() => res(false), ms);
-    child.once("exit", () => {
-      clearTimeout(t);
-      res(true);
-    });
-  });
-}
-
 /** stopLibvirtHost destroys the host's running qemu domains, stops libvirtd and removes its directory. */
 export async function stopLibvirtHost(host: LibvirtTestHost): Promise<void> {
-  const ns = mntNs(host.pid);
-  const hostNs = mntNs(process.pid);
+  const ns = nsOf(host.pid);
+  const hostNs = nsOf(process.pid);
   // qemu processes outlive libvirtd: destroy them through it first.
   const running = virshOk(host.qemuUri, ["list", "--name"]);
   for (const vm of (running ?? "")

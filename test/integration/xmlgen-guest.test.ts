@@ -88,6 +88,10 @@ describeWith(["root"], "rftest/guest/build-guest.sh", () => {
     const init = readFileSync(join(out, "rootfs-lxc/init"), "utf8");
     expect(init).toContain("RFBOOT-GUEST-BOOTED name=$NAME uptime=$UP");
     expect(init).toContain("RFBOOT-HEARTBEAT n=$k");
+    // The data-plane parameters (netns-hosts.test.ts boots them for real): addresses per NIC, a pinged peer.
+    expect(init).toContain('rfboot.addr=*) ADDRS="$ADDRS ${a#rfboot.addr=}" ;;');
+    expect(init).toContain('echo "RFBOOT-PING to=$PING ok rtt_ms=${t%% ms*}"');
+    expect(init).toContain('echo "RFBOOT-PING to=$PING fail"');
     expect(init).toContain(
       "virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net",
     );
