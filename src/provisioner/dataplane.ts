@@ -13,8 +13,15 @@
 import { createHash } from "node:crypto";
 import { OvsError } from "../common/errors.js";
 import { silentLogger, type Logger } from "../common/log.js";
-import { IFNAMSIZ_MAX, VLAN_TAG_MAX, VLAN_TAG_MIN, type VmDescription } from "../xmlgen/index.js";
+import {
+  buildInterfaceXml,
+  IFNAMSIZ_MAX,
+  VLAN_TAG_MAX,
+  VLAN_TAG_MIN,
+  type VmDescription,
+} from "../xmlgen/index.js";
 import type { HostConfig, ResolvedVm, RfbootConfig } from "./config/index.js";
+import type { DataNic } from "./libvirt/index.js";
 import type { OvsPort, OvsSeam } from "./ovs.js";
 
 /** DATAPLANE_IDS are the external_ids keys on the patch ports rfboot makes. */
@@ -320,5 +327,16 @@ export class DataPlane {
     }
     const links = await this.link(target, vm.name, dataNicsOf(description), { prune: true });
     return { description: withVlanTags(description, links), links };
+  }
+
+  /**
+   * taggedNic prepares one data NIC for hot-plug: on a data-plane host its patch pair is made (the VM's other
+   * pairs stay) and the returned NIC's `<interface>` carries its tag; elsewhere `nic` is returned as is.
+   */
+  async taggedNic(vm: ResolvedVm, host: HostConfig, nic: DataNic): Promise<DataNic> {
+    const target = dataPlaneTarget(host, vm);
+    if (!target || nic.hostDev === undefined) return nic;
+    const links = await this.link(target, vm.name, [{ vmPort: nic.vmPort, hostDev: nic.hostDev }]);
+    return { ...nic, xml: buildInterfaceXml(withVlanTags(vm.describe(host), links), nic.vmPort) };
   }
 }

@@ -104,9 +104,12 @@ export class VmKeeper {
       dp.vm = plan.vm;
       // The row first: rfserver must find it when the port registers.
       await ctx.store.upsertRfconfigRows([plan.row]);
-      r = await this.hotplug.attachDataNic(host.uri, vm.name, plan.nic);
+      // On a data-plane host the NIC's patch pair comes first and its tag goes into the NIC.
+      const nic = await ctx.dataPlane.taggedNic(plan.vm, host, plan.nic);
+      r = await this.hotplug.attachDataNic(host.uri, vm.name, nic);
     } else {
       r = await this.hotplug.detachDataNic(host.uri, vm.name, plan.nic);
+      if (host.dataPlane) await ctx.dataPlane.unlink(vm.name, [plan.nic.vmPort]);
       await ctx.store.deleteRfconfigRows([plan.row]);
       dp.joinPorts = dp.joinPorts.filter((n) => n !== e.port.no);
     }
