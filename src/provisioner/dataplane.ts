@@ -174,26 +174,34 @@ export class DataPlane {
         return ids[DATAPLANE_IDS.bridge] === target.trunkBridge && p.name === trunkPortName(nic.hostDev);
       return ids[DATAPLANE_IDS.bridge] === target.dataBridge && p.name === nic.hostDev;
     };
-    const mine = await this.ovs.findPorts(DATAPLANE_IDS.vm, vm);
     const names = new Set(nics.flatMap((n) => [n.hostDev, trunkPortName(n.hostDev)]));
-    const stale = mine.filter((p) => !wanted(p) && (options.prune === true || names.has(p.name)));
-    if (stale.length > 0) {
+    // Ends of another placement or NIC: removed only once the target's bridges are known to exist, so a
+    // failing link leaves the VM's earlier pairs whole. Returns the names removed.
+    const clean = async (): Promise<Set<string>> => {
+      const mine = await this.ovs.findPorts(DATAPLANE_IDS.vm, vm);
+      const stale = mine.filter((p) => !wanted(p) && (options.prune === true || names.has(p.name)));
+      if (stale.length === 0) return new Set();
       await this.ovs.deletePorts(stale.map((p) => p.name));
       this.log.info(
         { vm, ports: stale.map((p) => p.name), host: target.host },
         "removed data-plane patch ports of another placement or NIC",
       );
+      return new Set(stale.map((p) => p.name));
+    };
+    if (nics.length === 0) {
+      await clean();
+      return [];
     }
-    if (nics.length === 0) return [];
     return this.serialized(target.trunkBridge, async () => {
       const ports = await this.bridge(target, "trunk");
       if (!(await this.ovs.bridgeExists(target.dataBridge))) {
         throw this.missing(target, "data", target.dataBridge);
       }
+      const gone = await clean();
       const used = new Set<number>();
       const kept = new Map<number, number>();
       for (const p of ports) {
-        if (p.tag === undefined) continue;
+        if (p.tag === undefined || gone.has(p.name)) continue;
         used.add(p.tag);
         const ids = p.externalIds;
         if (

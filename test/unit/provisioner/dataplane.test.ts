@@ -170,6 +170,16 @@ describe("DataPlane.link", () => {
     expect(ovs2.ports.size).toBe(0);
   });
 
+  it("a link that fails (target trunk missing) leaves the VM's earlier pairs whole", async () => {
+    const { ovs, dp } = lab();
+    await dp.link(T1, "rfvmA", nics("rfvmA", 2));
+    const before = structuredClone([...ovs.ports.entries()]);
+    const moved = { host: "other", trunkBridge: "nowhere", dataBridge: "dp0" };
+    const err = await dp.link(moved, "rfvmA", nics("rfvmA", 2), { prune: true }).catch((e: unknown) => e);
+    expect((err as OvsError).kind).toBe("bridge-missing");
+    expect([...ovs.ports.entries()]).toEqual(before);
+  });
+
   it("runs out of tags with a clear error once 1..4094 are taken on the trunk", async () => {
     const { ovs, dp } = lab();
     for (let t = 1; t <= 4094; t++)
