@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { silentLogger } from "../../../../src/common/log.js";
 import { Daemon, type DaemonEvents } from "../../../../src/provisioner/daemon.js";
 import { parseConfig } from "../../../../src/provisioner/index.js";
+import type { OvsSeam } from "../../../../src/provisioner/ovs.js";
 import { FakeClock, FakeLibvirt, FakeSwitches, MemoryConsole, RecordingStore, settle } from "./fakes.js";
 
 /** URI of scripted host hN. */
@@ -30,11 +31,12 @@ export interface Rig {
  */
 export function configYaml(
   stateDir: string,
-  o: { hosts?: number; vms?: number; extra?: string } = {},
+  o: { hosts?: number; vms?: number; extra?: string; hostExtra?: Record<number, string> } = {},
 ): string {
   const hosts = Array.from(
     { length: o.hosts ?? 1 },
-    (_, i) => `  - { name: h${i + 1}, uri: "${uri(i + 1)}", maxVms: 4 }`,
+    (_, i) =>
+      `  - { name: h${i + 1}, uri: "${uri(i + 1)}", maxVms: 4${o.hostExtra?.[i + 1] ? `, ${o.hostExtra[i + 1]}` : ""} }`,
   );
   const vms = Array.from(
     { length: o.vms ?? 2 },
@@ -59,6 +61,10 @@ export async function rig(
     hosts?: number;
     vms?: number;
     extra?: string;
+    /** hostExtra: more keys of host hN's entry (`dataPlane: {...}`). */
+    hostExtra?: Record<number, string>;
+    /** ovs: the Open vSwitch of the data plane (default: none expected; the real one is never called). */
+    ovs?: OvsSeam;
     retryInitialMs?: number;
     retryMaxMs?: number;
     before?: (r: Rig) => void;
@@ -83,6 +89,7 @@ export async function rig(
     controller: switches,
     store,
     runner: libvirt.run,
+    ...(o.ovs ? { ovs: o.ovs } : {}),
     clock,
     console,
     leaseTtlMs: 30_000,
