@@ -9,6 +9,7 @@ import { publicFace } from "../controller/public-face.js";
 
 const VALUES = [
   "DPID_FORMS",
+  "DataPlane",
   "Daemon",
   "DomainManager",
   "HostRegistry",
@@ -20,6 +21,7 @@ const VALUES = [
   "configHash",
   "controllerFromConfig",
   "createSpawnRunner",
+  "dataPlaneFingerprint",
   "defaultTargets",
   "diskPlanFrom",
   "doctorExitCode",
@@ -34,6 +36,7 @@ const VALUES = [
   "listConfiguredVms",
   "loadConfig",
   "mergeCsvIntoConfig",
+  "ovsVsctl",
   "parseConfig",
   "parseDpidArg",
   "parseDpidText",
