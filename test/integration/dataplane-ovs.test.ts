@@ -2,13 +2,20 @@
  * The data plane against this machine's real Open vSwitch (userspace datapath): a dp0-like bridge and a
  * trunk bridge, patch pairs for two VMs with their tags in OVS, a new allocator reading the same tags back,
  * a packet from a tagged access port on a "remote" bridge traced through the trunk to the VM's dp0 port,
- * removal, and nothing of ours left. Every bridge and port made here is named rfbd* and removed in afterAll.
+ * removal, and nothing of ours left; then a real libvirt domain built from a data-plane host's description,
+ * whose NICs libvirt plugs into the host's bridge with rfboot's tags, its frames entering dp0 through the
+ * NIC's own port. Every bridge, port and domain made here is named rfbd* and removed in afterAll.
  */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { OvsError } from "../../src/common/errors.js";
+import { findConfiguredVm, parseConfig } from "../../src/provisioner/config/index.js";
 import { DataPlane, DATAPLANE_IDS, type DataPlaneTarget } from "../../src/provisioner/dataplane.js";
 import { ovsVsctl } from "../../src/provisioner/ovs.js";
+import { buildDomainXml } from "../../src/xmlgen/index.js";
 import { describeWith } from "../helpers/env.js";
 
 const DP0 = "rfbd-dp0";
@@ -16,7 +23,7 @@ const TRUNK = "rfbd-trunk";
 /** FAR stands for the remote host's bridge; a patch pair stands for the tunnel between it and TRUNK. */
 const FAR = "rfbd-far";
 const BRIDGES = [DP0, TRUNK, FAR];
-const VMS = ["rfbdA", "rfbdB"];
+const VMS = ["rfbdA", "rfbdB", "rfbdV"];
 const ENV = { LC_ALL: "C" };
 
 async function vsctl(...args: string[]): Promise<string> {
@@ -43,6 +50,7 @@ async function ours(): Promise<string[]> {
 }
 
 async function cleanUp(): Promise<void> {
+  await execa("virsh", ["-c", "qemu:///system", "destroy", "rfbdV"], { env: ENV, reject: false });
   for (const p of await ours().catch(() => []))
     await execa("ovs-vsctl", ["--if-exists", "del-port", p], { reject: false });
   for (const b of BRIDGES) await execa("ovs-vsctl", ["--if-exists", "del-br", b], { reject: false });
@@ -162,3 +170,106 @@ describeWith(["ovs", "root"], "the data plane on a real Open vSwitch", () => {
     expect(await ours()).toEqual([]);
   });
 });
+
+describeWith(
+  ["ovs", "libvirt", "root"],
+  "libvirt plugs a data-plane VM's NICs into the host's bridge with rfboot's tags",
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), "rfbd-"));
+    beforeAll(async () => {
+      await cleanUp();
+      for (const b of BRIDGES) await vsctl("add-br", b, "--", "set", "bridge", b, "datapath_type=netdev");
+      await vsctl(
+        "add-port",
+        FAR,
+        "rfbd-far-up",
+        "--",
+        "set",
+        "interface",
+        "rfbd-far-up",
+        "type=patch",
+        "options:peer=rfbd-tr-up",
+        "--",
+        "add-port",
+        TRUNK,
+        "rfbd-tr-up",
+        "--",
+        "set",
+        "interface",
+        "rfbd-tr-up",
+        "type=patch",
+        "options:peer=rfbd-far-up",
+      );
+    }, 60_000);
+    afterAll(async () => {
+      await cleanUp();
+      rmSync(dir, { recursive: true, force: true });
+      expect(await ours()).toEqual([]);
+    }, 60_000);
+
+    it("the domain's data NICs are access ports of their tags on the host's bridge; a frame of eth2 enters dp0 on rfbdV.2", async () => {
+      const config = parseConfig(`
+hosts:
+  - { name: far, uri: "qemu:///system", dataPlane: { trunkBridge: ${TRUNK}, bridge: ${FAR} } }
+defaults: { hypervisor: qemu, memoryMiB: 64, network: { data: { bridge: ${DP0} } }, console: { log: false } }
+datapaths:
+  "0x5": { name: rfbdV, vmId: "02:d0:d0:d0:d0:d0", dataPorts: 2 }
+`);
+      const vm = findConfiguredVm(config, "rfbdV")!;
+      const host = config.hosts[0]!;
+      const placed = await new DataPlane({ ovs: ovsVsctl() }).forPlacement(
+        config,
+        vm,
+        host,
+        vm.describe(host),
+      );
+      expect(placed.links.map((l) => [l.hostDev, l.tag])).toEqual([
+        ["rfbdV.1", 1],
+        ["rfbdV.2", 2],
+      ]);
+      // An empty disk, readable by QEMU's user (the temp dir is private by default).
+      const disk = join(dir, "empty.img");
+      writeFileSync(disk, Buffer.alloc(1024 * 1024));
+      chmodSync(dir, 0o755);
+      // One Open vSwitch plays both machines here, and port names are unique in it: the NICs' devices on the
+      // "remote" bridge get other names than their dp0 ends (on two machines both are rfbdV.N). The guest
+      // needs no OS: SeaBIOS finding nothing to boot is enough for libvirt to plug the NICs.
+      const description = {
+        ...placed.description,
+        boot: { type: "disk" as const },
+        disks: [{ source: { type: "file" as const, path: disk, format: "raw" as const } }],
+        interfaces: placed.description.interfaces.map((n, i) =>
+          i === 0
+            ? {
+                ...n,
+                type: "bridge" as const,
+                bridge: FAR,
+                virtualport: { type: "openvswitch" as const },
+                target: "rfbdVr.0",
+              }
+            : { ...n, target: `rfbdVr.${i}` },
+        ),
+      };
+      const file = join(dir, "rfbdV.xml");
+      writeFileSync(file, buildDomainXml(description));
+      await execa("virsh", ["-c", "qemu:///system", "create", file], { env: ENV, timeout: 60_000 });
+      expect(await vsctl("get", "port", "rfbdVr.1", "tag")).toBe("1");
+      expect(await vsctl("get", "port", "rfbdVr.2", "tag")).toBe("2");
+      const ofport = (await vsctl("get", "interface", "rfbdV.2", "ofport")).trim();
+      await vsctl("set", "bridge", DP0, "fail_mode=secure");
+      await execa("ovs-ofctl", ["add-flow", DP0, "priority=100,in_port=rfbdV.2,actions=drop"], { env: ENV });
+      const trace = (
+        await execa(
+          "ovs-appctl",
+          ["ofproto/trace", FAR, "in_port=rfbdVr.2,dl_src=02:d2:d2:d2:d2:d2,dl_dst=ff:ff:ff:ff:ff:ff"],
+          { env: ENV },
+        )
+      ).stdout;
+      expect(trace).toMatch(
+        new RegExp(`bridge\\("${DP0}"\\)\\n-+\\n 0\\. in_port=${ofport}, priority 100\\n\\s+drop`),
+      );
+      await execa("virsh", ["-c", "qemu:///system", "destroy", "rfbdV"], { env: ENV, timeout: 60_000 });
+      expect(await ports(FAR)).toEqual(["rfbd-far-up"]);
+    }, 120_000);
+  },
+);
