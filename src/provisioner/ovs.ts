@@ -208,8 +208,10 @@ export function ovsVsctl(options: OvsVsctlOptions = {}): OvsSeam {
         .map((l) => l.trim())
         .filter(Boolean);
       if (names.length === 0) return [];
-      const args = [...columns, "list", "port", ...names];
-      return parsePortRows((await run(args)).stdout, args);
+      // Every port, filtered here: naming them would fail on one deleted in between (`no row`).
+      const args = [...columns, "list", "port"];
+      const mine = new Set(names);
+      return parsePortRows((await run(args)).stdout, args).filter((p) => mine.has(p.name));
     },
     async findPorts(key, value) {
       const args = [...columns, "find", "port", `external_ids:${key}=${JSON.stringify(value)}`];
