@@ -11,7 +11,7 @@
  * A new NIC takes the lowest tag free on its trunk. Allocation is serialized per trunk within the process.
  */
 import { createHash } from "node:crypto";
-import { OvsError } from "../common/errors.js";
+import { OvsError, errorMessage } from "../common/errors.js";
 import { silentLogger, type Logger } from "../common/log.js";
 import {
   buildInterfaceXml,
@@ -330,7 +330,16 @@ export class DataPlane {
   ): Promise<{ description: VmDescription; links: DataPlaneLink[] }> {
     const target = dataPlaneTarget(host, vm);
     if (!target) {
-      if (config.hosts.some((h) => h.dataPlane)) await this.unlink(vm.name);
+      // Best effort: a VM on a host without a data plane does not need this machine's Open vSwitch to start,
+      // and a stale pair left behind only holds two idle ports until the next attempt removes them.
+      if (config.hosts.some((h) => h.dataPlane)) {
+        await this.unlink(vm.name).catch((e: unknown) =>
+          this.log.warn(
+            { vm: vm.name, host: host.name, err: errorMessage(e) },
+            "could not look for data-plane patch ports of an earlier placement",
+          ),
+        );
+      }
       return { description, links: [] };
     }
     const links = await this.link(target, vm.name, dataNicsOf(description), { prune: true });

@@ -261,6 +261,14 @@ describe("a VM placed on a data-plane host", () => {
     expect(ovs.ports.size).toBe(0);
   });
 
+  it("placed on a host without a data plane while Open vSwitch is down: the VM still starts (cleanup is best effort)", async () => {
+    const { ovs, dp } = lab();
+    ovs.down = true;
+    const d = vm.describe(host("here"));
+    expect(await dp.forPlacement(config, vm, host("here"), d)).toEqual({ description: d, links: [] });
+    expect(ovs.calls).toEqual(["findPorts"]);
+  });
+
   it("a config without any data-plane host never calls Open vSwitch", async () => {
     const plain = parseConfig(
       `datapaths:\n  "0x5": { name: rfvmA, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 2 }\n`,
