@@ -194,8 +194,20 @@ export class DataPlane {
     }
     return this.serialized(target.trunkBridge, async () => {
       const ports = await this.bridge(target, "trunk");
-      if (!(await this.ovs.bridgeExists(target.dataBridge))) {
-        throw this.missing(target, "data", target.dataBridge);
+      const dataPorts = await this.bridge(target, "data");
+      // A port of a pair's name that rfboot did not make (a libvirt device of a copy of the VM still running
+      // here, an operator's port) is never turned into a patch port.
+      for (const p of [...ports, ...dataPorts]) {
+        if (names.has(p.name) && !ownedBy(p, vm)) {
+          const on = ports.includes(p) ? target.trunkBridge : target.dataBridge;
+          throw new OvsError(
+            `port ${p.name} on bridge ${on} is not a data-plane patch port of ${vm} (a local copy of the VM still running, or a port made by hand?): stop that VM or remove the port (ovs-vsctl del-port ${p.name}), then rfboot retries`,
+            "port-exists",
+            [],
+            "",
+            undefined,
+          );
+        }
       }
       const gone = await clean();
       const used = new Set<number>();
@@ -271,12 +283,12 @@ export class DataPlane {
   }
 
   /** bridge lists the ports of the target's trunk bridge, turning a missing bridge into a clear error. */
-  private async bridge(target: DataPlaneTarget, role: "trunk"): Promise<OvsPort[]> {
+  private async bridge(target: DataPlaneTarget, role: "trunk" | "data"): Promise<OvsPort[]> {
+    const bridge = role === "trunk" ? target.trunkBridge : target.dataBridge;
     try {
-      return await this.ovs.bridgePorts(target.trunkBridge);
+      return await this.ovs.bridgePorts(bridge);
     } catch (e) {
-      if (e instanceof OvsError && e.kind === "bridge-missing")
-        throw this.missing(target, role, target.trunkBridge, e);
+      if (e instanceof OvsError && e.kind === "bridge-missing") throw this.missing(target, role, bridge, e);
       throw e;
     }
   }

@@ -26,8 +26,6 @@ export interface PatchEnd {
 
 /** OvsSeam is what the data plane asks of Open vSwitch; tests pass an in-memory one. */
 export interface OvsSeam {
-  /** bridgeExists says whether `bridge` exists (OvsError when OVS does not answer). */
-  bridgeExists(bridge: string): Promise<boolean>;
   /** bridgePorts lists the ports of `bridge`; OvsError `bridge-missing` when there is no such bridge. */
   bridgePorts(bridge: string): Promise<OvsPort[]>;
   /** findPorts lists every port, on any bridge, whose external_ids has `key` = `value`. */
@@ -174,14 +172,14 @@ export function ovsVsctl(options: OvsVsctlOptions = {}): OvsSeam {
   const file = options.file ?? "ovs-vsctl";
   const timeoutMs = options.timeoutMs ?? 10_000;
   const ovsTimeout = Math.max(1, Math.floor(timeoutMs / 1000) - 1);
-  const run = async (args: readonly string[], accept: (o: RunOutcome) => boolean = () => false) => {
+  const run = async (args: readonly string[]) => {
     const full = [`--timeout=${ovsTimeout}`, ...args];
     return seam.run({
       file,
       args: full,
       timeoutMs,
       classify: (o) => {
-        if (!o.failed || accept(o)) return undefined;
+        if (!o.failed) return undefined;
         const kind = classifyOvs(o);
         const said = lastLine(o.stderr) || o.summary || `exit ${o.exitCode ?? o.signal ?? "?"}`;
         return new OvsError(
@@ -197,11 +195,6 @@ export function ovsVsctl(options: OvsVsctlOptions = {}): OvsSeam {
   };
   const columns = ["--format=json", "--columns=name,tag,external_ids"];
   return {
-    async bridgeExists(bridge) {
-      // br-exists exits 2 for a missing bridge: an answer, not a failure.
-      const o = await run(["br-exists", bridge], (x) => x.exitCode === 2);
-      return o.exitCode === 0;
-    },
     async bridgePorts(bridge) {
       const names = (await run(["list-ports", bridge])).stdout
         .split("\n")

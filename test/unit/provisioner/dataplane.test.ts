@@ -180,6 +180,17 @@ describe("DataPlane.link", () => {
     expect([...ovs.ports.entries()]).toEqual(before);
   });
 
+  it("never turns a port it did not make into a patch port (a libvirt device of a local copy of the VM)", async () => {
+    const { ovs, dp } = lab();
+    ovs.ports.set("rfvmA.2", { bridge: "dp0", name: "rfvmA.2", externalIds: {} });
+    const err = (await dp.link(T1, "rfvmA", nics("rfvmA", 2)).catch((e: unknown) => e)) as OvsError;
+    expect(err).toBeInstanceOf(OvsError);
+    expect(err.kind).toBe("port-exists");
+    expect(err.message).toMatch(/^port rfvmA\.2 on bridge dp0 is not a data-plane patch port of rfvmA/);
+    expect(ovs.ports.get("rfvmA.2")).toEqual({ bridge: "dp0", name: "rfvmA.2", externalIds: {} });
+    expect(ovs.on("trunk0")).toEqual([]);
+  });
+
   it("runs out of tags with a clear error once 1..4094 are taken on the trunk", async () => {
     const { ovs, dp } = lab();
     for (let t = 1; t <= 4094; t++)

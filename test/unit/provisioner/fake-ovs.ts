@@ -62,11 +62,6 @@ export class FakeOvs implements OvsSeam {
     return this.ports.get(name)?.tag;
   }
 
-  bridgeExists(bridge: string): Promise<boolean> {
-    this.check("bridgeExists");
-    return Promise.resolve(this.bridges.has(bridge));
-  }
-
   bridgePorts(bridge: string): Promise<OvsPort[]> {
     this.check("bridgePorts");
     if (!this.bridges.has(bridge)) {

@@ -150,27 +150,20 @@ describe("ovsVsctl", () => {
     ]);
   });
 
-  it("bridgeExists: exit 0 yes, exit 2 no, anything else an OvsError", async () => {
-    const { seam } = scripted((args) =>
-      args.includes("dp0")
-        ? {}
-        : args.includes("nope")
-          ? { exitCode: 2 }
-          : {
-              exitCode: 1,
-              stderr:
-                "ovs-vsctl: unix:/var/run/openvswitch/db.sock: database connection failed (No such file or directory)\n",
-            },
-    );
-    const ovs = ovsVsctl({ processes: seam });
-    expect(await ovs.bridgeExists("dp0")).toBe(true);
-    expect(await ovs.bridgeExists("nope")).toBe(false);
-    const err = (await ovs.bridgeExists("x").catch((e: unknown) => e)) as OvsError;
+  it("Open vSwitch down: an OvsError `unreachable` naming the call, what ovs-vsctl said and what to start", async () => {
+    const { seam } = scripted(() => ({
+      exitCode: 1,
+      stderr:
+        "ovs-vsctl: unix:/var/run/openvswitch/db.sock: database connection failed (No such file or directory)\n",
+    }));
+    const err = (await ovsVsctl({ processes: seam })
+      .bridgePorts("x")
+      .catch((e: unknown) => e)) as OvsError;
     expect(err).toBeInstanceOf(OvsError);
     expect(err.kind).toBe("unreachable");
-    expect(err.args).toEqual(["--timeout=9", "br-exists", "x"]);
+    expect(err.args).toEqual(["--timeout=9", "list-ports", "x"]);
     expect(err.message).toMatch(
-      /^ovs-vsctl --timeout=9 br-exists x failed: ovs-vsctl: unix:.*database connection failed/,
+      /^ovs-vsctl --timeout=9 list-ports x failed: ovs-vsctl: unix:.*database connection failed/,
     );
     expect(err.message).toMatch(/ovs-ctl start/);
   });
