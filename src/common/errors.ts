@@ -70,6 +70,28 @@ export class VirshError extends RfbootError {
   }
 }
 
+/**
+ * OvsErrorKind classifies a failed ovs-vsctl call: `unreachable` (ovs-vswitchd or its database is down, or
+ * ovs-vsctl is not installed), `timeout`, `bridge-missing` (a named bridge does not exist), `port-exists` (a
+ * port of that name is on another bridge), `other`.
+ */
+export type OvsErrorKind = "unreachable" | "timeout" | "bridge-missing" | "port-exists" | "other";
+
+/** OvsError: an Open vSwitch call (ovs-vsctl) that failed, with its arguments and raw stderr kept. */
+export class OvsError extends RfbootError {
+  override name = "OvsError";
+  constructor(
+    message: string,
+    readonly kind: OvsErrorKind,
+    readonly args: readonly string[],
+    readonly stderr: string,
+    readonly exitCode: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** ConsoleErrorKind says why watching a domain's console ended without the marker. */
 export type ConsoleErrorKind = "timeout" | "aborted" | "exited" | "spawn";
 

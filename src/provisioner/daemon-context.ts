@@ -6,6 +6,7 @@ import { errorMessage } from "../common/errors.js";
 import type { Logger } from "../common/log.js";
 import type { RfbootConfig } from "./config/index.js";
 import type { DaemonClock } from "./clock.js";
+import type { DataPlane } from "./dataplane.js";
 import type { DatapathTable } from "./datapath.js";
 import type { HostRegistry, LeaveOutcome } from "./libvirt/index.js";
 import type { Metrics } from "./metrics.js";
@@ -53,6 +54,8 @@ export interface DaemonContext {
   /** record writes the daemon's bookkeeping without waiting (see Recorder). */
   readonly record: Recorder;
   readonly hosts: HostRegistry;
+  /** dataPlane links the data NICs of VMs on data-plane hosts to RouteFlow's virtual switch here. */
+  readonly dataPlane: DataPlane;
   readonly datapaths: DatapathTable;
   readonly emit: EmitFn;
   /** stopped is true once `Daemon.stop()` began: nothing new is started. */

@@ -27,6 +27,7 @@ import {
   type HostConfig,
   type RfbootConfig,
 } from "./config/index.js";
+import { DataPlane } from "./dataplane.js";
 import { Recorder, type DaemonContext, type DaemonEvents, type EmitFn } from "./daemon-context.js";
 import { DatapathTable, statusOf, type DatapathStatus } from "./datapath.js";
 import { HostHealth } from "./host-health.js";
@@ -41,6 +42,7 @@ import {
   type VirshRunner,
 } from "./libvirt/index.js";
 import { Metrics } from "./metrics.js";
+import { ovsVsctl, type OvsSeam } from "./ovs.js";
 import { Provisioning } from "./provisioning.js";
 import { reconcileAtStart } from "./startup-reconcile.js";
 import { MongoStore, type DaemonStore } from "./store/index.js";
@@ -81,6 +83,8 @@ export interface DaemonOptions {
   /** store: default a MongoStore opened from `config.mongo`. */
   store?: DaemonStore;
   runner?: VirshRunner;
+  /** ovs: this machine's Open vSwitch, for the data plane of data-plane hosts (default ovs-vsctl). */
+  ovs?: OvsSeam;
   leaseTtlMs?: number;
   /** retry backoff of failed ensures (ms): first delay and cap. */
   retryInitialMs?: number;
@@ -115,6 +119,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private health: HostHealth | undefined;
   private keeper: VmKeeper | undefined;
   private readonly hotplug: NicHotplug;
+  private readonly dataPlane: DataPlane;
   private readonly timers: Cancel[] = [];
   private readonly events = new Map<string, LibvirtEvents>();
   private readonly leaseTtlMs: number;
@@ -131,6 +136,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.leaseTtlMs = opts.leaseTtlMs ?? 30_000;
     this.clock = opts.clock ?? systemClock;
     this.hotplug = new NicHotplug({ run: opts.runner ?? createSpawnRunner(), log: this.log });
+    this.dataPlane = new DataPlane({ ovs: opts.ovs ?? ovsVsctl(), log: this.log });
     this.hosts = new HostRegistry({
       hosts: this.config.hosts,
       run: opts.runner,
@@ -202,6 +208,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       store: this.store,
       record: new Recorder(this.store, this.log),
       hosts: this.hosts,
+      dataPlane: this.dataPlane,
       datapaths: this.datapaths,
       emit,
       stopped: () => this.stopped,

@@ -62,6 +62,8 @@ export {
   type VirshRunner,
 } from "./libvirt/index.js";
 export { place, type KnownPlacement } from "./placement.js";
+export { DataPlane, dataPlaneFingerprint } from "./dataplane.js";
+export { ovsVsctl } from "./ovs.js";
 export {
   defaultTargets,
   doctorExitCode,

@@ -3,12 +3,13 @@
  * rows -> XML -> define + start, or adopt/resume -> readiness); on leave queue the leave policy after its
  * grace period; record a failure with its cause and retry with backoff while the switch stays connected.
  */
-import { RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
+import { OvsError, RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
 import { buildDomainXml } from "../xmlgen/index.js";
 import type { UpEvent } from "../controller/index.js";
 import { configHash, hostsFor, resolveDatapath, type HostConfig, type ResolvedVm } from "./config/index.js";
 import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
+import { dataPlaneFingerprint } from "./dataplane.js";
 import type { DiskPlan as LifecycleDisk, LeaveAction, LeaveOutcome } from "./libvirt/index.js";
 import { rfconfigRows } from "./mapping.js";
 import { PlacementError, place, type HostCapacity, type PlacementDecision } from "./placement.js";
@@ -56,6 +57,7 @@ function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefi
 /** errorKind is the short tag recorded in `lastError.kind` and the failure metric. */
 export function errorKind(err: unknown): string {
   if (err instanceof VirshError) return err.kind;
+  if (err instanceof OvsError) return `ovs-${err.kind}`;
   if (err instanceof PlacementError) return "placement";
   if (err instanceof StoreError) return err.operation === "claim" ? "lease" : "store";
   if (err instanceof RfbootError) return err.name;
@@ -314,9 +316,11 @@ export class Provisioning {
       // VM's were written at start-up or reload (rows ahead); only what is not confirmed is written here.
       if (!this.rowsAhead.inPlace(vm)) await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
       const plan = vm.plan(hostCfg);
-      const xml = buildDomainXml(plan.description);
+      // On a data-plane host the data NICs' patch pairs exist before the domain starts, and their tags are in it.
+      const placed = await ctx.dataPlane.forPlacement(ctx.config(), vm, hostCfg, plan.description);
+      const xml = buildDomainXml(placed.description);
       const uuid = plan.description.uuid ?? "";
-      const fingerprint = configHash(vm);
+      const fingerprint = dataPlaneFingerprint(configHash(vm), placed.links);
       const definedAs = `${host} ${uuid} ${fingerprint}`;
       // An existing domain already defined from this very VM config is not redefined (a no-op `virsh define`
       // per rejoin or restart); a changed VM (SIGHUP) or an unknown definition is, and takes it at next start.

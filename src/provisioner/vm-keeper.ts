@@ -104,13 +104,16 @@ export class VmKeeper {
       dp.vm = plan.vm;
       // The row first: rfserver must find it when the port registers.
       await ctx.store.upsertRfconfigRows([plan.row]);
-      r = await this.hotplug.attachDataNic(host.uri, vm.name, plan.nic);
+      // On a data-plane host the NIC's patch pair comes first and its tag goes into the NIC.
+      const nic = await ctx.dataPlane.taggedNic(plan.vm, host, plan.nic);
+      r = await this.hotplug.attachDataNic(host.uri, vm.name, nic);
       if (r.action === "attached")
         this.lateRows(dp, vm.name, `port ${e.port.no} added`, [
           `${plan.row.vm_id}/${plan.row.vm_port} -> ${plan.row.dp_id}/${plan.row.dp_port}`,
         ]);
     } else {
       r = await this.hotplug.detachDataNic(host.uri, vm.name, plan.nic);
+      if (host.dataPlane) await ctx.dataPlane.unlink(vm.name, [plan.nic.vmPort]);
       await ctx.store.deleteRfconfigRows([plan.row]);
       dp.joinPorts = dp.joinPorts.filter((n) => n !== e.port.no);
     }

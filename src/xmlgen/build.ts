@@ -159,6 +159,8 @@ function interfaceElement(n: Interface, drv: DriverTraits): XmlNode {
   const node: XmlNode = { "@_type": n.type, mac: { "@_address": n.mac } };
   if (n.type === "bridge") {
     node.source = { "@_bridge": n.bridge };
+    // libvirt's dumpxml puts <vlan> between <source> and <virtualport>.
+    if (n.vlan) node.vlan = { tag: { "@_id": String(n.vlan.tag) } };
     if (n.virtualport) node.virtualport = { "@_type": n.virtualport.type };
   } else {
     node.source = { "@_network": n.network };

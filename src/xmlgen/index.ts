@@ -9,6 +9,8 @@ export {
   CRASH_ACTIONS,
   HYPERVISOR_NAMES,
   LIFECYCLE_ACTIONS,
+  VLAN_TAG_MAX,
+  VLAN_TAG_MIN,
   type Arch,
   type Boot,
   type Console,
@@ -23,6 +25,7 @@ export {
   type Lifecycle,
   type LifecycleAction,
   type VirtualPort,
+  type Vlan,
   type VmDescription,
 } from "./model.js";
 export { stableUuid } from "./uuid.js";

@@ -108,6 +108,19 @@ export interface VirtualPort {
   readonly type: "openvswitch";
 }
 
+/** VLAN_TAG_MIN, VLAN_TAG_MAX bound an 802.1Q VLAN id (0 and 4095 are reserved by IEEE 802.1Q). */
+export const VLAN_TAG_MIN = 1;
+export const VLAN_TAG_MAX = 4094;
+
+/**
+ * Vlan is `<vlan><tag id='T'/></vlan>` (formatdomain "Setting VLAN tag"): one tag makes the NIC's switch port
+ * an access port of VLAN `tag`. libvirt applies it on a bridge interface only when the bridge is Open vSwitch
+ * (`virtualport`); a Linux bridge refuses the domain at start, so validation requires the virtualport.
+ */
+export interface Vlan {
+  readonly tag: number;
+}
+
 /**
  * Interface is one `<interface>` (formatdomain "Network interfaces"), in guest order (first = eth0):
  * - `bridge`: attach to a host bridge; with `virtualport` that bridge is an Open vSwitch bridge
@@ -122,6 +135,8 @@ export type Interface =
       readonly bridge: string;
       readonly mac: string;
       readonly virtualport?: VirtualPort;
+      /** An access VLAN on the Open vSwitch port (needs `virtualport`). */
+      readonly vlan?: Vlan;
       readonly target?: string;
       readonly model?: string;
     }

@@ -157,10 +157,12 @@ function interfaceOf(n: Node, defaultModel: string | undefined): Interface {
   }
   if (type === "bridge") {
     const vp = attr(child(n, "virtualport"), "type");
+    const tag = attr(child(child(n, "vlan"), "tag"), "id");
     return {
       type,
       bridge: attr(child(n, "source"), "bridge") ?? bad("bridge interface without source"),
       ...(vp === "openvswitch" ? { virtualport: { type: "openvswitch" as const } } : {}),
+      ...(tag !== undefined ? { vlan: { tag: Number(tag) } } : {}),
       ...common,
     };
   }

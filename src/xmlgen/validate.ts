@@ -16,7 +16,10 @@ import {
   type Hypervisor,
   type Interface,
   type Lifecycle,
+  type Vlan,
   type VmDescription,
+  VLAN_TAG_MAX,
+  VLAN_TAG_MIN,
 } from "./model.js";
 import { IFNAMSIZ_MAX, MAC_RE } from "./routeflow.js";
 import { UUID_RE, stableUuid } from "./uuid.js";
@@ -306,7 +309,28 @@ function checkInterface(v: unknown, path: string, lxc: boolean): Interface {
     if (!isObject(v.virtualport)) fail("must be {type: openvswitch}", `${path}.virtualport`, v.virtualport);
     virtualport = { type: oneOf(v.virtualport.type, `${path}.virtualport.type`, ["openvswitch"] as const) };
   }
-  return { type, bridge, ...(virtualport ? { virtualport } : {}), ...common };
+  let vlan: Vlan | undefined;
+  if (v.vlan !== undefined) {
+    if (!isObject(v.vlan)) fail("must be {tag: 1..4094}", `${path}.vlan`, v.vlan);
+    const tag = v.vlan.tag;
+    if (typeof tag !== "number" || !Number.isInteger(tag) || tag < VLAN_TAG_MIN || tag > VLAN_TAG_MAX)
+      fail(`must be an integer ${VLAN_TAG_MIN}..${VLAN_TAG_MAX} (802.1Q VLAN id)`, `${path}.vlan.tag`, tag);
+    if (!virtualport) {
+      fail(
+        "a VLAN tag needs virtualport {type: openvswitch}: libvirt tags only Open vSwitch ports of a bridge",
+        `${path}.vlan`,
+        v.vlan,
+      );
+    }
+    vlan = { tag };
+  }
+  return {
+    type,
+    bridge,
+    ...(virtualport ? { virtualport } : {}),
+    ...(vlan ? { vlan } : {}),
+    ...common,
+  };
 }
 
 /**

@@ -298,6 +298,15 @@ describeWith(["virt-xml-validate"], "the <interface> document against libvirt's 
         expect(await validate(buildInterfaceXml(vm, i), `${h}-${i}`), `${h} NIC ${i}`).toBe(0);
       }
     }
+    // A data NIC of a VM on a data-plane host: an Open vSwitch port with its VLAN tag.
+    const q = SAMPLES.qemu;
+    const tagged: VmDescription = {
+      ...q,
+      interfaces: q.interfaces.map((n, i) =>
+        i === 1 && n.type === "bridge" ? { ...n, vlan: { tag: 4094 } } : n,
+      ),
+    };
+    expect(await validate(buildInterfaceXml(tagged, 1), "qemu-vlan")).toBe(0);
     const bad = buildInterfaceXml(SAMPLES.qemu, 1).replace("02:b1", "03:b1");
     expect(await validate(bad, "bad")).toBe(3);
   }, 60_000);

@@ -10,6 +10,8 @@ import { RfbootError, UsageError, errorMessage } from "../../common/errors.js";
 import { redactUri, silentLogger } from "../../common/log.js";
 import {
   configHash,
+  DataPlane,
+  dataPlaneFingerprint,
   diskPlanFrom,
   findConfiguredVm,
   HostRegistry,
@@ -17,6 +19,7 @@ import {
   listConfiguredVms,
   loadConfig,
   MongoStore,
+  ovsVsctl,
   place,
   rfconfigRows,
   VirshShellRunner,
@@ -227,11 +230,13 @@ async function startVm(
       uuid,
     });
   }
-  const fingerprint = configHash(vm);
+  // As the daemon does: on a data-plane host the NICs' patch pairs first, and their tags in the domain.
+  const placed = await new DataPlane({ ovs: ovsVsctl() }).forPlacement(config, vm, host, plan.description);
+  const fingerprint = dataPlaneFingerprint(configHash(vm), placed.links);
   const r = await reg.manager(host.name).ensureRunning({
     name: vm.name,
     uuid,
-    xml: buildDomainXml(plan.description),
+    xml: buildDomainXml(placed.description),
     disk: plan.disk ? diskPlanFrom(plan.disk) : undefined,
     onStarting: () => patch({ state: "starting" }),
     onDefined: (at) => patch({ definedAt: at, configFingerprint: fingerprint }),
@@ -462,6 +467,10 @@ export function registerVm(program: Command): void {
           await reg.manager(h).remove(name, disk);
           const what = disk && disk.kind !== "none" ? ` (disk ${disk.path} deleted)` : "";
           process.stdout.write(`${name}: removed from ${h}${what}\n`);
+        }
+        if (config.hosts.some((h) => h.dataPlane)) {
+          const n = await new DataPlane({ ovs: ovsVsctl() }).unlink(name);
+          if (n > 0) process.stdout.write(`${name}: ${n} data-plane patch port(s) removed\n`);
         }
         if (o.keepRecords) return;
         const failed = (err: unknown) =>

@@ -356,12 +356,14 @@ export function buildResolvedVm(id: VmIdentity, settings: VmSettings): ResolvedV
           }
         : { type: "network", network: mgmt.network, mac: vmMac, ...model },
     ];
+    // On a host with a data plane the data NICs are ports of that host's own Open vSwitch bridge.
+    const dataPlane = host.dataPlane;
     for (let n = 1; n <= dataNics; n++) {
       interfaces.push({
         type: "bridge",
-        bridge: s.network.data.bridge,
+        bridge: dataPlane ? (dataPlane.bridge ?? s.network.data.bridge) : s.network.data.bridge,
         mac: routeflowDataMac(vmMac, n, macPath),
-        ...(s.network.data.openvswitch ? { virtualport: { type: "openvswitch" as const } } : {}),
+        ...(s.network.data.openvswitch || dataPlane ? { virtualport: { type: "openvswitch" as const } } : {}),
         target: dataDeviceName(id.name, n),
         ...model,
       });

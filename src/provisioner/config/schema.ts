@@ -397,10 +397,10 @@ const hostSchema = z.strictObject({
    */
   dataPlane: z
     .strictObject({
-      /** OVS bridge on the rfboot machine that ends the tunnel from this host. */
-      trunkBridge: identSchema,
+      /** OVS bridge on the rfboot machine that ends the tunnel from this host (a device name: IFNAMSIZ). */
+      trunkBridge: devSchema,
       /** OVS bridge on the host where the VMs' data NICs land (default `network.data.bridge`). */
-      bridge: identSchema.optional(),
+      bridge: devSchema.optional(),
     })
     .optional(),
 });

@@ -641,7 +641,7 @@ export async function checkOvs(
         check("ovs.bridge", b.name, {
           status: "ok",
           blocking: false,
-          detail: `bridge ${b.name} exists`,
+          detail: `bridge ${b.name} exists${b.purpose ? ` (${b.purpose})` : ""}`,
           fix: "",
         }),
       );
@@ -652,9 +652,9 @@ export async function checkOvs(
           status: b.needed ? "fail" : "warn",
           blocking: b.needed,
           detail: missing
-            ? `bridge ${b.name} does not exist${b.needed ? " (the config's VMs plug into it)" : ""}`
+            ? `bridge ${b.name} does not exist${b.purpose ? ` (${b.purpose})` : b.needed ? " (the config's VMs plug into it)" : ""}`
             : `ovs-vsctl br-exists ${b.name}: ${failText(r)}`,
-          fix: `ovs-vsctl add-br ${b.name} (add -- set bridge ${b.name} datapath_type=netdev where the kernel has no openvswitch module)`,
+          fix: `ovs-vsctl add-br ${b.name} (add -- set bridge ${b.name} datapath_type=netdev where the kernel has no openvswitch module)${b.purpose?.startsWith("trunk") ? ", then its tunnel port: docs/multi-host.md" : ""}`,
         }),
       );
     }

@@ -33,10 +33,14 @@ export interface HostTarget {
   paths: PathTarget[];
 }
 
-/** BridgeTarget is an Open vSwitch bridge; `needed` when VMs plug data NICs into it. */
+/**
+ * BridgeTarget is an Open vSwitch bridge of this machine; `needed` when VMs plug data NICs into it, or when
+ * it is the trunk or RouteFlow end of a data-plane host (`purpose` says which, for the report).
+ */
 export interface BridgeTarget {
   name: string;
   needed: boolean;
+  purpose?: string;
 }
 
 /** DoctorTargets is everything doctor checks. */
@@ -144,12 +148,33 @@ export function targetsFromConfig(config: RfbootConfig): DoctorTargets {
     }
     return { name: h.name, uri: h.uri, needsKvm, needsLxc, paths: [...paths.values()] };
   });
+  // A data-plane host's NICs reach RouteFlow here: its trunk bridge and the data bridge (dp0) its VMs' patch
+  // ports join must exist on this machine's Open vSwitch (the host's own bridge is on the host).
+  const purposes = new Map<string, string[]>();
+  const purpose = (bridge: string, what: string) => {
+    bridges.set(bridge, true);
+    purposes.set(bridge, [...(purposes.get(bridge) ?? []), what]);
+  };
+  for (const h of config.hosts) {
+    if (!h.dataPlane) continue;
+    purpose(h.dataPlane.trunkBridge, `trunk of host ${h.name}`);
+    const data = new Set(
+      [...vms, ...(samples ? [samples[0]] : [])]
+        .filter((vm) => hostsFor(config, vm).some((x) => x.name === h.name))
+        .map((vm) => vm.settings.network.data.bridge),
+    );
+    if (data.size === 0) data.add(config.defaults.network?.data?.bridge ?? DEFAULT_BRIDGE);
+    for (const b of data) purpose(b, `RouteFlow's virtual switch for host ${h.name}`);
+  }
   if (bridges.size === 0) bridges.set(config.defaults.network?.data?.bridge ?? DEFAULT_BRIDGE, false);
   return {
     source: config.source,
     hosts,
     mongoUri: config.mongo.uri,
-    bridges: [...bridges.entries()].map(([name, needed]) => ({ name, needed })),
+    bridges: [...bridges.entries()].map(([name, needed]) => {
+      const why = purposes.get(name);
+      return { name, needed, ...(why ? { purpose: why.join("; ") } : {}) };
+    }),
     leaseSlackMs: leaseMarginMs(DEFAULT_LEASE_TTL_MS),
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The libvirt wing's public face: the virsh seam, domain lifecycle on one host, the host registry, domain
- * events, NIC hot-plug data and the console watcher. The rest of the provisioner imports only these names.
+ * events, NIC hot-plug data, the console watcher, and the process seam (also used for Open vSwitch). The rest of the provisioner imports only these names.
  */
 export { createSpawnRunner, lastErrorLine, VirshShellRunner, type VirshRunner } from "./virsh.js";
 export {
@@ -22,3 +22,4 @@ export {
   type ConsoleTimers,
   type WatchConsoleOptions,
 } from "./console.js";
+export { processes, type ProcessSeam, type RunOutcome } from "./process.js";

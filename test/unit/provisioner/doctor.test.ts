@@ -660,6 +660,51 @@ describe("targets and the whole run", () => {
     expect(t.bridges).toEqual([{ name: "dp0", needed: true }]);
     expect(t.leaseSlackMs).toBe(2000);
   });
+  it("a data-plane host needs its trunk bridge and RouteFlow's data bridge here, each named with its purpose", () => {
+    const config = parseConfig(
+      [
+        "hosts:",
+        "  - { name: far, uri: 'qemu+ssh://far.example/system', dataPlane: { trunkBridge: trunk0, bridge: br-vms } }",
+        "  - { name: near, uri: 'qemu+ssh://near.example/system', dataPlane: { trunkBridge: trunk1 } }",
+        "datapaths:",
+        "  '0x1': { name: rfvmA, vmId: '02:a0:a0:a0:a0:a0', dataPorts: 2, host: far }",
+        "",
+      ].join("\n"),
+    );
+    expect(targetsFromConfig(config).bridges).toEqual([
+      {
+        name: "dp0",
+        needed: true,
+        purpose: "RouteFlow's virtual switch for host far; RouteFlow's virtual switch for host near",
+      },
+      { name: "trunk0", needed: true, purpose: "trunk of host far" },
+      { name: "trunk1", needed: true, purpose: "trunk of host near" },
+    ]);
+  });
+  it("a missing trunk bridge blocks, says whose trunk it is and points to the tunnel set-up", async () => {
+    const seams = fakeSeams(new FakeFs(), (_c, args) =>
+      args.includes("br-exists")
+        ? { exitCode: args.includes("trunk0") ? 2 : 0 }
+        : { stdout: 'ovs_version: "3.1.0"\n' },
+    );
+    const d = new Deadline(seams.clock.mono, 25_000);
+    const checks = await checkOvs(
+      seams,
+      [
+        { name: "dp0", needed: true, purpose: "RouteFlow's virtual switch for host far" },
+        { name: "trunk0", needed: true, purpose: "trunk of host far" },
+      ],
+      d,
+    );
+    expect(checks.map((c) => [c.id, c.target, c.status, c.blocking])).toEqual([
+      ["ovs.reachable", "ovs-vswitchd", "ok", false],
+      ["ovs.bridge", "dp0", "ok", false],
+      ["ovs.bridge", "trunk0", "fail", true],
+    ]);
+    expect(checks[1]!.detail).toBe("bridge dp0 exists (RouteFlow's virtual switch for host far)");
+    expect(checks[2]!.detail).toBe("bridge trunk0 does not exist (trunk of host far)");
+    expect(checks[2]!.fix).toMatch(/ovs-vsctl add-br trunk0 .*then its tunnel port: docs\/multi-host\.md$/);
+  });
   it("without a config: qemu:///system, the local MongoDB and dp0, none required", () => {
     expect(defaultTargets()).toMatchObject({
       hosts: [{ uri: "qemu:///system", needsKvm: false, paths: [] }],

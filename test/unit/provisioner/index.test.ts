@@ -10,6 +10,7 @@ import { publicFace } from "../controller/public-face.js";
 const VALUES = [
   "CSV_HEADER",
   "DPID_FORMS",
+  "DataPlane",
   "Daemon",
   "DomainManager",
   "HostRegistry",
@@ -21,6 +22,7 @@ const VALUES = [
   "configHash",
   "controllerFromConfig",
   "createSpawnRunner",
+  "dataPlaneFingerprint",
   "defaultTargets",
   "diskPlanFrom",
   "doctorExitCode",
@@ -35,6 +37,7 @@ const VALUES = [
   "listConfiguredVms",
   "loadConfig",
   "mergeCsvIntoConfig",
+  "ovsVsctl",
   "parseConfig",
   "parseDpidArg",
   "parseDpidText",

@@ -150,6 +150,7 @@ function interfacesArb(lxc: boolean): fc.Arbitrary<Interface[]> {
                 bridge: devName,
                 mac: fc.constant(mac),
                 virtualport: fc.constant({ type: "openvswitch" as const }),
+                vlan: fc.record({ tag: fc.integer({ min: 1, max: 4094 }) }),
                 target: devName,
                 ...(lxc ? {} : { model: fc.constantFrom("virtio", "e1000", "rtl8139") }),
               },
@@ -171,7 +172,13 @@ function interfacesArb(lxc: boolean): fc.Arbitrary<Interface[]> {
       .map((nics) => {
         // Host device names must be unique within a VM: drop repeated targets.
         const seen = new Set<string>();
-        return nics.map((n) => {
+        return nics.map((nic) => {
+          // A VLAN tag exists only on an Open vSwitch port.
+          let n = nic;
+          if (n.type === "bridge" && n.vlan !== undefined && n.virtualport === undefined) {
+            const { vlan: _v, ...rest } = n;
+            n = rest;
+          }
           if (n.target === undefined) return n;
           if (seen.has(n.target)) {
             const { target: _t, ...rest } = n;

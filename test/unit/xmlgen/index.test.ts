@@ -22,6 +22,8 @@ const VALUES = [
   "routeflowInterfaces",
   "stableUuid",
   "validateVmDescription",
+  "VLAN_TAG_MAX",
+  "VLAN_TAG_MIN",
 ];
 
 const TYPES = [
@@ -41,6 +43,7 @@ const TYPES = [
   "ManagementAttachment",
   "RouteflowNicOptions",
   "VirtualPort",
+  "Vlan",
   "VmDescription",
 ];
 

@@ -58,6 +58,26 @@ describe("buildInterfaceXml", () => {
     );
   });
 
+  it("puts a VLAN tag between <source> and <virtualport>, where libvirt's dumpxml has it", () => {
+    const nic = { ...SAMPLES.qemu.interfaces[3]!, bridge: "br-vms", vlan: { tag: 17 } };
+    const vm: VmDescription = { ...SAMPLES.qemu, interfaces: [...SAMPLES.qemu.interfaces.slice(0, 3), nic] };
+    expect(buildInterfaceXml(vm, 3)).toBe(
+      [
+        '<interface type="bridge">',
+        '  <mac address="02:b3:b3:b3:b3:b3"/>',
+        '  <source bridge="br-vms"/>',
+        "  <vlan>",
+        '    <tag id="17"/>',
+        "  </vlan>",
+        '  <virtualport type="openvswitch"/>',
+        '  <target dev="rfvmB.3"/>',
+        '  <model type="virtio"/>',
+        "</interface>",
+        "",
+      ].join("\n"),
+    );
+  });
+
   for (const h of HYPERVISOR_NAMES) {
     it(`${h}: every NIC's document is exactly its element in the full domain XML`, () => {
       const vm = SAMPLES[h];

@@ -310,6 +310,35 @@ describe("validateVmDescription rejects", () => {
       "802.1Qbh",
     ],
     [
+      "a VLAN tag of 0",
+      with_(base, (v) => (v.interfaces[1].vlan = { tag: 0 })),
+      "vm.interfaces[1].vlan.tag",
+      0,
+      /1\.\.4094/,
+    ],
+    [
+      "a VLAN tag of 4095",
+      with_(base, (v) => (v.interfaces[1].vlan = { tag: 4095 })),
+      "vm.interfaces[1].vlan.tag",
+      4095,
+    ],
+    [
+      "a VLAN tag that is not an integer",
+      with_(base, (v) => (v.interfaces[1].vlan = { tag: "7" })),
+      "vm.interfaces[1].vlan.tag",
+      "7",
+    ],
+    [
+      "a VLAN tag on a bridge without the Open vSwitch virtualport",
+      with_(base, (v) => {
+        delete v.interfaces[1].virtualport;
+        v.interfaces[1].vlan = { tag: 7 };
+      }),
+      "vm.interfaces[1].vlan",
+      { tag: 7 },
+      /openvswitch/,
+    ],
+    [
       "an unknown interface type",
       with_(base, (v) => (v.interfaces[1].type = "direct")),
       "vm.interfaces[1].type",

@@ -104,6 +104,30 @@ const CASES: [string, string, string, RegExp][] = [
     "hosts[1].uri",
     /same libvirt URI/,
   ],
+  [
+    "dataPlane without trunkBridge",
+    `hosts: [{ name: a, uri: "qemu+ssh://a/system", dataPlane: {} }]`,
+    "hosts[0].dataPlane.trunkBridge",
+    /required/,
+  ],
+  [
+    "dataPlane trunk bridge longer than a device name",
+    `hosts: [{ name: a, uri: "qemu+ssh://a/system", dataPlane: { trunkBridge: trunk-to-rack-two } }]`,
+    "hosts[0].dataPlane.trunkBridge",
+    /IFNAMSIZ/,
+  ],
+  [
+    "dataPlane host bridge with a space",
+    `hosts: [{ name: a, uri: "qemu+ssh://a/system", dataPlane: { trunkBridge: t0, bridge: "br vms" } }]`,
+    "hosts[0].dataPlane.bridge",
+    /device name/,
+  ],
+  [
+    "dataPlane unknown key",
+    `hosts: [{ name: a, uri: "qemu+ssh://a/system", dataPlane: { trunkBridge: t0, vni: 100 } }]`,
+    "hosts[0].dataPlane.vni",
+    /unknown key/,
+  ],
   ["maxVms 0", `hosts: [{ name: a, uri: "qemu:///system", maxVms: 0 }]`, "hosts[0].maxVms", /at least 1/],
   ["maxVms fraction", `hosts: [{ name: a, uri: "qemu:///system", maxVms: 2.5 }]`, "hosts[0].maxVms", /./],
   [

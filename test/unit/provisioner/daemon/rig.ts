@@ -7,6 +7,7 @@ import { silentLogger } from "../../../../src/common/log.js";
 import { Daemon, type DaemonEvents } from "../../../../src/provisioner/daemon.js";
 import { parseConfig } from "../../../../src/provisioner/index.js";
 import type { DomainConsoleWatch } from "../../../../src/provisioner/vm-readiness.js";
+import type { OvsSeam } from "../../../../src/provisioner/ovs.js";
 import { FakeClock, FakeLibvirt, FakeSwitches, MemoryConsole, RecordingStore, settle } from "./fakes.js";
 
 /** URI of scripted host hN. */
@@ -39,11 +40,13 @@ export function configYaml(
     openflow?: string;
     uris?: readonly string[];
     defaults?: string;
+    hostExtra?: Record<number, string>;
   } = {},
 ): string {
   const hosts = Array.from(
     { length: o.uris?.length ?? o.hosts ?? 1 },
-    (_, i) => `  - { name: h${i + 1}, uri: "${o.uris?.[i] ?? uri(i + 1)}", maxVms: 4 }`,
+    (_, i) =>
+      `  - { name: h${i + 1}, uri: "${o.uris?.[i] ?? uri(i + 1)}", maxVms: 4${o.hostExtra?.[i + 1] ? `, ${o.hostExtra[i + 1]}` : ""} }`,
   );
   const vms = Array.from(
     { length: o.vms ?? 2 },
@@ -74,6 +77,10 @@ export async function rig(
     defaults?: string;
     /** domainConsole: the console stream watch readiness uses (default: none may be started). */
     domainConsole?: DomainConsoleWatch;
+    /** hostExtra: more keys of host hN's entry (`dataPlane: {...}`). */
+    hostExtra?: Record<number, string>;
+    /** ovs: the Open vSwitch of the data plane (default: none expected; the real one is never called). */
+    ovs?: OvsSeam;
     retryInitialMs?: number;
     retryMaxMs?: number;
     before?: (r: Rig) => void;
@@ -98,6 +105,7 @@ export async function rig(
     controller: switches,
     store,
     runner: libvirt.run,
+    ...(o.ovs ? { ovs: o.ovs } : {}),
     clock,
     console,
     ...(o.domainConsole ? { domainConsole: o.domainConsole } : {}),

@@ -16,6 +16,7 @@ const VALUES = [
   "diskPlanFrom",
   "isActive",
   "lastErrorLine",
+  "processes",
   "recordStateOf",
   "sweepPartFiles",
   "watchDomainConsole",
@@ -35,6 +36,8 @@ const TYPES = [
   "HotplugResult",
   "LeaveAction",
   "LeaveOutcome",
+  "ProcessSeam",
+  "RunOutcome",
   "VirshRunner",
   "WatchConsoleOptions",
 ];
