@@ -61,6 +61,7 @@ export {
   type VirshRunner,
 } from "./libvirt/index.js";
 export { place, type KnownPlacement } from "./placement.js";
+export { inspectHostStorage, planOnHost } from "./host-plan.js";
 export {
   defaultTargets,
   doctorExitCode,

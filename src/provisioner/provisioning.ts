@@ -6,10 +6,11 @@
 import { RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
 import { buildDomainXml } from "../xmlgen/index.js";
 import type { UpEvent } from "../controller/index.js";
-import { configHash, hostsFor, resolveDatapath, type HostConfig, type ResolvedVm } from "./config/index.js";
+import { configHash, hostsFor, resolveDatapath, type ResolvedVm } from "./config/index.js";
 import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
-import type { DiskPlan as LifecycleDisk, LeaveAction, LeaveOutcome } from "./libvirt/index.js";
+import { planOnHost } from "./host-plan.js";
+import type { LeaveAction, LeaveOutcome } from "./libvirt/index.js";
 import { rfconfigRows } from "./mapping.js";
 import { PlacementError, place, type HostCapacity } from "./placement.js";
 import { ActionQueue } from "./queue.js";
@@ -45,12 +46,6 @@ const STATE_OF_LEAVE: Record<LeaveOutcome, VmState | undefined> = {
 
 /** MAX_CONCURRENT_ACTIONS caps provisioning actions in flight (a burst of joins waits in the queue beyond it). */
 const MAX_CONCURRENT_ACTIONS = 128;
-
-function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefined {
-  const d = vm.plan(host).disk;
-  if (!d || d.kind === "none") return undefined;
-  return { kind: d.kind, base: d.base, format: d.baseFormat, path: d.path };
-}
 
 /** errorKind is the short tag recorded in `lastError.kind` and the failure metric. */
 export function errorKind(err: unknown): string {
@@ -285,7 +280,8 @@ export class Provisioning {
       }
       // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers.
       await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
-      const plan = vm.plan(hostCfg);
+      // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
+      const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
       const xml = buildDomainXml(plan.description);
       const uuid = plan.description.uuid ?? "";
       const fingerprint = configHash(vm);
@@ -301,7 +297,6 @@ export class Provisioning {
       const consoleLog = vm.hypervisor === "lxc" ? undefined : plan.consoleLog;
       const stream = vm.hypervisor === "lxc" ? { uri: hostCfg.uri, domain: vm.name } : undefined;
       const readinessFrom = await this.readiness.offset(consoleLog);
-      const disk = lifecycleDisk(vm, hostCfg);
       const res = await this.startGate(host).run(() =>
         manager.ensureRunning({
           name: vm.name,

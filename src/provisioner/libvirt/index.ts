@@ -1,6 +1,6 @@
 /**
- * The libvirt wing's public face: the virsh seam, domain lifecycle on one host, the host registry, domain
- * events, NIC hot-plug data and the console watcher. The rest of the provisioner imports only these names.
+ * The libvirt wing's public face: the virsh seam, domain lifecycle and storage on one host, the host
+ * registry, domain events, NIC hot-plug data and the console watcher. The rest of the provisioner imports only these names.
  */
 export { createSpawnRunner, lastErrorLine, VirshShellRunner, type VirshRunner } from "./virsh.js";
 export {
@@ -10,7 +10,14 @@ export {
   type LeaveAction,
   type LeaveOutcome,
 } from "./lifecycle.js";
-export { diskPlanFrom, sweepPartFiles, type DiskPlan } from "./disks.js";
+export {
+  diskPlanFrom,
+  HostStorage,
+  type Artifact,
+  type DiskPlan,
+  type StorageInspection,
+  type StorageSpec,
+} from "./storage.js";
 export type { DomainState } from "./parse.js";
 export { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
 export { LibvirtEvents, recordStateOf, type DomainEvent } from "./libvirt-events.js";

@@ -9,6 +9,7 @@ import { publicFace } from "../../controller/public-face.js";
 const VALUES = [
   "DomainManager",
   "HostRegistry",
+  "HostStorage",
   "LibvirtEvents",
   "NicHotplug",
   "VirshShellRunner",
@@ -17,11 +18,11 @@ const VALUES = [
   "isActive",
   "lastErrorLine",
   "recordStateOf",
-  "sweepPartFiles",
   "watchDomainConsole",
 ];
 
 const TYPES = [
+  "Artifact",
   "ConsoleMatch",
   "ConsoleSpawn",
   "ConsoleTimers",
@@ -35,6 +36,8 @@ const TYPES = [
   "HotplugResult",
   "LeaveAction",
   "LeaveOutcome",
+  "StorageInspection",
+  "StorageSpec",
   "VirshRunner",
   "WatchConsoleOptions",
 ];
