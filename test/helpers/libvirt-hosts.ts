@@ -27,6 +27,8 @@ export interface LibvirtTestHost {
   /** qemuUri reaches the host's qemu driver (`qemu+unix:///system?socket=...`). */
   qemuUri: string;
   pid: number;
+  /** privateDirs are the host's own tmpfs directories (see StartHostsOptions); `/proc/PID/root` reads them. */
+  privateDirs: string[];
   /** @internal */
   daemon: ChildProcess;
   /** @internal */
@@ -46,6 +48,12 @@ export interface StartHostsOptions {
    * bind-mount something over a device; `dir` is the host's directory (removed when the host stops).
    */
   setup?: (dir: string) => string[];
+  /**
+   * privateDirs are directories given a tmpfs of their own inside the host's mount namespace: what the host
+   * writes there (a storage pool's volumes, console logs) is invisible to the test process, as on a remote
+   * machine. The empty mount points themselves are made (and removed at stop) in the shared filesystem.
+   */
+  privateDirs?: readonly string[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -92,6 +100,10 @@ export async function startLibvirtHost(name: string, opts: StartHostsOptions = {
     "mkdir -p /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/lib/libvirt/images /var/run/libvirt/qemu",
     "chown libvirt-qemu:kvm /var/lib/libvirt/qemu 2>/dev/null || true",
     `mount --bind ${qemuConf} /etc/libvirt/qemu.conf`,
+    ...(opts.privateDirs ?? []).flatMap((d) => [
+      `mkdir -p '${d}'`,
+      `mount -t tmpfs -o mode=0755 tmpfs '${d}'`,
+    ]),
     ...(opts.setup?.(dir) ?? []),
     `exec libvirtd -f ${conf} -p ${dir}/libvirtd.pid`,
   ].join("\n");
@@ -116,7 +128,16 @@ export async function startLibvirtHost(name: string, opts: StartHostsOptions = {
     daemon.kill("SIGKILL");
     throw new Error(`libvirtd for ${name} did not open ${socket}: ${stderr.trim()}`);
   }
-  const host: LibvirtTestHost = { name, dir, socket, testUri, qemuUri, pid: daemon.pid ?? -1, daemon };
+  const host: LibvirtTestHost = {
+    name,
+    dir,
+    socket,
+    testUri,
+    qemuUri,
+    pid: daemon.pid ?? -1,
+    daemon,
+    privateDirs: [...(opts.privateDirs ?? [])],
+  };
   if (opts.keepAlive !== false) {
     host.keeper = spawn("virsh", ["-c", testUri, "event", "--loop", "--all"], { stdio: "ignore", env: ENV });
   }
@@ -197,9 +218,21 @@ export async function stopLibvirtHost(host: LibvirtTestHost): Promise<void> {
     }
   }
   rmSync(host.dir, { recursive: true, force: true });
+  for (const d of host.privateDirs) rmSync(d, { recursive: true, force: true });
 }
 
 /** stopLibvirtHosts stops several hosts in parallel. */
 export async function stopLibvirtHosts(hosts: readonly LibvirtTestHost[]): Promise<void> {
   await Promise.all(hosts.map((h) => stopLibvirtHost(h)));
+}
+
+/**
+ * removePools stops and undefines storage pools (and their `-console` companions) that a test's rfboot made
+ * on `uri`; the directories are the test's to remove. Missing pools are fine.
+ */
+export function removePools(uri: string, pools: readonly string[]): void {
+  for (const p of pools.flatMap((x) => [x, `${x}-console`])) {
+    virshOk(uri, ["pool-destroy", p]);
+    virshOk(uri, ["pool-undefine", p]);
+  }
 }

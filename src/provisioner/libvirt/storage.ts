@@ -19,6 +19,7 @@ import { StorageError, VirshError } from "../../common/errors.js";
 import { redactUri, silentLogger, type Logger } from "../../common/log.js";
 import { processAlive } from "../../common/proc.js";
 import {
+  isAlreadyExists,
   isPoolInactive,
   isPoolMissing,
   isUnsupported,
@@ -255,13 +256,15 @@ export class HostStorage {
       try {
         await this.virsh(["pool-define-as", name, "dir", "--target", target]);
       } catch (d) {
+        // Defined meanwhile (another host entry on the same libvirtd): check it as found.
+        if (isAlreadyExists(d) && depth === 0) return this.ensurePool(name, target, depth + 1);
         const other = conflictingPool(d);
         if (other === undefined || depth > 0) throw d;
         this.log.info({ host: this.host.name, pool: other, target }, "directory already served by a pool");
         return this.ensurePool(other, target, depth + 1);
       }
       await this.virsh(["pool-build", name]);
-      await this.virsh(["pool-start", name]);
+      await this.startPool(name);
       await this.virsh(["pool-autostart", name]);
       this.log.info({ host: this.host.name, pool: name, target }, "storage pool defined and started");
       return;
@@ -280,8 +283,17 @@ export class HostStorage {
     if (/^State:\s+inactive/m.test(info)) {
       // The directory may be gone with the pool stopped: build makes it again (and leaves an existing one).
       await this.virsh(["pool-build", name]);
-      await this.virsh(["pool-start", name]);
+      await this.startPool(name);
       this.log.info({ host: this.host.name, pool: name }, "storage pool was inactive: started");
+    }
+  }
+
+  /** startPool starts a pool; one started meanwhile (another host entry on the same libvirtd) is fine. */
+  private async startPool(name: string): Promise<void> {
+    try {
+      await this.virsh(["pool-start", name]);
+    } catch (e) {
+      if (!(e instanceof VirshError && /pool '[^']*' is (already )?active/i.test(e.stderr))) throw e;
     }
   }
 
