@@ -53,19 +53,35 @@ export async function planOnHost(
   return { plan, ...(plan.disk && plan.disk.kind !== "none" ? { disk: diskPlanFrom(plan.disk) } : {}) };
 }
 
+/** HostStorageReport is a host's storage inspection with its blocking problems per VM name. */
+export interface HostStorageReport extends StorageInspection {
+  readonly problemsByVm: Readonly<Record<string, readonly string[]>>;
+}
+
 /**
  * inspectHostStorage looks at one host's storage for every configured VM that may be placed there, without
  * changing anything: what `plan` and `doctor` report before any switch joins.
  */
-export function inspectHostStorage(
+export async function inspectHostStorage(
   config: RfbootConfig,
   host: HostConfig,
   storage: HostStorage,
-): Promise<StorageInspection> {
+): Promise<HostStorageReport> {
   const seen = new Map<string, Artifact>();
+  const users = new Map<string, string[]>();
   for (const vm of listConfiguredVms(config)) {
     if (!hostsFor(config, vm).some((h) => h.name === host.name)) continue;
-    for (const a of vmArtifacts(vm)) if (!seen.has(a.path)) seen.set(a.path, a);
+    for (const a of vmArtifacts(vm)) {
+      if (!seen.has(a.path)) seen.set(a.path, a);
+      users.set(a.path, [...(users.get(a.path) ?? []), vm.name]);
+    }
   }
-  return storage.inspect([...seen.values()]);
+  const r = await storage.inspect([...seen.values()]);
+  const problemsByVm: Record<string, string[]> = {};
+  for (const a of r.artifacts) {
+    if (a.status !== "missing") continue;
+    const text = `${a.role} ${a.path} is not in pool ${r.pool} on host ${r.host}`;
+    for (const vm of users.get(a.path) ?? []) (problemsByVm[vm] ??= []).push(text);
+  }
+  return { ...r, problemsByVm };
 }
