@@ -2,7 +2,13 @@
  * The libvirt wing's public face: the virsh seam, domain lifecycle and storage on one host, the host
  * registry, domain events, NIC hot-plug data and the console watcher. The rest of the provisioner imports only these names.
  */
-export { createSpawnRunner, lastErrorLine, VirshShellRunner, type VirshRunner } from "./virsh.js";
+export {
+  createSpawnRunner,
+  lastErrorLine,
+  makeVirshError,
+  VirshShellRunner,
+  type VirshRunner,
+} from "./virsh.js";
 export {
   DomainManager,
   isActive,

@@ -636,6 +636,14 @@ export class HostStorage {
     }
     const problems: string[] = [];
     const findings: ArtifactFinding[] = [];
+    if (poolState !== "missing") {
+      const have = poolTarget((await this.virsh(["pool-dumpxml", pool])).stdout);
+      if (have !== undefined && norm(have) !== norm(this.spec.storageDir)) {
+        problems.push(
+          `storage pool ${pool} on ${this.where()} has target ${have}, not storageDir ${this.spec.storageDir}`,
+        );
+      }
+    }
     if (poolState === "running") await this.virsh(["pool-refresh", pool]);
     for (const a of artifacts) {
       if (this.spec.images === "path") {

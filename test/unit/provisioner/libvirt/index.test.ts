@@ -17,6 +17,7 @@ const VALUES = [
   "diskPlanFrom",
   "isActive",
   "lastErrorLine",
+  "makeVirshError",
   "recordStateOf",
   "watchDomainConsole",
 ];
