@@ -65,7 +65,7 @@ export type VirshErrorKind =
   | "unsupported"
   | "other";
 
-/** VirshError: a virsh (or qemu-img) call that failed, with its arguments and raw stderr kept. */
+/** VirshError: a virsh call that failed, with its arguments and raw stderr kept. */
 export class VirshError extends RfbootError {
   override name = "VirshError";
   constructor(
