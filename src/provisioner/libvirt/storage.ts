@@ -200,6 +200,8 @@ export class HostStorage {
   private readonly alive: (pid: number) => boolean;
   private readonly xmlFiles = new XmlFiles("rfboot-vol-");
   private ensured: Promise<void> | undefined;
+  /** pool is the pool that serves `storageDir`: the configured one, or one that already had that target. */
+  private pool: string;
   private readonly uploads = new Map<string, Promise<string>>();
 
   constructor(o: HostStorageOptions) {
@@ -211,6 +213,7 @@ export class HostStorage {
     this.transferMs = o.transferTimeoutMs ?? 30 * 60_000;
     this.machine = safeHost(o.machine ?? hostname());
     this.alive = o.alive ?? processAlive;
+    this.pool = o.spec.pool;
   }
 
   /** consolePool names the pool whose target is the console log directory (the disk pool if they coincide). */
@@ -231,7 +234,7 @@ export class HostStorage {
   /** ready ensures the disk pool and the console log directory's pool; cached until a storage call fails. */
   ready(): Promise<void> {
     this.ensured ??= (async () => {
-      await this.ensurePool(this.spec.pool, this.spec.storageDir);
+      this.pool = await this.ensurePool(this.spec.pool, this.spec.storageDir);
       if (this.consolePool !== this.spec.pool)
         await this.ensurePool(this.consolePool, this.spec.consoleLogDir);
     })().catch((e: unknown) => {
@@ -247,7 +250,7 @@ export class HostStorage {
    * with another target is an error (volumes would land elsewhere than the domain XML says); a target that
    * another pool already has is served by that pool.
    */
-  private async ensurePool(name: string, target: string, depth = 0): Promise<void> {
+  private async ensurePool(name: string, target: string, depth = 0): Promise<string> {
     let info: string;
     try {
       info = (await this.virsh(["pool-info", name])).stdout;
@@ -267,7 +270,7 @@ export class HostStorage {
       await this.startPool(name);
       await this.virsh(["pool-autostart", name]);
       this.log.info({ host: this.host.name, pool: name, target }, "storage pool defined and started");
-      return;
+      return name;
     }
     const have = poolTarget((await this.virsh(["pool-dumpxml", name])).stdout);
     if (have !== undefined && norm(have) !== norm(target)) {
@@ -286,6 +289,7 @@ export class HostStorage {
       await this.startPool(name);
       this.log.info({ host: this.host.name, pool: name }, "storage pool was inactive: started");
     }
+    return name;
   }
 
   /** startPool starts a pool; one started meanwhile (another host entry on the same libvirtd) is fine. */
@@ -322,7 +326,7 @@ export class HostStorage {
 
   /** findVolume is volumePath after a pool refresh when the first look misses (files copied into the directory). */
   private async findVolume(volume: string): Promise<string | undefined> {
-    const pool = this.spec.pool;
+    const pool = this.pool;
     const first = await this.volumePath(pool, volume);
     if (first !== undefined) return first;
     await this.virsh(["pool-refresh", pool]);
@@ -331,7 +335,7 @@ export class HostStorage {
 
   private async deleteVolume(volume: string): Promise<boolean> {
     try {
-      await this.virsh(["vol-delete", "--pool", this.spec.pool, volume]);
+      await this.virsh(["vol-delete", "--pool", this.pool, volume]);
       return true;
     } catch (e) {
       if (isVolumeMissing(e)) return false;
@@ -342,7 +346,7 @@ export class HostStorage {
   /** withMarker brackets the building of volume `target` by its marker (see the module comment). */
   private async withMarker<T>(target: string, build: () => Promise<T>): Promise<T> {
     const marker = markerName(target, this.machine);
-    await this.virsh(["vol-create-as", this.spec.pool, marker, "0", "--format", "raw"]);
+    await this.virsh(["vol-create-as", this.pool, marker, "0", "--format", "raw"]);
     try {
       return await build();
     } finally {
@@ -370,7 +374,7 @@ export class HostStorage {
   }
 
   private missing(a: Artifact, volume: string): StorageError {
-    const pool = this.spec.pool;
+    const pool = this.pool;
     const uri = redactUri(this.host.uri);
     return new StorageError(
       `${a.role} ${a.path}: ${this.where()} has no volume ${volume} in pool ${pool}; upload it ` +
@@ -398,7 +402,7 @@ export class HostStorage {
    * upload must not be taken for the image later.
    */
   private async upload(a: Artifact, volume: string): Promise<string> {
-    const pool = this.spec.pool;
+    const pool = this.pool;
     const fail = (why: string, cause?: unknown) =>
       new StorageError(
         `${a.role} ${a.path}: upload to volume ${volume} of pool ${pool} on ${this.where()} failed: ${why}`,
@@ -460,7 +464,7 @@ export class HostStorage {
     const dir = await mkdtemp(join(tmpdir(), "rfboot-verify-"));
     try {
       const file = join(dir, "volume");
-      await this.virsh(["vol-download", "--pool", this.spec.pool, volume, file], true);
+      await this.virsh(["vol-download", "--pool", this.pool, volume, file], true);
       return await sha256File(file);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -477,18 +481,18 @@ export class HostStorage {
    */
   async prepareDisk(disk: DiskPlan | undefined): Promise<boolean> {
     if (!disk || disk.kind === "none") return false;
-    const pool = this.spec.pool;
     const volume = posix.basename(disk.path);
     if (norm(posix.dirname(disk.path)) !== norm(this.spec.storageDir)) {
       throw new StorageError(
-        `disk ${disk.path} is not in pool ${pool} (target ${this.spec.storageDir}) on ${this.where()}`,
+        `disk ${disk.path} is not in pool ${this.pool} (target ${this.spec.storageDir}) on ${this.where()}`,
         "mismatch",
         this.host.name,
-        pool,
+        this.pool,
         volume,
       );
     }
     return this.withPool(async () => {
+      const pool = this.pool;
       if ((await this.volumePath(pool, volume)) !== undefined) return false;
       const inPool = norm(posix.dirname(disk.base)) === norm(this.spec.storageDir);
       const baseVol = posix.basename(disk.base);
@@ -575,7 +579,7 @@ export class HostStorage {
         `<volume><name>${escapeXml(volume)}</name><capacity>${capacity}</capacity>` +
         `<target><format type='${escapeXml(format)}'/></target></volume>`;
       await this.xmlFiles.withFile(volume, xml, (f) =>
-        this.virsh(["vol-create-from", this.spec.pool, f, "--inputpool", src, name], true),
+        this.virsh(["vol-create-from", this.pool, f, "--inputpool", src, name], true),
       );
     } finally {
       if (transient) await this.virsh(["pool-destroy", src]).catch(() => undefined);
@@ -595,7 +599,7 @@ export class HostStorage {
    */
   async sweep(): Promise<string[]> {
     return this.withPool(async () => {
-      const names = parseVolList((await this.virsh(["vol-list", this.spec.pool])).stdout);
+      const names = parseVolList((await this.virsh(["vol-list", this.pool])).stdout);
       const markers = names.flatMap((n) => {
         const m = parseMarker(n);
         return m ? [{ name: n, ...m }] : [];
@@ -618,7 +622,7 @@ export class HostStorage {
    * per artifact whether the host has it. For `plan` and `doctor`, before any switch joins.
    */
   async inspect(artifacts: readonly Artifact[]): Promise<StorageInspection> {
-    const pool = this.spec.pool;
+    const pool = this.pool;
     let poolState: StorageInspection["poolState"];
     let poolDetail: string;
     try {

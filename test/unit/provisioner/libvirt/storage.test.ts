@@ -241,6 +241,21 @@ describe("HostStorage pools", () => {
       ["pool-start", "logs"],
     ]);
   });
+  it("a storageDir another pool already serves: the volumes go to that pool", async () => {
+    const f = fakeLibvirt();
+    f.pools.set("default", { target: "/srv/disks", active: true, vols: new Map() });
+    const s = storage(f);
+    expect(
+      await s.prepareDisk({
+        kind: "overlay",
+        base: "/img/b.qcow2",
+        format: "qcow2",
+        path: "/srv/disks/vm.qcow2",
+      }),
+    ).toBe(true);
+    expect([...f.pools.get("default")!.vols.keys()]).toEqual(["vm.qcow2"]);
+    expect(f.pools.has("rfboot")).toBe(false);
+  });
   it("a pool that went inactive (libvirtd restarted) is started again and the call retried", async () => {
     const f = fakeLibvirt();
     const s = storage(f);
