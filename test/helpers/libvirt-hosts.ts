@@ -1,7 +1,8 @@
 /**
  * Extra libvirt "hosts" for tests: each is its own libvirtd in a private mount namespace (`unshare -m`) with
- * tmpfs over /var/run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /etc/libvirt/qemu and /etc/libvirt/lxc,
- * so its drivers share no state with the machine's libvirtd or with each other. Its unix socket lives in a
+ * tmpfs over /var/run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /etc/libvirt/qemu, /etc/libvirt/lxc and
+ * /etc/libvirt/storage (persistent pool definitions), so its drivers share no state with the machine's
+ * libvirtd or with each other. Its unix socket lives in a
  * directory visible to the host (/run/rfbt-hosts/NAME), reached as
  *   test+unix:///default?socket=/run/rfbt-hosts/NAME/libvirt-sock   (test driver: fast, for volume)
  *   qemu+unix:///system?socket=/run/rfbt-hosts/NAME/libvirt-sock    (real qemu domains; logs to files)
@@ -94,7 +95,7 @@ export async function startLibvirtHost(name: string, opts: StartHostsOptions = {
   writeFileSync(qemuConf, 'stdio_handler = "file"\n');
   const script = [
     "set -e",
-    "for d in /var/run/libvirt /var/lib/libvirt /var/cache/libvirt /etc/libvirt/qemu /etc/libvirt/lxc; do",
+    "for d in /var/run/libvirt /var/lib/libvirt /var/cache/libvirt /etc/libvirt/qemu /etc/libvirt/lxc /etc/libvirt/storage; do",
     '  mkdir -p "$d"; mount -t tmpfs -o mode=0755 tmpfs "$d"',
     "done",
     "mkdir -p /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/lib/libvirt/images /var/run/libvirt/qemu",
