@@ -662,7 +662,11 @@ export class HostStorage {
         findings.push({ ...a, volume, status: "will-upload" });
       } else {
         findings.push({ ...a, volume, status: "missing" });
-        problems.push(this.missing(a, volume).message);
+        problems.push(
+          this.spec.upload
+            ? `${a.role} ${a.path}: ${this.where()} has no volume ${volume} in pool ${pool}, and the local file to upload is missing`
+            : this.missing(a, volume).message,
+        );
       }
     }
     return { host: this.host.name, pool, poolState, poolDetail, artifacts: findings, problems };
