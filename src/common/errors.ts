@@ -53,9 +53,19 @@ export type VirshErrorKind =
   | "hotplug-unsupported"
   /** The domain has no device matching the one given (detach of a NIC that is not there). */
   | "device-missing"
+  /** The named storage pool is not defined on that host. */
+  | "pool-missing"
+  /** The storage pool is defined but not started (e.g. after a libvirtd restart without autostart). */
+  | "pool-inactive"
+  /** The pool has no volume of that name (or path). */
+  | "volume-missing"
+  /** A volume of that name, or a file at its path, is already there. */
+  | "volume-exists"
+  /** The connection's driver lacks the API the call needs (the test driver's vol-upload, for one). */
+  | "unsupported"
   | "other";
 
-/** VirshError: a virsh (or qemu-img) call that failed, with its arguments and raw stderr kept. */
+/** VirshError: a virsh call that failed, with its arguments and raw stderr kept. */
 export class VirshError extends RfbootError {
   override name = "VirshError";
   constructor(
@@ -128,6 +138,33 @@ export class StoreError extends RfbootError {
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.outage = options?.outage ?? false;
+  }
+}
+
+/** StorageErrorKind says what was wrong with a host's storage. */
+export type StorageErrorKind =
+  /** A base image, kernel or initrd is not in the host's pool (and rfboot may not upload it). */
+  | "missing"
+  /** An upload could not be made or did not arrive intact (the volume was deleted again). */
+  | "upload"
+  /** The pool exists with another target than the config's directory, or a disk lies outside the pool. */
+  | "mismatch";
+
+/**
+ * StorageError: a host's storage pool or a volume in it is not what rfboot needs; `host`, `pool` and
+ * `volume` name what was looked at, and the message says how to fix it.
+ */
+export class StorageError extends RfbootError {
+  override name = "StorageError";
+  constructor(
+    message: string,
+    readonly kind: StorageErrorKind,
+    readonly host: string,
+    readonly pool: string,
+    readonly volume?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
   }
 }
 

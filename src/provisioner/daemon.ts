@@ -37,7 +37,6 @@ import {
   LibvirtEvents,
   NicHotplug,
   recordStateOf,
-  sweepPartFiles,
   type DomainEvent,
   type VirshRunner,
 } from "./libvirt/index.js";
@@ -125,6 +124,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly leaseTtlMs: number;
   private readonly opts: DaemonOptions;
   private stopped = false;
+  private prepared: Promise<void> = Promise.resolve();
 
   constructor(opts: DaemonOptions) {
     super();
@@ -148,7 +148,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** start probes the hosts, reconciles MongoDB with them, then accepts switches. */
   async start(): Promise<{ host: string; port: number } | undefined> {
     await mkdir(this.config.stateDir, { recursive: true, mode: 0o750 });
-    for (const h of this.config.hosts) await this.prepareHost(h);
+    // In the background: a host that does not answer must not hold up the start; the first ensure placed on
+    // a host waits for the same pool check (it is shared), and the sweep never touches a live builder's volume.
+    this.prepared = Promise.all(this.config.hosts.map((h) => this.prepareHost(h))).then(() => undefined);
     this.store =
       this.opts.store ??
       (await MongoStore.open({
@@ -223,14 +225,25 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return { ctx: this.ctx, provisioning: this.provisioning, health: this.health };
   }
 
-  /** prepareHost creates a host's directories and removes the half-built disks of a crashed run. */
+  /**
+   * prepareHost ensures a host's storage pools (disks, console logs) through libvirt and deletes the volumes
+   * half-built by a crashed run. A host that cannot be reached now is not fatal: its pools are ensured at
+   * the first ensure placed there.
+   */
   private async prepareHost(h: HostConfig): Promise<void> {
-    await mkdir(h.storageDir, { recursive: true, mode: 0o750 });
-    await mkdir(h.consoleLogDir, { recursive: true, mode: 0o750 });
-    // A disk half-built by an rfboot killed mid-`qemu-img create` is garbage: nothing refers to it.
-    const swept = await sweepPartFiles(h.storageDir);
-    if (swept.length > 0)
-      this.log.warn({ host: h.name, files: swept }, "removed half-built disks of a crashed run");
+    try {
+      const storage = this.hosts.storage(h.name);
+      await storage.ready();
+      // A volume half-built by an rfboot killed mid-build is garbage: no domain refers to it yet.
+      const swept = await storage.sweep();
+      if (swept.length > 0)
+        this.log.warn({ host: h.name, volumes: swept }, "removed half-built disks of a crashed run");
+    } catch (e) {
+      this.log.warn(
+        { host: h.name, err: errorMessage(e) },
+        "host storage not prepared now; retried at first use",
+      );
+    }
   }
 
   /** reconcile compares MongoDB's records with what every host really has and fixes the records. */
@@ -338,14 +351,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     for (const name of hosts.added) {
       const h = next.hosts.find((x) => x.name === name);
       if (!h) continue;
-      try {
-        await this.prepareHost(h);
-      } catch (e) {
-        this.log.error(
-          { host: name, err: errorMessage(e) },
-          "cannot prepare the directories of an added host",
-        );
-      }
+      void this.prepareHost(h);
       if (this.opts.watchLibvirtEvents !== false) this.watchLibvirt(h);
     }
     this.log.info({ added, changed, removed, hosts }, "configuration reloaded");
@@ -404,6 +410,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     );
     for (const dp of this.datapaths.all()) if (dp.leased) await this.provisioning?.leases.release(dp);
     await this.closeQuietly("port changes", () => this.keeper?.idle());
+    await this.prepared;
     await this.closeQuietly("host registry", () => this.hosts.dispose());
     await this.closeQuietly("NIC hot-plug", () => this.hotplug.dispose());
     if (this.store) await this.closeQuietly("store", () => this.store.close());

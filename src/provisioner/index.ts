@@ -64,6 +64,7 @@ export {
 export { place, type KnownPlacement } from "./placement.js";
 export { DataPlane, dataPlaneFingerprint } from "./dataplane.js";
 export { ovsVsctl } from "./ovs.js";
+export { inspectHostStorage, planOnHost } from "./host-plan.js";
 export {
   defaultTargets,
   doctorExitCode,

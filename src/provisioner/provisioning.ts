@@ -6,11 +6,12 @@
 import { OvsError, RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
 import { buildDomainXml } from "../xmlgen/index.js";
 import type { UpEvent } from "../controller/index.js";
-import { configHash, hostsFor, resolveDatapath, type HostConfig, type ResolvedVm } from "./config/index.js";
+import { configHash, hostsFor, resolveDatapath, type ResolvedVm } from "./config/index.js";
 import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import { dataPlaneFingerprint } from "./dataplane.js";
-import type { DiskPlan as LifecycleDisk, LeaveAction, LeaveOutcome } from "./libvirt/index.js";
+import { planOnHost } from "./host-plan.js";
+import type { LeaveAction, LeaveOutcome } from "./libvirt/index.js";
 import { rfconfigRows } from "./mapping.js";
 import { PlacementError, place, type HostCapacity, type PlacementDecision } from "./placement.js";
 import { ActionQueue } from "./queue.js";
@@ -47,12 +48,6 @@ const STATE_OF_LEAVE: Record<LeaveOutcome, VmState | undefined> = {
 
 /** MAX_CONCURRENT_ACTIONS caps provisioning actions in flight (a burst of joins waits in the queue beyond it). */
 const MAX_CONCURRENT_ACTIONS = 128;
-
-function lifecycleDisk(vm: ResolvedVm, host: HostConfig): LifecycleDisk | undefined {
-  const d = vm.plan(host).disk;
-  if (!d || d.kind === "none") return undefined;
-  return { kind: d.kind, base: d.base, format: d.baseFormat, path: d.path };
-}
 
 /** errorKind is the short tag recorded in `lastError.kind` and the failure metric. */
 export function errorKind(err: unknown): string {
@@ -315,7 +310,8 @@ export class Provisioning {
       // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers. A configured
       // VM's were written at start-up or reload (rows ahead); only what is not confirmed is written here.
       if (!this.rowsAhead.inPlace(vm)) await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
-      const plan = vm.plan(hostCfg);
+      // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
+      const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
       // On a data-plane host the data NICs' patch pairs exist before the domain starts, and their tags are in it.
       const placed = await ctx.dataPlane.forPlacement(ctx.config(), vm, hostCfg, plan.description);
       const xml = buildDomainXml(placed.description);
@@ -339,7 +335,6 @@ export class Provisioning {
       );
       const consoleLog = cons.log;
       const readinessFrom = await this.readiness.offset(consoleLog);
-      const disk = lifecycleDisk(vm, hostCfg);
       let early: EarlyConsole | undefined;
       // QEMU's pty drops what nobody reads: the domain starts paused and runs once its console is attached.
       const earlyStream = cons.early ? cons.stream : undefined;

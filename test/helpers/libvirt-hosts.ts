@@ -1,7 +1,8 @@
 /**
  * Extra libvirt "hosts" for tests: each is its own libvirtd in a private mount namespace (`unshare -m`) with
- * tmpfs over /var/run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /etc/libvirt/qemu and /etc/libvirt/lxc,
- * so its drivers share no state with the machine's libvirtd or with each other. Its unix socket lives in a
+ * tmpfs over /var/run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /etc/libvirt/qemu, /etc/libvirt/lxc and
+ * /etc/libvirt/storage (persistent pool definitions), so its drivers share no state with the machine's
+ * libvirtd or with each other. Its unix socket lives in a
  * directory visible to the host (/run/rfbt-hosts/NAME), reached as
  *   test+unix:///default?socket=/run/rfbt-hosts/NAME/libvirt-sock   (test driver: fast, for volume)
  *   qemu+unix:///system?socket=/run/rfbt-hosts/NAME/libvirt-sock    (real qemu domains; logs to files)
@@ -28,6 +29,8 @@ export interface LibvirtTestHost {
   /** qemuUri reaches the host's qemu driver (`qemu+unix:///system?socket=...`). */
   qemuUri: string;
   pid: number;
+  /** privateDirs are the host's own tmpfs directories (see StartHostsOptions); `/proc/PID/root` reads them. */
+  privateDirs: string[];
   /** @internal */
   daemon: ChildProcess;
   /** @internal */
@@ -47,6 +50,12 @@ export interface StartHostsOptions {
    * bind-mount something over a device; `dir` is the host's directory (removed when the host stops).
    */
   setup?: (dir: string) => string[];
+  /**
+   * privateDirs are directories given a tmpfs of their own inside the host's mount namespace: what the host
+   * writes there (a storage pool's volumes, console logs) is invisible to the test process, as on a remote
+   * machine. The empty mount points themselves are made (and removed at stop) in the shared filesystem.
+   */
+  privateDirs?: readonly string[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -87,12 +96,16 @@ export async function startLibvirtHost(name: string, opts: StartHostsOptions = {
   writeFileSync(qemuConf, 'stdio_handler = "file"\n');
   const script = [
     "set -e",
-    "for d in /var/run/libvirt /var/lib/libvirt /var/cache/libvirt /etc/libvirt/qemu /etc/libvirt/lxc; do",
+    "for d in /var/run/libvirt /var/lib/libvirt /var/cache/libvirt /etc/libvirt/qemu /etc/libvirt/lxc /etc/libvirt/storage; do",
     '  mkdir -p "$d"; mount -t tmpfs -o mode=0755 tmpfs "$d"',
     "done",
     "mkdir -p /var/lib/libvirt/qemu /var/cache/libvirt/qemu /var/lib/libvirt/images /var/run/libvirt/qemu",
     "chown libvirt-qemu:kvm /var/lib/libvirt/qemu 2>/dev/null || true",
     `mount --bind ${qemuConf} /etc/libvirt/qemu.conf`,
+    ...(opts.privateDirs ?? []).flatMap((d) => [
+      `mkdir -p '${d}'`,
+      `mount -t tmpfs -o mode=0755 tmpfs '${d}'`,
+    ]),
     ...(opts.setup?.(dir) ?? []),
     `exec libvirtd -f ${conf} -p ${dir}/libvirtd.pid`,
   ].join("\n");
@@ -117,7 +130,16 @@ export async function startLibvirtHost(name: string, opts: StartHostsOptions = {
     daemon.kill("SIGKILL");
     throw new Error(`libvirtd for ${name} did not open ${socket}: ${stderr.trim()}`);
   }
-  const host: LibvirtTestHost = { name, dir, socket, testUri, qemuUri, pid: daemon.pid ?? -1, daemon };
+  const host: LibvirtTestHost = {
+    name,
+    dir,
+    socket,
+    testUri,
+    qemuUri,
+    pid: daemon.pid ?? -1,
+    daemon,
+    privateDirs: [...(opts.privateDirs ?? [])],
+  };
   if (opts.keepAlive !== false) {
     host.keeper = spawn("virsh", ["-c", testUri, "event", "--loop", "--all"], { stdio: "ignore", env: ENV });
   }
@@ -169,9 +191,21 @@ export async function stopLibvirtHost(host: LibvirtTestHost): Promise<void> {
     }
   }
   rmSync(host.dir, { recursive: true, force: true });
+  for (const d of host.privateDirs) rmSync(d, { recursive: true, force: true });
 }
 
 /** stopLibvirtHosts stops several hosts in parallel. */
 export async function stopLibvirtHosts(hosts: readonly LibvirtTestHost[]): Promise<void> {
   await Promise.all(hosts.map((h) => stopLibvirtHost(h)));
+}
+
+/**
+ * removePools stops and undefines storage pools (and their `-console` companions) that a test's rfboot made
+ * on `uri`; the directories are the test's to remove. Missing pools are fine.
+ */
+export function removePools(uri: string, pools: readonly string[]): void {
+  for (const p of pools.flatMap((x) => [x, `${x}-console`])) {
+    virshOk(uri, ["pool-destroy", p]);
+    virshOk(uri, ["pool-undefine", p]);
+  }
 }

@@ -15,12 +15,15 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { silentLogger } from "../../src/common/log.js";
 import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
 import { MONGO_URI, describeWith } from "../helpers/env.js";
+import { removePools } from "../helpers/libvirt-hosts.js";
 import { addSwitch, freePort, sh, shOk, until } from "../helpers/real.js";
 
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
 const QEMU = "qemu:///system";
 const LXC = "lxc:///system";
 const TAG = randomBytes(3).toString("hex");
+/** POOL is this run's own storage pool on the machine's libvirtd (removed in afterAll). */
+const POOL = `rfbt-lifecycle-${TAG}`;
 const DB = `rfbt_dl_${TAG}`;
 const DPID = `e2${TAG}`;
 const LXC_DPID = `e3${TAG}`;
@@ -77,8 +80,8 @@ stateDir: ${stateDir}
 openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
 mongo: { uri: "${MONGO_URI}", database: ${DB} }
 hosts:
-  - { name: local, uri: "${QEMU}", maxVms: 2 }
-  - { name: lxc, uri: "${LXC}", maxVms: 2 }
+  - { name: local, uri: "${QEMU}", maxVms: 2, pool: ${POOL} }
+  - { name: lxc, uri: "${LXC}", maxVms: 2, pool: ${POOL} }
 defaults:
   hypervisor: qemu
   memoryMiB: 128
@@ -140,6 +143,7 @@ readiness: { timeoutSeconds: 90 }
       .dropDatabase()
       .catch(() => undefined);
     await mongo?.close();
+    removePools(QEMU, [POOL]);
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
 

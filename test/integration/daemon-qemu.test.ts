@@ -16,11 +16,14 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { silentLogger } from "../../src/common/log.js";
 import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
 import { MONGO_URI, describeWith } from "../helpers/env.js";
+import { removePools } from "../helpers/libvirt-hosts.js";
 import { addSwitch, freePort, sh, shOk, until } from "../helpers/real.js";
 
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
 const URI = "qemu:///system";
 const TAG = randomBytes(3).toString("hex");
+/** POOL is this run's own storage pool on the machine's libvirtd (removed in afterAll). */
+const POOL = `rfbt-qemu-${TAG}`;
 const DB = `rfbt_dq_${TAG}`;
 const VM = `rfbtq${TAG}`; // 11 characters: VM.1 fits Linux's 15
 const MGMT = `rfbtqm${TAG.slice(0, 4)}`;
@@ -59,7 +62,7 @@ stateDir: ${stateDir}
 openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
 mongo: { uri: "${MONGO_URI}", database: ${DB} }
 hosts:
-  - { name: local, uri: "${URI}", maxVms: 2 }
+  - { name: local, uri: "${URI}", maxVms: 2, pool: ${POOL} }
 defaults:
   hypervisor: qemu
   memoryMiB: 128
@@ -98,6 +101,7 @@ readiness: { timeoutSeconds: 90 }
       .dropDatabase()
       .catch(() => undefined);
     await mongo?.close();
+    removePools(URI, [POOL]);
     if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
 

@@ -1,21 +1,24 @@
 /**
- * A real QEMU (TCG) domain on qemu:///system: qcow2 overlay made by qemu-img, define, start, adopt, suspend to
- * disk (managedsave) and restore, destroy, remove; and a real start failure rolled back (domain undefined,
- * overlay deleted). Boots rftest's guest (/var/lib/rfboot/guest) when present and waits for its console marker;
+ * A real QEMU (TCG) domain on qemu:///system: qcow2 overlay made as a volume of the host's pool (on a base
+ * volume of that pool), define, start, adopt, suspend to disk (managedsave) and restore, destroy, remove; a
+ * real start failure rolled back (domain undefined, overlay volume deleted); overlays and copies of a base
+ * that is a plain path outside the pool. Boots rftest's guest (/var/lib/rfboot/guest) when present and waits for its console marker;
  * otherwise a domain with no OS payload (firmware only) still exercises every libvirt step.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { fileMode, type DiskPlan } from "../../src/provisioner/libvirt/disks.js";
 import { DomainManager } from "../../src/provisioner/libvirt/lifecycle.js";
+import { HostStorage, type DiskPlan } from "../../src/provisioner/libvirt/storage.js";
 import { VirshShellRunner } from "../../src/provisioner/libvirt/virsh.js";
 import { describeWith } from "../helpers/env.js";
 
 const URI = "qemu:///system";
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
 const DIR = `/var/lib/libvirt/images/rfbtv-${process.pid}`;
+const BASES = `/var/lib/libvirt/images/rfbtv-bases-${process.pid}`;
+const POOL = `rfbtv-${process.pid}`;
 const NAME = `rfbtv-q-${process.pid}`;
 const UUID = `5f0b0000-0000-4000-8000-${String(process.pid).padStart(12, "0")}`;
 const hasGuest = existsSync(join(GUEST, "vmlinuz")) && existsSync(join(GUEST, "initrd.gz"));
@@ -42,9 +45,15 @@ async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
 
 describeWith(["libvirt", "qemu-img", "root"], "libvirt lifecycle with a real qemu TCG domain", () => {
   const shell = new VirshShellRunner();
+  const storage = new HostStorage({
+    host: { name: "local", uri: URI },
+    spec: { pool: POOL, storageDir: DIR, consoleLogDir: DIR, images: "pool", upload: false },
+    run: shell.run,
+  });
   const mgr = new DomainManager({
     host: { name: "local", uri: URI },
     run: shell.run,
+    storage,
     shutdownTimeoutMs: 2000,
   });
   const base = join(DIR, "base.qcow2");
@@ -60,14 +69,24 @@ describeWith(["libvirt", "qemu-img", "root"], "libvirt lifecycle with a real qem
   beforeAll(() => {
     mkdirSync(DIR, { recursive: true });
     chmodSync(DIR, 0o755);
+    mkdirSync(BASES, { recursive: true });
+    // Put there by hand, as an operator would copy a base in: the pool lists it after a refresh.
     execFileSync("qemu-img", ["create", "-q", "-f", "qcow2", base, "16M"]);
     chmodSync(base, 0o644);
+    execFileSync("qemu-img", ["create", "-q", "-f", "raw", join(BASES, "plain.img"), "8M"]);
   });
   afterAll(async () => {
     for (const n of [NAME, `${NAME}-bad`]) await mgr.remove(n).catch(() => undefined);
+    for (const args of [
+      ["pool-destroy", POOL],
+      ["pool-undefine", POOL],
+    ])
+      await shell.run(URI, args).catch(() => undefined);
     await shell.close();
     await mgr.dispose();
+    await storage.dispose();
     rmSync(DIR, { recursive: true, force: true });
+    rmSync(BASES, { recursive: true, force: true });
   });
 
   it("overlay + define + start; the guest boots; a second ensure adopts it", async () => {
@@ -80,7 +99,11 @@ describeWith(["libvirt", "qemu-img", "root"], "libvirt lifecycle with a real qem
       "backing-filename": base,
       "backing-filename-format": "qcow2",
     });
-    expect(await fileMode(disk.path)).toBe(0o640);
+    // libvirt makes volumes 0600: never readable by other users.
+    expect(statSync(disk.path).mode & 0o077).toBe(0);
+    expect((await shell.run(URI, ["vol-path", "--pool", POOL, `${NAME}.qcow2`])).stdout.trim()).toBe(
+      disk.path,
+    );
     if (hasGuest)
       expect(await waitFor(() => consoleText().includes("RFBOOT-GUEST-BOOTED"), 60_000)).toBe(true);
     const pid = execFileSync("pgrep", ["-f", `guest=${NAME},`])
@@ -144,5 +167,29 @@ describeWith(["libvirt", "qemu-img", "root"], "libvirt lifecycle with a real qem
     expect((e as Error).message).toMatch(/nonexistent-vmlinuz/);
     expect(await mgr.state(bad)).toBeUndefined();
     expect(existsSync(badDisk.path)).toBe(false);
+  });
+
+  it("a base outside the pool (images: path): overlay by a backingStore path, copy through a transient pool", async () => {
+    const plain = join(BASES, "plain.img");
+    const ov: DiskPlan = { kind: "overlay", base: plain, format: "raw", path: join(DIR, `${NAME}-ov.qcow2`) };
+    const cp: DiskPlan = { kind: "copy", base: plain, format: "raw", path: join(DIR, `${NAME}-cp.img`) };
+    expect(await storage.prepareDisk(ov)).toBe(true);
+    expect(JSON.parse(execFileSync("qemu-img", ["info", "--output=json", ov.path]).toString())).toMatchObject(
+      {
+        format: "qcow2",
+        "virtual-size": 8 * 1024 * 1024,
+        "backing-filename": plain,
+        "backing-filename-format": "raw",
+      },
+    );
+    expect(await storage.prepareDisk(cp)).toBe(true);
+    expect(statSync(cp.path).size).toBe(8 * 1024 * 1024);
+    const pools = (await shell.run(URI, ["pool-list", "--all", "--name"])).stdout;
+    expect(pools).not.toMatch(/rfboot-src-/);
+    expect(await storage.prepareDisk(cp)).toBe(false);
+    expect(await storage.removeDisk(ov)).toBe(true);
+    expect(await storage.removeDisk(cp)).toBe(true);
+    expect(existsSync(ov.path) || existsSync(cp.path)).toBe(false);
+    expect(existsSync(plain)).toBe(true);
   });
 });

@@ -13,8 +13,9 @@ import { Writable } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
 import { createLogger, redactSecrets } from "../../src/common/log.js";
 import { DomainManager } from "../../src/provisioner/libvirt/lifecycle.js";
+import { HostStorage } from "../../src/provisioner/libvirt/storage.js";
 import { MongoStore } from "../../src/provisioner/store/index.js";
-import { makeVirshError } from "../../src/provisioner/libvirt/virsh.js";
+import { createSpawnRunner, makeVirshError } from "../../src/provisioner/libvirt/virsh.js";
 import { describeWith } from "../helpers/env.js";
 
 const SECRET = "s3cr3t-Pa55";
@@ -137,25 +138,41 @@ function exists(p: string): boolean {
   }
 }
 
-describeWith(["qemu-img"], "file modes of disks", () => {
-  it("a disk overlay is created 0640 (never world-readable), whatever the umask", async () => {
+describeWith(["libvirt", "qemu-img", "root"], "file modes of disks", () => {
+  it("a disk overlay or copy is a volume libvirtd creates 0600 (never world-readable), whatever our umask", async () => {
     const d = tmp();
     const base = join(d, "base.qcow2");
     await execa("qemu-img", ["create", "-q", "-f", "qcow2", base, "16M"]);
+    const uri = "qemu:///system";
+    const pool = `rfbtv-modes-${process.pid}`;
+    const run = createSpawnRunner();
+    const storage = new HostStorage({
+      host: { name: "h", uri },
+      spec: {
+        pool,
+        storageDir: join(d, "disks"),
+        consoleLogDir: join(d, "disks"),
+        images: "path",
+        upload: false,
+      },
+      run,
+    });
     const old = process.umask(0o000);
     try {
-      const m = new DomainManager({
-        host: { name: "h", uri: "test:///default" },
-        run: async () => ({ stdout: "", stderr: "" }),
-      });
-      const path = join(d, "rfvmA.qcow2");
-      expect(await m.prepareDisk({ kind: "overlay", base, format: "qcow2", path })).toBe(true);
-      expect(statSync(path).mode & 0o777).toBe(0o640);
-      const copy = join(d, "rfvmB.qcow2");
-      expect(await m.prepareDisk({ kind: "copy", base, format: "qcow2", path: copy })).toBe(true);
-      expect(statSync(copy).mode & 0o777).toBe(0o640);
+      const path = join(d, "disks", "rfvmA.qcow2");
+      expect(await storage.prepareDisk({ kind: "overlay", base, format: "qcow2", path })).toBe(true);
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const copy = join(d, "disks", "rfvmB.qcow2");
+      expect(await storage.prepareDisk({ kind: "copy", base, format: "qcow2", path: copy })).toBe(true);
+      expect(statSync(copy).mode & 0o777).toBe(0o600);
     } finally {
       process.umask(old);
+      for (const args of [
+        ["pool-destroy", pool],
+        ["pool-undefine", pool],
+      ])
+        await run(uri, args).catch(() => undefined);
+      await storage.dispose();
     }
   });
 });

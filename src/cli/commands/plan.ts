@@ -1,16 +1,24 @@
-/** `rfboot plan`: what would happen for each configured datapath, without touching libvirt. */
+/**
+ * `rfboot plan`: what would happen for each configured datapath. libvirt is only read: each host's storage
+ * pool is looked at for the files its VMs' domains read (base images, kernels, initrds), so a missing one
+ * shows before any switch joins.
+ */
 import type { Command } from "commander";
 import { errorMessage } from "../../common/errors.js";
 import { silentLogger } from "../../common/log.js";
 import { buildDomainXml } from "../../xmlgen/index.js";
 import {
+  HostRegistry,
   MongoStore,
+  VirshShellRunner,
   hostsFor,
+  inspectHostStorage,
   listConfiguredVms,
   loadConfig,
   place,
   rfconfigRows,
   type KnownPlacement,
+  type RfbootConfig,
   type VmRecord,
 } from "../../provisioner/index.js";
 import { renderTable } from "../table.js";
@@ -28,7 +36,46 @@ export interface PlanRow {
   rfconfigRows: number;
   disk: string;
   boot: string;
+  /** storage: what the host's pool lacks for this VM (absent: nothing, or not checked). */
+  storage?: string[];
   error?: string;
+}
+
+/** HostStorageRow is one host's storage in `plan --json`. */
+export interface HostStorageRow {
+  host: string;
+  pool: string;
+  images: "path" | "pool";
+  state: string;
+  problems: string[];
+}
+
+/** HostStorageCheck is a host's row plus its problems per VM name. */
+interface HostStorageCheck {
+  row: HostStorageRow;
+  byVm: Readonly<Record<string, readonly string[]>>;
+}
+
+/** checkStorage reads every host's storage (read-only); a host that does not answer is reported so. */
+async function checkStorage(config: RfbootConfig): Promise<HostStorageCheck[]> {
+  const shell = new VirshShellRunner({ defaultTimeoutMs: 10_000 });
+  const reg = new HostRegistry({ hosts: config.hosts, run: shell.run });
+  try {
+    return await Promise.all(
+      config.hosts.map(async (h): Promise<HostStorageCheck> => {
+        const base = { host: h.name, pool: h.pool, images: h.images };
+        try {
+          const r = await inspectHostStorage(config, h, reg.storage(h.name));
+          return { row: { ...base, state: r.poolDetail, problems: [...r.problems] }, byVm: r.problemsByVm };
+        } catch (e) {
+          return { row: { ...base, state: `not checked: ${errorMessage(e)}`, problems: [] }, byVm: {} };
+        }
+      }),
+    );
+  } finally {
+    await reg.dispose();
+    await shell.close();
+  }
 }
 
 /** registerPlan adds `rfboot plan --config FILE [--json] [--offline]`. */
@@ -37,12 +84,14 @@ export function registerPlan(program: Command): void {
     .command("plan")
     .description(
       "show what rfboot would do for each configured datapath (host, action, rfconfig rows, disk, boot)\n" +
-        "without touching libvirt; placements come from MongoDB's records when it is reachable",
+        "and what each host's storage pool lacks (read only); placements come from MongoDB's records when\n" +
+        "it is reachable",
     )
     .requiredOption("-c, --config <file>", "config file (YAML or JSON)")
     .option("--json", "print JSON instead of a table")
     .option("--offline", "do not read MongoDB (plan from the config alone)")
-    .action(async (opts: { config: string; json?: boolean; offline?: boolean }) => {
+    .option("--no-libvirt", "do not read the hosts' storage pools")
+    .action(async (opts: { config: string; json?: boolean; offline?: boolean; libvirt: boolean }) => {
       const config = await loadConfig(opts.config);
       let records: VmRecord[] = [];
       let note = "";
@@ -120,8 +169,17 @@ export function registerPlan(program: Command): void {
           });
         }
       }
+      const storage = opts.libvirt ? await checkStorage(config) : [];
+      for (const r of rows) {
+        const missing = storage.find((c) => c.row.host === r.host)?.byVm[r.vm];
+        if (missing && missing.length > 0) r.storage = [...missing];
+      }
+      const hosts = storage.map((c) => c.row);
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ rows, ...(note ? { note } : {}) }, null, 2) + "\n");
+        process.stdout.write(
+          JSON.stringify({ rows, ...(opts.libvirt ? { hosts } : {}), ...(note ? { note } : {}) }, null, 2) +
+            "\n",
+        );
         return;
       }
       if (note) process.stderr.write(`rfboot: ${note}\n`);
@@ -143,5 +201,9 @@ export function registerPlan(program: Command): void {
           ]),
         ),
       );
+      for (const h of hosts) {
+        for (const p of h.problems) process.stdout.write(`storage ${h.host}: ${p}\n`);
+        if (h.state.startsWith("not checked")) process.stdout.write(`storage ${h.host}: ${h.state}\n`);
+      }
     });
 }

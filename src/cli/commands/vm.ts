@@ -21,6 +21,7 @@ import {
   MongoStore,
   ovsVsctl,
   place,
+  planOnHost,
   rfconfigRows,
   VirshShellRunner,
   type HostConfig,
@@ -202,7 +203,8 @@ async function startVm(
     .filter((p) => !p.reachable)
     .map((p) => `${p.name} (${p.error ?? "unreachable"})`);
   const host = hostOf(config, decision.host);
-  const plan = vm.plan(host);
+  // The files the domain reads, where this host has them (its pool's volumes; uploaded if allowed).
+  const { plan, disk } = await planOnHost(vm, host, reg.storage(host.name));
   const uuid = plan.description.uuid ?? "";
   const rows = rfconfigRows(vm);
   const patch = (p: RecordPatch) => void store?.patchRecord(vm.dpidHex, p).catch(() => undefined);
@@ -237,7 +239,7 @@ async function startVm(
     name: vm.name,
     uuid,
     xml: buildDomainXml(placed.description),
-    disk: plan.disk ? diskPlanFrom(plan.disk) : undefined,
+    ...(disk ? { disk } : {}),
     onStarting: () => patch({ state: "starting" }),
     onDefined: (at) => patch({ definedAt: at, configFingerprint: fingerprint }),
   });
@@ -465,7 +467,7 @@ export function registerVm(program: Command): void {
           const plan = vmc.plan(hostOf(config, h));
           const disk = o.keepDisk || !plan.disk ? undefined : diskPlanFrom(plan.disk);
           await reg.manager(h).remove(name, disk);
-          const what = disk && disk.kind !== "none" ? ` (disk ${disk.path} deleted)` : "";
+          const what = disk && disk.kind !== "none" ? ` (disk volume ${disk.path} deleted)` : "";
           process.stdout.write(`${name}: removed from ${h}${what}\n`);
         }
         if (config.hosts.some((h) => h.dataPlane)) {

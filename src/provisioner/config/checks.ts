@@ -17,7 +17,7 @@ export const NETWORK_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
 /**
  * PATH_CHAR_RE: the characters a configured path may use. Narrower than Unix allows on purpose: no
- * whitespace, quotes, `<>&`, `$`, backquote, `;`, `|`, `\`, `*`, `?` (paths reach virsh, qemu-img and XML).
+ * whitespace, quotes, `<>&`, `$`, backquote, `;`, `|`, `\`, `*`, `?` (paths reach virsh and XML).
  */
 const PATH_CHAR_RE = /^[A-Za-z0-9_./+@%,:=~-]+$/;
 

@@ -39,6 +39,7 @@ export type { VmSettings, PartialVmSettings, DatapathEntry, Profile, ParsedConfi
 export type {
   RfbootConfig,
   HostConfig,
+  HostPaths,
   DatapathConfig,
   ResolvedVm,
   ResolvedPort,

@@ -32,6 +32,7 @@ import {
 import type {
   DiskPlan,
   HostConfig,
+  HostPaths,
   ResolvedDisk,
   ResolvedPort,
   ResolvedVm,
@@ -300,12 +301,13 @@ export function buildResolvedVm(id: VmIdentity, settings: VmSettings): ResolvedV
       }
     : undefined;
 
-  const diskPlan = (host: HostConfig): DiskPlan | undefined =>
-    disk
-      ? { ...disk, path: disk.fileName ? posix.join(host.storageDir, disk.fileName) : disk.base }
-      : undefined;
+  const diskPlan = (host: HostConfig, paths: HostPaths): DiskPlan | undefined => {
+    if (!disk) return undefined;
+    const base = paths.image ?? disk.base;
+    return { ...disk, base, path: disk.fileName ? posix.join(host.storageDir, disk.fileName) : base };
+  };
 
-  const describe = (host: HostConfig): VmDescription => {
+  const describe = (host: HostConfig, paths: HostPaths = {}): VmDescription => {
     const s = settings;
     let boot: Boot;
     const filesystems: Filesystem[] = [];
@@ -313,8 +315,8 @@ export function buildResolvedVm(id: VmIdentity, settings: VmSettings): ResolvedV
       case "kernel":
         boot = {
           type: "kernel",
-          kernel: s.boot.kernel,
-          ...(s.boot.initrd !== undefined ? { initrd: s.boot.initrd } : {}),
+          kernel: paths.kernel ?? s.boot.kernel,
+          ...(s.boot.initrd !== undefined ? { initrd: paths.initrd ?? s.boot.initrd } : {}),
           ...(s.boot.cmdline !== undefined ? { cmdline: s.boot.cmdline } : {}),
         };
         break;
@@ -333,7 +335,7 @@ export function buildResolvedVm(id: VmIdentity, settings: VmSettings): ResolvedV
         };
         break;
     }
-    const dp = diskPlan(host);
+    const dp = diskPlan(host, paths);
     const disks: Disk[] = [];
     if (dp) {
       disks.push({
@@ -393,10 +395,10 @@ export function buildResolvedVm(id: VmIdentity, settings: VmSettings): ResolvedV
     };
   };
 
-  const plan = (host: HostConfig): VmPlan => {
-    const dp = diskPlan(host);
+  const plan = (host: HostConfig, paths: HostPaths = {}): VmPlan => {
+    const dp = diskPlan(host, paths);
     return {
-      description: describe(host),
+      description: describe(host, paths),
       ...(dp ? { disk: dp } : {}),
       ...(settings.console.log ? { consoleLog: consoleLogPath(host, id.name) } : {}),
     };

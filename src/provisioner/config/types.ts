@@ -87,6 +87,19 @@ export interface DiskPlan extends ResolvedDisk {
   readonly path: string;
 }
 
+/**
+ * HostPaths are where one host has the files a VM's domain reads, when that is not at their configured
+ * paths (a host with `images: pool` has them as volumes of its pool). Found by the provisioner on the host
+ * before `define`; an absent key means the configured path. LXC's `boot.rootfs` is a directory, which no
+ * volume can stand for: it is always the configured path on the host.
+ */
+export interface HostPaths {
+  readonly kernel?: string;
+  readonly initrd?: string;
+  /** image is the base image (`disk.image`). */
+  readonly image?: string;
+}
+
 /** VmPlan is everything needed to put one VM on one host. */
 export interface VmPlan {
   /** The full xmlgen description (uuid stable, disk under storageDir, console log under consoleLogDir). */
@@ -128,8 +141,8 @@ export interface ResolvedVm {
   /** The merged settings (placeholders substituted). */
   readonly settings: VmSettings;
   readonly disk?: ResolvedDisk;
-  /** describe builds the VM's xmlgen description for `host`. */
-  describe(host: HostConfig): VmDescription;
-  /** plan builds the description plus the disk and console log paths for `host`. */
-  plan(host: HostConfig): VmPlan;
+  /** describe builds the VM's xmlgen description for `host`, with the files the host has elsewhere at `paths`. */
+  describe(host: HostConfig, paths?: HostPaths): VmDescription;
+  /** plan builds the description plus the disk and console log paths for `host` (and `paths`, as describe). */
+  plan(host: HostConfig, paths?: HostPaths): VmPlan;
 }

@@ -3,7 +3,7 @@
  * command runner, a file reader over /proc and /etc, a MongoDB probe, a clock), hands what it saw to a
  * verdict in verdicts.ts and returns Checks. Nothing here waits longer than the deadline it is given.
  */
-import { lastErrorLine } from "../libvirt/index.js";
+import { HostStorage, lastErrorLine, makeVirshError, type VirshRunner } from "../libvirt/index.js";
 import {
   ancestry,
   cgroup2Quirk,
@@ -373,6 +373,11 @@ export async function checkHost(
     );
   }
 
+  // The pool: the files the VMs' domains read, as this host's libvirt has them (local or not).
+  if (host.storage && connected && !deadline.expired) {
+    out.push(await poolCheck(seams, host, deadline, callTimeout));
+  }
+
   // Storage: the directories and files the config's VMs use on this host.
   if (host.paths.length > 0) {
     if (!uri.local) {
@@ -390,6 +395,82 @@ export async function checkHost(
     }
   }
   return out;
+}
+
+/** virshThrough is a VirshRunner over doctor's command seam, each call cut to the run's deadline. */
+function virshThrough(seams: DoctorSeams, deadline: Deadline, callTimeoutMs: number): VirshRunner {
+  return async (uri, args) => {
+    const timeoutMs = deadline.timeout(callTimeoutMs);
+    const r = await seams.run("virsh", ["-c", uri, ...args], { timeoutMs });
+    if (r.exitCode === 0 && !r.timedOut) return { stdout: r.stdout, stderr: r.stderr };
+    throw makeVirshError(uri, args, r.stderr || (r.error ?? ""), r.exitCode, {
+      timedOut: r.timedOut,
+      timeoutMs,
+    });
+  };
+}
+
+/** poolCheck looks at the host's pool and whether it has each file the VMs' domains read (read only). */
+async function poolCheck(
+  seams: DoctorSeams,
+  host: HostTarget,
+  deadline: Deadline,
+  callTimeoutMs: number,
+): Promise<Check> {
+  const target = `${host.name} (${host.uri})`;
+  const spec = host.storage!.spec;
+  const storage = new HostStorage({
+    host: { name: host.name, uri: host.uri },
+    spec,
+    run: virshThrough(seams, deadline, callTimeoutMs),
+  });
+  const t0 = seams.clock.mono();
+  try {
+    const r = await storage.inspect(host.storage!.artifacts);
+    const ms = seams.clock.mono() - t0;
+    const uploads = r.artifacts.filter((a) => a.status === "will-upload").length;
+    const found = r.artifacts.filter((a) => a.status === "found").length;
+    const what =
+      spec.images === "pool"
+        ? `; ${found} of ${r.artifacts.length} images/kernels/initrds in the pool${uploads ? `, ${uploads} to upload at first use` : ""}`
+        : "";
+    if (r.problems.length > 0) {
+      return check(
+        "libvirt.pool",
+        target,
+        {
+          status: "fail",
+          blocking: true,
+          detail: `${r.poolDetail}${what}: ${r.problems.join("; ")}`,
+          fix: `put the missing volumes into pool ${spec.pool} (virsh vol-upload, as above), or set upload: true for the host`,
+        },
+        ms,
+      );
+    }
+    return check(
+      "libvirt.pool",
+      target,
+      {
+        status: r.poolState === "inactive" || r.poolState === "other" ? "warn" : "ok",
+        blocking: false,
+        detail: `${r.poolDetail}${what}`,
+        fix:
+          r.poolState === "running" || r.poolState === "missing"
+            ? ""
+            : `virsh -c ${host.uri} pool-start ${spec.pool} (rfboot starts it too)`,
+      },
+      ms,
+    );
+  } catch (e) {
+    return check("libvirt.pool", target, {
+      status: "warn",
+      blocking: false,
+      detail: `pool ${spec.pool} not checked: ${e instanceof Error ? e.message : String(e)}`,
+      fix: "run `rfboot doctor` again once the host answers",
+    });
+  } finally {
+    await storage.dispose();
+  }
 }
 
 async function qemuIdentityOf(

@@ -7,6 +7,8 @@ import {
   type ResolvedVm,
   type RfbootConfig,
 } from "../config/index.js";
+import { vmArtifacts } from "../host-plan.js";
+import type { Artifact, StorageSpec } from "../libvirt/index.js";
 import { DEFAULT_LEASE_TTL_MS, leaseMarginMs } from "../store/index.js";
 
 /** PathRole says what a path is for, which decides who must read it and whether rfboot creates it. */
@@ -31,6 +33,8 @@ export interface HostTarget {
   /** needsLxc: the host is an LXC host or LXC domains may be placed here. */
   needsLxc: boolean;
   paths: PathTarget[];
+  /** storage: the host's pool and the files its VMs' domains read through it (absent: not checked). */
+  storage?: { spec: StorageSpec; artifacts: Artifact[] };
 }
 
 /**
@@ -131,6 +135,7 @@ export function targetsFromConfig(config: RfbootConfig): DoctorTargets {
     }
     let needsKvm = false;
     let needsLxc = scheme(h.uri) === "lxc";
+    const artifacts = new Map<string, Artifact>();
     const consider = (vm: ResolvedVm, pathsToo: (p: string) => boolean) => {
       if (!hostsFor(config, vm).some((x) => x.name === h.name)) return;
       if (vm.hypervisor === "kvm") needsKvm = true;
@@ -140,13 +145,31 @@ export function targetsFromConfig(config: RfbootConfig): DoctorTargets {
       if (real && net.management.type === "bridge" && net.management.openvswitch)
         bridges.set(net.management.bridge, true);
       if (real) for (const p of vmPaths(vm, h)) if (pathsToo(p.path)) add(p, vm.name);
+      if (real)
+        for (const a of vmArtifacts(vm))
+          if (pathsToo(a.path) && !artifacts.has(a.path)) artifacts.set(a.path, a);
     };
     for (const vm of vms) consider(vm, () => true);
     if (samples) {
       const fixed = new Set(vmPaths(samples[1], h).map((p) => p.path));
       consider(samples[0], (p) => fixed.has(p));
     }
-    return { name: h.name, uri: h.uri, needsKvm, needsLxc, paths: [...paths.values()] };
+    const spec: StorageSpec = {
+      pool: h.pool,
+      storageDir: h.storageDir,
+      consoleLogDir: h.consoleLogDir,
+      images: h.images,
+      upload: h.upload,
+    };
+    return {
+      name: h.name,
+      uri: h.uri,
+      needsKvm,
+      needsLxc,
+      // Files the host has as volumes of its pool are not at their paths there: the pool check covers them.
+      paths: [...paths.values()].filter((p) => h.images === "path" || !artifacts.has(p.path)),
+      ...(real ? { storage: { spec, artifacts: [...artifacts.values()] } } : {}),
+    };
   });
   // A data-plane host's NICs reach RouteFlow here: its trunk bridge and the data bridge (dp0) its VMs' patch
   // ports join must exist on this machine's Open vSwitch (the host's own bridge is on the host).

@@ -5,10 +5,10 @@
  */
 import { errorMessage, VirshError } from "../../common/errors.js";
 import { silentLogger, type Logger } from "../../common/log.js";
-import type { ToolRunner } from "./disks.js";
 import { DomainManager, isActive, type DomainInfo } from "./lifecycle.js";
 import type { HostCapacity, KnownPlacement } from "../placement.js";
 import { parseNodeinfo, parseNodememstats } from "./parse.js";
+import { HostStorage } from "./storage.js";
 import { createSpawnRunner, type VirshRunner } from "./virsh.js";
 
 /** HostSpec is a configured libvirt host (structurally a subset of the config's HostConfig). */
@@ -19,6 +19,12 @@ export interface HostSpec {
   /** memoryMiB for VMs; undefined: memory is not a placement limit. */
   memoryMiB?: number;
   maxConcurrentStarts: number;
+  /** The storage fields (all or none): without them the host has no pool and cannot prepare VM disks. */
+  storageDir?: string;
+  consoleLogDir?: string;
+  pool?: string;
+  images?: "path" | "pool";
+  upload?: boolean;
   /** memoryReserveMiB the host keeps for itself out of the memory it reports (default 0). */
   memoryReserveMiB?: number;
 }
@@ -61,7 +67,6 @@ export interface HostProbe {
 export interface HostRegistryOptions {
   hosts: readonly HostSpec[];
   run?: VirshRunner;
-  tools?: ToolRunner;
   log?: Logger;
   /** probeTimeoutMs bounds each probe call (default 5 s): an unreachable host must not stall the daemon. */
   probeTimeoutMs?: number;
@@ -71,6 +76,30 @@ export interface HostRegistryOptions {
   shutdownTimeoutMs?: number;
   /** date stamps probes (`probedAt`; default new Date): injected so tests control time. */
   date?: () => Date;
+}
+
+/** sameLibvirtSide: two specs of a host reach the same libvirt with the same storage (managers can stay). */
+function sameLibvirtSide(a: HostSpec, b: HostSpec): boolean {
+  return (["uri", "storageDir", "consoleLogDir", "pool", "images", "upload"] as const).every(
+    (k) => a[k] === b[k],
+  );
+}
+
+/** storageOf builds a host's storage from its spec, or undefined when the spec has no storage fields. */
+function storageOf(h: HostSpec, run: VirshRunner, log?: Logger): HostStorage | undefined {
+  if (h.storageDir === undefined || h.consoleLogDir === undefined) return undefined;
+  return new HostStorage({
+    host: { name: h.name, uri: h.uri },
+    spec: {
+      pool: h.pool ?? "rfboot",
+      storageDir: h.storageDir,
+      consoleLogDir: h.consoleLogDir,
+      images: h.images ?? "path",
+      upload: h.upload ?? false,
+    },
+    run,
+    ...(log ? { log } : {}),
+  });
 }
 
 /** summarize turns a domain list into the probe counters. */
@@ -88,6 +117,7 @@ export function summarize(domains: readonly DomainInfo[]): { running: number; me
 /** HostRegistry owns the per-host managers and the latest probe of each host. */
 export class HostRegistry {
   private readonly managers = new Map<string, DomainManager>();
+  private readonly storages = new Map<string, HostStorage>();
   private readonly probes = new Map<string, HostProbe>();
   /** nodes: each host's nodeinfo, asked once per host (CPUs and memory size do not change under libvirtd). */
   private readonly nodes = new Map<string, HostNode>();
@@ -115,7 +145,7 @@ export class HostRegistry {
   /**
    * setHosts replaces the host list (a reloaded config): a new host gets a manager and counts in probes and
    * capacities at once; a removed one loses its manager and its last probe, so placement no longer offers
-   * it. A host whose URI changed gets a new manager. Returns the names added and removed.
+   * it. A host whose URI or storage changed gets a new manager. Returns the names added and removed.
    */
   setHosts(hosts: readonly HostSpec[]): { added: string[]; removed: string[] } {
     const before = new Map(this.list.map((h) => [h.name, h]));
@@ -124,25 +154,30 @@ export class HostRegistry {
     const removed: string[] = [];
     for (const [name, h] of before) {
       const next = hosts.find((x) => x.name === name);
-      if (next && next.uri === h.uri) continue;
+      if (next && sameLibvirtSide(next, h)) continue;
       const m = this.managers.get(name);
+      const st = this.storages.get(name);
       this.managers.delete(name);
+      this.storages.delete(name);
       this.probes.delete(name);
       this.nodes.delete(name);
       this.noMemoryStats.delete(name);
-      // Its private temp dir only; a failure leaves an empty directory behind, nothing else.
+      // Their private temp dirs only; a failure leaves an empty directory behind, nothing else.
       void m?.dispose().catch(() => undefined);
+      void st?.dispose().catch(() => undefined);
       if (!after.has(name)) removed.push(name);
     }
     for (const h of hosts) {
       if (this.managers.has(h.name)) continue;
       if (!before.has(h.name)) added.push(h.name);
+      const storage = storageOf(h, this.run, this.opts.log);
+      if (storage) this.storages.set(h.name, storage);
       this.managers.set(
         h.name,
         new DomainManager({
           host: { name: h.name, uri: h.uri },
           run: this.run,
-          tools: this.opts.tools,
+          ...(storage ? { storage } : {}),
           log: this.opts.log ?? silentLogger,
           timeoutMs: this.opts.timeoutMs,
           shutdownTimeoutMs: this.opts.shutdownTimeoutMs,
@@ -158,6 +193,13 @@ export class HostRegistry {
     const m = this.managers.get(host);
     if (!m) throw new Error(`unknown libvirt host ${host}`);
     return m;
+  }
+
+  /** storage returns the storage of a host (throws for an unknown host or one configured without storage). */
+  storage(host: string): HostStorage {
+    const s = this.storages.get(host);
+    if (!s) throw new Error(`libvirt host ${host} is unknown or has no storage configured`);
+    return s;
   }
 
   /** spec returns a host's configuration. */
@@ -319,9 +361,12 @@ export class HostRegistry {
     return out;
   }
 
-  /** dispose releases the managers' temp dirs. */
+  /** dispose releases the managers' and storages' temp dirs. */
   async dispose(): Promise<void> {
-    await Promise.all([...this.managers.values()].map((m) => m.dispose()));
+    await Promise.all([
+      ...[...this.managers.values()].map((m) => m.dispose()),
+      ...[...this.storages.values()].map((s) => s.dispose()),
+    ]);
   }
 }
 

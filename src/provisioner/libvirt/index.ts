@@ -1,8 +1,15 @@
 /**
- * The libvirt wing's public face: the virsh seam, domain lifecycle on one host, the host registry, domain
- * events, NIC hot-plug data, the console watcher, and the process seam (also used for Open vSwitch). The rest of the provisioner imports only these names.
+ * The libvirt wing's public face: the virsh seam, domain lifecycle and storage on one host, the host
+ * registry, domain events, NIC hot-plug data, the console watcher, and the process seam (also used for
+ * Open vSwitch). The rest of the provisioner imports only these names.
  */
-export { createSpawnRunner, lastErrorLine, VirshShellRunner, type VirshRunner } from "./virsh.js";
+export {
+  createSpawnRunner,
+  lastErrorLine,
+  makeVirshError,
+  VirshShellRunner,
+  type VirshRunner,
+} from "./virsh.js";
 export {
   DomainManager,
   isActive,
@@ -10,7 +17,14 @@ export {
   type LeaveAction,
   type LeaveOutcome,
 } from "./lifecycle.js";
-export { diskPlanFrom, sweepPartFiles, type DiskPlan } from "./disks.js";
+export {
+  diskPlanFrom,
+  HostStorage,
+  type Artifact,
+  type DiskPlan,
+  type StorageInspection,
+  type StorageSpec,
+} from "./storage.js";
 export type { DomainState } from "./parse.js";
 export { HostRegistry, type HostProbe, type HostSpec } from "./hosts.js";
 export { LibvirtEvents, recordStateOf, type DomainEvent } from "./libvirt-events.js";

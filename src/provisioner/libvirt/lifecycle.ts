@@ -1,13 +1,12 @@
 /**
  * Domain lifecycle on one libvirt host, through the virsh seam: define (upsert by stable uuid),
  * start/adopt/resume with rollback of what this attempt created, leave policies, removal, listing. The disk
- * is prepared by disks.ts, virsh's output is read by parse.ts.
+ * is a volume of the host's pool (storage.ts), virsh's output is read by parse.ts.
  */
-import { rm } from "node:fs/promises";
-import { VirshError } from "../../common/errors.js";
+import { RfbootError, VirshError } from "../../common/errors.js";
 import { silentLogger, type Logger } from "../../common/log.js";
 import { XmlFiles } from "./xml-files.js";
-import { defaultToolRunner, prepareDisk, type DiskPlan, type ToolRunner } from "./disks.js";
+import type { DiskPlan, HostStorage } from "./storage.js";
 import {
   DOMAIN_STATE_CODES,
   parseDominfo,
@@ -112,7 +111,8 @@ export interface DomainInfo {
 export interface DomainManagerOptions {
   host: HostRef;
   run: VirshRunner;
-  tools?: ToolRunner;
+  /** storage makes and deletes the host's VM disk volumes (needed only for VMs with a disk to prepare). */
+  storage?: HostStorage;
   log?: Logger;
   /** timeoutMs per virsh call (default 30 s; start of a big domain can be slow). */
   timeoutMs?: number;
@@ -131,7 +131,7 @@ export interface DomainManagerOptions {
 export class DomainManager {
   readonly host: HostRef;
   private readonly run: VirshRunner;
-  private readonly tools: ToolRunner;
+  private readonly storage: HostStorage | undefined;
   private readonly log: Logger;
   private readonly timeoutMs: number;
   private readonly shutdownTimeoutMs: number;
@@ -142,7 +142,7 @@ export class DomainManager {
     this.host = options.host;
     this.xmlFiles = new XmlFiles("rfboot-xml-", options.tmpDir);
     this.run = options.run;
-    this.tools = options.tools ?? defaultToolRunner;
+    this.storage = options.storage;
     this.log = options.log ?? silentLogger;
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 30_000;
@@ -285,8 +285,12 @@ export class DomainManager {
       }
     }
     if (createdDisk && spec.disk && spec.disk.kind !== "none") {
-      await rm(spec.disk.path, { force: true });
-      undo.push("disk removed");
+      try {
+        await this.storage?.removeDisk(spec.disk);
+        undo.push("disk removed");
+      } catch (e) {
+        this.log.warn({ vm: spec.name, err: e }, "rollback: disk volume not deleted");
+      }
     }
     this.log.warn({ host: this.host.name, vm: spec.name, undo, err }, "ensureRunning failed; rolled back");
   }
@@ -300,9 +304,16 @@ export class DomainManager {
     }
   }
 
-  /** prepareDisk creates the VM's overlay or copy when it does not exist yet (see disks.ts). */
+  /** prepareDisk creates the VM's overlay or copy volume when it does not exist yet (see storage.ts). */
   prepareDisk(disk: DiskPlan | undefined): Promise<boolean> {
-    return prepareDisk(disk, this.tools);
+    if (!disk || disk.kind === "none") return Promise.resolve(false);
+    return this.withStorage().prepareDisk(disk);
+  }
+
+  private withStorage(): HostStorage {
+    if (!this.storage)
+      throw new RfbootError(`host ${this.host.name} has no storage pool configured for VM disks`);
+    return this.storage;
   }
 
   /** define upserts the domain from XML written to a private temp file (0600); the stable uuid makes it an upsert. */
@@ -358,7 +369,7 @@ export class DomainManager {
 
   /**
    * remove destroys and undefines the domain (with its managed-save image) and deletes its rfboot-made disk
-   * (`disk.path` of an overlay or copy; never the base). Returns false when there was no such domain.
+   * volume (`disk.path` of an overlay or copy; never the base). Returns false when there was no such domain.
    */
   async remove(name: string, disk?: DiskPlan): Promise<boolean> {
     let found = true;
@@ -376,7 +387,7 @@ export class DomainManager {
         found = false;
       }
     }
-    if (disk && disk.kind !== "none") await rm(disk.path, { force: true });
+    if (disk && disk.kind !== "none") await this.withStorage().removeDisk(disk);
     return found;
   }
 

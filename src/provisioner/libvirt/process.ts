@@ -1,6 +1,6 @@
 /**
  * The libvirt wing's one process seam: every child it starts (a virsh call, the interactive virsh shells, the
- * `virsh event` stream, `virsh console` under `script`, qemu-img) goes through here. Files and argument
+ * `virsh event` stream, `virsh console` under `script`) goes through here. Files and argument
  * arrays only, never a shell string; the C locale, because callers classify failures by libvirt's untranslated
  * English messages; a timeout on every request/response call; and the caller's `classify` hook, which turns
  * the outcome into the caller's own error (a `VirshError` with its kind) or accepts it.

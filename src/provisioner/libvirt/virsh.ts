@@ -67,6 +67,16 @@ export const VIRSH_ERROR_PATTERNS: readonly (readonly [VirshErrorKind, RegExp])[
   ["hotplug-unsupported", /device type '[^']*' cannot be (attached|detached)/i],
   ["hotplug-unsupported", /hotplug is not supported for |cannot be hotplugged|cannot be hot unplugged/i],
   ["device-missing", /device not found: /i],
+  // Storage pools and volumes (libvirt 9.0's storage driver and virsh, recorded on the lab machine).
+  ["pool-missing", /Storage pool not found/i],
+  ["pool-missing", /failed to get pool '/i],
+  ["pool-inactive", /(storage )?pool '[^']*' is not active/i],
+  ["volume-missing", /Storage volume not found/i],
+  ["volume-missing", /failed to get vol '/i],
+  ["volume-exists", /storage volume '[^']*' exists already/i],
+  ["volume-exists", /storage volume name '[^']*' already in use/i],
+  ["volume-exists", /volume target path '[^']*' already exists/i],
+  ["unsupported", /this function is not supported by the connection driver/i],
 ] as const;
 
 /** classifyVirshStderr returns the kind of a failure from virsh's stderr; unknown or garbled text is `other`. */
@@ -85,6 +95,11 @@ const HINTS: Readonly<Record<VirshErrorKind, string>> = {
   "hotplug-unsupported":
     "this libvirt driver cannot change the domain's devices here; the change applies when the domain is next defined and started",
   "device-missing": "the domain has no such device (already detached?)",
+  "pool-missing": "the storage pool is not defined on this host (rfboot defines it on first use)",
+  "pool-inactive": "the storage pool is not started: `virsh pool-start POOL` (rfboot starts it on first use)",
+  "volume-missing": "the pool has no such volume (`virsh vol-list POOL`)",
+  "volume-exists": "a volume or file of that name is already in the pool",
+  unsupported: "this libvirt driver does not offer the operation; do it another way on that host",
   other: "see virsh's message above",
 };
 
@@ -143,6 +158,16 @@ export const isVirshTimeout = (err: unknown): boolean => kindOf(err) === "timeou
 export const isHotplugUnsupported = (err: unknown): boolean => kindOf(err) === "hotplug-unsupported";
 /** isDeviceMissing: detach-device found no device matching the one given. */
 export const isDeviceMissing = (err: unknown): boolean => kindOf(err) === "device-missing";
+/** isPoolMissing: no storage pool of that name on the host. */
+export const isPoolMissing = (err: unknown): boolean => kindOf(err) === "pool-missing";
+/** isPoolInactive: the storage pool exists but is not started. */
+export const isPoolInactive = (err: unknown): boolean => kindOf(err) === "pool-inactive";
+/** isVolumeMissing: the pool has no such volume. */
+export const isVolumeMissing = (err: unknown): boolean => kindOf(err) === "volume-missing";
+/** isVolumeExists: a volume (or a file at the volume's path) is already there. */
+export const isVolumeExists = (err: unknown): boolean => kindOf(err) === "volume-exists";
+/** isUnsupported: the connection's driver does not offer the call's API. */
+export const isUnsupported = (err: unknown): boolean => kindOf(err) === "unsupported";
 
 /** SpawnRunnerOptions configure the spawning runner. */
 export interface SpawnRunnerOptions {

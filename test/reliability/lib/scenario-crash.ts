@@ -1,13 +1,15 @@
 /**
  * Fault: rfboot killed with SIGKILL in the middle of a burst of 32 joins, then restarted (a new process,
  * default instance id, so its predecessor's leases are still valid). Expected: exactly 32 domains, 32
- * records, the rfconfig rows exactly once, one qcow2 overlay per VM and no half-built disk left.
+ * records, the rfconfig rows exactly once, one qcow2 overlay volume per VM in the host's pool and no
+ * half-built volume (nor its marker) left.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { hostname, tmpdir } from "node:os";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MONGO_URI } from "../../helpers/env.js";
+import { markerName, parseVolList } from "../../../src/provisioner/libvirt/storage.js";
 import { startLibvirtHost, stopLibvirtHost, type LibvirtTestHost } from "../../helpers/libvirt-hosts.js";
 import { Db, configYaml, datapathLines, domains, expectedRows, rowKeys, tag } from "./lab.js";
 import { RfbootProcess } from "./rfboot-process.js";
@@ -59,17 +61,15 @@ export async function crashDuringBurst(n = 32, killAfter = 10): Promise<Scenario
     const killedAt = performance.now();
     figures.runningAtKill = first.count("VM running");
     figures.killAfterMs = Math.round(killedAt - burstAt);
-    const partsAtKill = readdirSync(storage).filter((f) => f.endsWith(".rfboot-part")).length;
-    figures.partFilesAtKill = partsAtKill;
+    const volumes = async () => parseVolList(await sh("virsh", ["-c", host!.testUri, "vol-list", "rfboot"]));
+    figures.markersAtKill = (await volumes()).filter((v) => v.startsWith("rfboot-part.")).length;
     figures.domainsAtKill = (await domains(host.testUri, prefix)).size;
-    // The kill rarely lands inside `qemu-img create`: plant what it leaves then (a part file named after a
-    // process of this machine that no longer runs), so the restart's sweep is exercised every time.
-    const dead = spawnSync("true").pid;
-    const planted = join(
-      storage,
-      `.${hostname().replace(/[^A-Za-z0-9_-]/g, "_")}.${dead}.0123456789ab.rfboot-part`,
-    );
-    writeFileSync(planted, "half-built");
+    // The kill rarely lands inside a volume's build: plant what it leaves then (a half-built volume and its
+    // marker, named after a process of this machine that no longer runs), so the restart's sweep is
+    // exercised every time.
+    const dead = spawnSync("true").pid!;
+    for (const v of ["half-built.qcow2", markerName("half-built.qcow2", undefined, dead)])
+      await sh("virsh", ["-c", host.testUri, "vol-create-as", "rfboot", v, "0", "--format", "raw"]);
 
     const second = new RfbootProcess(cfgFile);
     procs.push(second);
@@ -99,7 +99,7 @@ export async function crashDuringBurst(n = 32, killAfter = 10): Promise<Scenario
     figures.leaseTakeovers = second.count("took over the lease of a dead rfboot process of this machine");
     figures.sweptPartFiles = second.lines
       .filter((l) => l.msg === "removed half-built disks of a crashed run")
-      .reduce((a, l) => a + ((l.files as unknown[] | undefined)?.length ?? 0), 0);
+      .reduce((a, l) => a + ((l.volumes as unknown[] | undefined)?.length ?? 0), 0);
     figures.leasedElsewhere = second.count("another rfboot instance holds this datapath's lease");
     figures.ensuredAfterRestart = second.count("VM running");
 
@@ -114,12 +114,12 @@ export async function crashDuringBurst(n = 32, killAfter = 10): Promise<Scenario
     const rows = await mongo.rows();
     c.eq("rfconfig rows (count)", rows.length, n * 2);
     c.eq("rfconfig rows exactly once each (RouteFlow's format)", rowKeys(rows), expectedRows(dps));
-    const files = readdirSync(storage);
-    const overlays = files.filter((f) => f.endsWith(".qcow2"));
-    c.eq("one overlay per VM in storageDir", overlays.sort(), dps.map((d) => `${d.name}.qcow2`).sort());
+    const vols = await volumes();
+    const overlays = vols.filter((f) => f.endsWith(".qcow2"));
+    c.eq("one overlay volume per VM in the pool", overlays.sort(), dps.map((d) => `${d.name}.qcow2`).sort());
     c.eq(
-      "no half-built (.rfboot-part) files",
-      files.filter((f) => f.endsWith(".rfboot-part")),
+      "no half-built volume nor marker",
+      vols.filter((f) => f.startsWith("rfboot-part.") || f === "half-built.qcow2"),
       [],
     );
     c.ok(
@@ -139,12 +139,15 @@ export async function crashDuringBurst(n = 32, killAfter = 10): Promise<Scenario
       if (xml.includes(join(storage, `${d.name}.qcow2`))) referenced++;
     }
     c.eq("overlays referenced by their domain", referenced, n);
-    const info = execFileSync("qemu-img", [
-      "info",
-      "--output=json",
-      join(storage, overlays[0] ?? "x"),
-    ]).toString();
-    c.ok("overlay is qcow2 backed by the base", info.includes(base), `backing ${base}`);
+    const info = await sh("virsh", [
+      "-c",
+      host.testUri,
+      "vol-dumpxml",
+      "--pool",
+      "rfboot",
+      overlays[0] ?? "x",
+    ]);
+    c.ok("overlay is backed by the base", info.includes(`<path>${base}</path>`), `backing ${base}`);
     c.ok(
       "the kill hit mid-burst",
       Number(figures.runningAtKill) < n,
@@ -162,7 +165,7 @@ export async function crashDuringBurst(n = 32, killAfter = 10): Promise<Scenario
   return {
     id: "sigkill-burst",
     title: "rfboot SIGKILLed during a burst of joins, restarted",
-    injected: `SIGKILL of \`rfboot run\` after ${killAfter} of ${n} VMs ran (+ a planted half-built disk of the dead pid); restart as a new process (new pid; predecessor's leases still valid)`,
+    injected: `SIGKILL of \`rfboot run\` after ${killAfter} of ${n} VMs ran (+ a planted half-built volume and marker of a dead pid); restart as a new process (new pid; predecessor's leases still valid)`,
     checks: c.list,
     figures,
     durationMs: Math.round(performance.now() - t0),

@@ -629,6 +629,66 @@ describe("Open vSwitch", () => {
   });
 });
 
+describe("the host's storage pool", () => {
+  const remote = "qemu+tcp://10.0.0.2/system";
+  const host = (images: "path" | "pool", upload = false) => ({
+    name: "far",
+    uri: remote,
+    needsKvm: false,
+    needsLxc: false,
+    paths: [],
+    storage: {
+      spec: { pool: "rfboot", storageDir: "/srv/disks", consoleLogDir: "/srv/console", images, upload },
+      artifacts: [{ path: "/var/lib/rfboot/guest/vmlinuz", role: "kernel" as const }],
+    },
+  });
+  const seamsWith = (vols: string[], pool: "running" | "missing") =>
+    fakeSeams(new FakeFs(), (_cmd, args) => {
+      const sub = args.slice(2);
+      if (sub[0] === "version") return { stdout: VERSION_OUT };
+      if (sub[0] === "pool-info")
+        return pool === "missing"
+          ? {
+              exitCode: 1,
+              stderr:
+                "error: failed to get pool 'rfboot'\nerror: Storage pool not found: no storage pool with matching name 'rfboot'\n",
+            }
+          : { stdout: "Name:           rfboot\nState:          running\n" };
+      if (sub[0] === "pool-dumpxml")
+        return { stdout: "<pool><target><path>/srv/disks</path></target></pool>" };
+      if (sub[0] === "vol-path") {
+        const v = sub.at(-1)!;
+        return vols.includes(v)
+          ? { stdout: `/srv/disks/${v}\n` }
+          : {
+              exitCode: 1,
+              stderr: `error: failed to get vol '${v}'\nerror: Storage volume not found: no storage vol with matching path '${v}'\n`,
+            };
+      }
+      return {};
+    });
+  const poolOf = async (h: ReturnType<typeof host>, seams: ReturnType<typeof seamsWith>) => {
+    const facts = systemFacts(seams, new Deadline(seams.clock.mono, 25_000));
+    const checks = await checkHost(seams, h, new Deadline(seams.clock.mono, 25_000), facts);
+    return checks.find((c) => c.id === "libvirt.pool")!;
+  };
+  it("a kernel missing from a remote host's pool blocks, naming host, pool, volume and the fix", async () => {
+    const c = await poolOf(host("pool"), seamsWith([], "running"));
+    expect(c).toMatchObject({ status: "fail", blocking: true });
+    expect(c.detail).toContain("has no volume vmlinuz in pool rfboot");
+    expect(c.detail).toContain(
+      `virsh -c ${remote} vol-upload --pool rfboot vmlinuz /var/lib/rfboot/guest/vmlinuz`,
+    );
+    expect(c.fix).toMatch(/upload: true/);
+  });
+  it("found in the pool, or a pool rfboot will define: ok; upload: true counts it as an upload to come", async () => {
+    expect(await poolOf(host("pool"), seamsWith(["vmlinuz"], "running"))).toMatchObject({ status: "ok" });
+    const fresh = await poolOf(host("path"), seamsWith([], "missing"));
+    expect(fresh).toMatchObject({ status: "ok", blocking: false });
+    expect(fresh.detail).toContain("pool rfboot not defined yet (rfboot defines it with target /srv/disks)");
+  });
+});
+
 describe("targets and the whole run", () => {
   it("derives needs from the config: kvm and lxc hosts, OVS bridges, paths", () => {
     const config = parseConfig(

@@ -63,6 +63,7 @@ const TYPES = [
   "DiskKind",
   "DiskPlan",
   "HostConfig",
+  "HostPaths",
   "ImportedDatapath",
   "InitBoot",
   "InitVm",

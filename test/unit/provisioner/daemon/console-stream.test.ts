@@ -49,6 +49,8 @@ async function qemuRig(o: { uris?: string[]; defaults?: string; extra?: string }
     defaults: o.defaults ?? QEMU,
     extra: o.extra ?? `${SUSPEND}\n${READY}`,
     domainConsole: stream.watch,
+    // The guest's files are where the config says on every host here (storage has tests of its own).
+    hostExtra: Object.fromEntries((o.uris ?? [REMOTE]).map((_, i) => [i + 1, "images: path"])),
   });
   return { x, stream };
 }
@@ -93,6 +95,7 @@ describe("readiness through the console stream", () => {
       vms: 1,
       libvirt,
       uris: [REMOTE],
+      hostExtra: { 1: "images: path" },
       defaults: QEMU,
       extra: `${SUSPEND}\n${READY}`,
       domainConsole: stream.watch,
@@ -115,6 +118,7 @@ describe("readiness through the console stream", () => {
       vms: 1,
       libvirt,
       uris: [REMOTE],
+      hostExtra: { 1: "images: path" },
       defaults: QEMU,
       extra: `${SUSPEND}\n${READY}`,
       domainConsole: stream.watch,

@@ -15,12 +15,17 @@ afterEach(async () => {
   r = undefined;
 });
 
-/** virshCmds lists the commands sent to a host, probes left out (define's file path dropped). */
+/** isStorage: a storage pool or volume call (the host's pools are ensured and swept at start). */
+const isStorage = (args: readonly string[]) => /^(pool|vol)-/.test(args[0] ?? "");
+
+/**
+ * virshCmds lists the virsh commands sent to a host about domains, with the domain name (define's file
+ * path dropped).
+ */
 function virshCmds(x: Rig, host = 1): string[] {
   return x.libvirt.calls
     .filter(
-      (c) =>
-        c.uri === uri(host) && !["list", "domstats", "nodeinfo", "nodememstats"].includes(c.args[0] ?? ""),
+      (c) => c.uri === uri(host) && !["list", "domstats", "nodeinfo", "nodememstats"].includes(c.args[0] ?? "") && !isStorage(c.args),
     )
     .map((c) => (c.args[0] === "define" ? "define" : c.args.join(" ")));
 }
@@ -38,6 +43,16 @@ describe("join", () => {
     ]);
     await joinAndSettle(r, 1n, [1, 2]);
     expect(virshCmds(r)).toEqual(["domstate rfvm1 --reason", "define", "start rfvm1"]);
+    // The host's pools were looked at once (the fake has them), and swept, before any VM.
+    expect(
+      r.libvirt.calls.filter((c) => c.uri === uri(1) && isStorage(c.args)).map((c) => c.args.join(" ")),
+    ).toEqual([
+      "pool-info rfboot",
+      "pool-dumpxml rfboot",
+      "pool-info rfboot-console",
+      "pool-dumpxml rfboot-console",
+      "vol-list rfboot",
+    ]);
     const def = r.libvirt.argsOf(uri(1), "define")[0]!;
     expect(def).toHaveLength(2);
     expect(def[1]).toMatch(/rfvm1-[0-9a-f]{8}\.xml$/);
@@ -60,7 +75,7 @@ describe("join", () => {
     expect(r.store.records.get(hex16(2n))!.switch?.version).toBe(1);
   });
 
-  it("ignores a dpid without a VM (policy ignore): no virsh call, an `ignored` event", async () => {
+  it("ignores a dpid without a VM (policy ignore): no virsh call about a domain, an `ignored` event", async () => {
     r = await rig();
     await joinAndSettle(r, 0x99n);
     expect(virshCmds(r)).toEqual([]);

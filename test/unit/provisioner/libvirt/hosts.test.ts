@@ -142,3 +142,36 @@ describe("HostRegistry", () => {
     ).toEqual({ running: 1, memoryInUseMiB: 2 });
   });
 });
+
+describe("HostRegistry storage", () => {
+  const withStorage = {
+    ...hosts[0]!,
+    storageDir: "/srv/disks",
+    consoleLogDir: "/srv/console",
+    pool: "p1",
+    images: "pool" as const,
+    upload: true,
+  };
+  it("a host with storage fields gets its HostStorage; one without them has none", async () => {
+    const reg = new HostRegistry({ hosts: [withStorage, hosts[1]!], run });
+    expect(reg.storage("h1").spec).toEqual({
+      pool: "p1",
+      storageDir: "/srv/disks",
+      consoleLogDir: "/srv/console",
+      images: "pool",
+      upload: true,
+    });
+    expect(() => reg.storage("h2")).toThrow(/h2 is unknown or has no storage configured/);
+    await reg.dispose();
+  });
+  it("a reload that changes a host's storage gives it a new storage; an unchanged one keeps it", async () => {
+    const reg = new HostRegistry({ hosts: [withStorage], run });
+    const before = reg.storage("h1");
+    reg.setHosts([{ ...withStorage }]);
+    expect(reg.storage("h1")).toBe(before);
+    reg.setHosts([{ ...withStorage, pool: "p2" }]);
+    expect(reg.storage("h1")).not.toBe(before);
+    expect(reg.storage("h1").spec.pool).toBe("p2");
+    await reg.dispose();
+  });
+});

@@ -9,6 +9,7 @@ import { publicFace } from "../../controller/public-face.js";
 const VALUES = [
   "DomainManager",
   "HostRegistry",
+  "HostStorage",
   "LibvirtEvents",
   "NicHotplug",
   "VirshShellRunner",
@@ -17,12 +18,13 @@ const VALUES = [
   "isActive",
   "lastErrorLine",
   "processes",
+  "makeVirshError",
   "recordStateOf",
-  "sweepPartFiles",
   "watchDomainConsole",
 ];
 
 const TYPES = [
+  "Artifact",
   "ConsoleMatch",
   "ConsoleSpawn",
   "ConsoleTimers",
@@ -38,6 +40,8 @@ const TYPES = [
   "LeaveOutcome",
   "ProcessSeam",
   "RunOutcome",
+  "StorageInspection",
+  "StorageSpec",
   "VirshRunner",
   "WatchConsoleOptions",
 ];

@@ -1,9 +1,7 @@
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import type { ToolRunner } from "../../../../src/provisioner/libvirt/disks.js";
 import { DomainManager } from "../../../../src/provisioner/libvirt/lifecycle.js";
+import type { DiskPlan, HostStorage } from "../../../../src/provisioner/libvirt/storage.js";
 import { makeVirshError, type VirshRunner } from "../../../../src/provisioner/libvirt/virsh.js";
 
 const URI = "test+unix:///default";
@@ -43,8 +41,35 @@ function fakeVirsh(script: Record<string, Reply | Reply[]>) {
   return { run, calls, defined };
 }
 
-function mgr(run: VirshRunner, tools?: ToolRunner) {
-  return new DomainManager({ host: { name: "h1", uri: URI }, run, tools, pollMs: 1, shutdownTimeoutMs: 50 });
+/** fakeStorage stands for the host's pool: a set of volume paths, with the calls recorded. */
+function fakeStorage(existing: string[] = []) {
+  const volumes = new Set(existing);
+  const calls: string[] = [];
+  const storage = {
+    prepareDisk: async (d: DiskPlan) => {
+      if (d.kind === "none") return false;
+      calls.push(`prepare ${d.path}`);
+      if (volumes.has(d.path)) return false;
+      volumes.add(d.path);
+      return true;
+    },
+    removeDisk: async (d: DiskPlan) => {
+      if (d.kind === "none") return false;
+      calls.push(`remove ${d.path}`);
+      return volumes.delete(d.path);
+    },
+  };
+  return { storage: storage as unknown as HostStorage, volumes, calls };
+}
+
+function mgr(run: VirshRunner, storage?: HostStorage) {
+  return new DomainManager({
+    host: { name: "h1", uri: URI },
+    run,
+    ...(storage ? { storage } : {}),
+    pollMs: 1,
+    shutdownTimeoutMs: 50,
+  });
 }
 
 describe("DomainManager.ensureRunning", () => {
@@ -242,36 +267,34 @@ describe("DomainManager.ensureRunning progress (record timestamps and `starting`
 });
 
 describe("DomainManager disk rollback", () => {
-  const dir = mkdtempSync(join(tmpdir(), "rfbtv-disk-"));
-  const base = join(dir, "base.qcow2");
-  writeFileSync(base, "BASE");
-  /** The overlay qemu-img would create: a file at the last argument. */
-  const tools: ToolRunner = async (_cmd, args) => {
-    writeFileSync(args.at(-1)!, "OVERLAY");
-    return { stdout: "", stderr: "" };
-  };
-  it("rollback deletes the overlay this attempt created, not one that existed", async () => {
-    const path = join(dir, "vm4.qcow2");
+  const base = "/srv/disks/base.qcow2";
+  it("rollback deletes the overlay volume this attempt created, not one that existed", async () => {
+    const path = "/srv/disks/vm4.qcow2";
+    const disk = { kind: "overlay", base, format: "qcow2", path } as const;
     const f = fakeVirsh({ domstate: { err: MISSING }, define: { err: "error: XML error: bad\n" } });
+    const st = fakeStorage();
     await expect(
-      mgr(f.run, tools).ensureRunning({
+      mgr(f.run, st.storage).ensureRunning({ name: "vm1", uuid: UUID, xml: XML, disk }),
+    ).rejects.toThrow(/XML error/);
+    expect(st.calls).toEqual([`prepare ${path}`, `remove ${path}`]);
+    expect(st.volumes.has(path)).toBe(false);
+    const kept = fakeStorage([path]);
+    await expect(
+      mgr(f.run, kept.storage).ensureRunning({ name: "vm1", uuid: UUID, xml: XML, disk }),
+    ).rejects.toThrow(/XML error/);
+    expect(kept.calls).toEqual([`prepare ${path}`]);
+    expect(kept.volumes.has(path)).toBe(true);
+  });
+  it("a disk to prepare on a host without storage is a clear error", async () => {
+    const f = fakeVirsh({ domstate: { err: MISSING } });
+    await expect(
+      mgr(f.run).ensureRunning({
         name: "vm1",
         uuid: UUID,
         xml: XML,
-        disk: { kind: "overlay", base, format: "qcow2", path },
+        disk: { kind: "overlay", base, format: "qcow2", path: "/srv/disks/vm1.qcow2" },
       }),
-    ).rejects.toThrow(/XML error/);
-    expect(existsSync(path)).toBe(false);
-    writeFileSync(path, "STATE");
-    await expect(
-      mgr(f.run, tools).ensureRunning({
-        name: "vm1",
-        uuid: UUID,
-        xml: XML,
-        disk: { kind: "overlay", base, format: "qcow2", path },
-      }),
-    ).rejects.toThrow(/XML error/);
-    expect(readFileSync(path, "utf8")).toBe("STATE");
+    ).rejects.toThrow(/host h1 has no storage pool configured for VM disks/);
   });
 });
 
@@ -306,16 +329,17 @@ describe("DomainManager.leave / remove", () => {
     );
   });
   it("remove = destroy + undefine --managed-save + delete the VM's disk, tolerating a stopped domain", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "rfbtv-rm-"));
-    const path = join(dir, "vm1.qcow2");
-    writeFileSync(path, "x");
+    const path = "/srv/disks/vm1.qcow2";
+    const st = fakeStorage([path]);
     const f = fakeVirsh({ destroy: { err: NOT_RUNNING }, undefine: "ok\n" });
-    expect(await mgr(f.run).remove("vm1", { kind: "overlay", base: "/b", format: "qcow2", path })).toBe(true);
+    expect(
+      await mgr(f.run, st.storage).remove("vm1", { kind: "overlay", base: "/b", format: "qcow2", path }),
+    ).toBe(true);
     expect(f.calls).toEqual([
       ["destroy", "vm1"],
       ["undefine", "vm1", "--managed-save"],
     ]);
-    expect(existsSync(path)).toBe(false);
+    expect(st.volumes.has(path)).toBe(false);
     expect(await mgr(fakeVirsh({ destroy: { err: MISSING } }).run).remove("vm1")).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The process seam: real children of /bin/sh for the defaults (argument arrays reach the child verbatim, the
  * C locale is pinned, timeouts kill, `classify` decides), and injected seams showing that the virsh runner,
- * the virsh shell, the event stream and qemu-img each go through it with the requests they always made.
+ * the virsh shell and the event stream each go through it with the requests they always made.
  */
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { EventEmitter } from "node:events";
@@ -10,7 +10,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
-import { createToolRunner } from "../../../../src/provisioner/libvirt/disks.js";
 import { LibvirtEvents } from "../../../../src/provisioner/libvirt/libvirt-events.js";
 import {
   childEnv,
@@ -203,21 +202,5 @@ describe("the wing's children go through the seam", () => {
     expect(f.spawns).toEqual([
       { file: "virsh", args: ["-c", "qemu:///system", "event", "--loop", "--all", "--timestamp"] },
     ]);
-  });
-  it("qemu-img: the tool's arguments, 60 s by default; a failure is a VirshError naming the command", async () => {
-    const ok = fakeSeam({ stdout: "done\n" });
-    expect(await createToolRunner(ok.seam)("qemu-img", ["create", "-q", "x"])).toEqual({
-      stdout: "done",
-      stderr: "",
-    });
-    expect(ok.runs[0]).toMatchObject({ file: "qemu-img", args: ["create", "-q", "x"], timeoutMs: 60_000 });
-    expect(ok.runs[0]!.processGroup).toBeUndefined();
-    const bad = fakeSeam({ failed: true, exitCode: 1, stderr: "qemu-img: x: Permission denied\n" });
-    await expect(createToolRunner(bad.seam)("qemu-img", ["create", "x"])).rejects.toMatchObject({
-      name: "VirshError",
-      kind: "other",
-      args: ["qemu-img", "create", "x"],
-      stderr: "qemu-img: x: Permission denied",
-    });
   });
 });

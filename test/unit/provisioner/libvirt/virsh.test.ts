@@ -112,6 +112,43 @@ const VECTORS: readonly (readonly [string, string, string])[] = [
     "error: Failed to define domain from /tmp/q1.xml\nerror: XML error: Invalid value for attribute 'type' in element 'graphics': 'none'.\n",
   ],
   ["other", "missing file", "error: Failed to open file '/nonexistent.xml': No such file or directory\n"],
+  // Storage pools and volumes, as libvirt 9.0 printed them on the lab machine (qemu:///system, test driver).
+  [
+    "pool-missing",
+    "pool-info of an undefined pool",
+    "error: failed to get pool 'nosuch'\nerror: Storage pool not found: no storage pool with matching name 'nosuch'\n",
+  ],
+  ["pool-inactive", "vol-path in a stopped pool", "error: pool 'rfbtexp' is not active\n"],
+  [
+    "volume-missing",
+    "vol-path of an absent volume",
+    "error: failed to get vol 'nosuch'\nerror: Storage volume not found: no storage vol with matching path 'nosuch'\n",
+  ],
+  [
+    "volume-exists",
+    "vol-create-as of a listed volume",
+    "error: Failed to create vol base.qcow2\nerror: storage volume 'base.qcow2' exists already\n",
+  ],
+  [
+    "volume-exists",
+    "vol-create-as over a file the pool has not listed yet",
+    "error: Failed to create vol outside.img\nerror: Requested operation is not valid: volume target path '/tmp/rfbt-exp/pool/outside.img' already exists\n",
+  ],
+  [
+    "volume-exists",
+    "vol-create-from with a taken name",
+    "error: Failed to create vol from /tmp/ov.xml\nerror: internal error: storage volume name 'vm3.qcow2' already in use.\n",
+  ],
+  [
+    "unsupported",
+    "vol-upload on the test driver",
+    "error: cannot upload to volume c.qcow2\nerror: this function is not supported by the connection driver: virStorageVolUpload\n",
+  ],
+  [
+    "other",
+    "a second pool over a target",
+    "error: Failed to define pool rfbtexp2\nerror: operation failed: Storage source conflict with pool: 'rfbtexp'\n",
+  ],
   // Unexpected, localised or truncated output must not crash, and must not be mistaken for a known kind.
   ["other", "localised (de)", "Fehler: Domain 'x' konnte nicht abgerufen werden\n"],
   ["other", "truncated", "error: failed to get dom"],
