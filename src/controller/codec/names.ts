@@ -310,9 +310,9 @@ export function withNames(msg: OfMessage): Named {
   });
   const mp = (flagsTable: typeof OFPMPF_REQ | typeof OFPMPF_REPLY, flags: number) => ({
     flags: [
+      ["flagsNames", flagNames(flagsTable, flags)],
       ["multipartType", OFPMP_PORT_DESC],
       ["multipartTypeName", multipartTypeName(version, OFPMP_PORT_DESC)],
-      ["flagsNames", flagNames(flagsTable, flags)],
     ] as [string, unknown][],
   });
   switch (msg.type) {
