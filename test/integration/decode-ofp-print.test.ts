@@ -314,4 +314,32 @@ describeWith(["ovs"], "rfboot decode names agree with ovs-ofctl ofp-print", () =
     }
     expect(checked).toBeGreaterThan(400);
   });
+
+  it("HELLO with a malformed element list: both show it (ofp-print as unknown data), neither refuses it", () => {
+    const frame = Buffer.from("04000018000000050001000800000012000100070000001200", "hex").subarray(0, 24);
+    const text = ofpPrint(frame);
+    expect(text).toMatch(/^OFPT_HELLO \(OF1\.3\) \(xid=0x5\):/);
+    expect(text).toMatch(/unknown data in hello/);
+    const ours = JSON.parse(toJson(decodeMessage(frame, { lenientHello: true }))) as Record<string, unknown>;
+    expect(ours).toMatchObject({ type: "hello", xid: 5, trailing: "0001000700000012" });
+    expect(ours.problem).toMatch(/version bitmap length at offset 18: 7 is not 4 \+ a multiple of 4/);
+  });
+
+  it("ERROR HELLO_FAILED: type and code names, and the text both print", () => {
+    const bytes = encodeMessage({
+      type: "error",
+      version: 4,
+      xid: 0,
+      errType: 0,
+      code: 0,
+      data: new TextEncoder().encode("no common version"),
+    });
+    const ours = shown(bytes);
+    expect(ours).toMatchObject({
+      errTypeName: "HELLO_FAILED",
+      codeName: "INCOMPATIBLE",
+      text: "no common version",
+    });
+    expect(ofpPrint(bytes)).toMatch(/OFPHFC_INCOMPATIBLE\nno common version/);
+  });
 });

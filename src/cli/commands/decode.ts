@@ -58,9 +58,9 @@ export interface Decoded {
   failure?: OpenFlowError;
 }
 
-/** where names a message in errors: its place and stream offset when the input holds more than one. */
-function where(index: number, at: number, many: boolean): string {
-  return many ? `message ${index + 1} (at byte ${at}): ` : "";
+/** where names a message in errors and warnings: its place (from 1) and stream offset. */
+function where(index: number, at: number): string {
+  return `message ${index + 1} (at byte ${at}): `;
 }
 
 /**
@@ -96,7 +96,7 @@ export function decodeStream(bytes: Uint8Array): Decoded {
       const msg = decodeMessage(frame, { lenientHello: true });
       if (msg.type === "hello" && msg.problem !== undefined) {
         out.warnings.push(
-          `${where(i, at, true)}${msg.problem}; the HELLO is shown with the bytes from there on as "trailing"`,
+          `${where(i, at)}${msg.problem}; the HELLO is shown with the bytes from there on as "trailing"`,
         );
       }
       out.messages.push(msg);
@@ -105,7 +105,7 @@ export function decodeStream(bytes: Uint8Array): Decoded {
       const abs = at + (err.offset ?? 0);
       const many = frames.length > 1 || framing !== undefined || framer.pending > 0;
       out.failure = new OpenFlowError(
-        many ? `${where(i, at, true)}${err.message}; stream byte ${abs}` : err.message,
+        many ? `${where(i, at)}${err.message}; stream byte ${abs}` : err.message,
         err.code,
         abs,
         { cause: err },
@@ -118,7 +118,7 @@ export function decodeStream(bytes: Uint8Array): Decoded {
   if (framing !== undefined) {
     out.failure =
       index > 0
-        ? new OpenFlowError(`${where(index, at, true)}${framing.message}`, framing.code, framing.offset, {
+        ? new OpenFlowError(`${where(index, at)}${framing.message}`, framing.code, framing.offset, {
             cause: framing,
           })
         : framing;
