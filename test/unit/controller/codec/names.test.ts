@@ -1,4 +1,5 @@
 /** Display names (names.ts): per-version tables, unknown bits and numbers, printable wire text. */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   OFPPC11,
@@ -94,5 +95,45 @@ describe("names beside numbers", () => {
       role: 7,
       roleName: null,
     });
+  });
+
+  it("property: any port name bytes and any flag values print without raw control characters, numbers kept", () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 2, 4, 5, 6),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.array(fc.nat({ max: 0xffffffff }), { minLength: 6, maxLength: 6 }),
+        (version, rawName, [config, state, curr, advertised, supported, peer]) => {
+          const port = {
+            portNo: 1,
+            hwAddr: "02:00:00:00:00:01",
+            name: new TextDecoder().decode(
+              rawName.subarray(0, rawName.indexOf(0) === -1 ? 16 : rawName.indexOf(0)),
+            ),
+            rawName,
+            config: config!,
+            state: state!,
+            curr: curr!,
+            advertised: advertised!,
+            supported: supported!,
+            peer: peer!,
+          };
+          const msg = decodeMessage(encodeMessage({ type: "port_status", version, xid: 1, reason: 2, port }));
+          const named = withNames(msg) as { port: Record<string, unknown> };
+          const name = named.port.name as string;
+          expect(
+            [...name].filter(
+              (c) => c.charCodeAt(0) < 0x20 || (c.charCodeAt(0) >= 0x7f && c.charCodeAt(0) <= 0x9f),
+            ),
+          ).toEqual([]);
+          expect(named.port).toMatchObject({ config, state, curr, advertised, supported, peer });
+          // Every set bit is named or shown as hex: as many entries as set bits (1.0's 2-bit STP field aside).
+          const bits = (x: number) => [...x.toString(2)].filter((b) => b === "1").length;
+          expect((named.port.configNames as string[]).length).toBe(bits(config!));
+          expect((named.port.currNames as string[]).length).toBe(bits(curr!));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
