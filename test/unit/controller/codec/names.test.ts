@@ -1,11 +1,9 @@
 /** Display names (names.ts): per-version tables, unknown bits and numbers, printable wire text. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { OFPPC11, decodeMessage, encodeMessage, withNames } from "../../../../src/controller/codec/index.js";
 import {
-  OFPPC11,
   capabilityNames,
-  decodeMessage,
-  encodeMessage,
   errorCodeName,
   errorTypeName,
   flagNames,
@@ -13,8 +11,7 @@ import {
   portNoName,
   portStateNames,
   printableText,
-  withNames,
-} from "../../../../src/controller/codec/index.js";
+} from "../../../../src/controller/codec/names.js";
 
 const bytes = (...xs: number[]) => Uint8Array.from(xs);
 
