@@ -342,4 +342,18 @@ describeWith(["ovs"], "rfboot decode names agree with ovs-ofctl ofp-print", () =
     });
     expect(ofpPrint(bytes)).toMatch(/OFPHFC_INCOMPATIBLE\nno common version/);
   });
+
+  it.each([
+    ["of10/1-4-ofp_packet_in.packet", "action"],
+    ["of12/3-4-ofp_packet_in.packet", "action"],
+    ["of13/4-4-ofp_packet_in.packet", "action"],
+    ["of14/5-4-ofp_packet_in.packet", "action_set"],
+    // OVS calls 1.4's TABLE_MISS by its 1.0-1.3 name.
+    ["of15/libofproto-OFP15-packet_in.packet", "no_match"],
+  ])("PACKET_IN %s: the reason ofp-print shows as (via %s)", (name, via) => {
+    const bytes = readFileSync(join(VECTORS, name));
+    const ours = shown(bytes) as { reasonName: string };
+    expect(ofpPrint(bytes)).toMatch(new RegExp(`\\(via ${via}\\)`));
+    expect(ours.reasonName).toBe(via === "no_match" ? "TABLE_MISS" : via.toUpperCase());
+  });
 });

@@ -705,3 +705,16 @@ export const OFPERR11: Readonly<Record<string, readonly (string | readonly [stri
       ["SCHED_PAST", 6],
     ],
   });
+
+/** OFPR10 is the OpenFlow 1.0-1.3 PACKET_IN reason table (1.0 has the first two; 1.1 adds INVALID_TTL). */
+export const OFPR10 = Object.freeze({ NO_MATCH: 0, ACTION: 1, INVALID_TTL: 2 } as const);
+
+/** OFPR14 is the 1.4+ PACKET_IN reason table (OpenFlow 1.4.1 §7.4.1), which renames and extends it. */
+export const OFPR14 = Object.freeze({
+  TABLE_MISS: 0,
+  APPLY_ACTION: 1,
+  INVALID_TTL: 2,
+  ACTION_SET: 3,
+  GROUP: 4,
+  PACKET_OUT: 5,
+} as const);

@@ -8,6 +8,7 @@
  * - a flag set `x` gets `xNames`: the names of its set bits from bit 0 up, a bit without a name as
  *   hex ("0x400"), [] for 0;
  * - a port number `portNo` gets `portNoName`: the reserved port's name ("LOCAL"), null for others;
+ * - a PACKET_IN, kept as bytes, still gets `reason`/`reasonName` read from its body;
  * - text from the wire (port names, HELLO_FAILED text) goes through `printableText`.
  */
 import {
@@ -42,6 +43,8 @@ import {
   OFPPS10_STP,
   OFPPS10_STP_MASK,
   OFPPS11,
+  OFPR10,
+  OFPR14,
   OFPRPT,
   OFPST10,
   OFPST11,
@@ -144,6 +147,22 @@ export function multipartTypeName(version: number, mpType: number): string | nul
 const OFPET11_CODES: Table = Object.freeze(
   Object.fromEntries(Object.entries(OFPET11).map(([k, v]) => [k, v[0]])),
 );
+
+/**
+ * packetInReason reads the reason byte of a PACKET_IN body the codec keeps as bytes: after buffer_id,
+ * total_len and in_port on 1.0 (§5.4.1), after buffer_id, in_port, in_phy_port and total_len on 1.1,
+ * after buffer_id and total_len on 1.2+ (1.3.5 §7.4.1). Undefined when the body is shorter.
+ */
+function packetInReason(
+  version: number,
+  body: Uint8Array,
+): { reason: number; name: string | null } | undefined {
+  const at = is10(version) ? 8 : version === OFP_VERSIONS["1.1"] ? 14 : 6;
+  const reason = body[at];
+  if (reason === undefined) return undefined;
+  if (is10(version) && reason === OFPR10.INVALID_TTL) return { reason, name: null };
+  return { reason, name: enumName(version >= OFP_VERSIONS["1.4"] ? OFPR14 : OFPR10, reason) };
+}
 
 /** errorTypeName names an ERROR type on a version (null for a type that version lacks). */
 export function errorTypeName(version: number, errType: number): string | null {
@@ -383,6 +402,11 @@ export function withNames(msg: OfMessage): Named {
     case "nx_role_reply":
       return body({ role: [["roleName", enumName(NX_ROLE, msg.role)]] });
     case "unknown": {
+      if (msgType === OFPT10.PACKET_IN) {
+        const pi = packetInReason(version, msg.body);
+        if (pi === undefined) return body();
+        return { ...body(), reason: pi.reason, reasonName: pi.name, body: msg.body };
+      }
       const stats = is10(version)
         ? msgType === OFPT10.STATS_REQUEST || msgType === OFPT10.STATS_REPLY
         : msgType === OFPT11.MULTIPART_REQUEST || msgType === OFPT11.MULTIPART_REPLY;
