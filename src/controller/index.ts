@@ -1,6 +1,6 @@
 /**
  * The controller's public face: createController, its options and events, the TLS listener factory,
- * and the part of the OpenFlow codec that tools built on rfboot use (frame, decode, encode, name).
+ * and the part of the OpenFlow codec that tools built on rfboot use (frame, decode, encode, name, show).
  * Everything else under controller/ is internal; the list is pinned by a test so that a change to it
  * is a decision, not a side effect.
  */
@@ -27,7 +27,9 @@ export {
   encodeMessage,
   msgTypeName,
   versionName,
+  withNames,
   type FramerOptions,
+  type Named,
   type OfMessage,
   type OfVersionName,
   type Port,

@@ -2,6 +2,7 @@
 export type * from "./types.js";
 export * from "./constants.js";
 export { decodeMessage, encodeMessage } from "./message.js";
+export { withNames, type Named } from "./names.js";
 export { Framer, FrameScanner, frameEnd, type FramerOptions } from "./framer.js";
 export {
   buildHello,

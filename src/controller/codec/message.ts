@@ -129,8 +129,13 @@ function classify(frame: Uint8Array, version: number, msgType: number): MessageT
   return "unknown";
 }
 
-/** decodeMessage decodes one whole frame; throws OpenFlowError with the offset of the failing byte. */
-export function decodeMessage(frame: Uint8Array): OfMessage {
+/**
+ * decodeMessage decodes one whole frame; throws OpenFlowError with the offset of the failing byte.
+ * With `lenientHello`, a HELLO whose element list does not parse is returned with the elements that
+ * did, the rest as `trailing` and the reason as `problem` (what a display tool wants; the session
+ * refuses such a HELLO).
+ */
+export function decodeMessage(frame: Uint8Array, opts: { lenientHello?: boolean } = {}): OfMessage {
   if (frame.length < OFP_HEADER_LEN) {
     throw new OpenFlowError(
       `OpenFlow frame of ${frame.length} byte(s) is shorter than the ${OFP_HEADER_LEN}-byte header`,
@@ -163,7 +168,7 @@ export function decodeMessage(frame: Uint8Array): OfMessage {
   const body = new Reader(frame, tag.toUpperCase(), OFP_HEADER_LEN);
   switch (tag) {
     case "hello":
-      return decodeHello(body, h);
+      return decodeHello(body, h, opts.lenientHello === true);
     case "error":
       return decodeError(body, h);
     case "echo_request":

@@ -48,6 +48,11 @@ export interface Hello extends Header {
   elements: HelloElement[];
   /** Bytes after the last whole element that do not form an element (kept, never interpreted). */
   trailing?: Uint8Array;
+  /**
+   * Set only by a lenient decode: why the element list stopped being decoded. `trailing` then holds
+   * the bytes from the element that failed to the end of the message.
+   */
+  problem?: string;
 }
 
 /** ErrorMsg is OFPT_ERROR; for the experimenter error (errType 0xffff, 1.2+) `code` is exp_type. */

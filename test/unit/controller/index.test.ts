@@ -18,6 +18,7 @@ const VALUES = [
   "msgTypeName",
   "tlsServer",
   "versionName",
+  "withNames",
 ];
 
 const TYPES = [
@@ -30,6 +31,7 @@ const TYPES = [
   "DownEvent",
   "FramerOptions",
   "ListenAddress",
+  "Named",
   "OfMessage",
   "OfVersionName",
   "Port",
