@@ -10,7 +10,11 @@ import { VM_STATES } from "./store/index.js";
 export interface StateSample {
   readonly hosts: readonly { name: string; reachable?: boolean; vms: number; capacityLeft: number }[];
   readonly counts: { readonly leases: number; readonly byState: Readonly<Record<string, number>> };
-  readonly store: { readonly online: boolean; readonly pending: number; readonly oldestPendingAgeSeconds?: number };
+  readonly store: {
+    readonly online: boolean;
+    readonly pending: number;
+    readonly oldestPendingAgeSeconds?: number;
+  };
 }
 
 /** Metrics is the daemon's set of counters and histograms, on a registry of its own (no global state). */

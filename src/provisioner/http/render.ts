@@ -141,7 +141,9 @@ export function sections(s: LiveSnapshot, ready: ReadyReport): string {
   const summary =
     `<p id="summary"><span class="rd ${ready.ready ? "ready" : "no"}">${ready.ready ? "ready" : "not ready"}</span> ` +
     `${s.counts.connected} switches connected, ${s.counts.leases} leases held; ${esc(store)}` +
-    (s.controller ? `; OpenFlow ${esc(s.controller.mode)} ${esc(s.controller.host)}:${s.controller.port}` : "") +
+    (s.controller
+      ? `; OpenFlow ${esc(s.controller.mode)} ${esc(s.controller.host)}:${s.controller.port}`
+      : "") +
     (s.store.readError ? `; <span class="err">${esc(s.store.readError)}</span>` : "") +
     "</p>" +
     [...ready.reasons, ...ready.notes].map((r) => `<p class="note">${esc(r)}</p>`).join("");

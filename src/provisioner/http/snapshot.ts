@@ -234,9 +234,7 @@ export function buildSnapshot(input: SnapshotInput, now: Date): LiveSnapshot {
       online: input.store.online,
       pending: input.store.pending,
       droppedEvents: input.store.droppedEvents,
-      ...(oldest
-        ? { oldestPendingAgeSeconds: Math.max(0, (now.getTime() - oldest.getTime()) / 1000) }
-        : {}),
+      ...(oldest ? { oldestPendingAgeSeconds: Math.max(0, (now.getTime() - oldest.getTime()) / 1000) } : {}),
       ...(input.store.readError ? { readError: input.store.readError } : {}),
     },
     datapaths,
