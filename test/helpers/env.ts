@@ -16,7 +16,16 @@ export const SHARED = process.env.RFBOOT_SHARED ?? resolve(import.meta.dirname, 
 export const REPO = resolve(import.meta.dirname, "../..");
 
 export type Component =
-  "ovs" | "libvirt" | "mongo" | "mininet" | "virt-xml-validate" | "qemu-img" | "systemd-analyze" | "root";
+  | "ovs"
+  | "libvirt"
+  | "mongo"
+  | "mininet"
+  | "virt-xml-validate"
+  | "qemu-img"
+  | "systemd-analyze"
+  | "root"
+  | "promtool"
+  | "chromium";
 
 function ok(cmd: string, args: string[]): boolean {
   try {
@@ -55,6 +64,12 @@ export function available(c: Component): Promise<boolean> {
           return ok("which", ["systemd-analyze"]);
         case "root":
           return process.getuid?.() === 0;
+        case "promtool":
+          // Debian's `prometheus` package.
+          return ok("promtool", ["--version"]);
+        case "chromium":
+          // Debian's `chromium`, driven headless by the live page's browser test.
+          return ok("chromium", ["--headless", "--version"]);
       }
     })();
     cache.set(c, p);
