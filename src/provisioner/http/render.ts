@@ -21,6 +21,10 @@ function since(t: string | undefined): string {
   return t ? `<time data-since="${esc(t)}" datetime="${esc(t)}">${esc(t)}</time>` : "-";
 }
 
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function cls(s: string): string {
   return s.replace(/[^a-z0-9-]/gi, "-").toLowerCase();
 }
@@ -140,7 +144,7 @@ export function sections(s: LiveSnapshot, ready: ReadyReport): string {
         : "");
   const summary =
     `<p id="summary"><span class="rd ${ready.ready ? "ready" : "no"}">${ready.ready ? "ready" : "not ready"}</span> ` +
-    `${s.counts.connected} switches connected, ${s.counts.leases} leases held; ${esc(store)}` +
+    `${plural(s.counts.connected, "switch", "switches")} connected, ${plural(s.counts.leases, "lease", "leases")} held; ${esc(store)}` +
     (s.controller
       ? `; OpenFlow ${esc(s.controller.mode)} ${esc(s.controller.host)}:${s.controller.port}`
       : "") +
