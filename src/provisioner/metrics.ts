@@ -1,5 +1,4 @@
-/** Prometheus metrics for the daemon (prom-client), served on `--http HOST:PORT` at /metrics. */
-import { createServer, type Server } from "node:http";
+/** Prometheus metrics for the daemon (prom-client), served by the HTTP listener (http/server.ts) at /metrics. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { VM_STATES } from "./store/index.js";
 
@@ -148,26 +147,5 @@ export class Metrics {
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false)
       collectDefaultMetrics({ register: this.registry, prefix: "rfboot_" });
-  }
-
-  /** serve starts the HTTP endpoint; resolves with the bound address. */
-  async serve(host: string, port: number): Promise<{ server: Server; host: string; port: number }> {
-    const server = createServer((req, res) => {
-      if (req.url !== "/metrics") {
-        res.writeHead(404).end("not found: try /metrics\n");
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
-        (err: unknown) => res.writeHead(500).end(String(err)),
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => resolve());
-    });
-    const addr = server.address();
-    const bound = typeof addr === "object" && addr ? addr.port : port;
-    return { server, host, port: bound };
   }
 }
