@@ -257,6 +257,10 @@ export class LiveServer {
       }
       case "/events": {
         res.writeHead(200, { ...headers, "content-type": "text/event-stream", connection: "keep-alive" });
+        if (req.method === "HEAD") {
+          res.end();
+          return;
+        }
         res.write("retry: 2000\n\n");
         this.streams.add(res);
         req.on("close", () => this.streams.delete(res));

@@ -127,6 +127,8 @@ describe("LiveServer", () => {
     expect((await get(port, "/", { authorization: "Bearer wrong" })).status).toBe(401);
     expect((await get(port, "/api/state", { authorization: "Bearer s3cret" })).status).toBe(200);
     expect((await get(port, "/metrics?token=s3cret")).status).toBe(200);
+    // The page's EventSource passes the token it was opened with.
+    expect((await get(port, "/events?token=s3cret", {}, "HEAD")).status).toBe(200);
   });
 
   it("pushes the sections on /events when the state changes, not when it does not", async () => {
