@@ -147,12 +147,17 @@ readiness: { consoleMarker: null }
     expect(await rowOf(B)).not.toMatch(/disconnected/);
     await page.evaluate("window.__sameDocument = true");
     const updates = Number(await page.evaluate<string>(`document.body.getAttribute("data-updates")`));
+    const t0 = performance.now();
     switches.leave(B);
     await until(
       "B disconnected on the page",
       async () => ((await rowOf(B)).includes("disconnected") ? true : undefined),
       20_000,
     );
+    // Pushed at once (the daemon's `left` event), not at the next poll.
+    const pushedMs = performance.now() - t0;
+    console.info(`live page: switch leave shown after ${pushedMs.toFixed(0)} ms`);
+    expect(pushedMs).toBeLessThan(3000);
     expect(await rowOf(A)).toMatch(/connected/);
     expect(await rowOf(A)).not.toMatch(/disconnected/);
     expect(await page.evaluate<boolean>("window.__sameDocument === true")).toBe(true);
