@@ -3,7 +3,7 @@
  * private libvirtd (test driver) as its host and FerretDB as its store, serving `--http`'s listener. The page
  * (first as `chromium --dump-dom` sees it, then through the DevTools protocol) shows both datapaths, their
  * VMs, host, rfconfig rows and the picture; when a switch leaves the page changes without a reload (pushed on
- * /events). Its screenshot is saved as docs/live-page.png.
+ * /events, the token it was opened with passed on). Its screenshot is saved as docs/live-page.png.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -31,6 +31,7 @@ const DB = `rfbt_lp_${TAG}`;
 const A = BigInt(`0x${TAG}a1`);
 const B = BigInt(`0x${TAG}b2`);
 const hex16 = (d: bigint) => d.toString(16).padStart(16, "0");
+const TOKEN = `tok${TAG}`;
 
 describeWith(["libvirt", "mongo", "root", "chromium"], "the live page in headless Chromium", () => {
   let host: LibvirtTestHost;
@@ -39,6 +40,7 @@ describeWith(["libvirt", "mongo", "root", "chromium"], "the live page in headles
   let switches: FakeSwitches;
   let server: LiveServer;
   let url: string;
+  let api: string;
   let browser: Browser | undefined;
   let unsubscribe: () => void;
 
@@ -72,11 +74,14 @@ readiness: { consoleMarker: null }
       port: 0,
       state: new LiveState({ gather: daemonInputs(daemon) }),
       metrics: daemon.metrics,
+      token: TOKEN,
       pollMs: 1000,
     });
     const { port } = await server.start();
     unsubscribe = onDaemonChange(daemon, () => server.poke());
-    url = `http://127.0.0.1:${port}/`;
+    // Opened as an operator opens it when the listener needs a token: the page passes it on to /events.
+    url = `http://127.0.0.1:${port}/?token=${TOKEN}`;
+    api = `http://127.0.0.1:${port}/api/state`;
     await daemon.start();
     await daemon.checkHosts();
     switches.join(A, [1, 2]);
@@ -85,7 +90,7 @@ readiness: { consoleMarker: null }
     await until(
       "both records running",
       async () => {
-        const s = (await (await fetch(`${url}api/state`)).json()) as {
+        const s = (await (await fetch(api, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
           datapaths: { state: string }[];
           rfconfig: unknown[];
         };
