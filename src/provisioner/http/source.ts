@@ -22,9 +22,14 @@ function hasLiveReads(s: DaemonStore): s is DaemonStore & LiveReads {
   return typeof x.recentEvents === "function" && typeof x.listOwnRfconfigRows === "function";
 }
 
+/** LiveDaemon is what a snapshot reads of the daemon. */
+export type LiveDaemon = Pick<Daemon, "instanceId" | "config" | "hosts" | "listening" | "knownDatapaths"> & {
+  readonly store: DaemonStore | undefined;
+};
+
 /** daemonInputs returns a function that gathers the inputs of one snapshot from `daemon`. */
 export function daemonInputs(
-  daemon: Daemon,
+  daemon: LiveDaemon,
   options: { events?: number } = {},
 ): () => Promise<SnapshotInput> {
   let records: VmRecord[] = [];
@@ -32,7 +37,8 @@ export function daemonInputs(
   let events: StoredEvent[] = [];
   const nEvents = options.events ?? 50;
   return async () => {
-    const store = daemon.store as DaemonStore | undefined;
+    // Undefined until Daemon.start() opened it: the page then shows what the daemon knows without it.
+    const store = daemon.store;
     let readError: string | undefined;
     if (store) {
       const reads = await Promise.allSettled([
