@@ -125,6 +125,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly opts: DaemonOptions;
   private stopped = false;
   private prepared: Promise<void> = Promise.resolve();
+  private listeningAt: { host: string; port: number } | undefined;
 
   constructor(opts: DaemonOptions) {
     super();
@@ -193,6 +194,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.controller.on("down", (e) => this.onDown(e));
     this.controller.on("port", (e) => this.onPort(e));
     const addr = await this.controller.start();
+    this.listeningAt = addr;
     this.log.info({ ...addr, mode: this.config.openflow.mode }, "accepting switches");
     return addr;
   }
@@ -387,6 +389,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   datapath(dpidHex: string): DatapathStatus | undefined {
     const dp = this.datapaths.get(dpidHex);
     return dp ? statusOf(dp) : undefined;
+  }
+
+  /** knownDatapaths takes a snapshot of every dpid the daemon knows (connected or not), by dpid. */
+  knownDatapaths(): DatapathStatus[] {
+    return this.datapaths
+      .all()
+      .map(statusOf)
+      .sort((a, b) => a.dpidHex.localeCompare(b.dpidHex));
+  }
+
+  /** listening is where the controller listens (or relays from) once started; undefined before and after. */
+  listening(): { host: string; port: number; mode: string } | undefined {
+    if (!this.listeningAt || this.stopped) return undefined;
+    return { ...this.listeningAt, mode: this.config.openflow.mode };
   }
 
   /** idle resolves when no provisioning action or port change is queued or running. */

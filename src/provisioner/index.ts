@@ -43,12 +43,14 @@ export {
   type OutboxStats,
   type PortRegisterWatch,
   type RecordPatch,
+  type StoredEvent,
   type VmRecord,
   type WriteOutcome,
 } from "./store/index.js";
 export { Daemon, type DaemonEvents } from "./daemon.js";
 export { controllerFromConfig } from "./wiring.js";
 export { Metrics } from "./metrics.js";
+export { checkBind, daemonInputs, LiveServer, LiveState, onDaemonChange } from "./http/index.js";
 export {
   createSpawnRunner,
   diskPlanFrom,

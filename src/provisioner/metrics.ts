@@ -1,6 +1,20 @@
-/** Prometheus metrics for the daemon (prom-client), served on `--metrics HOST:PORT` at /metrics. */
-import { createServer, type Server } from "node:http";
+/** Prometheus metrics for the daemon (prom-client), served by the HTTP listener (http/server.ts) at /metrics. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { VM_STATES } from "./store/index.js";
+
+/**
+ * StateSample is the daemon's state the gauges below read at each scrape: the live page's snapshot (see
+ * http/snapshot.ts) has this shape, so the page and the gauges never disagree.
+ */
+export interface StateSample {
+  readonly hosts: readonly { name: string; reachable?: boolean; vms: number; capacityLeft: number }[];
+  readonly counts: { readonly leases: number; readonly byState: Readonly<Record<string, number>> };
+  readonly store: {
+    readonly online: boolean;
+    readonly pending: number;
+    readonly oldestPendingAgeSeconds?: number;
+  };
+}
 
 /** Metrics is the daemon's set of counters and histograms, on a registry of its own (no global state). */
 export class Metrics {
@@ -52,33 +66,86 @@ export class Metrics {
   });
   readonly storePending = new Gauge({
     name: "rfboot_store_pending_writes",
-    help: "MongoDB writes buffered while the database is unreachable",
+    help: "MongoDB writes not yet confirmed (the outbox's depth; it grows while the database is unreachable)",
     registers: [this.registry],
+    collect: () => this.sampled((s) => this.storePending.set(s.store.pending)),
   });
+  readonly storeOldestPending = new Gauge({
+    name: "rfboot_store_oldest_pending_seconds",
+    help: "Age of the oldest record change or event still waiting for MongoDB (0 when none waits)",
+    registers: [this.registry],
+    collect: () => this.sampled((s) => this.storeOldestPending.set(s.store.oldestPendingAgeSeconds ?? 0)),
+  });
+  readonly storeOnline = new Gauge({
+    name: "rfboot_store_online",
+    help: "1 while MongoDB is reachable, 0 while writes are buffered",
+    registers: [this.registry],
+    collect: () => this.sampled((s) => this.storeOnline.set(s.store.online ? 1 : 0)),
+  });
+  readonly hostReachable = new Gauge({
+    name: "rfboot_host_reachable",
+    help: "1 when the libvirt host answered its last probe, 0 when not (absent before the first probe)",
+    labelNames: ["host"],
+    registers: [this.registry],
+    collect: () =>
+      this.sampled((s) => {
+        this.hostReachable.reset();
+        for (const h of s.hosts)
+          if (h.reachable !== undefined) this.hostReachable.set({ host: h.name }, h.reachable ? 1 : 0);
+      }),
+  });
+  readonly hostVms = new Gauge({
+    name: "rfboot_host_vms",
+    help: "rfboot's VMs placed on each libvirt host",
+    labelNames: ["host"],
+    registers: [this.registry],
+    collect: () =>
+      this.sampled((s) => {
+        this.hostVms.reset();
+        for (const h of s.hosts) this.hostVms.set({ host: h.name }, h.vms);
+      }),
+  });
+  readonly hostCapacityLeft = new Gauge({
+    name: "rfboot_host_capacity_left",
+    help: "VM slots left on each libvirt host (maxVms minus rfboot's VMs placed there)",
+    labelNames: ["host"],
+    registers: [this.registry],
+    collect: () =>
+      this.sampled((s) => {
+        this.hostCapacityLeft.reset();
+        for (const h of s.hosts) this.hostCapacityLeft.set({ host: h.name }, h.capacityLeft);
+      }),
+  });
+  readonly vmsByState = new Gauge({
+    name: "rfboot_vms",
+    help: "Records by VM state (joined, starting, running, ready, failed, ...)",
+    labelNames: ["state"],
+    registers: [this.registry],
+    collect: () =>
+      this.sampled((s) => {
+        for (const state of VM_STATES) this.vmsByState.set({ state }, s.counts.byState[state] ?? 0);
+      }),
+  });
+  readonly leasesHeld = new Gauge({
+    name: "rfboot_leases_held",
+    help: "Datapath leases this instance holds",
+    registers: [this.registry],
+    collect: () => this.sampled((s) => this.leasesHeld.set(s.counts.leases)),
+  });
+  private sample: (() => StateSample | undefined) | undefined;
+
+  /** observe makes the state gauges read `sample` at each scrape (before: they stay at zero, or absent). */
+  observe(sample: () => StateSample | undefined): void {
+    this.sample = sample;
+  }
+
+  private sampled(fn: (s: StateSample) => void): void {
+    const s = this.sample?.();
+    if (s) fn(s);
+  }
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false)
       collectDefaultMetrics({ register: this.registry, prefix: "rfboot_" });
-  }
-
-  /** serve starts the HTTP endpoint; resolves with the bound address. */
-  async serve(host: string, port: number): Promise<{ server: Server; host: string; port: number }> {
-    const server = createServer((req, res) => {
-      if (req.url !== "/metrics") {
-        res.writeHead(404).end("not found: try /metrics\n");
-        return;
-      }
-      this.registry.metrics().then(
-        (text) => res.writeHead(200, { "content-type": this.registry.contentType }).end(text),
-        (err: unknown) => res.writeHead(500).end(String(err)),
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, host, () => resolve());
-    });
-    const addr = server.address();
-    const bound = typeof addr === "object" && addr ? addr.port : port;
-    return { server, host, port: bound };
   }
 }

@@ -25,7 +25,9 @@ export type Component =
   | "systemd-analyze"
   | "root"
   | "netns"
-  | "sshd";
+  | "sshd"
+  | "promtool"
+  | "chromium";
 
 function ok(cmd: string, args: string[]): boolean {
   try {
@@ -70,6 +72,12 @@ export function available(c: Component): Promise<boolean> {
         case "sshd":
           // An sshd the tests start themselves (openssh-server), and the client side.
           return ok("test", ["-x", "/usr/sbin/sshd"]) && ok("which", ["ssh", "ssh-keygen"]);
+        case "promtool":
+          // Debian's `prometheus` package.
+          return ok("promtool", ["--version"]);
+        case "chromium":
+          // Debian's `chromium`, driven headless by the live page's browser test.
+          return ok("chromium", ["--headless", "--version"]);
       }
     })();
     cache.set(c, p);

@@ -1,17 +1,53 @@
 /** `rfboot run`: the daemon. Boots each switch's VM when the switch connects; SIGHUP reloads the config. */
+import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { errorMessage } from "../../common/errors.js";
+import { UsageError, errorMessage } from "../../common/errors.js";
 import { createLogger } from "../../common/log.js";
-import { parseHostPort } from "../args.js";
+import { parseHostPort, type HostPort } from "../args.js";
 import {
   Daemon,
+  LiveServer,
+  LiveState,
   Metrics,
   VirshShellRunner,
+  checkBind,
   controllerFromConfig,
+  daemonInputs,
   loadConfig,
+  onDaemonChange,
 } from "../../provisioner/index.js";
 
-/** registerRun adds `rfboot run --config FILE [--metrics HOST:PORT]`. */
+interface RunFlags {
+  config: string;
+  http?: string;
+  metrics?: string;
+  httpTokenFile?: string;
+  httpInsecure?: boolean;
+  instance?: string;
+}
+
+/** parseListen reads `--http`: HOST:PORT, or a bare PORT on the loopback address. */
+export function parseListen(text: string, what: string): HostPort {
+  return /^\d+$/.test(text) ? parseHostPort(`127.0.0.1:${text}`, what) : parseHostPort(text, what);
+}
+
+/** httpToken reads the token from `--http-token-file` (first line) or RFBOOT_HTTP_TOKEN; undefined: none. */
+export function httpToken(file: string | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  let token: string | undefined;
+  if (file !== undefined) {
+    try {
+      token = readFileSync(file, "utf8").split("\n")[0]!.trim();
+    } catch (e) {
+      throw new UsageError(`--http-token-file ${file}: ${errorMessage(e)}`);
+    }
+    if (!token) throw new UsageError(`--http-token-file ${file}: the file's first line is empty`);
+  } else if (env.RFBOOT_HTTP_TOKEN) {
+    token = env.RFBOOT_HTTP_TOKEN.trim();
+  }
+  return token || undefined;
+}
+
+/** registerRun adds `rfboot run --config FILE [--http HOST:PORT]`. */
 export function registerRun(program: Command): void {
   program
     .command("run")
@@ -20,10 +56,25 @@ export function registerRun(program: Command): void {
         "(SIGHUP reloads the config; SIGINT/SIGTERM stop cleanly; VMs keep running)",
     )
     .requiredOption("-c, --config <file>", "config file (YAML or JSON)")
-    .option("--metrics <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics")
+    .option(
+      "--http <host:port>",
+      "serve the live page (/), its updates (/events), /api/state, /metrics, /healthz and /readyz, read-only;\n" +
+        "a bare PORT listens on 127.0.0.1",
+    )
+    .option("--metrics <host:port>", "the same listener as --http (older name)")
+    .option(
+      "--http-token-file <file>",
+      "require this bearer token (the file's first line; or env RFBOOT_HTTP_TOKEN) on every path but /healthz",
+    )
+    .option("--http-insecure", "allow --http on a non-loopback address without a token")
     .option("--instance <id>", "name of this rfboot instance in leases and records (default hostname:pid)")
-    .action(async (opts: { config: string; metrics?: string; instance?: string }) => {
-      const metricsAt = opts.metrics ? parseHostPort(opts.metrics, "--metrics") : undefined;
+    .action(async (opts: RunFlags) => {
+      if (opts.http && opts.metrics && opts.http !== opts.metrics)
+        throw new UsageError("--http and --metrics name the same listener: give one of them");
+      const listenText = opts.http ?? opts.metrics;
+      const listenAt = listenText ? parseListen(listenText, opts.http ? "--http" : "--metrics") : undefined;
+      const token = httpToken(opts.httpTokenFile, process.env);
+      if (listenAt) checkBind(listenAt.host, token, opts.httpInsecure === true);
       const config = await loadConfig(opts.config);
       const log = createLogger();
       const metrics = new Metrics();
@@ -38,9 +89,21 @@ export function registerRun(program: Command): void {
         createController: controllerFromConfig,
         ...(opts.instance ? { instanceId: opts.instance } : {}),
       });
-      const server = metricsAt ? await metrics.serve(metricsAt.host, metricsAt.port) : undefined;
-      if (server) log.info({ host: server.host, port: server.port }, "metrics at /metrics");
+      const live = listenAt
+        ? new LiveServer({
+            host: listenAt.host,
+            port: listenAt.port,
+            state: new LiveState({ gather: daemonInputs(daemon), log }),
+            metrics,
+            ...(token ? { token } : {}),
+            log,
+          })
+        : undefined;
+      const bound = await live?.start();
+      if (bound) log.info({ ...bound, token: token !== undefined }, "live page at /, metrics at /metrics");
+      const unsubscribe = live ? onDaemonChange(daemon, () => live.poke()) : undefined;
       const addr = await daemon.start();
+      live?.poke();
       log.info({ config: opts.config, ...addr }, "rfboot running");
       process.on("SIGHUP", () => {
         loadConfig(opts.config).then(
@@ -57,9 +120,10 @@ export function registerRun(program: Command): void {
         process.once("SIGINT", () => stop("SIGINT"));
         process.once("SIGTERM", () => stop("SIGTERM"));
       });
+      unsubscribe?.();
+      await live?.close();
       await daemon.stop();
       await shells.close();
-      server?.server.close();
       log.flush?.();
     });
 }

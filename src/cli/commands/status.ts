@@ -1,13 +1,16 @@
 /**
  * `rfboot status`: one line per datapath from MongoDB, with live CPU and memory figures from libvirt, then
- * (live) one line per host with what it reports of its capacity.
+ * (live) one line per host with what it reports of its capacity;
+ * `--watch` reads again every few seconds: redrawn in place on a terminal, printed again on each change
+ * otherwise (a log, a pipe).
  */
 import type { Command } from "commander";
-import { RfbootError, errorMessage } from "../../common/errors.js";
+import { RfbootError, UsageError, errorMessage } from "../../common/errors.js";
 import { silentLogger } from "../../common/log.js";
 import {
   HostRegistry,
   MongoStore,
+  type RfbootConfig,
   listConfiguredVms,
   loadConfig,
   type DomainInfo,
@@ -64,15 +67,127 @@ function row(
   };
 }
 
-/** registerStatus adds `rfboot status --config FILE [--json]`. */
+/** collectRows reads the records and (with `live`) the hosts' domains, and makes one row per datapath. */
+export async function collectRows(
+  config: RfbootConfig,
+  store: Pick<MongoStore, "listRecords">,
+  live: HostRegistry | undefined,
+  onProbes?: (probes: HostProbe[]) => void,
+): Promise<StatusRow[]> {
+  let records: VmRecord[];
+  try {
+    records = await store.listRecords();
+  } catch (e) {
+    throw new RfbootError(`cannot read records from MongoDB at ${config.mongo.database}: ${errorMessage(e)}`);
+  }
+  const domains = new Map<string, DomainInfo>();
+  if (live) {
+    const probes = await live.probeAll();
+    onProbes?.(probes);
+    for (const p of probes) for (const d of p.domains) domains.set(`${p.name}/${d.name}`, d);
+  }
+  const byDpid = new Map(records.map((r) => [r.dpidHex, r]));
+  const rows: StatusRow[] = [];
+  for (const vm of listConfiguredVms(config)) {
+    const rec = byDpid.get(vm.dpidHex);
+    byDpid.delete(vm.dpidHex);
+    rows.push(row(rec, vm.dpidHex, vm.name, rec?.host ? domains.get(`${rec.host}/${vm.name}`) : undefined));
+  }
+  for (const rec of byDpid.values()) {
+    rows.push(
+      row(
+        rec,
+        rec.dpidHex,
+        rec.vmName,
+        rec.host && rec.vmName ? domains.get(`${rec.host}/${rec.vmName}`) : undefined,
+      ),
+    );
+  }
+  return rows;
+}
+
+/** renderRows renders the status table (ages relative to `now`). */
+export function renderRows(rows: readonly StatusRow[], now = Date.now()): string {
+  return renderTable(
+    [
+      "DPID",
+      "SWITCH",
+      "VM",
+      "HOST",
+      "STATE",
+      "DOMAIN",
+      "JOINED",
+      "STARTED",
+      "READY",
+      "CPU",
+      "MEM",
+      "LAST ERROR",
+    ],
+    rows.map((r) => [
+      r.dpid,
+      r.switch,
+      r.vm ?? "-",
+      r.host ?? "-",
+      r.state,
+      r.domain ?? "-",
+      age(r.joinedAt, now),
+      age(r.startedAt, now),
+      age(r.readyAt, now),
+      r.cpuSeconds !== undefined ? `${r.cpuSeconds.toFixed(1)}s` : "-",
+      r.memoryMiB !== undefined ? `${r.memoryMiB}M` : "-",
+      r.lastError ?? "",
+    ]),
+  );
+}
+
+/** renderHosts renders what each host reports of its capacity (after the datapaths' table). */
+export function renderHosts(config: RfbootConfig, probes: readonly HostProbe[]): string {
+  if (probes.length === 0) return "";
+  const hosts = hostRows(config.hosts, probes, () => false);
+  return (
+    "\n" +
+    renderTable(
+      ["HOST", "REACHABLE", "VMS", "REPORTED CAPACITY"],
+      hosts.map((h) => [h.name, h.reachable ? "yes" : "NO", `${h.running}/${h.maxVms}`, reportedText(h)]),
+    )
+  );
+}
+
+/** changeKey is what makes a new table worth printing when not on a terminal: not the CPU time ticking. */
+export function changeKey(rows: readonly StatusRow[]): string {
+  return JSON.stringify(rows.map(({ cpuSeconds: _c, memoryMiB: _m, ...r }) => r));
+}
+
+/** CLEAR moves the cursor home and clears the screen (ECMA-48 CUP and ED), for a redraw in place. */
+export const CLEAR = "\x1b[H\x1b[2J";
+
+interface StatusFlags {
+  config: string;
+  json?: boolean;
+  live: boolean;
+  watch?: boolean;
+  interval: string;
+}
+
+/** registerStatus adds `rfboot status --config FILE [--json] [--watch]`. */
 export function registerStatus(program: Command): void {
   program
     .command("status")
-    .description("show each datapath: switch state, VM, host, state, ages, last error, live CPU/memory")
+    .description(
+      "show each datapath: switch state, VM, host, state, ages, last error, live CPU/memory;\n" +
+        "--watch reads again every few seconds (redrawn in place on a terminal, printed on each change otherwise)",
+    )
     .requiredOption("-c, --config <file>", "config file (YAML or JSON)")
     .option("--json", "print JSON (one array) instead of a table")
     .option("--no-live", "do not ask libvirt for live figures")
-    .action(async (opts: { config: string; json?: boolean; live: boolean }) => {
+    .option("-w, --watch", "keep reading until Ctrl-C")
+    .option("--interval <seconds>", "--watch: seconds between reads", "2")
+    .action(async (opts: StatusFlags) => {
+      const interval = Number(opts.interval);
+      if (!Number.isFinite(interval) || interval <= 0)
+        throw new UsageError(
+          `--interval: expected a positive number of seconds, got ${JSON.stringify(opts.interval)}`,
+        );
       const config = await loadConfig(opts.config);
       const store = await MongoStore.open({
         uri: config.mongo.uri,
@@ -81,91 +196,83 @@ export function registerStatus(program: Command): void {
         logger: silentLogger,
         serverSelectionTimeoutMS: 3000,
       });
-      let records: VmRecord[];
-      try {
-        records = await store.listRecords();
-      } catch (e) {
-        throw new RfbootError(
-          `cannot read records from MongoDB at ${config.mongo.database}: ${errorMessage(e)}`,
+      const reg = opts.live ? new HostRegistry({ hosts: config.hosts }) : undefined;
+      // The JSON output stays one array of datapaths; the hosts' figures are `rfboot hosts --json`.
+      let probes: HostProbe[] = [];
+      const show = (rows: StatusRow[]) =>
+        process.stdout.write(
+          opts.json
+            ? JSON.stringify(rows, null, opts.watch ? 0 : 2) + "\n"
+            : renderRows(rows) + renderHosts(config, probes),
         );
+      const read = () => collectRows(config, store, reg, (p) => (probes = p));
+      try {
+        if (!opts.watch) {
+          show(await read());
+          return;
+        }
+        await watch(config, read, interval, opts.json === true, show);
       } finally {
         await store.close(500).catch(() => undefined);
+        await reg?.dispose();
       }
-      const live = new Map<string, DomainInfo>();
-      let probes: HostProbe[] = [];
-      if (opts.live) {
-        const reg = new HostRegistry({ hosts: config.hosts });
-        probes = await reg.probeAll();
-        for (const p of probes) for (const d of p.domains) live.set(`${p.name}/${d.name}`, d);
-        await reg.dispose();
-      }
-      const byDpid = new Map(records.map((r) => [r.dpidHex, r]));
-      const rows: StatusRow[] = [];
-      for (const vm of listConfiguredVms(config)) {
-        const rec = byDpid.get(vm.dpidHex);
-        byDpid.delete(vm.dpidHex);
-        rows.push(row(rec, vm.dpidHex, vm.name, rec?.host ? live.get(`${rec.host}/${vm.name}`) : undefined));
-      }
-      for (const rec of byDpid.values()) {
-        rows.push(
-          row(
-            rec,
-            rec.dpidHex,
-            rec.vmName,
-            rec.host && rec.vmName ? live.get(`${rec.host}/${rec.vmName}`) : undefined,
-          ),
-        );
-      }
-      if (opts.json) {
-        process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
-        return;
-      }
-      process.stdout.write(
-        renderTable(
-          [
-            "DPID",
-            "SWITCH",
-            "VM",
-            "HOST",
-            "STATE",
-            "DOMAIN",
-            "JOINED",
-            "STARTED",
-            "READY",
-            "CPU",
-            "MEM",
-            "LAST ERROR",
-          ],
-          rows.map((r) => [
-            r.dpid,
-            r.switch,
-            r.vm ?? "-",
-            r.host ?? "-",
-            r.state,
-            r.domain ?? "-",
-            age(r.joinedAt),
-            age(r.startedAt),
-            age(r.readyAt),
-            r.cpuSeconds !== undefined ? `${r.cpuSeconds.toFixed(1)}s` : "-",
-            r.memoryMiB !== undefined ? `${r.memoryMiB}M` : "-",
-            r.lastError ?? "",
-          ]),
-        ),
-      );
-      if (probes.length === 0) return;
-      // The hosts' own capacity figures (the JSON output stays one array of datapaths: `rfboot hosts --json`).
-      const hosts = hostRows(config.hosts, probes, () => false);
-      process.stdout.write(
-        "\n" +
-          renderTable(
-            ["HOST", "REACHABLE", "VMS", "REPORTED CAPACITY"],
-            hosts.map((h) => [
-              h.name,
-              h.reachable ? "yes" : "NO",
-              `${h.running}/${h.maxVms}`,
-              reportedText(h),
-            ]),
-          ),
-      );
     });
+}
+
+/**
+ * watch reads every `interval` seconds until SIGINT/SIGTERM. On a terminal each read redraws the screen (the
+ * ages move on); otherwise a table (or JSON line) is printed only when something changed. A failed read is
+ * shown, and the next one tried.
+ */
+async function watch(
+  config: RfbootConfig,
+  read: () => Promise<StatusRow[]>,
+  interval: number,
+  json: boolean,
+  show: (rows: StatusRow[]) => void,
+): Promise<void> {
+  const tty = process.stdout.isTTY === true && !json;
+  let stop = false;
+  let wake: (() => void) | undefined;
+  const onSignal = () => {
+    stop = true;
+    wake?.();
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  let last = "";
+  try {
+    while (!stop) {
+      let text: string | undefined;
+      try {
+        const rows = await read();
+        const key = changeKey(rows);
+        if (tty) {
+          process.stdout.write(
+            `${CLEAR}rfboot status: ${config.mongo.database}, every ${interval}s (Ctrl-C to quit)  ${new Date().toISOString()}\n\n`,
+          );
+          show(rows);
+        } else if (key !== last) {
+          if (last !== "" && !json) process.stdout.write("\n");
+          show(rows);
+        }
+        last = key;
+      } catch (e) {
+        text = errorMessage(e);
+        if (tty) process.stdout.write(`${CLEAR}rfboot status: ${text}\n`);
+        else process.stderr.write(`rfboot: ${text}\n`);
+      }
+      if (stop) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, interval * 1000);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
 }

@@ -41,6 +41,7 @@ import {
   deleteExactRfconfigRows,
   dropLegacyRfconfigIndexes,
   removeOwnRfconfigRows,
+  ROW_ID_PREFIX,
   type ConflictPolicy,
   type RfconfigConflict,
   type RfconfigDoc,
@@ -703,6 +704,23 @@ export class MongoStore extends EventEmitter implements DaemonStore {
     }));
   }
 
+  /** listOwnRfconfigRows reads the `rfconfig` rows rfboot wrote (their `_id` starts with `rfboot:`), with it. */
+  async listOwnRfconfigRows(): Promise<(RfconfigRow & { id: string })[]> {
+    const docs = await this.run("listOwnRfconfigRows", () =>
+      this.col<RfconfigDoc>(this.collections.rfconfig)
+        .find({ _id: { $regex: `^${ROW_ID_PREFIX}` } } as Record<string, unknown>)
+        .toArray(),
+    );
+    return docs.map((d) => ({
+      id: String(d._id),
+      vm_id: String(d.vm_id),
+      vm_port: String(d.vm_port),
+      ct_id: String(d.ct_id),
+      dp_id: String(d.dp_id),
+      dp_port: String(d.dp_port),
+    }));
+  }
+
   // ---- records ------------------------------------------------------------------------------------------
 
   /**
@@ -786,6 +804,25 @@ export class MongoStore extends EventEmitter implements DaemonStore {
     return docs.map(({ _id, ...rest }) => ({ id: _id.toHexString(), ...rest }));
   }
 
+  /**
+   * eventsSince returns events in time order (oldest first): those at or after `since`, of one dpid if
+   * given, at most `limit` (the newest ones when there are more). `rfboot events` reads the log with it.
+   */
+  async eventsSince(q: { since?: Date; dpid?: string; limit?: number } = {}): Promise<StoredEvent[]> {
+    const limit = Math.max(1, Math.min(Math.floor(q.limit ?? 1000), 100_000));
+    const filter: Record<string, unknown> = {};
+    if (q.since) filter.at = { $gte: q.since };
+    if (q.dpid !== undefined) filter.dpid = checkDpidHex(q.dpid, "eventsSince.dpid");
+    const docs = await this.run("eventsSince", () =>
+      this.col<EventDoc>(this.collections.events)
+        .find(filter)
+        .sort({ at: -1, _id: -1 })
+        .limit(limit)
+        .toArray(),
+    );
+    return docs.reverse().map(({ _id, ...rest }) => ({ id: _id.toHexString(), ...rest }));
+  }
+
   // ---- leases -------------------------------------------------------------------------------------------
 
   /** claim: see LeaseTable.claim (true when `owner` holds the dpid's lease for ttlMs from `now`). */
@@ -859,6 +896,16 @@ export class MongoStore extends EventEmitter implements DaemonStore {
   /** pending counts writes not yet confirmed by MongoDB. */
   pending(): number {
     return this.outbox.pending();
+  }
+
+  /** oldestPendingAt is when the oldest record patch or event still waiting in the outbox was made. */
+  oldestPendingAt(): Date | undefined {
+    let oldest: Date | undefined;
+    for (const op of this.outbox.snapshot()) {
+      const at = op.type === "record" ? op.at : op.type === "event" ? op.event.at : undefined;
+      if (at && (!oldest || at < oldest)) oldest = at;
+    }
+    return oldest;
   }
 
   /** stats returns the outbox counters (written, failed, droppedEvents, retries, online). */

@@ -3,7 +3,9 @@
 
 Input (JSON on stdin): {"cmd": [...], "cwd": "...", "steps": [[regex, text_to_type], ...], "timeout": s}
 For each step: wait until `regex` appears in the output received since the previous step, then type
-`text_to_type` (a trailing newline is Enter). After the last step, read until the process exits.
+`text_to_type` (a trailing newline is Enter). A step may name a third item, a file created once its
+pattern appeared (so a test can change something the program watches at the right moment). After the
+last step, read until the process exits.
 Output (JSON on stdout): {"transcript": "...", "exit": code, "error": null | "..."}.
 """
 import json
@@ -43,7 +45,8 @@ def main() -> None:
         pending += text
         return True
 
-    for pattern, text in spec["steps"]:
+    for step in spec["steps"]:
+        pattern, text = step[0], step[1]
         rx = re.compile(pattern)
         while not rx.search(pending):
             if time.monotonic() > deadline:
@@ -55,6 +58,8 @@ def main() -> None:
         if error:
             break
         pending = ""
+        if len(step) > 2:
+            open(step[2], "w").close()
         os.write(fd, text.encode())
     while time.monotonic() < deadline and read_some(0.2):
         pass

@@ -1,0 +1,113 @@
+/**
+ * `rfboot run --http` as an operator runs it, a child process with a private libvirtd (test driver) and
+ * FerretDB: /healthz answers without the token, every other path needs it (header or query), /readyz turns
+ * 200 once the controller listens and the host was probed, /api/state and /metrics show the host and the
+ * configured datapath, and a non-loopback address without a token is refused with exit 2.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa, type ResultPromise } from "execa";
+import { MongoClient } from "mongodb";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { MONGO_URI, REPO, describeWith } from "../helpers/env.js";
+import { freePort, until } from "../helpers/real.js";
+import { startLibvirtHosts, stopLibvirtHosts, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
+
+const RFBOOT = join(REPO, "bin", "rfboot");
+const TAG = randomBytes(3).toString("hex");
+const DB = `rfbt_rh_${TAG}`;
+const DPID = `${TAG}0c`.padStart(16, "0");
+
+describeWith(["libvirt", "mongo", "root"], "rfboot run --http as a child process", () => {
+  let host: LibvirtTestHost;
+  let dir: string;
+  let cfg: string;
+  let child: ResultPromise | undefined;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "rfbt-rh-"));
+    host = (await startLibvirtHosts(1, { prefix: "rfbt-rh" }))[0]!;
+    cfg = join(dir, "rfboot.yaml");
+    writeFileSync(
+      cfg,
+      `stateDir: ${dir}/state
+openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${await freePort()} } }
+mongo: { uri: "${MONGO_URI}", database: ${DB} }
+hosts:
+  - { name: h1, uri: "${host.testUri}", maxVms: 5 }
+defaults: { hypervisor: test, memoryMiB: 64 }
+datapaths:
+  "0x${DPID}": { name: rfbtrh${TAG}, vmId: "02:4c:00:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:01", dataPorts: 1 }
+`,
+    );
+    writeFileSync(join(dir, "token"), "t0ken-" + TAG + "\n");
+    await execa(RFBOOT, ["--help"], { reject: false });
+  });
+
+  afterAll(async () => {
+    if (child && child.exitCode === null) child.kill("SIGKILL");
+    await child?.catch(() => undefined);
+    if (host) await stopLibvirtHosts([host]);
+    const mongo = await MongoClient.connect(MONGO_URI);
+    await mongo
+      .db(DB)
+      .dropDatabase()
+      .catch(() => undefined);
+    await mongo.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("refuses a non-loopback address without a token (exit 2)", async () => {
+    const r = await execa(RFBOOT, ["run", "--config", cfg, "--http", "0.0.0.0:1"], { reject: false });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/refusing to serve a non-loopback address without a token/);
+  });
+
+  it("serves health without the token, everything else with it; ready once listening and probed", async () => {
+    const port = await freePort();
+    const token = `t0ken-${TAG}`;
+    child = execa(
+      RFBOOT,
+      ["run", "--config", cfg, "--http", `${port}`, "--http-token-file", join(dir, "token")],
+      {
+        env: { RFBOOT_LOG_JSON: "1" },
+        reject: false,
+        stdin: "ignore",
+      },
+    );
+    const base = `http://127.0.0.1:${port}`;
+    const auth = { authorization: `Bearer ${token}` };
+    await until(
+      "/healthz",
+      async () =>
+        (await fetch(`${base}/healthz`).catch(() => undefined))?.status === 200 ? true : undefined,
+      30_000,
+    );
+    expect((await fetch(`${base}/api/state`)).status).toBe(401);
+    expect((await fetch(`${base}/`, { headers: { authorization: "Bearer nope" } })).status).toBe(401);
+    await until(
+      "/readyz 200",
+      async () => ((await fetch(`${base}/readyz`, { headers: auth })).status === 200 ? true : undefined),
+      30_000,
+    );
+    const state = (await (await fetch(`${base}/api/state?token=${token}`)).json()) as {
+      datapaths: { dpid: string; switch: string; state: string }[];
+      hosts: { name: string; reachable: boolean; capacityLeft: number }[];
+      readiness: { ready: boolean };
+    };
+    expect(state.datapaths).toEqual([
+      expect.objectContaining({ dpid: DPID, switch: "never", state: "not joined" }),
+    ]);
+    expect(state.hosts).toEqual([expect.objectContaining({ name: "h1", reachable: true, capacityLeft: 5 })]);
+    const metrics = await (await fetch(`${base}/metrics`, { headers: auth })).text();
+    expect(metrics).toContain('rfboot_host_reachable{host="h1"} 1');
+    expect(metrics).toContain('rfboot_host_capacity_left{host="h1"} 5');
+    expect(metrics).toContain("rfboot_store_online 1");
+    const html = await (await fetch(`${base}/?token=${token}`)).text();
+    expect(html).toContain(DPID);
+    child.kill("SIGTERM");
+    expect((await child).exitCode).toBe(0);
+  });
+});
