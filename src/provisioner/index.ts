@@ -29,6 +29,7 @@ export {
   VM_NAME_RE,
   vmIdProblemText,
   vmIdToMac,
+  viewUnderDriver,
   type HostConfig,
   type InitBoot,
   type InitVm,

@@ -32,6 +32,8 @@ export {
   isHypervisorName,
 } from "./api.js";
 export type { VmOverrides } from "./api.js";
+export { viewUnderDriver } from "./dryrun.js";
+export type { DriverView } from "./dryrun.js";
 export { VM_SETTINGS_DEFAULTS, PLACEHOLDER_NAMES, dataDeviceName, mergeSettings } from "./resolve.js";
 export { parseVmId, templateVmId, dpidKey, vmIdToMac, DPID_FORMS, VM_ID_FORMS } from "./ids.js";
 export { OPENFLOW_VERSIONS, DEFAULT_CMDLINE, TEMPLATE_DEFAULT_NAME, MAX_OF_PORT } from "./schema.js";

@@ -660,7 +660,7 @@ export function resolveAndCheck(
         }
         throw configError(
           [...id.path, "hypervisor"],
-          `no host runs ${vm.hypervisor} VMs: ${hypervisorHostHint(vm.hypervisor)}`,
+          `no host runs ${vm.hypervisor} VMs; ${hypervisorHostHint(vm.hypervisor)}`,
           vm.hypervisor,
         );
       }
@@ -684,7 +684,7 @@ const HOST_URI_FOR: Readonly<Record<HypervisorName, string>> = {
 
 /** hypervisorHostHint says how to add a host that runs `hv` VMs. */
 export function hypervisorHostHint(hv: HypervisorName): string {
-  return `add a host whose URI serves it (${HOST_URI_FOR[hv]} for ${hv}) or list ${hv} in that host's hypervisors`;
+  return `to run it, add a host whose URI serves ${hv} (like ${HOST_URI_FOR[hv]}) or list ${hv} in a host's hypervisors`;
 }
 
 /** domainSetting maps a field of an xmlgen description (`interfaces[1].mac`) to the VM setting it comes from. */

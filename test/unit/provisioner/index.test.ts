@@ -50,6 +50,7 @@ const VALUES = [
   "templateVmId",
   "vmIdProblemText",
   "vmIdToMac",
+  "viewUnderDriver",
 ];
 
 const TYPES = [

@@ -52,6 +52,7 @@ const VALUES = [
   "textProblem",
   "vmIdProblemText",
   "vmIdToMac",
+  "viewUnderDriver",
 ];
 
 const TYPES = [
@@ -59,6 +60,7 @@ const TYPES = [
   "CsvImport",
   "CsvRow",
   "DatapathConfig",
+  "DriverView",
   "DatapathEntry",
   "DiskKind",
   "DiskPlan",
