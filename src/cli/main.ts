@@ -11,6 +11,7 @@ import { registerWatch } from "./commands/watch.js";
 import { registerDecode } from "./commands/decode.js";
 import { registerXml } from "./commands/xml.js";
 import { registerProvisionerCommands } from "./commands/provisioner.js";
+import { registerCompletion } from "./commands/completion.js";
 
 /** exitCodeFor maps an error to the documented exit code: 2 for bad usage or bad input, 1 otherwise. */
 export function exitCodeFor(err: unknown): number {
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerDecode(program);
   registerXml(program);
   registerProvisionerCommands(program);
+  registerCompletion(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }
