@@ -61,6 +61,15 @@ export {
 export type { CsvImport, CsvRow, ImportedDatapath } from "./csv.js";
 export { configYaml } from "./emit.js";
 export { initConfigObject, initConfigYaml, INIT_HOST_URIS } from "./generate.js";
-export type { InitBoot, InitVm } from "./generate.js";
+export type { InitBoot, InitSettings, InitVm } from "./generate.js";
 export { parseDpidText, vmIdProblemText } from "./ids.js";
-export { VM_NAME_RE, pathProblem, textProblem } from "./checks.js";
+export {
+  DEV_RE,
+  VM_NAME_RE,
+  hostProblem,
+  libvirtUriProblem,
+  mongoUriProblem,
+  pathProblem,
+  regexProblem,
+  textProblem,
+} from "./checks.js";
