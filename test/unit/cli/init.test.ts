@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { runInit, runWizard, vmFromFlags, type WizardIO } from "../../../src/cli/commands/init.js";
+import {
+  runInit,
+  runWizard,
+  settingsFromFlags,
+  vmFromFlags,
+  type WizardIO,
+} from "../../../src/cli/commands/init.js";
 import { UsageError } from "../../../src/common/errors.js";
 import { listConfiguredVms, loadConfig } from "../../../src/provisioner/config/index.js";
 import { REPO } from "../../helpers/env.js";
@@ -180,6 +186,84 @@ describe("rfboot init --yes", () => {
     );
     await runInit({ ...o, force: true, name: "edge2" }, new PassThrough(), output);
     expect(listConfiguredVms(await loadConfig(out))[0]!.name).toBe("edge2");
+  });
+
+  it("takes every config-wide answer from flags", async () => {
+    const out = join(tmp, "yes-all.yaml");
+    const output = new PassThrough();
+    output.resume();
+    await runInit(
+      {
+        yes: true,
+        out,
+        mode: "relay",
+        listen: "0.0.0.0:6653",
+        upstream: "10.0.0.2:6633",
+        mongoUri: "mongodb://10.0.0.3:27017",
+        hostUri: "qemu+tcp://127.0.0.1/system",
+        remoteHost: ["rack2=qemu+ssh://root@rack2/system"],
+        managementBridge: "mgmt0",
+        dataBridge: "dp1",
+        leave: "shutdown",
+        consoleMarker: "-",
+        readinessTimeout: "60",
+      },
+      new PassThrough(),
+      output,
+    );
+    const c = await loadConfig(out);
+    expect(c.openflow).toMatchObject({
+      mode: "relay",
+      listen: { host: "0.0.0.0", port: 6653 },
+      upstream: { host: "10.0.0.2", port: 6633 },
+    });
+    expect(c.mongo.uri).toBe("mongodb://10.0.0.3:27017");
+    expect(c.hosts.map((h) => [h.name, h.uri])).toEqual([
+      ["qemu", "qemu+tcp://127.0.0.1/system"],
+      ["rack2", "qemu+ssh://root@rack2/system"],
+    ]);
+    const [vm] = listConfiguredVms(c);
+    expect(vm!.settings.network).toMatchObject({ management: { bridge: "mgmt0" }, data: { bridge: "dp1" } });
+    expect(c.policies.leave.action).toBe("shutdown");
+    expect(c.readiness).toMatchObject({ consoleMarker: null, timeoutSeconds: 60 });
+  });
+
+  it("starts from a RouteFlow CSV with --csv (its port pairs kept), and explains a missing directory", async () => {
+    const csv = join(tmp, "yes.csv");
+    writeFileSync(csv, "vm_id,vm_port,ct_id,dp_id,dp_port\n12A0A0A0A0A0,1,0,5,1\n12A0A0A0A0A0,2,0,5,3\n");
+    const out = join(tmp, "yes-csv.yaml");
+    const output = new PassThrough();
+    output.resume();
+    await runInit({ yes: true, out, csv, memory: "256" }, new PassThrough(), output);
+    const [vm] = listConfiguredVms(await loadConfig(out));
+    expect(vm).toMatchObject({ dpid: 5n, vmMac: "12:a0:a0:a0:a0:a0", memoryMiB: 256 });
+    expect(vm!.ports.map((p) => [p.vmPort, p.dpPort])).toEqual([
+      [1, 1],
+      [2, 3],
+    ]);
+    await expect(
+      runInit({ yes: true, out: join(tmp, "nope/dir/c.yaml") }, new PassThrough(), output),
+    ).rejects.toThrow(/--out: directory .*nope\/dir does not exist; create it first \(mkdir -p /);
+    await expect(runInit({ yes: true, out: tmp }, new PassThrough(), output)).rejects.toThrow(
+      /is a directory; give a file name in it/,
+    );
+  });
+
+  it.each([
+    [{ mode: "proxy" }, /--mode "proxy": answer one of: listen, relay/],
+    [{ listen: "6653" }, /--listen "6653": write host:port/],
+    [{ upstream: "127.0.0.1:6633" }, /--upstream goes with --mode relay/],
+    [{ mode: "relay", upstream: "127.0.0.1:6653" }, /a loop/],
+    [{ mongoUri: "http://x" }, /--mongo-uri "http:\/\/x": the MongoDB URI must be a MongoDB URI/],
+    [{ hostUri: "/var/run/libvirt" }, /--host-uri .*libvirt URI like/],
+    [{ remoteHost: ["rack2"] }, /--remote-host "rack2": write NAME=URI/],
+    [{ remoteHost: ["qemu=qemu:///system"] }, /already a host/],
+    [{ dataBridge: "averyveryverylongbridge" }, /--data-bridge .*IFNAMSIZ/],
+    [{ leave: "hibernate" }, /--leave "hibernate": answer one of: keep, shutdown, destroy, suspend/],
+    [{ consoleMarker: "(a+)+" }, /--console-marker .*nested quantifiers/],
+    [{ readinessTimeout: "0" }, /--readiness-timeout "0"/],
+  ])("refuses bad config-wide flags %j", (flags, message) => {
+    expect(() => settingsFromFlags({ yes: true, ...flags }, [vmFromFlags({ yes: true })])).toThrow(message);
   });
 
   it("makes lxc and disk-image VMs", async () => {
