@@ -111,7 +111,11 @@ export function driverOverrides(
     overrides.network = { nicModel: null };
     notes.push(`NIC model ${s.network.nicModel} is left out (${hv} NICs are veth pairs)`);
   }
-  if (s.emulator !== undefined && DRIVERS[s.hypervisor].domainType !== drv.domainType) {
+  // kvm and qemu run the same QEMU binary; every other pair of drivers has its own emulator.
+  const qemuFamily = (h: HypervisorName) => h === "kvm" || h === "qemu";
+  const sameEmulator =
+    DRIVERS[s.hypervisor].domainType === drv.domainType || (qemuFamily(s.hypervisor) && qemuFamily(hv));
+  if (s.emulator !== undefined && !sameEmulator) {
     overrides.emulator = null;
     notes.push(`emulator ${s.emulator} is left out (it is ${s.hypervisor}'s; ${hv} uses its default)`);
   }
