@@ -37,7 +37,7 @@ export interface ConfigProblem {
 
 /**
  * ConfigError: an invalid configuration value; `path` is the key path (e.g. `vms.rfvmA.memory`). A config with
- * several problems throws one ConfigError listing them all in `problems`, in the order found; `path`,
+ * several problems throws one ConfigError listing them all in `problems` (a file's in line order); `path`,
  * `value` and `message` are the first one's, so a caller that shows one line still shows the first problem.
  */
 export class ConfigError extends RfbootError {

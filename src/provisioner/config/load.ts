@@ -285,9 +285,22 @@ export function parseConfig(text: string, options: ParseOptions = {}): RfbootCon
     );
   }
   const r = configSchema.safeParse(data);
-  if (!r.success)
-    throw combineConfigErrors([...problems, issuesToConfigError(r.error.issues, data, { locate })]);
-  return finish(r.data, source, locate, datapathKeys, problems);
+  try {
+    if (!r.success)
+      throw combineConfigErrors([...problems, issuesToConfigError(r.error.issues, data, { locate })]);
+    return finish(r.data, source, locate, datapathKeys, problems);
+  } catch (err) {
+    throw err instanceof ConfigError ? inFileOrder(err) : err;
+  }
+}
+
+/** inFileOrder lists a ConfigError's problems by the line they name (problems without a line last). */
+function inFileOrder(err: ConfigError): ConfigError {
+  if (err.problems.length < 2) return err;
+  const line = (m: string) => Number(/ line (\d+)\)$/.exec(m)?.[1] ?? Infinity);
+  const problems = [...err.problems].sort((a, b) => line(a.message) - line(b.message));
+  const first = problems[0]!;
+  return new ConfigError(first.message, first.path, first.value, { problems });
 }
 
 /**

@@ -605,7 +605,7 @@ describe("every invalid value is a ConfigError naming its key path", () => {
     );
   });
 
-  it("lists every cross-check and VM problem at once", () => {
+  it("lists every cross-check and VM problem at once, in file order", () => {
     const yaml = [
       "openflow: { echoIntervalSeconds: 10, echoTimeoutSeconds: 5 }",
       "hosts: [{ name: a, uri: 'qemu:///system' }, { name: a, uri: 'test:///default' }]",
@@ -618,12 +618,12 @@ describe("every invalid value is a ConfigError naming its key path", () => {
     ].join("\n");
     const got = problemsOf(yaml);
     expect(got.map((l) => l.replace(/: .*\(c\.yaml line (\d+)\)$/, " @$1"))).toEqual([
-      `datapaths."10" @8`,
-      "hosts[1].name @2",
       "openflow.echoTimeoutSeconds @1",
+      "hosts[1].name @2",
       `datapaths."0x6".name @5`,
       `datapaths."0x7".currentMemoryMiB @6`,
       `datapaths."12345678901234567" @7`,
+      `datapaths."10" @8`,
     ]);
   });
 
