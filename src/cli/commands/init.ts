@@ -738,9 +738,24 @@ export async function runInit(
   if (o.yes) {
     out = await checkOut(o.out ?? "rfboot.yaml");
     if (o.csv !== undefined) {
+      const own = (["name", "vmId", "dpid", "dataPorts"] as const).filter((k) => o[k] !== undefined);
+      if (own.length) {
+        const flags = own.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+        throw new UsageError(
+          `${flags.join(", ")}: with --csv, each VM's name, vm_id, dpid and ports come from the CSV`,
+        );
+      }
       const csv = await readCsvVms(o.csv);
       const hw = vmFromFlags(o);
-      vms = csv.map((c) => ({ ...hw, ...c, dataPorts: c.ports.length }));
+      // One rootfs per container: without --rootfs, each VM's default path names it.
+      vms = csv.map((c) => ({
+        ...hw,
+        ...c,
+        dataPorts: c.ports.length,
+        ...(hw.boot.type === "rootfs" && o.rootfs === undefined
+          ? { boot: { ...hw.boot, rootfs: `/var/lib/rfboot/rootfs/${c.name}` } }
+          : {}),
+      }));
     } else vms = [vmFromFlags(o)];
     settings = settingsFromFlags(o, vms);
   } else {

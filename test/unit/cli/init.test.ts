@@ -241,6 +241,15 @@ describe("rfboot init --yes", () => {
       [1, 1],
       [2, 3],
     ]);
+    const ct = join(tmp, "yes-csv-lxc.yaml");
+    await runInit({ yes: true, out: ct, csv, hypervisor: "lxc" }, new PassThrough(), output);
+    expect(listConfiguredVms(await loadConfig(ct))[0]!.settings.boot).toMatchObject({
+      type: "init",
+      rootfs: "/var/lib/rfboot/rootfs/rfvm1",
+    });
+    await expect(
+      runInit({ yes: true, out: ct, force: true, csv, name: "x" }, new PassThrough(), output),
+    ).rejects.toThrow(/--name: with --csv, each VM's name, vm_id, dpid and ports come from the CSV/);
     await expect(
       runInit({ yes: true, out: join(tmp, "nope/dir/c.yaml") }, new PassThrough(), output),
     ).rejects.toThrow(/--out: directory .*nope\/dir does not exist; create it first \(mkdir -p /);
