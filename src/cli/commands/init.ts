@@ -1,8 +1,11 @@
 /**
  * `rfboot init`: writes a new config. Interactive (what RouteFlow users once did with a dialog script):
- * one question at a time with a default in brackets, each answer checked at once and asked again with the
- * reason when it is wrong; several VMs; the file is validated before it is written and never overwrites
- * an existing one without --force. `--yes` takes every answer from flags (defaults for the rest).
+ * the target file is checked first, so no answer is lost to a path that cannot be written; it may start from
+ * a RouteFlow mapping CSV; then one question at a time with a default in brackets, each answer checked at
+ * once and asked again with the reason when it is wrong: each VM, then OpenFlow, MongoDB, hosts, bridges,
+ * the leave policy and readiness; a summary, and nothing is written without a yes. The file is validated
+ * before it is written and never overwrites an existing one without --force. `--yes` takes every answer
+ * from flags (defaults for the rest).
  */
 import { existsSync } from "node:fs";
 import { access, constants, readFile, stat, writeFile } from "node:fs/promises";
