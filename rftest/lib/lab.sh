@@ -9,7 +9,7 @@ LAB_DIR="${RFBOOT_LAB_DIR:-/var/lib/rfboot-lab}"
 LAB_PACKAGES=(libvirt-daemon-system libvirt-clients libvirt-daemon-driver-lxc qemu-system-x86 qemu-utils
   dnsmasq-base openvswitch-switch openvswitch-testcontroller mininet iputils-ping busybox-static cpio
   tmux iproute2 util-linux procps psmisc curl ca-certificates tini libxml2-utils openssl xz-utils systemd
-  openssh-server prometheus chromium)
+  openssh-server prometheus chromium zsh groff-base man-db)
 FERRETDB_VERSION="v1.24.2"
 MONGO_PORT="${RFBOOT_MONGO_PORT:-27017}"
 

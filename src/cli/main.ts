@@ -1,10 +1,17 @@
 /** rfboot's command line: one subcommand per file under commands/, exit codes 0 ok, 1 runtime, 2 usage/input. */
 import { Command, CommanderError } from "commander";
-import { ConfigError, OpenFlowError, UsageError, errorMessage } from "../common/errors.js";
+import {
+  ConfigError,
+  OpenFlowError,
+  UsageError,
+  describeConfigError,
+  errorMessage,
+} from "../common/errors.js";
 import { registerWatch } from "./commands/watch.js";
 import { registerDecode } from "./commands/decode.js";
 import { registerXml } from "./commands/xml.js";
 import { registerProvisionerCommands } from "./commands/provisioner.js";
+import { registerCompletion } from "./commands/completion.js";
 
 /** exitCodeFor maps an error to the documented exit code: 2 for bad usage or bad input, 1 otherwise. */
 export function exitCodeFor(err: unknown): number {
@@ -23,6 +30,7 @@ export function buildProgram(): Command {
   registerDecode(program);
   registerXml(program);
   registerProvisionerCommands(program);
+  registerCompletion(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }
@@ -41,7 +49,10 @@ export async function main(argv: string[]): Promise<number> {
       if (err.code === "commander.help") return 0;
       return 2;
     }
-    process.stderr.write(`rfboot: ${errorMessage(err)}\n`);
+    // A config with several problems lists each on its own line, so one run shows everything to fix.
+    process.stderr.write(
+      `rfboot: ${err instanceof ConfigError ? describeConfigError(err) : errorMessage(err)}\n`,
+    );
     return exitCodeFor(err);
   }
 }

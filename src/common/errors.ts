@@ -28,17 +28,44 @@ export class OpenFlowError extends RfbootError {
   }
 }
 
-/** ConfigError: an invalid configuration value; `path` is the key path (e.g. `vms.rfvmA.memory`). */
+/** ConfigProblem is one thing wrong with a config: the key path, the sentence after it, and the bad value. */
+export interface ConfigProblem {
+  readonly path: string;
+  readonly message: string;
+  readonly value?: unknown;
+}
+
+/**
+ * ConfigError: an invalid configuration value; `path` is the key path (e.g. `vms.rfvmA.memory`). A config with
+ * several problems throws one ConfigError listing them all in `problems` (a file's in line order); `path`,
+ * `value` and `message` are the first one's, so a caller that shows one line still shows the first problem.
+ */
 export class ConfigError extends RfbootError {
   override name = "ConfigError";
+  readonly problems: readonly ConfigProblem[];
   constructor(
     message: string,
     readonly path: string,
     readonly value?: unknown,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; problems?: readonly ConfigProblem[] },
   ) {
-    super(path ? `${path}: ${message}` : message, options);
+    const more = (options?.problems?.length ?? 1) - 1;
+    super(
+      (path ? `${path}: ${message}` : message) +
+        (more > 0 ? ` [and ${more} more problem${more > 1 ? "s" : ""}]` : ""),
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.problems = options?.problems?.length
+      ? options.problems
+      : [{ path, message, ...(value !== undefined ? { value } : {}) }];
   }
+}
+
+/** describeConfigError renders every problem of a ConfigError, one per line (`path: message`). */
+export function describeConfigError(err: ConfigError): string {
+  if (err.problems.length === 1) return err.message;
+  const lines = err.problems.map((p) => `  ${p.path ? `${p.path}: ` : ""}${p.message}`);
+  return [`${err.problems.length} problems:`, ...lines].join("\n");
 }
 
 /** VirshErrorKind classifies a failed virsh call, so callers branch on the kind, not on stderr text. */

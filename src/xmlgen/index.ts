@@ -41,4 +41,4 @@ export {
 } from "./routeflow.js";
 export { validateVmDescription } from "./validate.js";
 export { buildDomainXml, buildInterfaceXml } from "./build.js";
-export { hypervisorFromName } from "./drivers.js";
+export { DRIVERS, hypervisorFromName, type DriverTraits } from "./drivers.js";

@@ -130,7 +130,7 @@ describe("config: hostile values in every string field", () => {
       }
       if (!(err instanceof ConfigError)) {
         problems.push(`${label}: ${(err as Error).name} instead of ConfigError: ${(err as Error).message}`);
-      } else if (!err.path.includes(leaf) && !err.message.includes(leaf)) {
+      } else if (!err.problems.some((p) => p.path.includes(leaf) || p.message.includes(leaf))) {
         problems.push(
           `${label}: ConfigError does not name ${leaf}: ${err.path}: ${err.message.slice(0, 120)}`,
         );

@@ -1,8 +1,8 @@
 /**
  * `rfboot xml --config FILE --vm NAME [--hypervisor X] [--host NAME]`: prints the libvirt domain XML rfboot
  * would define for a VM (a dry run: nothing touches libvirt). `--dpid D [--ports 1,2,..]` instead of --vm
- * shows a datapath's VM, including one the template policy would derive. Unknown VMs and invalid values
- * exit 2 with one line.
+ * shows a datapath's VM, including one the template policy would derive. `--hypervisor X` shows it under any
+ * driver, configured on a host or not, with notes on stderr. Unknown VMs and invalid values exit 2 with one line.
  */
 import type { Command } from "commander";
 import { UsageError } from "../../common/errors.js";
@@ -14,11 +14,11 @@ import {
   listConfiguredVms,
   loadConfig,
   parseDpidArg,
-  reresolveVm,
   resolveDatapath,
+  viewUnderDriver,
   type RfbootConfig,
 } from "../../provisioner/index.js";
-import { HYPERVISOR_NAMES, buildDomainXml } from "../../xmlgen/index.js";
+import { HYPERVISOR_NAMES, buildDomainXml, type HypervisorName } from "../../xmlgen/index.js";
 
 /** XmlOptions are the parsed flags of `rfboot xml`. */
 export interface XmlOptions {
@@ -41,8 +41,15 @@ export function parsePortList(text: string): number[] {
   });
 }
 
-/** vmXml resolves the VM the options name and returns its domain XML. */
-export function vmXml(config: RfbootConfig, o: Omit<XmlOptions, "config">): string {
+/**
+ * vmXml resolves the VM the options name and returns its domain XML. With `hypervisor`, the VM as that driver
+ * would run it: what the driver cannot take is derived from the config or left out, and `notes` say what was
+ * changed and which host would run it (or that none is configured).
+ */
+export function vmXml(
+  config: RfbootConfig,
+  o: Omit<XmlOptions, "config">,
+): { xml: string; notes: readonly string[] } {
   if ((o.vm === undefined) === (o.dpid === undefined)) {
     throw new UsageError("give exactly one of --vm NAME or --dpid DPID");
   }
@@ -70,22 +77,18 @@ export function vmXml(config: RfbootConfig, o: Omit<XmlOptions, "config">): stri
       );
     }
   }
-  if (o.hypervisor !== undefined && o.hypervisor !== vm.hypervisor) {
-    vm = reresolveVm(config, vm, { hypervisor: o.hypervisor as (typeof HYPERVISOR_NAMES)[number] });
+  if (o.host !== undefined && !findHost(config, o.host)) {
+    throw new UsageError(
+      `--host ${JSON.stringify(o.host)}: no such host (hosts: ${config.hosts.map((h) => h.name).join(", ")})`,
+    );
   }
-  let host;
-  if (o.host !== undefined) {
-    host = findHost(config, o.host);
-    if (!host) {
-      throw new UsageError(
-        `--host ${JSON.stringify(o.host)}: no such host (hosts: ${config.hosts.map((h) => h.name).join(", ")})`,
-      );
-    }
-  } else {
-    host = hostsFor(config, vm)[0];
-    if (!host) throw new UsageError(`no configured host runs ${vm.hypervisor} VMs; pass --host NAME`);
+  if (o.hypervisor !== undefined) {
+    const view = viewUnderDriver(config, vm, o.hypervisor as HypervisorName, o.host);
+    return { xml: buildDomainXml(view.vm.describe(view.host)), notes: view.notes };
   }
-  return buildDomainXml(vm.describe(host));
+  const host = o.host !== undefined ? findHost(config, o.host) : hostsFor(config, vm)[0];
+  if (!host) throw new UsageError(`no configured host runs ${vm.hypervisor} VMs; pass --host NAME`);
+  return { xml: buildDomainXml(vm.describe(host)), notes: [] };
 }
 
 /** registerXml adds `rfboot xml`. */
@@ -97,11 +100,15 @@ export function registerXml(program: Command): void {
     .option("--vm <name>", "the VM's name")
     .option("--dpid <dpid>", "a datapath id instead of --vm (hex like 0x5, or dec:N)")
     .option("--ports <list>", "with --dpid: the switch's port numbers for a template VM, e.g. 1,2,3")
-    .option("--hypervisor <name>", `override the driver (${HYPERVISOR_NAMES.join(", ")})`)
+    .option(
+      "--hypervisor <name>",
+      `show the VM under this driver (${HYPERVISOR_NAMES.join(", ")}); notes on stderr say what it changed and which host would run it`,
+    )
     .option("--host <name>", "the host whose directories to use (default: the first that runs the VM)")
     .action(async (opts: XmlOptions) => {
       const config = await loadConfig(opts.config);
-      const xml = vmXml(config, opts);
+      const { xml, notes } = vmXml(config, opts);
+      for (const n of notes) process.stderr.write(`rfboot: note: ${n}\n`);
       process.stdout.write(xml.endsWith("\n") ? xml : `${xml}\n`);
     });
 }

@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 import { ConfigError } from "../../common/errors.js";
 import { HYPERVISOR_NAMES, type HypervisorName } from "../../xmlgen/index.js";
-import { parseDpidText, DPID_FORMS } from "./ids.js";
+import { dpidProblemText, parseDpidText } from "./ids.js";
 import { candidateHosts, configIndex, resolveAndCheck, resolveTemplate } from "./load.js";
 import { pickSettings, type VmIdentity } from "./resolve.js";
 import type { PartialVmSettings } from "./schema.js";
@@ -106,7 +106,7 @@ export function findHost(config: RfbootConfig, name: string): HostConfig | undef
 /** parseDpidArg reads a dpid given on the command line or by an operator; ConfigError when invalid. */
 export function parseDpidArg(text: string, what = "dpid"): bigint {
   const d = parseDpidText(text);
-  if (d === undefined) throw new ConfigError(`is not a datapath id: write ${DPID_FORMS}`, what, text);
+  if (d === undefined) throw new ConfigError(dpidProblemText(text), what, text);
   return d;
 }
 

@@ -26,6 +26,24 @@ export interface InitVm {
   readonly vcpus: number;
   readonly memoryMiB: number;
   readonly boot: InitBoot;
+  /** Explicit port pairs (from a RouteFlow CSV); otherwise eth1..N <-> switch ports 1..N. */
+  readonly ports?: readonly { readonly vmPort: number; readonly dpPort: number }[];
+}
+
+/** InitSettings are the config-wide answers of `rfboot init`; each omitted one keeps its default. */
+export interface InitSettings {
+  readonly mode?: "listen" | "relay";
+  readonly listen?: { readonly host: string; readonly port: number };
+  readonly upstream?: { readonly host: string; readonly port: number };
+  readonly mongoUri?: string;
+  /** The hosts; default one per URI of INIT_HOST_URIS the VMs' hypervisors need. */
+  readonly hosts?: readonly { readonly name: string; readonly uri: string }[];
+  readonly managementBridge?: string;
+  readonly dataBridge?: string;
+  readonly leave?: "keep" | "shutdown" | "destroy" | "suspend";
+  /** A console regex, or null: no console readiness check. */
+  readonly consoleMarker?: string | null;
+  readonly readinessTimeoutSeconds?: number;
 }
 
 /** INIT_HOST_URIS: the libvirt URI generated for each hypervisor's host. */
@@ -59,10 +77,10 @@ function settingsOf(vm: InitVm): Record<string, unknown> {
 }
 
 /** initConfigObject turns wizard answers into a plain config object (see module comment). */
-export function initConfigObject(vms: readonly InitVm[]): Record<string, unknown> {
+export function initConfigObject(vms: readonly InitVm[], s: InitSettings = {}): Record<string, unknown> {
   const first = settingsOf(vms[0]!);
-  const hosts: { name: string; uri: string }[] = [];
-  for (const vm of vms) {
+  const hosts: { name: string; uri: string }[] = s.hosts ? [...s.hosts] : [];
+  for (const vm of s.hosts ? [] : vms) {
     const uri = INIT_HOST_URIS[vm.hypervisor];
     if (!hosts.some((h) => h.uri === uri)) hosts.push({ name: uri.split(":")[0]!, uri });
   }
@@ -78,30 +96,51 @@ export function initConfigObject(vms: readonly InitVm[]): Record<string, unknown
     datapaths[dpidKey(vm.dpid)] = {
       name: vm.name,
       vmId: vmIdToMac(vm.vmId),
-      dataPorts: vm.dataPorts,
+      ...(vm.ports && vm.ports.some((pr, i) => pr.vmPort !== i + 1 || pr.dpPort !== i + 1)
+        ? { portMap: vm.ports.map((pr) => ({ vmPort: pr.vmPort, dpPort: pr.dpPort })) }
+        : { dataPorts: vm.ports ? vm.ports.length : vm.dataPorts }),
       ...diff,
     };
   }
+  const mode = s.mode ?? "listen";
   return {
-    openflow: { mode: "listen", listen: { host: "127.0.0.1", port: 6653 } },
-    mongo: { uri: "mongodb://127.0.0.1:27017", database: "db" },
+    openflow: {
+      mode,
+      listen: s.listen ?? { host: "127.0.0.1", port: 6653 },
+      ...(mode === "relay" ? { upstream: s.upstream ?? { host: "127.0.0.1", port: 6633 } } : {}),
+    },
+    mongo: { uri: s.mongoUri ?? "mongodb://127.0.0.1:27017", database: "db" },
     hosts,
     defaults: {
       ...first,
       network: {
-        management: { type: "bridge", bridge: "rfbr0" },
-        data: { bridge: "dp0", openvswitch: true },
+        management: { type: "bridge", bridge: s.managementBridge ?? "rfbr0" },
+        data: { bridge: s.dataBridge ?? "dp0", openvswitch: true },
       },
     },
     datapaths,
-    policies: { unknownDatapath: { action: "ignore" }, leave: { action: "keep", graceSeconds: 30 } },
+    policies: {
+      unknownDatapath: { action: "ignore" },
+      leave: { action: s.leave ?? "keep", graceSeconds: 30 },
+    },
+    ...(s.consoleMarker !== undefined || s.readinessTimeoutSeconds !== undefined
+      ? {
+          readiness: {
+            ...(s.consoleMarker !== undefined ? { consoleMarker: s.consoleMarker } : {}),
+            ...(s.readinessTimeoutSeconds !== undefined ? { timeoutSeconds: s.readinessTimeoutSeconds } : {}),
+          },
+        }
+      : {}),
   };
 }
 
 /** initConfigYaml renders wizard answers as a commented YAML config and validates it. */
-export function initConfigYaml(vms: readonly InitVm[]): { yaml: string; config: RfbootConfig } {
+export function initConfigYaml(
+  vms: readonly InitVm[],
+  settings: InitSettings = {},
+): { yaml: string; config: RfbootConfig } {
   const yaml = configYaml(
-    initConfigObject(vms),
+    initConfigObject(vms, settings),
     " Written by rfboot init. Every key: config/README.md and config/example.yaml.\n" +
       " Check it with: rfboot plan --config FILE, or rfboot xml --config FILE --vm NAME",
   );

@@ -24,6 +24,22 @@ export function parseDpidText(text: string): bigint | undefined {
   return parseDpid(text);
 }
 
+/**
+ * dpidProblemText says why parseDpidText refused `text`: too large for 64 bits (OpenFlow 1.3.5 §7.3.1), or
+ * not a spelling of a datapath id at all.
+ */
+export function dpidProblemText(text: string): string {
+  const t = text.trim().toLowerCase();
+  if (/^dec:[0-9]+$/.test(t)) {
+    return `is too large: a datapath id has 64 bits (dec: at most ${MAX_DPID})`;
+  }
+  const hex = (t.startsWith("0x") ? t.slice(2) : t).replaceAll(":", "");
+  if (t === text && /^[0-9a-f]{17,}$/.test(hex)) {
+    return `has ${hex.length} hex digits: a datapath id has 64 bits, at most 16 hex digits (0x${MAX_DPID.toString(16)})`;
+  }
+  return `is not a datapath id: write ${DPID_FORMS}`;
+}
+
 /** dpidShortHex renders a dpid as lower-case hex without leading zeros (`5`, `7266767372667673`). */
 export function dpidShortHex(dpid: bigint): string {
   return dpid.toString(16);

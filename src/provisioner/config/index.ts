@@ -32,6 +32,8 @@ export {
   isHypervisorName,
 } from "./api.js";
 export type { VmOverrides } from "./api.js";
+export { viewUnderDriver } from "./dryrun.js";
+export type { DriverView } from "./dryrun.js";
 export { VM_SETTINGS_DEFAULTS, PLACEHOLDER_NAMES, dataDeviceName, mergeSettings } from "./resolve.js";
 export { parseVmId, templateVmId, dpidKey, vmIdToMac, DPID_FORMS, VM_ID_FORMS } from "./ids.js";
 export { OPENFLOW_VERSIONS, DEFAULT_CMDLINE, TEMPLATE_DEFAULT_NAME, MAX_OF_PORT } from "./schema.js";
@@ -60,6 +62,15 @@ export {
 export type { CsvImport, CsvRow, ImportedDatapath } from "./csv.js";
 export { configYaml } from "./emit.js";
 export { initConfigObject, initConfigYaml, INIT_HOST_URIS } from "./generate.js";
-export type { InitBoot, InitVm } from "./generate.js";
+export type { InitBoot, InitSettings, InitVm } from "./generate.js";
 export { parseDpidText, vmIdProblemText } from "./ids.js";
-export { VM_NAME_RE, pathProblem, textProblem } from "./checks.js";
+export {
+  DEV_RE,
+  VM_NAME_RE,
+  hostProblem,
+  libvirtUriProblem,
+  mongoUriProblem,
+  pathProblem,
+  regexProblem,
+  textProblem,
+} from "./checks.js";

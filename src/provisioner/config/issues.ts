@@ -3,7 +3,7 @@
  * `datapaths."0x5".vmId`), the bad value and, for YAML files, the line.
  */
 import type { z } from "zod";
-import { ConfigError } from "../../common/errors.js";
+import { ConfigError, type ConfigProblem } from "../../common/errors.js";
 import { redactUri } from "../../common/log.js";
 
 /** PathSegment is one step of a key path: an object key or an array index. */
@@ -60,8 +60,9 @@ function typeWord(expected: string): string {
     case "string":
       return "a string";
     case "number":
-    case "int":
       return "a number";
+    case "int":
+      return "a whole number";
     case "boolean":
       return "true or false";
     case "object":
@@ -85,14 +86,12 @@ function issueMessage(issue: z.core.$ZodIssue, value: unknown): { path: PathSegm
     case "invalid_type":
       if (value === undefined) return { path, message: `is required (${typeWord(issue.expected)})` };
       return { path, message: `must be ${typeWord(issue.expected)}${got}` };
-    case "unrecognized_keys": {
-      const key = issue.keys[0] ?? "";
-      const more = issue.keys.length > 1 ? ` (also: ${issue.keys.slice(1).join(", ")})` : "";
+    case "unrecognized_keys":
+      // issuesToConfigError splits an issue with several keys into one problem per key.
       return {
-        path: [...path, key],
-        message: `unknown key${more}; check the spelling against config/README.md`,
+        path: [...path, issue.keys[0] ?? ""],
+        message: "unknown key; check the spelling against config/README.md",
       };
-    }
     case "invalid_value":
       return { path, message: `must be one of ${issue.values.map((v) => String(v)).join(", ")}${got}` };
     case "invalid_union": {
@@ -121,39 +120,97 @@ function issueMessage(issue: z.core.$ZodIssue, value: unknown): { path: PathSegm
 }
 
 /**
- * issuesToConfigError builds the ConfigError for a failed schema parse: the first issue (path, message,
- * value, line), plus how many more there are. `prefix` is prepended to issue paths (for sub-parses).
+ * issuesToConfigError builds the ConfigError for a failed schema parse: one problem per issue (path,
+ * message, value, line), the first as the main message. `prefix` is prepended to issue paths (for sub-parses).
  */
 export function issuesToConfigError(
   issues: readonly z.core.$ZodIssue[],
   input: unknown,
   opts: { prefix?: readonly PathSegment[]; locate?: Locate; source?: string; note?: string } = {},
 ): ConfigError {
-  const first = issues[0]!;
-  const rel = first.path.filter((p): p is string | number => typeof p !== "symbol");
-  const value = valueAt(input, rel);
-  const { path, message } = issueMessage(first, value);
-  const full = [...(opts.prefix ?? []), ...path];
-  return configError(full, message + (opts.note ?? ""), value, {
-    ...opts,
-    more: issues.length - 1,
-  });
+  const split = issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys" && issue.keys.length > 1
+      ? issue.keys.map((k) => ({ ...issue, keys: [k] }))
+      : [issue],
+  );
+  return combineConfigErrors(
+    split.map((issue) => {
+      const rel = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+      const value = valueAt(input, rel);
+      const { path, message } = issueMessage(issue, value);
+      return configError([...(opts.prefix ?? []), ...path], message + (opts.note ?? ""), value, opts);
+    }),
+  );
 }
 
-/** configError builds a ConfigError for `path` with the location suffix and the count of further problems. */
+/** configError builds a ConfigError for `path` with the location suffix (`(c.yaml line 4)`) when known. */
 export function configError(
   path: readonly PathSegment[],
   message: string,
   value: unknown,
-  opts: { locate?: Locate; source?: string; more?: number } = {},
+  opts: { locate?: Locate; source?: string } = {},
 ): ConfigError {
   const where = opts.locate?.(path) ?? opts.source;
-  const suffix =
-    (where ? ` (${where})` : "") +
-    (opts.more ? ` [and ${opts.more} more problem${opts.more > 1 ? "s" : ""}]` : "");
   return new ConfigError(
-    message + suffix,
+    message + (where ? ` (${where})` : ""),
     formatPath(path),
     typeof value === "string" ? redactUri(value) : value,
+  );
+}
+
+/**
+ * combineConfigErrors makes one ConfigError of several (each may already hold several problems): every
+ * problem listed, the first as the main message. Identical problems (same path and message) are listed once.
+ */
+export function combineConfigErrors(errors: readonly ConfigError[]): ConfigError {
+  const seen = new Set<string>();
+  const problems: ConfigProblem[] = [];
+  for (const e of errors) {
+    for (const p of e.problems) {
+      const k = `${p.path}\u0000${p.message}`;
+      if (seen.has(k)) continue;
+      seen.add(k);
+      problems.push(p);
+    }
+  }
+  const first = problems[0];
+  if (!first) throw new RangeError("combineConfigErrors needs at least one error");
+  if (errors.length === 1 && errors[0]!.problems.length === problems.length) return errors[0]!;
+  return new ConfigError(first.message, first.path, first.value, { problems });
+}
+
+const PATH_TOKEN_RE = /^(?:\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\.?("(?:[^"\\]|\\.)*"))/;
+
+/** parsePath reads a key path written by formatPath back into segments; undefined when it is not one. */
+export function parsePath(text: string): PathSegment[] | undefined {
+  const out: PathSegment[] = [];
+  let rest = text;
+  while (rest !== "") {
+    const m = PATH_TOKEN_RE.exec(rest);
+    if (!m) return undefined;
+    if (m[1] !== undefined) out.push(m[1]);
+    else if (m[2] !== undefined) out.push(Number(m[2]));
+    else out.push(JSON.parse(m[3]!) as string);
+    rest = rest.slice(m[0].length);
+  }
+  return out;
+}
+
+/**
+ * withLocation rewrites the problems of a ConfigError thrown by code that knows key paths but not the file:
+ * `blame` may move a problem to the key the user wrote (a setting that came from a profile or from
+ * `defaults`), then each problem gets the line of that key.
+ */
+export function withLocation(
+  err: ConfigError,
+  locate: Locate | undefined,
+  blame: (path: PathSegment[]) => PathSegment[] = (p) => p,
+): ConfigError {
+  return combineConfigErrors(
+    err.problems.map((p) => {
+      const segs = parsePath(p.path);
+      if (segs === undefined) return new ConfigError(p.message, p.path, p.value);
+      return configError(blame(segs), p.message, p.value, locate ? { locate } : {});
+    }),
   );
 }

@@ -8,8 +8,17 @@ import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node a
 import { ConfigError, errorMessage } from "../../common/errors.js";
 import { HYPERVISOR_NAMES, validateVmDescription, type HypervisorName } from "../../xmlgen/index.js";
 import { IDENT_RE } from "./checks.js";
-import { DPID_FORMS, parseDpidText } from "./ids.js";
-import { configError, formatPath, issuesToConfigError, type Locate, type PathSegment } from "./issues.js";
+import { DPID_FORMS, dpidProblemText, parseDpidText } from "./ids.js";
+import {
+  combineConfigErrors,
+  configError,
+  formatPath,
+  issuesToConfigError,
+  valueAt,
+  withLocation,
+  type Locate,
+  type PathSegment,
+} from "./issues.js";
 import {
   buildResolvedVm,
   checkPortPairs,
@@ -21,9 +30,10 @@ import {
   resolveSettings,
   substitute,
   templatePortPairs,
+  type ResolveContext,
   type VmIdentity,
 } from "./resolve.js";
-import { configSchema, type ParsedConfig } from "./schema.js";
+import { VM_SETTINGS_KEYS, configSchema, type ParsedConfig, type PartialVmSettings } from "./schema.js";
 import type { DatapathConfig, HostConfig, ResolvedVm, RfbootConfig } from "./types.js";
 import { templateVmId } from "./ids.js";
 
@@ -112,6 +122,8 @@ interface ParsedText {
   readonly locate: Locate;
   /** Datapath keys in file order (a JS object lists integer-like keys such as "5" first). */
   readonly datapathKeys?: readonly string[];
+  /** Datapath keys that could not be read (their entries are left out of `data`). */
+  readonly problems: readonly ConfigError[];
 }
 
 /**
@@ -154,13 +166,25 @@ function readText(text: string, format: ConfigFormat, source: string): ParsedTex
   if (isMap(dps) && data !== null && typeof data === "object" && !Array.isArray(data)) {
     const out: Record<string, unknown> = {};
     const firstLine = new Map<string, number>();
+    const problems: ConfigError[] = [];
     for (const pair of dps.items) {
-      const key = datapathKeyText(pair.key, locate);
+      let key: string;
+      try {
+        key = datapathKeyText(pair.key, locate);
+      } catch (err) {
+        // A key that cannot be read is reported and its entry skipped; the rest is still checked.
+        if (!(err instanceof ConfigError)) throw err;
+        problems.push(err);
+        continue;
+      }
       const line = lineOf(pair.key as YamlNode, lc);
       if (Object.prototype.hasOwnProperty.call(out, key)) {
-        throw configError(["datapaths", key], `written twice (also at line ${firstLine.get(key)})`, key, {
-          source: `${source} line ${line}`,
-        });
+        problems.push(
+          configError(["datapaths", key], `written twice (also at line ${firstLine.get(key)})`, key, {
+            source: `${source} line ${line}`,
+          }),
+        );
+        continue;
       }
       firstLine.set(key, line ?? 0);
       const v = pair.value;
@@ -168,9 +192,9 @@ function readText(text: string, format: ConfigFormat, source: string): ParsedTex
         v && typeof v === "object" && "toJS" in v ? (v as YamlNode).toJS(doc, { maxAliasCount: 50 }) : v;
     }
     (data as Record<string, unknown>).datapaths = out;
-    return { data, locate, datapathKeys: [...firstLine.keys()] };
+    return { data, locate, datapathKeys: [...firstLine.keys()], problems };
   }
-  return { data, locate };
+  return { data, locate, problems: [] };
 }
 
 function lineOf(node: YamlNode | null | undefined, lc: LineCounter): number | undefined {
@@ -249,7 +273,7 @@ export function parseConfig(text: string, options: ParseOptions = {}): RfbootCon
     throw new ConfigError(`${source} is ${bytes} bytes; the limit is ${MAX_CONFIG_BYTES}`, "", undefined);
   }
   const format = options.format ?? sniffFormat(text);
-  const { data, locate, datapathKeys } = readText(text, format, source);
+  const { data, locate, datapathKeys, problems } = readText(text, format, source);
   if (data === null || data === undefined) {
     throw new ConfigError(`${source} is empty: a config needs at least a datapaths section`, "", undefined);
   }
@@ -261,8 +285,22 @@ export function parseConfig(text: string, options: ParseOptions = {}): RfbootCon
     );
   }
   const r = configSchema.safeParse(data);
-  if (!r.success) throw issuesToConfigError(r.error.issues, data, { locate });
-  return finish(r.data, source, locate, datapathKeys);
+  try {
+    if (!r.success)
+      throw combineConfigErrors([...problems, issuesToConfigError(r.error.issues, data, { locate })]);
+    return finish(r.data, source, locate, datapathKeys, problems);
+  } catch (err) {
+    throw err instanceof ConfigError ? inFileOrder(err) : err;
+  }
+}
+
+/** inFileOrder lists a ConfigError's problems by the line they name (problems without a line last). */
+function inFileOrder(err: ConfigError): ConfigError {
+  if (err.problems.length < 2) return err;
+  const line = (m: string) => Number(/ line (\d+)\)$/.exec(m)?.[1] ?? Infinity);
+  const problems = [...err.problems].sort((a, b) => line(a.message) - line(b.message));
+  const first = problems[0]!;
+  return new ConfigError(first.message, first.path, first.value, { problems });
 }
 
 /**
@@ -295,16 +333,40 @@ export function hypervisorsForUri(uri: string): HypervisorName[] {
   }
 }
 
-/** finish runs the cross-checks, resolves every configured VM, freezes and indexes the config. */
-function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: readonly string[]): RfbootConfig {
+/**
+ * finish runs the cross-checks, resolves every configured VM, freezes and indexes the config. Every problem
+ * found is collected (a check that depends on a failed one is skipped) and thrown as one ConfigError.
+ */
+function finish(
+  p: ParsedConfig,
+  source: string,
+  locate: Locate,
+  keyOrder: readonly string[] | undefined,
+  earlier: readonly ConfigError[],
+): RfbootConfig {
   const at = { locate };
+  const problems: ConfigError[] = [...earlier];
+  /** attempt runs a check that throws ConfigError; true when it passed. */
+  const attempt = (check: () => void): boolean => {
+    try {
+      check();
+      return true;
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err);
+      return false;
+    }
+  };
+  const report = (err: ConfigError): void => {
+    problems.push(err);
+  };
 
   // Profiles: names, existence of parents, no cycles.
   for (const name of Object.keys(p.profiles)) {
     if (!IDENT_RE.test(name)) {
-      throw configError(["profiles", name], "profile names may contain only A-Z a-z 0-9 _ . -", name, at);
+      report(configError(["profiles", name], "profile names may contain only A-Z a-z 0-9 _ . -", name, at));
     }
-    profileChain(p.profiles, name, ["profiles", name]);
+    attempt(() => relocated(() => profileChain(p.profiles, name, ["profiles", name]), at));
   }
 
   // Hosts: unique names and URIs; directories default under stateDir.
@@ -313,17 +375,21 @@ function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: read
   const hostUris = new Map<string, number>();
   p.hosts.forEach((h, i) => {
     const a = hostNames.get(h.name);
-    if (a !== undefined)
-      throw configError(["hosts", i, "name"], `host name used twice (also hosts[${a}])`, h.name, at);
+    if (a !== undefined) {
+      report(configError(["hosts", i, "name"], `host name used twice (also hosts[${a}])`, h.name, at));
+    }
     const b = hostUris.get(h.uri);
     if (b !== undefined) {
-      throw configError(
-        ["hosts", i, "uri"],
-        `same libvirt URI as hosts[${b}]: one host listed twice would double its capacity`,
-        h.uri,
-        at,
+      report(
+        configError(
+          ["hosts", i, "uri"],
+          `same libvirt URI as hosts[${b}]: one host listed twice would double its capacity`,
+          h.uri,
+          at,
+        ),
       );
     }
+    if (a !== undefined || b !== undefined) return;
     hostNames.set(h.name, i);
     hostUris.set(h.uri, i);
     hosts.push({
@@ -346,32 +412,38 @@ function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: read
   // OpenFlow: timeouts that make sense; a relay must not point at itself.
   const of = p.openflow;
   if (of.echoTimeoutSeconds <= of.echoIntervalSeconds) {
-    throw configError(
-      ["openflow", "echoTimeoutSeconds"],
-      `must be longer than echoIntervalSeconds (${of.echoIntervalSeconds}), or every peer looks dead`,
-      of.echoTimeoutSeconds,
-      at,
+    report(
+      configError(
+        ["openflow", "echoTimeoutSeconds"],
+        `must be longer than echoIntervalSeconds (${of.echoIntervalSeconds}), or every peer looks dead`,
+        of.echoTimeoutSeconds,
+        at,
+      ),
     );
   }
   if (of.mode === "relay" && of.upstream.port === of.listen.port) {
     const wild = ["0.0.0.0", "::"].includes(of.listen.host);
     if (wild || of.listen.host === of.upstream.host) {
-      throw configError(
-        ["openflow", "upstream"],
-        "relay upstream is rfboot's own listen address (a loop)",
-        `${of.upstream.host}:${of.upstream.port}`,
-        at,
+      report(
+        configError(
+          ["openflow", "upstream"],
+          "relay upstream is rfboot's own listen address (a loop)",
+          `${of.upstream.host}:${of.upstream.port}`,
+          at,
+        ),
       );
     }
   }
 
   if (p.policies.lateRows.action === "reconnect" && of.mode !== "relay") {
-    throw configError(
-      ["policies", "lateRows", "action"],
-      "reconnect needs openflow.mode relay: in listen mode the switch keeps its connection to rfproxy, " +
-        "so closing rfboot's own makes nothing register again; use report",
-      "reconnect",
-      at,
+    report(
+      configError(
+        ["policies", "lateRows", "action"],
+        "reconnect needs openflow.mode relay: in listen mode the switch keeps its connection to rfproxy, " +
+          "so closing rfboot's own makes nothing register again; use report",
+        "reconnect",
+        at,
+      ),
     );
   }
 
@@ -390,63 +462,77 @@ function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: read
     const e = p.datapaths[key]!;
     const base: PathSegment[] = ["datapaths", key];
     const dpid = parseDpidText(key);
-    if (dpid === undefined) throw configError(base, `is not a datapath id: write ${DPID_FORMS}`, key, at);
+    if (dpid === undefined) {
+      report(configError(base, dpidProblemText(key), key, at));
+      continue;
+    }
     const prevKey = seenDpid.get(dpid);
     if (prevKey !== undefined) {
-      throw configError(
-        base,
-        `same datapath as ${JSON.stringify(prevKey)} (0x${dpid.toString(16)}); list it once`,
-        key,
-        at,
+      report(
+        configError(
+          base,
+          `same datapath as ${JSON.stringify(prevKey)} (0x${dpid.toString(16)}); list it once`,
+          key,
+          at,
+        ),
       );
+      continue;
     }
     seenDpid.set(dpid, key);
     const prevName = seenName.get(e.name);
     if (prevName !== undefined) {
-      throw configError(
-        [...base, "name"],
-        `VM name used twice (also datapaths.${JSON.stringify(prevName)})`,
-        e.name,
-        at,
+      report(
+        configError(
+          [...base, "name"],
+          `VM name used twice (also datapaths.${JSON.stringify(prevName)})`,
+          e.name,
+          at,
+        ),
       );
-    }
-    seenName.set(e.name, key);
+    } else seenName.set(e.name, key);
     const prevVm = seenVmId.get(e.vmId);
     if (prevVm !== undefined) {
-      throw configError(
-        [...base, "vmId"],
-        `vm_id used twice (also datapaths.${JSON.stringify(prevVm)})`,
-        e.vmId,
-        at,
+      report(
+        configError(
+          [...base, "vmId"],
+          `vm_id used twice (also datapaths.${JSON.stringify(prevVm)})`,
+          e.vmId,
+          at,
+        ),
       );
-    }
-    seenVmId.set(e.vmId, key);
+    } else seenVmId.set(e.vmId, key);
+    // A second VM of the same name or vm_id would also clash on every device and MAC: one problem is enough.
+    if (prevName !== undefined || prevVm !== undefined) continue;
     if (e.dataPorts !== undefined && e.portMap !== undefined) {
-      throw configError(
-        [...base, "portMap"],
-        "set either dataPorts (a count) or portMap, not both",
-        "both",
-        at,
+      report(
+        configError([...base, "portMap"], "set either dataPorts (a count) or portMap, not both", "both", at),
       );
+      continue;
     }
     if (e.dataPorts === undefined && e.portMap === undefined) {
-      throw configError(
-        [...base, "dataPorts"],
-        "is required: a data port count, or a portMap list",
-        undefined,
-        at,
+      report(
+        configError(
+          [...base, "dataPorts"],
+          "is required: a data port count, or a portMap list",
+          undefined,
+          at,
+        ),
       );
+      continue;
     }
     const pairs =
       e.portMap ?? Array.from({ length: e.dataPorts ?? 0 }, (_, i) => ({ vmPort: i + 1, dpPort: i + 1 }));
-    checkPortPairs(pairs, [...base, "portMap"]);
+    if (!attempt(() => relocated(() => checkPortPairs(pairs, [...base, "portMap"]), at))) continue;
     if (e.host !== undefined && !hostNames.has(e.host)) {
-      throw configError(
-        [...base, "host"],
-        `no such host (hosts: ${[...hostNames.keys()].join(", ")})`,
-        e.host,
-        at,
+      report(
+        configError(
+          [...base, "host"],
+          `no such host (hosts: ${[...hostNames.keys()].join(", ")})`,
+          e.host,
+          at,
+        ),
       );
+      continue;
     }
     const id: VmIdentity = {
       source: "configured",
@@ -459,28 +545,35 @@ function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: read
       own: pickSettings(e),
       path: base,
     };
-    const vm = resolveAndCheck(ctx, id, hosts, at);
+    let vm: ResolvedVm | undefined;
+    if (!attempt(() => (vm = resolveAndCheck(ctx, id, hosts, at))) || vm === undefined) continue;
     for (const mac of [vm.vmMac, ...vm.ports.map((x) => x.mac)]) {
       const other = seenMac.get(mac);
       if (other !== undefined && other !== key) {
-        throw configError(
-          [...base, "vmId"],
-          `MAC ${mac} of this VM is also a MAC of datapaths.${JSON.stringify(other)}`,
-          vm.vmMac,
-          at,
+        report(
+          configError(
+            [...base, "vmId"],
+            `MAC ${mac} of this VM is also a MAC of datapaths.${JSON.stringify(other)}`,
+            vm.vmMac,
+            at,
+          ),
         );
+        break;
       }
       seenMac.set(mac, key);
     }
     for (const port of vm.ports) {
       const other = seenDev.get(port.hostDev);
       if (other !== undefined) {
-        throw configError(
-          [...base, "name"],
-          `host device ${port.hostDev} is also used by datapaths.${JSON.stringify(other)}`,
-          e.name,
-          at,
+        report(
+          configError(
+            [...base, "name"],
+            `host device ${port.hostDev} is also used by datapaths.${JSON.stringify(other)}`,
+            e.name,
+            at,
+          ),
         );
+        break;
       }
       seenDev.set(port.hostDev, key);
     }
@@ -493,29 +586,40 @@ function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: read
   // The template: references and name pattern; a sample VM must resolve.
   const t = p.policies.unknownDatapath.template;
   const tpath: PathSegment[] = ["policies", "unknownDatapath", "template"];
+  let templateOk = true;
   if (t.host !== undefined && !hostNames.has(t.host)) {
-    throw configError(
-      [...tpath, "host"],
-      `no such host (hosts: ${[...hostNames.keys()].join(", ")})`,
-      t.host,
-      at,
+    report(
+      configError(
+        [...tpath, "host"],
+        `no such host (hosts: ${[...hostNames.keys()].join(", ")})`,
+        t.host,
+        at,
+      ),
     );
+    templateOk = false;
   }
   if (!/\{(dpid|dpid16|dpidDec)\}/.test(t.name)) {
-    throw configError(
-      [...tpath, "name"],
-      "must contain {dpid}, {dpid16} or {dpidDec}, or every unknown switch gets the same VM",
-      t.name,
-      at,
+    report(
+      configError(
+        [...tpath, "name"],
+        "must contain {dpid}, {dpid16} or {dpidDec}, or every unknown switch gets the same VM",
+        t.name,
+        at,
+      ),
     );
+    templateOk = false;
   }
   if (p.policies.unknownDatapath.action === "template") {
-    for (const sample of [1n, (1n << 64n) - 2n]) {
-      resolveTemplate(ctx, t, sample, [1, 2], hosts, at);
+    if (templateOk) {
+      for (const sample of [1n, (1n << 64n) - 2n]) {
+        if (!attempt(() => resolveTemplate(ctx, t, sample, [1, 2], hosts, at))) break;
+      }
     }
   } else if (t.profile !== undefined) {
-    profileChain(p.profiles, t.profile, [...tpath, "profile"]);
+    attempt(() => relocated(() => profileChain(p.profiles, t.profile!, [...tpath, "profile"]), at));
   }
+
+  if (problems.length > 0) throw combineConfigErrors(problems);
 
   const config = {
     ...p,
@@ -528,7 +632,25 @@ function finish(p: ParsedConfig, source: string, locate: Locate, keyOrder?: read
   return config;
 }
 
-/** resolveAndCheck resolves one VM and validates its description on the first host it could go to. */
+/** relocated runs `fn`; a ConfigError it throws gets file lines, and keys moved by `blame` (see withLocation). */
+function relocated<T>(
+  fn: () => T,
+  at: { locate?: Locate },
+  blame?: (path: PathSegment[]) => PathSegment[],
+): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ConfigError) throw withLocation(err, at.locate, blame);
+    throw err;
+  }
+}
+
+/**
+ * resolveAndCheck resolves one VM and validates its description on the first host it could go to. A problem
+ * found after merging is reported at the key the user wrote (the entry's, a profile's or `defaults`'), not at
+ * the merged result.
+ */
 export function resolveAndCheck(
   ctx: Parameters<typeof resolveSettings>[0],
   id: VmIdentity,
@@ -536,27 +658,103 @@ export function resolveAndCheck(
   at: { locate?: Locate },
   overrides: Parameters<typeof resolveSettings>[2] = {},
 ): ResolvedVm {
-  const settings = resolveSettings(ctx, id, overrides);
-  const vm = buildResolvedVm(id, settings);
-  const candidates = candidateHosts(hosts, vm);
-  if (candidates.length === 0) {
-    if (vm.hostPin !== undefined) {
-      throw configError(
-        [...id.path, "host"],
-        `host ${vm.hostPin} does not run ${vm.hypervisor} VMs (its hypervisors: ${hosts.find((h) => h.name === vm.hostPin)?.hypervisors.join(", ")})`,
-        vm.hostPin,
-        at,
-      );
-    }
-    throw configError(
-      [...id.path, "hypervisor"],
-      `no host runs ${vm.hypervisor} VMs: add a host whose URI serves it (lxc:///system for lxc) or list it in hosts[].hypervisors`,
-      vm.hypervisor,
-      at,
-    );
+  return relocated(
+    () => {
+      const settings = resolveSettings(ctx, id, overrides);
+      const vm = buildResolvedVm(id, settings);
+      const candidates = candidateHosts(hosts, vm);
+      if (candidates.length === 0) {
+        if (vm.hostPin !== undefined) {
+          throw configError(
+            [...id.path, "host"],
+            `host ${vm.hostPin} does not run ${vm.hypervisor} VMs (its hypervisors: ${hosts.find((h) => h.name === vm.hostPin)?.hypervisors.join(", ")})`,
+            vm.hostPin,
+          );
+        }
+        throw configError(
+          [...id.path, "hypervisor"],
+          `no host runs ${vm.hypervisor} VMs; ${hypervisorHostHint(vm.hypervisor)}`,
+          vm.hypervisor,
+        );
+      }
+      validateVmDescription(vm.describe(candidates[0]!), `${formatPath(id.path)}.domain`);
+      return vm;
+    },
+    at,
+    (path) => blameSetting(ctx, id, overrides, path),
+  );
+}
+
+/** HOST_URI_FOR names a libvirt URI whose driver runs each hypervisor, for hints. */
+const HOST_URI_FOR: Readonly<Record<HypervisorName, string>> = {
+  qemu: "qemu:///system",
+  kvm: "qemu:///system",
+  lxc: "lxc:///system",
+  "xen-pv": "xen:///system",
+  "xen-hvm": "xen:///system",
+  test: "test:///default",
+};
+
+/** hypervisorHostHint says how to add a host that runs `hv` VMs. */
+export function hypervisorHostHint(hv: HypervisorName): string {
+  return `to run it, add a host whose URI serves ${hv} (like ${HOST_URI_FOR[hv]}) or list ${hv} in a host's hypervisors`;
+}
+
+/** domainSetting maps a field of an xmlgen description (`interfaces[1].mac`) to the VM setting it comes from. */
+function domainSetting(rest: readonly PathSegment[]): PathSegment[] {
+  const [field, ...r] = rest;
+  switch (field) {
+    case "filesystems":
+      return ["boot", "rootfs"];
+    case "disks":
+      return ["disk", "image"];
+    case "interfaces":
+      if (r[1] === "model") return ["network", "nicModel"];
+      return r[0] === 0 ? ["network", "management"] : ["network", "data"];
+    case "console":
+      return ["console"];
+    case undefined:
+      return [];
+    default:
+      return [field, ...r];
   }
-  validateVmDescription(vm.describe(candidates[0]!), `${formatPath(id.path)}.domain`);
-  return vm;
+}
+
+/**
+ * blameSetting moves a problem at `<entry>.<setting>` or `<entry>.domain.<field>` to where that setting was
+ * written: the entry itself, the nearest profile of its chain, or `defaults`. A setting nobody wrote (a
+ * built-in default) or one given as an override (a command-line flag) stays at the entry.
+ */
+function blameSetting(
+  ctx: ResolveContext,
+  id: VmIdentity,
+  overrides: PartialVmSettings,
+  path: PathSegment[],
+): PathSegment[] {
+  if (path.length <= id.path.length || id.path.some((seg, i) => path[i] !== seg)) return path;
+  let key = path.slice(id.path.length);
+  if (key[0] === "domain") key = domainSetting(key.slice(1));
+  if (key.length === 0 || !(VM_SETTINGS_KEYS as readonly PathSegment[]).includes(key[0]!)) {
+    return [...id.path, ...(key[0] === "uuid" || key[0] === "title" ? ["name"] : key)];
+  }
+  const layers: { path: readonly PathSegment[]; settings: unknown }[] = [{ path: id.path, settings: id.own }];
+  const seen = new Set<string>();
+  for (let cur = id.profile; cur !== undefined && !seen.has(cur) && Object.hasOwn(ctx.profiles, cur);) {
+    seen.add(cur);
+    const prof = ctx.profiles[cur]!;
+    layers.push({ path: ["profiles", cur], settings: pickSettings(prof) });
+    cur = prof.extends;
+  }
+  layers.push({ path: ["defaults"], settings: ctx.defaults });
+  for (let len = key.length; len >= 1; len--) {
+    const o = valueAt(overrides, key.slice(0, len));
+    if (o !== undefined && o !== null) return [...id.path, ...key];
+    for (const layer of layers) {
+      const v = valueAt(layer.settings, key.slice(0, len));
+      if (v !== undefined && v !== null) return [...layer.path, ...key];
+    }
+  }
+  return [...id.path, ...key];
 }
 
 /** candidateHosts lists the hosts a VM may be placed on: its pin (if it runs the hypervisor) or all that do. */

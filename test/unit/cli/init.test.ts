@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
-import { runInit, runWizard, vmFromFlags, type WizardIO } from "../../../src/cli/commands/init.js";
+import {
+  runInit,
+  runWizard,
+  settingsFromFlags,
+  vmFromFlags,
+  type WizardIO,
+} from "../../../src/cli/commands/init.js";
 import { UsageError } from "../../../src/common/errors.js";
 import { listConfiguredVms, loadConfig } from "../../../src/provisioner/config/index.js";
 import { REPO } from "../../helpers/env.js";
@@ -175,9 +181,98 @@ describe("rfboot init --yes", () => {
       initrd: "/opt/i",
       cmdline: "console=ttyS0 no_timer_check rfboot.name=edge1",
     });
-    await expect(runInit(o, new PassThrough(), output)).rejects.toThrow(/exists; pass --force/);
+    await expect(runInit(o, new PassThrough(), output)).rejects.toThrow(
+      /yes\.yaml exists; choose another file or pass --force/,
+    );
     await runInit({ ...o, force: true, name: "edge2" }, new PassThrough(), output);
     expect(listConfiguredVms(await loadConfig(out))[0]!.name).toBe("edge2");
+  });
+
+  it("takes every config-wide answer from flags", async () => {
+    const out = join(tmp, "yes-all.yaml");
+    const output = new PassThrough();
+    output.resume();
+    await runInit(
+      {
+        yes: true,
+        out,
+        mode: "relay",
+        listen: "0.0.0.0:6653",
+        upstream: "10.0.0.2:6633",
+        mongoUri: "mongodb://10.0.0.3:27017",
+        hostUri: "qemu+tcp://127.0.0.1/system",
+        remoteHost: ["rack2=qemu+ssh://root@rack2/system"],
+        managementBridge: "mgmt0",
+        dataBridge: "dp1",
+        leave: "shutdown",
+        consoleMarker: "-",
+        readinessTimeout: "60",
+      },
+      new PassThrough(),
+      output,
+    );
+    const c = await loadConfig(out);
+    expect(c.openflow).toMatchObject({
+      mode: "relay",
+      listen: { host: "0.0.0.0", port: 6653 },
+      upstream: { host: "10.0.0.2", port: 6633 },
+    });
+    expect(c.mongo.uri).toBe("mongodb://10.0.0.3:27017");
+    expect(c.hosts.map((h) => [h.name, h.uri])).toEqual([
+      ["qemu", "qemu+tcp://127.0.0.1/system"],
+      ["rack2", "qemu+ssh://root@rack2/system"],
+    ]);
+    const [vm] = listConfiguredVms(c);
+    expect(vm!.settings.network).toMatchObject({ management: { bridge: "mgmt0" }, data: { bridge: "dp1" } });
+    expect(c.policies.leave.action).toBe("shutdown");
+    expect(c.readiness).toMatchObject({ consoleMarker: null, timeoutSeconds: 60 });
+  });
+
+  it("starts from a RouteFlow CSV with --csv (its port pairs kept), and explains a missing directory", async () => {
+    const csv = join(tmp, "yes.csv");
+    writeFileSync(csv, "vm_id,vm_port,ct_id,dp_id,dp_port\n12A0A0A0A0A0,1,0,5,1\n12A0A0A0A0A0,2,0,5,3\n");
+    const out = join(tmp, "yes-csv.yaml");
+    const output = new PassThrough();
+    output.resume();
+    await runInit({ yes: true, out, csv, memory: "256" }, new PassThrough(), output);
+    const [vm] = listConfiguredVms(await loadConfig(out));
+    expect(vm).toMatchObject({ dpid: 5n, vmMac: "12:a0:a0:a0:a0:a0", memoryMiB: 256 });
+    expect(vm!.ports.map((p) => [p.vmPort, p.dpPort])).toEqual([
+      [1, 1],
+      [2, 3],
+    ]);
+    const ct = join(tmp, "yes-csv-lxc.yaml");
+    await runInit({ yes: true, out: ct, csv, hypervisor: "lxc" }, new PassThrough(), output);
+    expect(listConfiguredVms(await loadConfig(ct))[0]!.settings.boot).toMatchObject({
+      type: "init",
+      rootfs: "/var/lib/rfboot/rootfs/rfvm1",
+    });
+    await expect(
+      runInit({ yes: true, out: ct, force: true, csv, name: "x" }, new PassThrough(), output),
+    ).rejects.toThrow(/--name: with --csv, each VM's name, vm_id, dpid and ports come from the CSV/);
+    await expect(
+      runInit({ yes: true, out: join(tmp, "nope/dir/c.yaml") }, new PassThrough(), output),
+    ).rejects.toThrow(/--out: directory .*nope\/dir does not exist; create it first \(mkdir -p /);
+    await expect(runInit({ yes: true, out: tmp }, new PassThrough(), output)).rejects.toThrow(
+      /is a directory; give a file name in it/,
+    );
+  });
+
+  it.each([
+    [{ mode: "proxy" }, /--mode "proxy": answer one of: listen, relay/],
+    [{ listen: "6653" }, /--listen "6653": write host:port/],
+    [{ upstream: "127.0.0.1:6633" }, /--upstream goes with --mode relay/],
+    [{ mode: "relay", upstream: "127.0.0.1:6653" }, /a loop/],
+    [{ mongoUri: "http://x" }, /--mongo-uri "http:\/\/x": the MongoDB URI must be a MongoDB URI/],
+    [{ hostUri: "/var/run/libvirt" }, /--host-uri .*libvirt URI like/],
+    [{ remoteHost: ["rack2"] }, /--remote-host "rack2": write NAME=URI/],
+    [{ remoteHost: ["qemu=qemu:///system"] }, /already a host/],
+    [{ dataBridge: "averyveryverylongbridge" }, /--data-bridge .*IFNAMSIZ/],
+    [{ leave: "hibernate" }, /--leave "hibernate": answer one of: keep, shutdown, destroy, suspend/],
+    [{ consoleMarker: "(a+)+" }, /--console-marker .*nested quantifiers/],
+    [{ readinessTimeout: "0" }, /--readiness-timeout "0"/],
+  ])("refuses bad config-wide flags %j", (flags, message) => {
+    expect(() => settingsFromFlags({ yes: true, ...flags }, [vmFromFlags({ yes: true })])).toThrow(message);
   });
 
   it("makes lxc and disk-image VMs", async () => {
@@ -239,6 +334,7 @@ describe("rfboot init over a real terminal (pty)", () => {
     const r = await drive(
       ["init", "--out", out],
       [
+        ["Start from a RouteFlow mapping CSV .*\\[-\\]: ", "\r"],
         ["Hypervisor .*\\[qemu\\]: ", "kvmm\r"],
         ["answer one of: kvm, qemu, lxc, xen-pv, xen-hvm, test; try again[\\s\\S]*Hypervisor", "\r"],
         ["VM name \\[rfvmA\\]: ", "rf vm\r"],
@@ -265,6 +361,26 @@ describe("rfboot init over a real terminal (pty)", () => {
         ["Kernel", "\r"],
         ["Initrd", "\r"],
         ["Add another VM", "n\r"],
+        ["OpenFlow mode: listen .* or relay .*\\[listen\\]: ", "relay\r"],
+        ["Listen for switches on \\(host:port\\) \\[127\\.0\\.0\\.1:6653\\]: ", "\r"],
+        ["Upstream controller, rfproxy \\(host:port\\) \\[127\\.0\\.0\\.1:6633\\]: ", "127.0.0.1:6653\r"],
+        ["a loop[\\s\\S]*Upstream controller", "\r"],
+        ["MongoDB URI .*\\[mongodb://127\\.0\\.0\\.1:27017\\]: ", "http://db\r"],
+        ["must be a MongoDB URI[\\s\\S]*MongoDB URI", "mongodb://10.0.0.9:27017\r"],
+        ["libvirt URI for qemu VMs \\[qemu:///system\\]: ", "\r"],
+        ["Add a remote libvirt host\\? \\(y/n\\) \\[n\\]: ", "y\r"],
+        ["Host name \\[remote\\]: ", "rack2\r"],
+        ["Its libvirt URI \\[qemu\\+ssh://root@rack2/system\\]: ", "\r"],
+        ["Add a remote libvirt host", "n\r"],
+        ["Management bridge for eth0 \\[rfbr0\\]: ", "\r"],
+        ["Data bridge .*\\[dp0\\]: ", "\r"],
+        ["When a switch leaves, its VM \\(keep, shutdown, destroy, suspend\\) \\[keep\\]: ", "suspend\r"],
+        ["Ready when the console prints .*\\[RFBOOT-GUEST-BOOTED\\]: ", "\r"],
+        ["Readiness timeout \\(seconds\\) \\[120\\]: ", "\r"],
+        [
+          "Summary \\(to .*pty\\.yaml\\):[\\s\\S]*VM rfvmA: datapath 0x5[\\s\\S]*OpenFlow: relay on 127\\.0\\.0\\.1:6653, forwarding to 127\\.0\\.0\\.1:6633[\\s\\S]*Hosts: qemu \\(qemu:///system\\), rack2[\\s\\S]*When a switch leaves: suspend[\\s\\S]*Write it\\? \\(y/n\\) \\[y\\]: ",
+          "\r",
+        ],
       ],
     );
     expect(r.error).toBeNull();
@@ -276,17 +392,77 @@ describe("rfboot init over a real terminal (pty)", () => {
       ["rfvmB", 6n, "02:b0:b0:b0:b0:b0", 3],
     ]);
     expect(readFileSync(out, "utf8")).toMatch(/^# Written by rfboot init/);
+    expect(config.openflow).toMatchObject({ mode: "relay", upstream: { host: "127.0.0.1", port: 6633 } });
+    expect(config.mongo.uri).toBe("mongodb://10.0.0.9:27017");
+    expect(config.hosts.map((h) => [h.name, h.uri])).toEqual([
+      ["qemu", "qemu:///system"],
+      ["rack2", "qemu+ssh://root@rack2/system"],
+    ]);
+    expect(config.policies.leave.action).toBe("suspend");
 
     // A second run must not overwrite it.
     const again = await drive(["init", "--out", out, "--yes"], []);
     expect(again.exit).toBe(2);
-    expect(again.transcript).toMatch(/exists; pass --force to overwrite it/);
+    expect(again.transcript).toMatch(/exists; choose another file or pass --force to overwrite it/);
+  });
+
+  it("checks the target first, starts from a CSV, and writes nothing when the summary is declined", async () => {
+    const taken = join(tmp, "taken.yaml");
+    writeFileSync(taken, "# someone's config\n");
+    const csv = join(tmp, "map.csv");
+    writeFileSync(csv, "vm_id,vm_port,ct_id,dp_id,dp_port\n12A0A0A0A0A0,1,0,5,1\n12A0A0A0A0A0,2,0,5,3\n");
+    const target = join(tmp, "from-csv.yaml");
+    const r = await drive(
+      ["init"],
+      [
+        ["Write the config to \\[rfboot\\.yaml\\]: ", `${taken}\r`],
+        [
+          "taken\\.yaml exists; choose another file or pass --force[\\s\\S]*Write the config to",
+          `${tmp}/no/such/dir/c.yaml\r`,
+        ],
+        [
+          "directory .*no/such/dir does not exist; create it first \\(mkdir -p [\\s\\S]*Write the config to",
+          `${target}\r`,
+        ],
+        ["Start from a RouteFlow mapping CSV .*: ", `${tmp}/missing.csv\r`],
+        ["cannot read .*missing\\.csv: no such file; try again[\\s\\S]*Start from a RouteFlow", `${taken}\r`],
+        ["taken\\.yaml[\\s\\S]*try again[\\s\\S]*Start from a RouteFlow", `${csv}\r`],
+        [
+          "The CSV has 1 VM: rfvm1 \\(datapath 0x5, 2 ports\\)[\\s\\S]*VM 1: rfvm1 \\(from the CSV\\)[\\s\\S]*Hypervisor .*: ",
+          "\r",
+        ],
+        ["Architecture \\(x86_64, ", "\r"],
+        ["vCPUs", "\r"],
+        ["Memory", "\r"],
+        ["Boot from", "\r"],
+        ["Kernel", "\r"],
+        ["Initrd", "\r"],
+        ["OpenFlow mode", "\r"],
+        ["Listen for switches", "\r"],
+        ["MongoDB URI", "\r"],
+        ["libvirt URI for qemu", "\r"],
+        ["Add a remote libvirt host", "\r"],
+        ["Management bridge", "\r"],
+        ["Data bridge", "\r"],
+        ["When a switch leaves", "\r"],
+        ["Ready when the console prints", "-\r"],
+        ["Readiness timeout", "\r"],
+        [
+          "VM rfvm1: datapath 0x5, vm_id 12:a0:a0:a0:a0:a0, 2 data ports[\\s\\S]*ready: no console check[\\s\\S]*Write it\\? \\(y/n\\) \\[y\\]: ",
+          "n\r",
+        ],
+      ],
+    );
+    expect(r, r.transcript).toMatchObject({ exit: 0, error: null });
+    expect(r.transcript).toMatch(/nothing written/);
+    expect(existsSync(target)).toBe(false);
+    expect(readFileSync(taken, "utf8")).toBe("# someone's config\n");
   });
 
   it("Ctrl-C cancels and writes nothing", async () => {
     const out = join(tmp, "cancel.yaml");
     writeFileSync(join(tmp, "marker"), "");
-    const r = await drive(["init", "--out", out], [["Hypervisor", "\u0003"]]);
+    const r = await drive(["init", "--out", out], [["Start from a RouteFlow", "\u0003"]]);
     expect(r, r.transcript).toMatchObject({ exit: 2, error: null });
     expect(r.transcript).toMatch(/cancelled or its input ended; nothing written/);
     expect(existsSync(out)).toBe(false);

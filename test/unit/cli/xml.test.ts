@@ -82,7 +82,6 @@ describe("rfboot xml", () => {
   it.each([
     [["--vm", "nope"], /no VM named "nope" in .*configured: rfvmA, rfvmB, rfvmC, rfvmD/],
     [["--vm", "rfvmA", "--hypervisor", "vmware"], /--hypervisor "vmware" is not one of kvm, qemu/],
-    [["--vm", "rfvmA", "--hypervisor", "lxc"], /datapaths."0x5"/],
     [["--vm", "rfvmA", "--host", "mars"], /--host "mars": no such host \(hosts: local\)/],
     [["--dpid", "0x9"], /datapath 0x9 is not in .* policy is ignore/],
     [["--dpid", "zz"], /--dpid: is not a datapath id/],
@@ -92,6 +91,69 @@ describe("rfboot xml", () => {
     expect(out).toBe("");
     expect(err).toMatch(message);
     expect(err.trimEnd().split("\n")).toHaveLength(1);
+  });
+
+  const EXAMPLE = join(REPO, "config/example.yaml");
+  const DOMAIN_TYPE = {
+    kvm: "kvm",
+    qemu: "qemu",
+    lxc: "lxc",
+    "xen-pv": "xen",
+    "xen-hvm": "xen",
+    test: "test",
+  };
+  const DRIVER_CASES = [RFTEST2, EXAMPLE].flatMap((cfg) =>
+    ["rfvmA", "rfvmB", "rfvmC", "rfvmD"].flatMap((vm) =>
+      Object.keys(DOMAIN_TYPE).map((hv) => [cfg.replace(/.*\//, ""), vm, hv] as const),
+    ),
+  );
+
+  it.each(DRIVER_CASES)("%s: %s renders under --hypervisor %s, with notes on stderr", async (cfg, vm, hv) => {
+    expect(await main(["xml", "-c", join(REPO, "config", cfg), "--vm", vm, "--hypervisor", hv])).toBe(0);
+    const d = parse(out).domain;
+    expect(d["@_type"]).toBe(DOMAIN_TYPE[hv as keyof typeof DOMAIN_TYPE]);
+    expect(d.name).toBe(vm);
+    if (hv === "lxc") {
+      expect(d.os.type["#text"] ?? d.os.type).toBe("exe");
+      expect(d.os.init).toBeTruthy();
+      expect(d.devices.filesystem.target["@_dir"]).toBe("/");
+      expect(d.devices.disk).toBeUndefined();
+    }
+    const notes = err.trimEnd().split("\n");
+    expect(notes.length).toBeGreaterThan(0);
+    for (const n of notes) expect(n).toMatch(/^rfboot: note: /);
+    expect(err).toMatch(/would run it|does not run|no configured host runs/);
+  });
+
+  it("says which host would run the driver, or that none is configured, with a per-driver hint", async () => {
+    const run = async (cfg: string, ...args: string[]) => {
+      out = "";
+      err = "";
+      expect(await main(["xml", "-c", cfg, ...args])).toBe(0);
+      return err;
+    };
+    expect(await run(RFTEST2, "--vm", "rfvmA", "--hypervisor", "lxc")).toMatch(
+      /lxc cannot boot kernel .*; using init \/sbin\/init in rootfs \/var\/lib\/rfboot\/rootfs\/rfvmA, assumed: .*\n.*no configured host runs lxc VMs \(to run it, add a host whose URI serves lxc \(like lxc:\/\/\/system\)/,
+    );
+    expect(await run(RFTEST2, "--vm", "rfvmA", "--hypervisor", "xen-pv")).toMatch(/like xen:\/\/\/system\)/);
+    expect(await run(RFTEST2, "--vm", "rfvmA", "--hypervisor", "xen-hvm")).not.toMatch(/lxc/);
+    expect(await run(RFTEST2, "--vm", "rfvmA", "--hypervisor", "test")).toMatch(/like test:\/\/\/default\)/);
+    expect(await run(RFTEST2, "--vm", "rfvmA", "--hypervisor", "kvm")).toBe(
+      "rfboot: note: host local would run it\n",
+    );
+    // example.yaml has an lxc host and an lxc profile: both are used.
+    expect(await run(EXAMPLE, "--vm", "rfvmA", "--hypervisor", "lxc")).toMatch(
+      /as profile container \(hypervisor lxc\) boots\n.*host containers would run it/,
+    );
+    expect(await run(EXAMPLE, "--vm", "rfvmC", "--hypervisor", "lxc")).toMatch(
+      /lxc takes no disks: the disk .* is left out/,
+    );
+    expect(await run(EXAMPLE, "--vm", "rfvmB", "--hypervisor", "lxc")).toMatch(
+      /its host local does not run lxc VMs \(containers would, unpinned\)/,
+    );
+    expect(await run(EXAMPLE, "--vm", "rfvmD", "--hypervisor", "qemu")).toMatch(
+      /qemu cannot boot init .*; using kernel .*, as the config's defaults boot/,
+    );
   });
 
   it("exits 2 on an invalid config, naming the key", async () => {

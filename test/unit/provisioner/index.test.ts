@@ -49,6 +49,12 @@ const VALUES = [
   "parseDpidText",
   "parseVmId",
   "pathProblem",
+  "DEV_RE",
+  "hostProblem",
+  "libvirtUriProblem",
+  "mongoUriProblem",
+  "regexProblem",
+  "INIT_HOST_URIS",
   "place",
   "planOnHost",
   "reresolveVm",
@@ -60,6 +66,7 @@ const VALUES = [
   "templateVmId",
   "vmIdProblemText",
   "vmIdToMac",
+  "viewUnderDriver",
 ];
 
 const TYPES = [
@@ -70,6 +77,7 @@ const TYPES = [
   "HostProbe",
   "HostSpec",
   "InitBoot",
+  "InitSettings",
   "InitVm",
   "KnownPlacement",
   "Lease",

@@ -9,6 +9,7 @@ import { publicFace } from "../controller/public-face.js";
 const VALUES = [
   "ARCHES",
   "CRASH_ACTIONS",
+  "DRIVERS",
   "HYPERVISOR_NAMES",
   "IFNAMSIZ_MAX",
   "LIFECYCLE_ACTIONS",
@@ -34,6 +35,7 @@ const TYPES = [
   "Disk",
   "DiskFormat",
   "DiskSource",
+  "DriverTraits",
   "Filesystem",
   "Hypervisor",
   "HypervisorName",

@@ -3,7 +3,7 @@
  * ConfigError must name that key path (and, where it helps, the value).
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../../../src/common/errors.js";
+import { ConfigError, describeConfigError } from "../../../../src/common/errors.js";
 import { parseConfig } from "../../../../src/provisioner/config/index.js";
 
 const VM = `{ name: rfvmA, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 2 }`;
@@ -156,6 +156,19 @@ const CASES: [string, string, string, RegExp][] = [
     /kvm, qemu, lxc, xen-pv, xen-hvm, test/,
   ],
   ["defaults: vcpus 0", `defaults: { vcpus: 0 }`, "defaults.vcpus", /at least 1/],
+  ["defaults: vcpus 1.5", `defaults: { vcpus: 1.5 }`, "defaults.vcpus", /must be a whole number, got 1\.5/],
+  [
+    "17-digit dpid",
+    `datapaths: { "12345678901234567": ${VM} }`,
+    `datapaths."12345678901234567"`,
+    /has 17 hex digits: a datapath id has 64 bits, at most 16/,
+  ],
+  [
+    "dec: dpid over 64 bits",
+    `datapaths: { "dec:18446744073709551616": ${VM} }`,
+    `datapaths."dec:18446744073709551616"`,
+    /too large: a datapath id has 64 bits/,
+  ],
   ["defaults: memory string", `defaults: { memoryMiB: 128M }`, "defaults.memoryMiB", /must be a number/],
   ["defaults: bad arch", `defaults: { arch: amd64 }`, "defaults.arch", /x86_64/],
   [
@@ -235,7 +248,7 @@ const CASES: [string, string, string, RegExp][] = [
     "dpid over 64 bits",
     `datapaths: { "0x10000000000000000": ${VM} }`,
     `datapaths."0x10000000000000000"`,
-    /not a datapath id/,
+    /has 17 hex digits: a datapath id has 64 bits/,
   ],
   [
     "dpid twice (0x5 and 5)",
@@ -434,7 +447,7 @@ const CASES: [string, string, string, RegExp][] = [
   [
     "lxc with kernel boot",
     `hosts: [{ name: l, uri: "lxc:///system" }]\ndatapaths: { "0x5": { name: a, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 1, hypervisor: lxc } }`,
-    `datapaths."0x5".domain.boot.type`,
+    `datapaths."0x5".boot.type`,
     /./,
   ],
   [
@@ -452,7 +465,7 @@ const CASES: [string, string, string, RegExp][] = [
   [
     "currentMemory above memory",
     `datapaths: { "0x5": { name: a, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 1, memoryMiB: 64, currentMemoryMiB: 128 } }`,
-    `datapaths."0x5".domain.currentMemoryMiB`,
+    `datapaths."0x5".currentMemoryMiB`,
     /must not exceed/,
   ],
   [
@@ -571,6 +584,98 @@ describe("every invalid value is a ConfigError naming its key path", () => {
     expect(() => parseConfig(`openflow: { mode: x, role: y }\nmongo: { database: "a.b" }`)).toThrow(
       /\[and 2 more problems\]/,
     );
+  });
+
+  /** problemsOf returns `path: message` of every problem a config has. */
+  function problemsOf(yaml: string): string[] {
+    try {
+      parseConfig(yaml, { source: "c.yaml" });
+    } catch (e) {
+      if (e instanceof ConfigError) return e.problems.map((p) => `${p.path}: ${p.message}`);
+      throw e;
+    }
+    return [];
+  }
+
+  it("lists every schema problem at once, each at its own key and line", () => {
+    const yaml = [
+      "openflow:",
+      "  mode: x",
+      "  role: y",
+      "mongo:",
+      '  database: "a.b"',
+      "  bogus: 1",
+      "  other: 2",
+    ].join("\n");
+    const got = problemsOf(yaml);
+    expect(got).toHaveLength(5);
+    let err: unknown;
+    try {
+      parseConfig(yaml, { source: "c.yaml" });
+    } catch (e) {
+      err = e;
+    }
+    const text = describeConfigError(err as ConfigError);
+    expect(text.split("\n")).toHaveLength(6);
+    expect(text).toMatch(/^5 problems:\n {2}openflow\.mode: /);
+    expect(got).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^openflow\.mode: must be one of listen, relay, got "x" \(c\.yaml line 2\)$/),
+        expect.stringMatching(/^openflow\.role: .*\(c\.yaml line 3\)$/),
+        expect.stringMatching(/^mongo\.database: .*\(c\.yaml line 5\)$/),
+        "mongo.bogus: unknown key; check the spelling against config/README.md (c.yaml line 6)",
+        "mongo.other: unknown key; check the spelling against config/README.md (c.yaml line 7)",
+      ]),
+    );
+  });
+
+  it("lists every cross-check and VM problem at once, in file order", () => {
+    const yaml = [
+      "openflow: { echoIntervalSeconds: 10, echoTimeoutSeconds: 5 }",
+      "hosts: [{ name: a, uri: 'qemu:///system' }, { name: a, uri: 'test:///default' }]",
+      "datapaths:",
+      `  "0x5": { name: rfvmA, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 1 }`,
+      `  "0x6": { name: rfvmA, vmId: "02:b0:b0:b0:b0:b0", dataPorts: 1 }`,
+      `  "0x7": { name: c, vmId: "02:c0:c0:c0:c0:c0", dataPorts: 1, memoryMiB: 64, currentMemoryMiB: 128 }`,
+      `  "12345678901234567": { name: d, vmId: "02:d0:d0:d0:d0:d0", dataPorts: 1 }`,
+      `  10: { name: e, vmId: "02:e0:e0:e0:e0:e0", dataPorts: 1 }`,
+    ].join("\n");
+    const got = problemsOf(yaml);
+    expect(got.map((l) => l.replace(/: .*\(c\.yaml line (\d+)\)$/, " @$1"))).toEqual([
+      "openflow.echoTimeoutSeconds @1",
+      "hosts[1].name @2",
+      `datapaths."0x6".name @5`,
+      `datapaths."0x7".currentMemoryMiB @6`,
+      `datapaths."12345678901234567" @7`,
+      `datapaths."10" @8`,
+    ]);
+  });
+
+  it("reports a problem found after merging at the key the user wrote, in the profile or defaults", () => {
+    const yaml = [
+      "defaults:",
+      "  memoryMiB: 64",
+      "profiles:",
+      "  big:",
+      "    currentMemoryMiB: 128",
+      "datapaths:",
+      `  "0x5": { name: a, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 1, profile: big }`,
+    ].join("\n");
+    expect(problemsOf(yaml)).toEqual([
+      "profiles.big.currentMemoryMiB: must not exceed memoryMiB (64) (c.yaml line 5)",
+    ]);
+    const lxc = [
+      "hosts: [{ name: l, uri: 'lxc:///system' }]",
+      "defaults:",
+      "  hypervisor: lxc",
+      `  boot: { type: init, init: /sbin/init, rootfs: "/srv/{name}" }`,
+      "  network: { nicModel: virtio }",
+      "datapaths:",
+      `  "0x5": { name: a, vmId: "02:a0:a0:a0:a0:a0", dataPorts: 1 }`,
+    ].join("\n");
+    expect(problemsOf(lxc)).toEqual([
+      expect.stringMatching(/^defaults\.network\.nicModel: .*\(c\.yaml line 5\)$/),
+    ]);
   });
 
   it("hides a MongoDB password in messages", () => {

@@ -45,6 +45,11 @@ const VALUES = [
   "parseDpidText",
   "parseVmId",
   "pathProblem",
+  "DEV_RE",
+  "hostProblem",
+  "libvirtUriProblem",
+  "mongoUriProblem",
+  "regexProblem",
   "reresolveVm",
   "resolveDatapath",
   "sniffFormat",
@@ -52,6 +57,7 @@ const VALUES = [
   "textProblem",
   "vmIdProblemText",
   "vmIdToMac",
+  "viewUnderDriver",
 ];
 
 const TYPES = [
@@ -59,6 +65,7 @@ const TYPES = [
   "CsvImport",
   "CsvRow",
   "DatapathConfig",
+  "DriverView",
   "DatapathEntry",
   "DiskKind",
   "DiskPlan",
@@ -66,6 +73,7 @@ const TYPES = [
   "HostPaths",
   "ImportedDatapath",
   "InitBoot",
+  "InitSettings",
   "InitVm",
   "ParseOptions",
   "ParsedConfig",
