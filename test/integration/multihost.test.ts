@@ -21,6 +21,7 @@ import { silentLogger } from "../../src/common/log.js";
 import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
 import { MONGO_URI, describeWith } from "../helpers/env.js";
 import {
+  HOST_STATE_DIR,
   addrInUse,
   hostExec,
   hostReadFile,
@@ -51,6 +52,8 @@ const dataAddr = (k: number) => `10.77.0.${k + 1}`;
 /** Guest k pings guest k+1: placement alternates the hosts, so each ping crosses from one host to the other. */
 const peer = (k: number) => (k + 1) % N;
 const LXC_K = 9;
+/** LXC_ROOTFS is where each host has the LXC guest's busybox rootfs, writable, in its private state. */
+const LXC_ROOTFS = `${HOST_STATE_DIR}/rootfs-lxc`;
 /** A /proc/meminfo with 100 + 20 + 60 MiB available of 4 GiB (KiB figures, the fields libvirt reads). */
 const LOW_MEMINFO = [
   "MemTotal:        4194304 kB",
@@ -130,7 +133,7 @@ describeWith(["ovs", "libvirt", "mongo", "root", "netns"], "several libvirt host
         dataPorts: 1,
         boot: { cmdline: cmdline(k) },
       };
-    // The LXC VM's rootfs is a directory (no volume stands for one): the host has it at its guest directory.
+    // The LXC VM's rootfs is a directory (no volume stands for one): the host has its own copy.
     datapaths[`0x${dpid(LXC_K)}`] = {
       name: vmName(LXC_K),
       vmId: "06:6d:68:00:00:09",
@@ -142,7 +145,7 @@ describeWith(["ovs", "libvirt", "mongo", "root", "netns"], "several libvirt host
         type: "init",
         init: "/init",
         args: ["rfboot.name={name}"],
-        rootfs: `${hosts[0]!.guestDir}/rootfs-lxc`,
+        rootfs: LXC_ROOTFS,
       },
     };
     return parseConfig(
@@ -188,11 +191,22 @@ describeWith(["ovs", "libvirt", "mongo", "root", "netns"], "several libvirt host
     // A small qcow2 base: the kernel-boot guest only has it attached, which is enough to prove its overlay.
     await sh("qemu-img", ["create", "-q", "-f", "qcow2", join(stateDir, BASE), "16M"]);
     mongo = await MongoClient.connect(MONGO_URI);
-    // LXC needs the cgroup2 hierarchy mounted a second time outside /sys (the last cgroup2 line of
-    // /proc/mounts), or libvirt tries to create a directory inside the container's fresh sysfs.
+    // LXC needs the machine's cgroup hierarchies, which `ip netns exec`'s fresh /sys hides: they are mounted
+    // again at the same places (PID 1's mounts), then cgroup2 a second time outside /sys so that it is the
+    // last cgroup2 line of /proc/mounts (else libvirt tries to create a directory inside the container's sysfs).
     hosts = await startNetnsHosts(2, {
       guestDir: GUEST,
-      setup: (dir) => [`mkdir -p ${dir}/cg2`, `mount -t cgroup2 cgroup2 ${dir}/cg2`],
+      setup: (dir) => [
+        `if ! awk '$2=="/sys/fs/cgroup" && $3=="cgroup2" {f=1} END {exit !f}' /proc/1/mounts; then`,
+        "  mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup",
+        "fi",
+        `awk '($3=="cgroup" || $3=="cgroup2") && ($2=="/sys/fs/cgroup" || index($2, "/sys/fs/cgroup/")==1) {print $3, $2, $4}' /proc/1/mounts |`,
+        '  while read -r t d o; do mkdir -p "$d"; mount -t "$t" -o "$o" "$t" "$d"; done',
+        `mkdir -p ${dir}/cg2`,
+        `mount -t cgroup2 cgroup2 ${dir}/cg2`,
+        // libvirt_lxc writes into the rootfs (its old root's mount point): the host gets a copy of its own.
+        `cp -a ${HOST_STATE_DIR}/guest/rootfs-lxc ${LXC_ROOTFS}`,
+      ],
     });
     low = await startNetnsHost({
       index: 3,
