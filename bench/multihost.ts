@@ -231,8 +231,11 @@ async function main(): Promise<void> {
     }
   } finally {
     await shOk("ip", ["link", "del", LOCAL_MGMT]);
-    await shOk("virsh", ["-c", "qemu:///system", "pool-destroy", `rfbt-bmh-${TAG}`]);
-    await shOk("virsh", ["-c", "qemu:///system", "pool-undefine", `rfbt-bmh-${TAG}`]);
+    // The local host's pool and its console pool (`<pool>-console`), both made by rfboot.
+    for (const pool of [`rfbt-bmh-${TAG}`, `rfbt-bmh-${TAG}-console`]) {
+      await shOk("virsh", ["-c", "qemu:///system", "pool-destroy", pool]);
+      await shOk("virsh", ["-c", "qemu:///system", "pool-undefine", pool]);
+    }
     await stopNetnsHosts(hosts);
     const { MongoClient } = await import("mongodb");
     const mongo = await MongoClient.connect(MONGO).catch(() => undefined);
