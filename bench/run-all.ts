@@ -13,6 +13,7 @@ const BENCHES = [
   "capacity",
   "provisioner",
   "console-readiness",
+  "multihost",
   "rftest",
   "reliability",
   "fuzz",

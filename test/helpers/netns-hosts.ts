@@ -57,6 +57,11 @@ export interface NetnsHostOptions {
    * host key pinned in a private known_hosts): `sshUri` reaches libvirtd as `qemu+ssh://`.
    */
   ssh?: boolean;
+  /**
+   * setup returns shell lines run inside the host's namespaces after its mounts and before its libvirtd starts
+   * (given the host's directory, to write files there), e.g. a bind mount of a written /proc/meminfo.
+   */
+  setup?: (dir: string) => string[];
 }
 
 /** NetnsHost is one running host. */
@@ -151,6 +156,7 @@ if [ -f "$dir/sshd_config" ]; then
   mkdir -p /run/sshd
   /usr/sbin/sshd -D -e -f "$dir/sshd_config" 2>>"$dir/log/sshd.log" &
 fi
+if [ -f "$dir/setup.sh" ]; then . "$dir/setup.sh"; fi
 virtlogd -p "$dir/virtlogd.pid" &
 libvirtd -f "$dir/libvirtd.conf" --listen -p "$dir/libvirtd.pid" &
 wait
@@ -298,6 +304,7 @@ export async function startNetnsHost(opts: NetnsHostOptions): Promise<NetnsHost>
   );
 
   if (opts.ssh) await writeSshFiles(dir, addr);
+  if (opts.setup) writeFileSync(join(dir, "setup.sh"), `${opts.setup(dir).join("\n")}\n`);
   const partial = { name, netns, dir, rootVeth, rootVxlan, trunkBridge };
   try {
     await run("ip", ["netns", "add", netns]);
@@ -561,6 +568,41 @@ export async function stopNetnsHost(host: NetnsHost): Promise<void> {
     await waitExit(host.daemon, 2000);
   }
   await removeOutside(host);
+}
+
+/**
+ * restartNetnsLibvirtd starts the host's libvirtd again (after it was killed), under a `tini -s` of its own in
+ * the host's namespaces, and waits until it answers on TCP. The new tini is a child of the test process;
+ * stopNetnsHost ends it with everything else in the namespaces.
+ */
+export async function restartNetnsLibvirtd(host: NetnsHost, timeoutMs = 60_000): Promise<void> {
+  const child = spawn(
+    "nsenter",
+    ["-t", String(host.pid), "-m", "-n", "--", "tini", "-s", "--", "libvirtd"].concat([
+      "-f",
+      join(host.dir, "libvirtd.conf"),
+      "--listen",
+      "-p",
+      join(host.dir, "libvirtd.pid"),
+    ]),
+    { stdio: "ignore", env: ENV },
+  );
+  child.unref();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && child.exitCode === null) {
+    if (
+      (await execa("virsh", ["-c", host.uri, "uri"], { env: ENV, timeout: 10_000, reject: false }))
+        .exitCode === 0
+    )
+      return;
+    await sleep(100);
+  }
+  throw new Error(`netns host ${host.name}: libvirtd did not answer on ${host.uri} after its restart`);
+}
+
+/** libvirtdPid is the pid of the host's libvirtd, from its pid file. */
+export function libvirtdPid(host: NetnsHost): number {
+  return Number(readFileSync(join(host.dir, "libvirtd.pid"), "utf8").trim());
 }
 
 /** stopNetnsHosts stops several hosts in parallel. */
