@@ -16,6 +16,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { silentLogger } from "../../src/common/log.js";
 import { Daemon, controllerFromConfig, parseConfig } from "../../src/provisioner/index.js";
 import { MONGO_URI, describeWith } from "../helpers/env.js";
+import { removePools } from "../helpers/libvirt-hosts.js";
 import { addSwitch, freePort, sh, shOk, until } from "../helpers/real.js";
 
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
@@ -26,6 +27,8 @@ const DPID = `e4${TAG}`;
 const DATA = `rfbtkd${TAG.slice(0, 4)}`;
 const SWITCH = `rfbtks${TAG.slice(0, 4)}`;
 const MGMT = `rfbtkm${TAG.slice(0, 4)}`;
+/** POOL is this run's own storage pool on the machine's libvirtd (removed in afterAll). */
+const POOL = `rfbt-late-${TAG}`;
 
 describeWith(["ovs", "libvirt", "mongo", "root"], "late rfconfig rows with real peers (relay)", () => {
   let mongo: MongoClient;
@@ -81,7 +84,7 @@ stateDir: ${stateDir}
 openflow: { mode: relay, listen: { host: 127.0.0.1, port: ${port} }, upstream: { host: 127.0.0.1, port: ${upPort} }, versions: ["1.3"] }
 mongo: { uri: "${MONGO_URI}", database: ${DB} }
 hosts:
-  - { name: lxc, uri: "${LXC}", maxVms: 2 }
+  - { name: lxc, uri: "${LXC}", maxVms: 2, pool: ${POOL} }
 defaults:
   hypervisor: lxc
   memoryMiB: 64
@@ -127,6 +130,7 @@ readiness: { timeoutSeconds: 60 }
     }
     for (const br of [SWITCH, DATA]) await shOk("ovs-vsctl", ["--if-exists", "del-br", br]);
     await shOk("ip", ["link", "del", MGMT]);
+    removePools(LXC, [POOL]);
     for (const s of sockets) s.destroy();
     await new Promise((r) => upstream?.close(r));
     await mongo

@@ -1,0 +1,286 @@
+/**
+ * bench/lxc.ts: real LXC VMs, join to `ready`, through the real Daemon (OpenFlow controller, placement,
+ * queue, lifecycle, console stream, FerretDB) with simulated OpenFlow 1.3 switches on loopback. Not a test.
+ *
+ *   node --import tsx bench/lxc.ts [--quick]      (JSON to bench/out/lxc.json + a table; needs the lab up:
+ *                                                 libvirtd with LXC, its cgroup2 mount, OVS, FerretDB, the
+ *                                                 rftest guest's rootfs in /var/lib/rfboot/guest/rootfs-lxc)
+ *   RFBOOT_LXC_JOINS=16 RFBOOT_LXC_BURST=64        (defaults; --quick: 8 and 16)
+ *
+ * Each VM is the rftest guest's busybox rootfs (`/init` prints the boot marker on the console), with its
+ * management NIC on a Linux bridge and one data NIC on an Open vSwitch bridge (netdev), as RouteFlow's dp0.
+ * 1. Joins in a row: one switch at a time, each waits for its VM's `ready` (console marker read through
+ *    libvirt's console stream). Per join: rfboot's own time (FEATURES_REPLY -> `virsh start` issued, the
+ *    daemon's reaction), libvirt's (start issued -> the domain runs, `ensured`), the guest's (runs -> marker
+ *    seen, `ready`), and the whole join -> ready; p50 and p99.
+ * 2. A burst: BURST switches at once -> every VM ready, against the seed-style loop in the same run (each
+ *    VM `virsh define` then `virsh start`, one after the other, a virsh process per call, the same XML) timed
+ *    until every domain runs; the daemon's figure to every VM running is reported beside its figure to ready.
+ */
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { MongoClient } from "mongodb";
+import { silentLogger } from "../src/common/log.js";
+import {
+  Daemon,
+  controllerFromConfig,
+  listConfiguredVms,
+  parseConfig,
+  type RfbootConfig,
+} from "../src/provisioner/index.js";
+import { buildDomainXml } from "../src/xmlgen/index.js";
+import { summary } from "./lib/instrument.js";
+import { connectSimSwitch, type SimSwitch } from "./lib/sim-switch.js";
+
+const pexec = promisify(execFile);
+const OUT = join(dirname(fileURLToPath(import.meta.url)), "out", "lxc.json");
+const QUICK = process.argv.includes("--quick");
+const JOINS = Number(process.env.RFBOOT_LXC_JOINS ?? (QUICK ? 8 : 16));
+const BURST = Number(process.env.RFBOOT_LXC_BURST ?? (QUICK ? 16 : 64));
+const MONGO_URI = process.env.RFBOOT_BENCH_MONGO_URI ?? "mongodb://127.0.0.1:27017";
+const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
+const LXC = "lxc:///system";
+const TAG = randomBytes(2).toString("hex");
+const DATA = `rfbtxd${TAG}`;
+const MGMT = `rfbtxm${TAG}`;
+const ENV = { ...process.env, LC_ALL: "C" };
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+const virsh = (args: string[]) => pexec("virsh", ["-c", LXC, ...args], { env: ENV });
+const quiet = (cmd: string, args: string[]) => pexec(cmd, args, { env: ENV }).catch(() => undefined);
+const vmName = (set: string, i: number) => `rfbtx${TAG}${set}${String(i).padStart(3, "0")}`;
+const dpidOf = (set: string, i: number) =>
+  0xc7_0000_0000n + (BigInt(Number.parseInt(TAG, 16)) << 12n) + (set === "b" ? 0x800n : 0n) + BigInt(i);
+const hex16 = (d: bigint) => d.toString(16).padStart(16, "0");
+const vmIdOf = (set: string, i: number) => {
+  const b = (x: number) => x.toString(16).padStart(2, "0");
+  const t = Number.parseInt(TAG, 16);
+  return `02:c7:${b(t >> 8)}:${b(t & 0xff)}:${b(set === "b" ? 0x80 | (i >> 8) : i >> 8)}:${b(i & 0xff)}`;
+};
+
+function config(set: string, n: number, port: number, db: string, stateDir: string): RfbootConfig {
+  const lines = Array.from(
+    { length: n },
+    (_, i) =>
+      `  "0x${hex16(dpidOf(set, i))}": { name: ${vmName(set, i)}, vmId: "${vmIdOf(set, i)}", dataPorts: 1 }`,
+  );
+  return parseConfig(
+    `
+stateDir: ${stateDir}
+openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
+mongo: { uri: "${MONGO_URI}", database: ${db} }
+hosts:
+  # The machine's own pool (libvirt keeps one pool per directory): the VMs here have no disk.
+  - { name: lxc, uri: "${LXC}", maxVms: ${n + 8}, maxConcurrentStarts: 8, storageDir: /var/lib/rfboot/disks, consoleLogDir: /var/lib/rfboot/console }
+defaults:
+  hypervisor: lxc
+  memoryMiB: 64
+  boot: { type: init, init: /init, args: ["rfboot.name={name}"], rootfs: ${GUEST}/rootfs-lxc }
+  network:
+    management: { type: bridge, bridge: ${MGMT} }
+    data: { bridge: ${DATA}, openvswitch: true }
+datapaths:
+${lines.join("\n")}
+policies: { leave: { action: keep } }
+readiness: { timeoutSeconds: 120 }
+`,
+    { format: "yaml", source: "bench/lxc" },
+  );
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => res(typeof a === "object" && a ? a.port : 0));
+    });
+  });
+}
+
+interface Marks {
+  ensuredAt?: number;
+  reactionMs?: number;
+  readyAt?: number;
+}
+
+/** startDaemon runs a Daemon for `set` and records, per dpid, when its VM ran and was ready. */
+async function startDaemon(set: string, n: number) {
+  const stateDir = mkdtempSync(join(tmpdir(), "rfbtx-"));
+  const db = `rfbt_lxc_${TAG}_${set}`;
+  const port = await freePort();
+  const cfg = config(set, n, port, db, stateDir);
+  const daemon = new Daemon({
+    config: cfg,
+    logger: silentLogger,
+    instanceId: `bench-lxc-${set}`,
+    createController: controllerFromConfig,
+  });
+  const marks = new Map<string, Marks>();
+  const mark = (d: string) => marks.get(d) ?? (marks.set(d, {}), marks.get(d)!);
+  daemon.on("ensured", (e) =>
+    Object.assign(mark(e.dpidHex), { ensuredAt: performance.now(), reactionMs: e.reactionMs }),
+  );
+  daemon.on("ready", (e) => (mark(e.dpidHex).readyAt = performance.now()));
+  daemon.on("failed", (e) => console.error(`bench/lxc: ${e.dpidHex} failed: ${e.error.message}`));
+  await daemon.start();
+  return { daemon, port, marks, cfg, db, stateDir };
+}
+
+async function until(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
+  const end = performance.now() + timeoutMs;
+  while (!fn()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function cleanDomains(prefix: string): Promise<void> {
+  const { stdout } = await virsh(["list", "--all", "--name"]);
+  const names = stdout.split("\n").filter((l) => l.startsWith(prefix));
+  await Promise.all(
+    names.map(async (d) => {
+      await quiet("virsh", ["-c", LXC, "destroy", d]);
+      await quiet("virsh", ["-c", LXC, "undefine", d]);
+    }),
+  );
+}
+
+async function stopDaemon(r: Awaited<ReturnType<typeof startDaemon>>, switches: SimSwitch[]): Promise<void> {
+  for (const s of switches) s.close();
+  await r.daemon.stop();
+  const c = await MongoClient.connect(MONGO_URI);
+  await c
+    .db(r.db)
+    .dropDatabase()
+    .catch(() => undefined);
+  await c.close();
+  rmSync(r.stateDir, { recursive: true, force: true });
+}
+
+async function joinsInARow(): Promise<Record<string, unknown>> {
+  const r = await startDaemon("a", JOINS);
+  const switches: SimSwitch[] = [];
+  const own: number[] = [];
+  const libvirt: number[] = [];
+  const guest: number[] = [];
+  const total: number[] = [];
+  try {
+    for (let i = 0; i < JOINS; i++) {
+      const d = hex16(dpidOf("a", i));
+      const s = await connectSimSwitch(r.port, dpidOf("a", i), 1);
+      switches.push(s);
+      const t0 = await s.featuresAt;
+      await until(`${d} ready`, () => r.marks.get(d)?.readyAt !== undefined, 120_000);
+      const m = r.marks.get(d)!;
+      const startIssued = t0 + (m.reactionMs ?? 0);
+      own.push(m.reactionMs ?? 0);
+      libvirt.push(m.ensuredAt! - startIssued);
+      guest.push(m.readyAt! - m.ensuredAt!);
+      total.push(m.readyAt! - t0);
+    }
+  } finally {
+    await stopDaemon(r, switches);
+    await cleanDomains(`rfbtx${TAG}a`);
+  }
+  return {
+    joins: JOINS,
+    joinToReadyMs: summary(total),
+    rfbootOwnMs: summary(own),
+    libvirtMs: summary(libvirt),
+    guestMs: summary(guest),
+  };
+}
+
+async function seedLoop(cfg: RfbootConfig, dir: string): Promise<number> {
+  const host = cfg.hosts[0]!;
+  const vms = listConfiguredVms(cfg);
+  const files = vms.map((vm) => {
+    const f = join(dir, `${vm.name}.xml`);
+    writeFileSync(f, buildDomainXml(vm.describe(host)));
+    return f;
+  });
+  const t0 = performance.now();
+  for (const [i, vm] of vms.entries()) {
+    await virsh(["define", files[i]!]);
+    await virsh(["start", vm.name]);
+  }
+  return performance.now() - t0;
+}
+
+async function burst(): Promise<Record<string, unknown>> {
+  // The seed-style loop first, on its own VMs (set "s"), then removed; then rfboot's burst (set "b").
+  const dir = mkdtempSync(join(tmpdir(), "rfbtx-seed-"));
+  let seedMs: number;
+  try {
+    seedMs = await seedLoop(config("s", BURST, 1, "unused", dir), dir);
+  } finally {
+    await cleanDomains(`rfbtx${TAG}s`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const r = await startDaemon("b", BURST);
+  const switches: SimSwitch[] = [];
+  let runningMs: number;
+  let readyMs: number;
+  try {
+    const t0 = performance.now();
+    switches.push(
+      ...(await Promise.all(
+        Array.from({ length: BURST }, (_, i) => connectSimSwitch(r.port, dpidOf("b", i), 1)),
+      )),
+    );
+    const all = (k: keyof Marks) => () =>
+      [...r.marks.values()].filter((m) => m[k] !== undefined).length >= BURST;
+    await until("every VM running", all("ensuredAt"), 300_000);
+    runningMs = performance.now() - t0;
+    await until("every VM ready", all("readyAt"), 300_000);
+    readyMs = performance.now() - t0;
+  } finally {
+    await stopDaemon(r, switches);
+    await cleanDomains(`rfbtx${TAG}b`);
+  }
+  return {
+    vms: BURST,
+    seedLoopToRunningMs: r2(seedMs),
+    rfbootToRunningMs: r2(runningMs),
+    rfbootToReadyMs: r2(readyMs),
+    speedupToRunning: r2(seedMs / runningMs),
+    perVmRfbootMs: r2(runningMs / BURST),
+    perVmSeedMs: r2(seedMs / BURST),
+  };
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(GUEST, "rootfs-lxc", "init")))
+    throw new Error(`the rftest guest's LXC rootfs is missing in ${GUEST}: run rftest/guest/build-guest.sh`);
+  await pexec("ip", ["link", "add", MGMT, "type", "bridge"]);
+  await pexec("ip", ["link", "set", MGMT, "up"]);
+  await pexec("ovs-vsctl", ["add-br", DATA, "--", "set", "bridge", DATA, "datapath_type=netdev"]);
+  const load0 = loadavg().map(r2);
+  try {
+    const row = await joinsInARow();
+    const b = await burst();
+    const result = {
+      bench: "lxc",
+      date: new Date().toISOString(),
+      load: { before: load0, after: loadavg().map(r2) },
+      joinsInARow: row,
+      burst: b,
+    };
+    mkdirSync(dirname(OUT), { recursive: true });
+    writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(JSON.stringify(result, null, 2));
+    console.log(`wrote ${OUT}`);
+  } finally {
+    await quiet("ovs-vsctl", ["--if-exists", "del-br", DATA]);
+    await quiet("ip", ["link", "del", MGMT]);
+  }
+}
+
+await main();
