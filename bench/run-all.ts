@@ -14,6 +14,7 @@ const BENCHES = [
   "provisioner",
   "console-readiness",
   "multihost",
+  "lxc",
   "rftest",
   "reliability",
   "fuzz",
