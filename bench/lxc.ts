@@ -35,6 +35,7 @@ import {
 } from "../src/provisioner/index.js";
 import { buildDomainXml } from "../src/xmlgen/index.js";
 import { summary } from "./lib/instrument.js";
+import { freePort } from "../test/helpers/real.js";
 import { connectSimSwitch, type SimSwitch } from "./lib/sim-switch.js";
 
 const pexec = promisify(execFile);
@@ -91,17 +92,6 @@ readiness: { timeoutSeconds: 120 }
 `,
     { format: "yaml", source: "bench/lxc" },
   );
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import("node:net");
-  return new Promise((res) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      s.close(() => res(typeof a === "object" && a ? a.port : 0));
-    });
-  });
 }
 
 interface Marks {
