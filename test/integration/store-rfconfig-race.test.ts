@@ -38,7 +38,11 @@ describeWith(["mongo"], "rfconfig beside RouteFlow's loader", () => {
     for (const r of rows) await rf.insertOne({ ...r });
   };
   const rowsIn = async (name: string) =>
-    byKey(await col(name).find({}, { projection: { _id: 0 } }).toArray());
+    byKey(
+      await col(name)
+        .find({}, { projection: { _id: 0 } })
+        .toArray(),
+    );
 
   beforeAll(async () => {
     clients = await Promise.all(Array.from({ length: 4 }, () => new MongoClient(MONGO_URI).connect()));

@@ -148,10 +148,7 @@ export async function applyRfconfigRows(
         fresh.set(id, row);
         continue;
       }
-      await rf.updateOne(
-        { _id: id },
-        { $set: { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port } },
-      );
+      await rf.updateOne({ _id: id }, { $set: { ct_id: row.ct_id, dp_id: row.dp_id, dp_port: row.dp_port } });
       continue;
     }
     if (standIn) continue;

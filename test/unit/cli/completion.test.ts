@@ -96,7 +96,8 @@ describe("completion and man page cover every command and option", () => {
     const f = join(tmp, "rfboot.1");
     writeFileSync(f, man);
     if (!(await has("groff"))) {
-      if (process.env.CI === "true") throw new Error("groff is not installed (the lab's package list has it)");
+      if (process.env.CI === "true")
+        throw new Error("groff is not installed (the lab's package list has it)");
       return ctx.skip();
     }
     const g = await execa("groff", ["-man", "-ww", "-Tutf8", f], {

@@ -25,7 +25,10 @@ const isStorage = (args: readonly string[]) => /^(pool|vol)-/.test(args[0] ?? ""
 function virshCmds(x: Rig, host = 1): string[] {
   return x.libvirt.calls
     .filter(
-      (c) => c.uri === uri(host) && !["list", "domstats", "nodeinfo", "nodememstats"].includes(c.args[0] ?? "") && !isStorage(c.args),
+      (c) =>
+        c.uri === uri(host) &&
+        !["list", "domstats", "nodeinfo", "nodememstats"].includes(c.args[0] ?? "") &&
+        !isStorage(c.args),
     )
     .map((c) => (c.args[0] === "define" ? "define" : c.args.join(" ")));
 }

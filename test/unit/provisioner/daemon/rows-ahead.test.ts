@@ -19,7 +19,9 @@ describe("rows ahead", () => {
   it("a reload that adds a configured VM writes its rows at once, before its switch joins; its join writes none", async () => {
     r = await rig({ vms: 1 });
     expect(upserts(r)).toHaveLength(1);
-    await r.daemon.reload(parseConfig(configYaml(r.stateDir, { vms: 2 }), { format: "yaml", source: "unit" }));
+    await r.daemon.reload(
+      parseConfig(configYaml(r.stateDir, { vms: 2 }), { format: "yaml", source: "unit" }),
+    );
     await settle();
     expect(upserts(r)).toHaveLength(2);
     expect(r.store.rows[1]!.map((x) => x.dp_id)).toEqual(["2", "2"]);
