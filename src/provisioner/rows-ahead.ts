@@ -22,9 +22,11 @@ export class RowsAhead {
    * (the outbox merges the two), so a VM never starts before its rows were at least handed to the store.
    */
   async write(vms: readonly ResolvedVm[]): Promise<void> {
-    const configured = vms.filter((v) => v.source === "configured");
-    for (const v of configured) this.confirmed.delete(v.name);
-    const rows = configured.flatMap((v) => rfconfigRows(v));
+    const configured = vms
+      .filter((v) => v.source === "configured")
+      .map((v) => ({ v, rows: rfconfigRows(v) }));
+    for (const { v } of configured) this.confirmed.delete(v.name);
+    const rows = configured.flatMap((c) => c.rows);
     if (rows.length === 0) return;
     try {
       const outcome = await this.ctx.store.upsertRfconfigRows(rows);
@@ -35,7 +37,7 @@ export class RowsAhead {
         );
         return;
       }
-      for (const v of configured) this.confirmed.set(v.name, key(v));
+      for (const c of configured) this.confirmed.set(c.v.name, JSON.stringify(c.rows));
       this.ctx.log.info(
         { vms: configured.length, rows: rows.length },
         "rfconfig rows of the configured VMs written",
@@ -50,10 +52,6 @@ export class RowsAhead {
 
   /** inPlace says whether MongoDB confirmed exactly `vm`'s rows (its join need not write them). */
   inPlace(vm: ResolvedVm): boolean {
-    return vm.source === "configured" && this.confirmed.get(vm.name) === key(vm);
+    return vm.source === "configured" && this.confirmed.get(vm.name) === JSON.stringify(rfconfigRows(vm));
   }
-}
-
-function key(vm: ResolvedVm): string {
-  return JSON.stringify(rfconfigRows(vm));
 }

@@ -137,9 +137,12 @@ export class VmKeeper {
   private lateRows(dp: Datapath, vm: string, why: string, rows: readonly string[]): void {
     const { ctx } = this;
     const reconnect = ctx.config().policies.lateRows.action === "reconnect";
+    // A switch that left meanwhile has no connection to close: it registers again when it comes back.
+    const dpid = dp.conn?.dpid;
     const done =
       reconnect &&
-      ctx.reconnect(BigInt(`0x${dp.dpidHex}`), `rfconfig rows written late (${why}): re-registering`);
+      dpid !== undefined &&
+      ctx.reconnect(dpid, `rfconfig rows written late (${why}): re-registering`);
     const message =
       `rfconfig row(s) ${rows.join(", ")} written after the VM and the switch registered (${why}): ` +
       "rfserver matches rows only when a registration arrives. " +

@@ -3,6 +3,7 @@
  * port changes), oldest first; `--follow` keeps printing new entries as they are written.
  */
 import type { Command } from "commander";
+import { dpidToHex } from "../../common/dpid.js";
 import { RfbootError, UsageError, errorMessage } from "../../common/errors.js";
 import { silentLogger } from "../../common/log.js";
 import { MongoStore, loadConfig, parseDpidArg, type StoredEvent } from "../../provisioner/index.js";
@@ -98,8 +99,7 @@ export function registerEvents(program: Command): void {
           `--interval: expected a positive number of seconds, got ${JSON.stringify(opts.interval)}`,
         );
       const since = opts.since !== undefined ? parseSince(opts.since, new Date()) : undefined;
-      const dpid =
-        opts.dpid !== undefined ? parseDpidArg(opts.dpid).toString(16).padStart(16, "0") : undefined;
+      const dpid = opts.dpid !== undefined ? dpidToHex(parseDpidArg(opts.dpid)) : undefined;
       const config = await loadConfig(opts.config);
       const store = await MongoStore.open({
         uri: config.mongo.uri,

@@ -1,5 +1,5 @@
 /**
- * MongoStore: everything rfboot reads from and writes to MongoDB (DESIGN.md "MongoDB records").
+ * MongoStore: everything rfboot reads from and writes to MongoDB (README, "MongoDB records").
  *
  * - RouteFlow's `rfconfig` (rows in RouteFlow's exact format) and rfboot's own `<prefix>vms` records and
  *   `<prefix>events` log are written through the Outbox, so an outage delays writes instead of failing the
@@ -23,6 +23,7 @@ import {
   type Document,
   type MongoClientOptions,
 } from "mongodb";
+import { dpidToHex } from "../../common/dpid.js";
 import { ConfigError, errorMessage, StoreError } from "../../common/errors.js";
 import { redactUri, silentLogger, type Logger } from "../../common/log.js";
 import {
@@ -528,24 +529,17 @@ export class MongoStore extends EventEmitter implements DaemonStore {
           ? "that row was deleted (rfconfigConflicts: replace)"
           : "it was left alone and rfserver may use either row; remove it, or set policies.rfconfigConflicts: replace");
       this.log.warn({ row: c.row, other: c.other, otherId: c.otherId, action: c.action }, detail);
-      let dpidHex: string | undefined;
-      try {
-        dpidHex = BigInt(c.row.dp_id).toString(16).padStart(16, "0");
-      } catch {
-        dpidHex = undefined;
-      }
-      const list = byDp.get(dpidHex ?? "") ?? [];
-      list.push(detail);
-      byDp.set(dpidHex ?? "", list);
+      // The row was validated on its way in: dp_id is a canonical decimal string.
+      const dpidHex = dpidToHex(BigInt(c.row.dp_id));
+      byDp.set(dpidHex, [...(byDp.get(dpidHex) ?? []), detail]);
       await this.applyEvent(new ObjectId().toHexString(), {
         at,
-        ...(dpidHex ? { dpid: dpidHex } : {}),
+        dpid: dpidHex,
         kind: "rfconfig-conflict",
         detail,
       });
     }
     for (const [dpidHex, details] of byDp) {
-      if (!dpidHex) continue;
       await this.applyRecord(
         dpidHex,
         { lastError: { kind: "rfconfig-conflict", message: details.join("; "), at } },
