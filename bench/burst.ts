@@ -22,6 +22,7 @@ import { DomainManager } from "../src/provisioner/libvirt/lifecycle.js";
 import { ActionQueue } from "../src/provisioner/queue.js";
 import { createSpawnRunner, VirshShellRunner, type VirshRunner } from "../src/provisioner/libvirt/virsh.js";
 import { startLibvirtHost, stopLibvirtHost, type LibvirtTestHost } from "../test/helpers/libvirt-hosts.js";
+import { testDomains } from "./lib/test-domains.js";
 
 const pexec = promisify(execFile);
 const OUT = join(dirname(fileURLToPath(import.meta.url)), "out", "burst.json");
@@ -30,18 +31,7 @@ const SIZES = (process.env.RFBOOT_BURST_SIZES ?? "64,256").split(",").map(Number
 const MAX_CONCURRENT_STARTS = 8;
 const SHELLS_PER_HOST = 4;
 
-const name = (i: number) => `rfbtv-b${String(i).padStart(4, "0")}`;
-const uuid = (i: number) => `b0000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
-const xml = (i: number) =>
-  `<domain type='test'><name>${name(i)}</name><uuid>${uuid(i)}</uuid><memory unit='MiB'>128</memory>` +
-  `<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>`;
-
-async function runningCount(uri: string): Promise<number> {
-  const { stdout } = await pexec("virsh", ["-c", uri, "list", "--name", "--state-running"], {
-    env: { ...process.env, LC_ALL: "C" },
-  });
-  return stdout.split("\n").filter((l) => l.startsWith("rfbtv-b")).length;
-}
+const { name, uuid, xml, runningCount } = testDomains("b");
 
 /** seedStyle: what RouteFlow-era scripts do: a sequential shell loop, four virsh processes per VM. */
 async function seedStyle(host: LibvirtTestHost, n: number, dir: string): Promise<number> {

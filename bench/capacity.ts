@@ -12,20 +12,18 @@
  * socket in its own mount namespace); the order of the two variants alternates between rounds. "Done" = every
  * ensure returned and `virsh list --state-running` on each host shows the VMs placed there.
  */
-import { execFile } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { HostRegistry, type HostSpec } from "../src/provisioner/libvirt/hosts.js";
 import { DomainManager } from "../src/provisioner/libvirt/lifecycle.js";
 import { VirshShellRunner } from "../src/provisioner/libvirt/virsh.js";
 import { place, type KnownPlacement } from "../src/provisioner/placement.js";
 import { ActionQueue } from "../src/provisioner/queue.js";
 import { startLibvirtHost, stopLibvirtHosts, type LibvirtTestHost } from "../test/helpers/libvirt-hosts.js";
+import { testDomains } from "./lib/test-domains.js";
 
-const pexec = promisify(execFile);
 const OUT = join(dirname(fileURLToPath(import.meta.url)), "out", "capacity.json");
 const N = Number(process.env.RFBOOT_CAPACITY_VMS ?? 64);
 const ROUNDS = Number(process.env.RFBOOT_CAPACITY_ROUNDS ?? 3);
@@ -34,18 +32,7 @@ const MAX_CONCURRENT_STARTS = 8;
 const SHELLS_PER_HOST = 4;
 const PROBES = 20;
 
-const name = (i: number) => `rfbtv-c${String(i).padStart(4, "0")}`;
-const uuid = (i: number) => `c0000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
-const xml = (i: number) =>
-  `<domain type='test'><name>${name(i)}</name><uuid>${uuid(i)}</uuid><memory unit='MiB'>128</memory>` +
-  `<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>`;
-
-async function runningCount(uri: string): Promise<number> {
-  const { stdout } = await pexec("virsh", ["-c", uri, "list", "--name", "--state-running"], {
-    env: { ...process.env, LC_ALL: "C" },
-  });
-  return stdout.split("\n").filter((l) => l.startsWith("rfbtv-c")).length;
-}
+const { name, uuid, xml, runningCount } = testDomains("c");
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
