@@ -274,15 +274,19 @@ export class OutOfFiles {
 export const outOfFiles = new OutOfFiles();
 
 /**
- * descriptorLeft says whether this process can open one more file: it opens /dev/null and closes it. When
- * the accept loop runs out, libuv accepts and closes the waiting connections itself (with a descriptor it
- * keeps in reserve) and Node hears nothing, so this probe is how the listener learns the limit is reached.
+ * descriptorLeft says whether this process can open `count` more files: it opens /dev/null that many times
+ * and closes them again. When the accept loop runs out, libuv accepts and closes the waiting connections
+ * itself (with a descriptor it keeps in reserve) and Node hears nothing, so this probe is how the listener
+ * learns the limit is reached; a child process needs a few (its pipes) before it can be started at all.
  */
-export function descriptorLeft(): { left: boolean; err?: unknown } {
+export function descriptorLeft(count = 1): { left: boolean; err?: unknown } {
+  const fds: number[] = [];
   try {
-    closeSync(openSync("/dev/null", "r"));
+    while (fds.length < count) fds.push(openSync("/dev/null", "r"));
     return { left: true };
   } catch (e) {
     return isOutOfFiles(e) ? { left: false, err: e } : { left: true };
+  } finally {
+    for (const fd of fds) closeSync(fd);
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The open-files raise for real: a child started under `prlimit --nofile=256:4096` raises its soft limit to
  * 4096 through util-linux's prlimit on its own pid, and a child without prlimit on its PATH keeps its limit
- * and says why.
+ * and says why. And a process with no descriptor left gets a clear error from the process seam.
  */
 import { execa } from "execa";
 import { existsSync } from "node:fs";
@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { REPO } from "../helpers/env.js";
 
 const CHILD = `${REPO}/test/fixtures/nofile/raise-child.ts`;
+const SPAWN_CHILD = `${REPO}/test/fixtures/nofile/spawn-child.ts`;
 /** PRLIMIT by absolute path: one test takes it off the child's PATH. */
 const PRLIMIT =
   (process.env.PATH ?? "")
@@ -55,5 +56,17 @@ describe("raising RLIMIT_NOFILE", () => {
       level: 40,
       msg: "open files: soft 256, hard 4096; raising the soft limit failed, it stays",
     });
+  });
+});
+
+describe("spawning with no descriptor left", () => {
+  it("a virsh call fails with an error naming the cause, and is counted; nothing throws a TypeError", async () => {
+    const r = await execa(PRLIMIT, ["--nofile=128:128", process.execPath, "--import", "tsx", SPAWN_CHILD], {
+      cwd: REPO,
+    });
+    const out = JSON.parse(r.stdout) as { run: string; spawned: string; counts: Record<string, number> };
+    expect(out.run).toBe("classified: spawn true: out of open files (EMFILE)");
+    expect(out.spawned).toBe("spawn true: out of open files (EMFILE)");
+    expect(out.counts.spawn).toBeGreaterThanOrEqual(2);
   });
 });

@@ -79,11 +79,13 @@ export async function runProcess(req: RunRequest): Promise<RunOutcome> {
   const group = req.processGroup === true;
   let sub: ReturnType<typeof startExeca>;
   try {
+    // Without descriptors for its pipes, execa throws a TypeError and the child it made then emits an
+    // 'error' nobody listens to, which would end this process: such a child is not started at all.
+    if (!descriptorLeft(CHILD_DESCRIPTORS).left) throw outOfFilesError(req.file);
     sub = startExeca(req, group);
   } catch (e) {
-    // execa itself throws (a TypeError on the missing pipes) when Node could not make the child's pipes.
-    const cause = descriptorLeft().left ? e : outOfFilesError(req.file);
-    if (cause !== e) outOfFiles.report("spawn", cause);
+    const cause = descriptorLeft().left && !isOutOfFiles(e) ? e : outOfFilesError(req.file);
+    if (isOutOfFiles(cause)) outOfFiles.report("spawn", cause);
     const outcome: RunOutcome = {
       file: req.file,
       args: req.args,
@@ -138,6 +140,9 @@ function startExeca(req: RunRequest, group: boolean) {
     ...(group ? {} : { timeout: req.timeoutMs }),
   });
 }
+
+/** CHILD_DESCRIPTORS: a child's three pipes (two ends each) and the one that reports a failed exec. */
+const CHILD_DESCRIPTORS = 8;
 
 /** outOfFilesError is the error of a child that could not start for want of descriptors. */
 function outOfFilesError(file: string): Error {
