@@ -4,6 +4,7 @@
  *
  *   node --import tsx bench/provisioner.ts [--quick]      (JSON to bench/out/provisioner.json + a table)
  *   RFBOOT_BENCH_ONLY=reaction,burst,resume               (run some parts only)
+ *   RFBOOT_BENCH_BURST_SIZES=64,1024 RFBOOT_BENCH_BURST_SPAWN=0   (burst sizes; 0: no burst through the spawn runner)
  *
  * 1. Reaction: FEATURES_REPLY written by the switch -> `virsh start` issued, one join at a time, with three
  *    VirshRunners: a stub that answers at once (no libvirt: rfboot + MongoDB only), createSpawnRunner (one
@@ -77,6 +78,11 @@ const BURST_SIZES = process.env.RFBOOT_BENCH_BURST_SIZES
 /** maxConcurrentStarts of the bench host (RFBOOT_BENCH_STARTS overrides; default 8). */
 const MAX_CONCURRENT_STARTS = Number(process.env.RFBOOT_BENCH_STARTS ?? 8);
 const RESUME_REPS = 3;
+/**
+ * RFBOOT_BENCH_BURST_SPAWN=0 leaves out the burst through the spawn runner (at 1,024 switches it alone takes
+ * minutes on a busy machine, and `rfboot run` uses the shells).
+ */
+const BURST_SPAWN = process.env.RFBOOT_BENCH_BURST_SPAWN !== "0";
 /** RFBOOT_BENCH_ONLY=reaction,burst,resume runs only those parts (default all). */
 const ONLY = new Set((process.env.RFBOOT_BENCH_ONLY ?? "reaction,burst,resume").split(","));
 const TAG = randomBytes(2).toString("hex");
@@ -533,23 +539,28 @@ async function main(): Promise<void> {
     const seed = await seedStyle(n);
     console.error(`burst ${n}: daemon with virsh shells`);
     const shell = await burstDaemon(n, "shell");
-    console.error(`burst ${n}: daemon with one virsh process per call`);
-    const spawn = await burstDaemon(n, "spawn");
+    if (BURST_SPAWN) console.error(`burst ${n}: daemon with one virsh process per call`);
+    const spawn = BURST_SPAWN ? await burstDaemon(n, "spawn") : undefined;
     console.error(`burst ${n}: daemon with virsh shells and no MongoDB (null store), for the split`);
     const noStore = await burstDaemon(n, "shell", true);
     bursts.push({
       vms: n,
       seedStyleMs: Math.round(seed),
       daemonShellMs: Math.round(shell.ms),
-      daemonSpawnMs: Math.round(spawn.ms),
+      daemonSpawnMs: spawn ? Math.round(spawn.ms) : null,
       speedupShell: r2(seed / shell.ms),
-      speedupSpawn: r2(seed / spawn.ms),
+      speedupSpawn: spawn ? r2(seed / spawn.ms) : null,
       daemonShellNoMongoMs: Math.round(noStore.ms),
       speedupShellNoMongo: r2(seed / noStore.ms),
-      perVmMs: { seedStyle: r2(seed / n), daemonShell: r2(shell.ms / n), daemonSpawn: r2(spawn.ms / n) },
-      reactionUnderBurstMs: { shell: shell.reactionMs, spawn: spawn.reactionMs },
-      callsMs: { shell: shell.callsMs, spawn: spawn.callsMs },
-      failures: { shell: shell.failures, spawn: spawn.failures },
+      perVmMs: {
+        seedStyle: r2(seed / n),
+        daemonShell: r2(shell.ms / n),
+        daemonSpawn: spawn ? r2(spawn.ms / n) : null,
+        daemonShellNoMongo: r2(noStore.ms / n),
+      },
+      reactionUnderBurstMs: { shell: shell.reactionMs, spawn: spawn?.reactionMs ?? null },
+      callsMs: { shell: shell.callsMs, spawn: spawn?.callsMs ?? null },
+      failures: { shell: shell.failures, spawn: spawn?.failures ?? null },
       loadavg: load(),
     });
   }

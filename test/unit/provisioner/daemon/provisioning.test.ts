@@ -295,6 +295,28 @@ describe("lease claim", () => {
     expect(claims()).toBe(2);
   });
 
+  it("stop releases every lease it holds at once, not one after the other", async () => {
+    r = await rig({
+      vms: 4,
+      extra: "policies: { leave: { action: keep } }\nreadiness: { consoleMarker: null }",
+    });
+    for (const d of [1n, 2n, 3n, 4n]) await joinAndSettle(r, d);
+    expect(r.store.leases.size).toBe(4);
+    // Each release waits until all four have been asked: one after the other, stop would never end.
+    let asked = 0;
+    let allAsked: () => void = () => undefined;
+    const gate = new Promise<void>((res) => (allAsked = res));
+    const release = r.store.release.bind(r.store);
+    r.store.release = async (dpidHex: string, owner: string) => {
+      if (++asked === 4) allAsked();
+      await gate;
+      return release(dpidHex, owner);
+    };
+    await r.daemon.stop();
+    expect(asked).toBe(4);
+    expect(r.store.leases.size).toBe(0);
+  });
+
   it("waits (no boot) while another instance holds the lease, and retries after its ttl", async () => {
     r = await rig();
     r.store.leases.set(hex16(1n), {
