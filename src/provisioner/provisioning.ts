@@ -64,6 +64,11 @@ class Gate {
   private readonly waiting: (() => void)[] = [];
   constructor(private free: number) {}
 
+  /** hasRoom: a task would run at once. */
+  hasRoom(): boolean {
+    return this.free > 0;
+  }
+
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
@@ -136,6 +141,7 @@ export class Provisioning {
       ctx.record.event({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` });
       return;
     }
+    this.leases.begin(dp);
     this.recordJoin(dp, e);
     this.submitEnsure(dp, joinedAt);
   }
@@ -301,7 +307,14 @@ export class Provisioning {
     const hostCfg = ctx.config().hosts.find((h) => h.name === host);
     try {
       if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
-      const claimed = await this.leases.claim(dp);
+      const manager = ctx.hosts.manager(host);
+      const claiming = this.leases.claim(dp);
+      // The domain's state is read while the lease is claimed (both only read); with a start slot free it is
+      // used at once, otherwise it is read in the slot, when the VM's turn comes. Nothing of the VM (disk,
+      // data-plane ports, domain) changes before the claim is confirmed.
+      const state = this.startGate(host).hasRoom() ? manager.state(vm.name) : undefined;
+      state?.catch(() => undefined); // awaited by ensureRunning, or left when the claim fails
+      const claimed = await claiming;
       if (!claimed) {
         ctx.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
         this.scheduleRetry(dp, this.opts.leaseTtlMs);
@@ -324,7 +337,6 @@ export class Provisioning {
       // The fingerprint says what the domain was defined from: written now only when that is already true,
       // otherwise once `define` succeeded (a failed redefine must not leave the new config's fingerprint).
       ctx.record.patch(dpidHex, { host, uuid, ...(redefine ? {} : { configFingerprint: fingerprint }) });
-      const manager = ctx.hosts.manager(host);
       // Readiness reads the console through libvirt, over the host's URI (the log file, written on the VM's
       // host, only where there is no console stream and the host is this machine).
       const cons = consolePlan(
@@ -351,6 +363,7 @@ export class Provisioning {
             uuid,
             xml,
             redefine,
+            ...(state ? { state } : {}),
             ...(disk ? { disk } : {}),
             // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
             onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
