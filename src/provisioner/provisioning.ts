@@ -305,15 +305,21 @@ export class Provisioning {
     const { vm, host } = a;
     const dpidHex = dp.dpidHex;
     const hostCfg = ctx.config().hosts.find((h) => h.name === host);
+    // Record patches and events wait until the start is issued: on a database that runs one write at a time
+    // they would delay the claim, and on a busy machine their CPU would be this start's.
+    const release = ctx.store.holdBookkeeping?.() ?? (() => undefined);
     try {
       if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
       const manager = ctx.hosts.manager(host);
       const claiming = this.leases.claim(dp);
-      // The domain's state is read while the lease is claimed (both only read); with a start slot free it is
-      // used at once, otherwise it is read in the slot, when the VM's turn comes. Nothing of the VM (disk,
-      // data-plane ports, domain) changes before the claim is confirmed.
+      claiming.catch(() => undefined); // awaited below, unless the plan failed first
+      // While the lease is claimed: the domain's state (with a start slot free; otherwise read in the slot,
+      // when the VM's turn comes) and the plan (the host's pools and shared images, never the VM's). Nothing
+      // of the VM (disk, data-plane ports, domain, rows) changes before the claim is confirmed.
       const state = this.startGate(host).hasRoom() ? manager.state(vm.name) : undefined;
       state?.catch(() => undefined); // awaited by ensureRunning, or left when the claim fails
+      // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
+      const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
       const claimed = await claiming;
       if (!claimed) {
         ctx.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
@@ -323,8 +329,6 @@ export class Provisioning {
       // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers. A configured
       // VM's were written at start-up or reload (rows ahead); only what is not confirmed is written here.
       if (!this.rowsAhead.inPlace(vm)) await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
-      // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
-      const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
       // On a data-plane host the data NICs' patch pairs exist before the domain starts, and their tags are in it.
       const placed = await ctx.dataPlane.forPlacement(ctx.config(), vm, hostCfg, plan.description);
       const xml = buildDomainXml(placed.description);
@@ -367,7 +371,10 @@ export class Provisioning {
             ...(disk ? { disk } : {}),
             // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
             onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
-            onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
+            onDefined: (at) => {
+              ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint });
+              queueMicrotask(release); // once `virsh start` (issued next, in this turn) is on its way
+            },
             ...(beforeRun ? { beforeRun } : {}),
           }),
         )
@@ -376,6 +383,7 @@ export class Provisioning {
           throw e;
         });
       dp.definedAs = definedAs;
+      release();
       const t = res.timings;
       const sinceJoin = ctx.clock.now() - a.joinedAt;
       const reactionMs = sinceJoin - t.totalMs + (t.stateMs ?? 0) + (t.diskMs ?? 0) + (t.defineMs ?? 0);
@@ -422,6 +430,8 @@ export class Provisioning {
       dp.definedAs = undefined;
       this.fail(dp, vm, err, "ensure");
       throw err;
+    } finally {
+      release();
     }
   }
 
