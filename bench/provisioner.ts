@@ -151,7 +151,13 @@ interface Rig {
   failures: number;
 }
 
-async function startRig(kind: RunnerKind, n: number, label: string, noStore = false): Promise<Rig> {
+async function startRig(
+  kind: RunnerKind,
+  n: number,
+  label: string,
+  noStore = false,
+  monitor = false,
+): Promise<Rig> {
   const host =
     kind === "stub" || kind === "none" ? undefined : await startLibvirtHost(`rfbtp-${label}-${process.pid}`);
   const stateDir = mkdtempSync(join(tmpdir(), "rfbtp-"));
@@ -178,7 +184,7 @@ async function startRig(kind: RunnerKind, n: number, label: string, noStore = fa
           owner: instanceId,
           logger: silentLogger,
           stateDir,
-          ...(process.env.RFBOOT_BENCH_DEBUG ? { clientOptions: { monitorCommands: true } } : {}),
+          ...(process.env.RFBOOT_BENCH_DEBUG || monitor ? { clientOptions: { monitorCommands: true } } : {}),
         });
   if (process.env.RFBOOT_BENCH_DEBUG && !(kind === "none" || noStore)) {
     // Debug only: MongoDB commands by name (count, total ms), printed with the progress lines.
@@ -194,6 +200,17 @@ async function startRig(kind: RunnerKind, n: number, label: string, noStore = fa
       const c = (commandStats[k] ??= { n: 0, ms: 0 });
       c.n++;
       c.ms += e.duration;
+    });
+  }
+  if (monitor && !(kind === "none" || noStore)) {
+    // The commands sent between a FEATURES_REPLY and its `virsh start` are the round trips on the path.
+    const client = (store as unknown as { client: import("mongodb").MongoClient }).client;
+    client.on("commandStarted", (e) => {
+      const coll: unknown = (e.command as Record<string, unknown>)[e.commandName];
+      log.commands.push({
+        t: performance.now(),
+        what: `${e.commandName} ${typeof coll === "string" ? coll : ""}`,
+      });
     });
   }
   instrumentStore(store, log);
@@ -263,8 +280,12 @@ interface ReactionResult {
   reactionMs: Record<string, number>;
   /** ownMs: reaction minus the awaited MongoDB and virsh calls on the way. */
   ownMs: Record<string, number>;
-  /** waitedMs: the awaited external calls (claim, rfconfig upsert, domstate, define). */
+  /** waitedMs: time with an awaited external call in flight (claim, rfconfig upsert, domstate, define). */
   waitedMs: Record<string, number>;
+  /** waitedByKindMs: per kind of external call, its time within the reaction per join (0 when absent). */
+  waitedByKindMs: Record<string, Record<string, number>>;
+  /** mongoCommands: MongoDB commands started within the reaction, per join; byName: total over the joins. */
+  mongoCommands: { perJoin: Record<string, number>; byName: Record<string, number> };
   /** toJoinMs: FEATURES_REPLY written -> the daemon's `joined` event (TCP, framing, decoding, session). */
   toJoinMs: Record<string, number>;
   /** ownCpuMs: CPU time (user + system) this process used between FEATURES_REPLY and `virsh start`. */
@@ -280,7 +301,7 @@ interface ReactionResult {
 
 async function reaction(kind: RunnerKind): Promise<ReactionResult> {
   const total = REACTION_WARMUP + REACTION_JOINS;
-  const rig = await startRig(kind, total, `r${kind}`);
+  const rig = await startRig(kind, total, `r${kind}`, false, true);
   const switches: SimSwitch[] = [];
   const reactionMs: number[] = [];
   const ownMs: number[] = [];
@@ -289,6 +310,9 @@ async function reaction(kind: RunnerKind): Promise<ReactionResult> {
   const toJoinMs: number[] = [];
   const cpuMs: number[] = [];
   const userMs: number[] = [];
+  const byKind: Map<string, number>[] = [];
+  const commandCounts: number[] = [];
+  const byName: Record<string, number> = {};
   const joinedAt = new Map<string, number>();
   rig.daemon.on("joined", (e) => joinedAt.set(e.dpidHex, performance.now()));
   try {
@@ -304,6 +328,25 @@ async function reaction(kind: RunnerKind): Promise<ReactionResult> {
       const waited = rig.log.waitedBetween(tF, tS);
       reactionMs.push(tS - tF);
       waitedMs.push(waited);
+      byKind.push(rig.log.waitedByKind(tF, tS));
+      const commands = rig.log.commandsBetween(tF, tS);
+      commandCounts.push(commands.length);
+      if (process.env.RFBOOT_BENCH_DEBUG && i < REACTION_WARMUP + 3) {
+        // Debug only: what happened on this join's path, ms after its FEATURES_REPLY.
+        const at = (t: number) => (t - tF).toFixed(2);
+        const seen = [
+          ...rig.log.calls
+            .filter((c) => c.t1 >= tF && c.t0 <= tS)
+            .map((c) => `${at(c.t0)}-${at(c.t1)} ${c.what}`),
+          ...rig.log.commands
+            .filter((c) => c.t >= tF - 5 && c.t <= tS)
+            .map((c) => `${at(c.t)} cmd ${c.what}`),
+        ];
+        console.error(
+          `debug join ${i} (${kind}): start at ${at(tS)}\n  ${seen.sort((a, b) => parseFloat(a) - parseFloat(b)).join("\n  ")}`,
+        );
+      }
+      for (const c of commands) byName[c] = (byName[c] ?? 0) + 1;
       ownMs.push(tS - tF - waited);
       daemonMs.push(e.reactionMs);
       toJoinMs.push((joinedAt.get(dpidHex(i)) ?? NaN) - tF);
@@ -323,6 +366,12 @@ async function reaction(kind: RunnerKind): Promise<ReactionResult> {
       reactionMs: summary(reactionMs),
       ownMs: summary(ownMs),
       waitedMs: summary(waitedMs),
+      waitedByKindMs: Object.fromEntries(
+        [...new Set(byKind.flatMap((m) => [...m.keys()]))]
+          .sort()
+          .map((k) => [k, summary(byKind.map((m) => m.get(k) ?? 0))]),
+      ),
+      mongoCommands: { perJoin: summary(commandCounts), byName },
       toJoinMs: summary(toJoinMs),
       ownCpuMs: summary(cpuMs),
       ownUserCpuMs: summary(userMs),
@@ -655,6 +704,20 @@ async function main(): Promise<void> {
       String(r.toJoinMs.p50),
       String(r.waitedMs.p50),
       String(r.daemonReactionMs.p50),
+    ]),
+  );
+  console.log(`\nreaction split: per kind of external call, p50 / p99 of its time per join (ms)`);
+  const kinds = [...new Set(reactions.flatMap((r) => Object.keys(r.waitedByKindMs)))].sort();
+  table(
+    ["runner", ...kinds, "Mongo cmds p50", "p99"],
+    reactions.map((r) => [
+      r.runner,
+      ...kinds.map((k) => {
+        const s = r.waitedByKindMs[k];
+        return s ? `${s.p50} / ${s.p99}` : "-";
+      }),
+      String(r.mongoCommands.perJoin.p50),
+      String(r.mongoCommands.perJoin.p99),
     ]),
   );
   console.log(

@@ -64,6 +64,11 @@ class Gate {
   private readonly waiting: (() => void)[] = [];
   constructor(private free: number) {}
 
+  /** hasRoom: a task would run at once. */
+  hasRoom(): boolean {
+    return this.free > 0;
+  }
+
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
@@ -136,6 +141,7 @@ export class Provisioning {
       ctx.record.event({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` });
       return;
     }
+    this.leases.begin(dp);
     this.recordJoin(dp, e);
     this.submitEnsure(dp, joinedAt);
   }
@@ -299,9 +305,22 @@ export class Provisioning {
     const { vm, host } = a;
     const dpidHex = dp.dpidHex;
     const hostCfg = ctx.config().hosts.find((h) => h.name === host);
+    // Record patches and events wait until the start is issued: on a database that runs one write at a time
+    // they would delay the claim, and on a busy machine their CPU would be this start's.
+    const release = ctx.store.holdBookkeeping?.() ?? (() => undefined);
     try {
       if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
-      const claimed = await this.leases.claim(dp);
+      const manager = ctx.hosts.manager(host);
+      const claiming = this.leases.claim(dp);
+      claiming.catch(() => undefined); // awaited below, unless the plan failed first
+      // While the lease is claimed: the domain's state (with a start slot free; otherwise read in the slot,
+      // when the VM's turn comes) and the plan (the host's pools and shared images, never the VM's). Nothing
+      // of the VM (disk, data-plane ports, domain, rows) changes before the claim is confirmed.
+      const state = this.startGate(host).hasRoom() ? manager.state(vm.name) : undefined;
+      state?.catch(() => undefined); // awaited by ensureRunning, or left when the claim fails
+      // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
+      const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
+      const claimed = await claiming;
       if (!claimed) {
         ctx.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
         this.scheduleRetry(dp, this.opts.leaseTtlMs);
@@ -310,8 +329,6 @@ export class Provisioning {
       // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers. A configured
       // VM's were written at start-up or reload (rows ahead); only what is not confirmed is written here.
       if (!this.rowsAhead.inPlace(vm)) await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
-      // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
-      const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
       // On a data-plane host the data NICs' patch pairs exist before the domain starts, and their tags are in it.
       const placed = await ctx.dataPlane.forPlacement(ctx.config(), vm, hostCfg, plan.description);
       const xml = buildDomainXml(placed.description);
@@ -324,7 +341,6 @@ export class Provisioning {
       // The fingerprint says what the domain was defined from: written now only when that is already true,
       // otherwise once `define` succeeded (a failed redefine must not leave the new config's fingerprint).
       ctx.record.patch(dpidHex, { host, uuid, ...(redefine ? {} : { configFingerprint: fingerprint }) });
-      const manager = ctx.hosts.manager(host);
       // Readiness reads the console through libvirt, over the host's URI (the log file, written on the VM's
       // host, only where there is no console stream and the host is this machine).
       const cons = consolePlan(
@@ -351,10 +367,14 @@ export class Provisioning {
             uuid,
             xml,
             redefine,
+            ...(state ? { state } : {}),
             ...(disk ? { disk } : {}),
             // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
             onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
-            onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
+            onDefined: (at) => {
+              ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint });
+              queueMicrotask(release); // once `virsh start` (issued next, in this turn) is on its way
+            },
             ...(beforeRun ? { beforeRun } : {}),
           }),
         )
@@ -363,6 +383,7 @@ export class Provisioning {
           throw e;
         });
       dp.definedAs = definedAs;
+      release();
       const t = res.timings;
       const sinceJoin = ctx.clock.now() - a.joinedAt;
       const reactionMs = sinceJoin - t.totalMs + (t.stateMs ?? 0) + (t.diskMs ?? 0) + (t.defineMs ?? 0);
@@ -409,6 +430,8 @@ export class Provisioning {
       dp.definedAs = undefined;
       this.fail(dp, vm, err, "ensure");
       throw err;
+    } finally {
+      release();
     }
   }
 
