@@ -142,7 +142,7 @@ readiness: { timeoutSeconds: 30 }
     daemon.on("ensured", (e) => ensured.push(e));
     daemon.on("ready", (e) => ready.push(e));
     daemon.on("failed", (e) => failures.push(e.error.message));
-    await addSwitch(SWITCH, DPID, 1);
+    await addSwitch(SWITCH, DPID, port);
     const rec = await until(
       "record ready after the join",
       async () => {
