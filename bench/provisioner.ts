@@ -4,6 +4,7 @@
  *
  *   node --import tsx bench/provisioner.ts [--quick]      (JSON to bench/out/provisioner.json + a table)
  *   RFBOOT_BENCH_ONLY=reaction,burst,resume               (run some parts only)
+ *   RFBOOT_BENCH_BURST_SIZES=64,1024 RFBOOT_BENCH_BURST_SPAWN=0   (burst sizes; 0: no burst through the spawn runner)
  *
  * 1. Reaction: FEATURES_REPLY written by the switch -> `virsh start` issued, one join at a time, with three
  *    VirshRunners: a stub that answers at once (no libvirt: rfboot + MongoDB only), createSpawnRunner (one
@@ -77,6 +78,11 @@ const BURST_SIZES = process.env.RFBOOT_BENCH_BURST_SIZES
 /** maxConcurrentStarts of the bench host (RFBOOT_BENCH_STARTS overrides; default 8). */
 const MAX_CONCURRENT_STARTS = Number(process.env.RFBOOT_BENCH_STARTS ?? 8);
 const RESUME_REPS = 3;
+/**
+ * RFBOOT_BENCH_BURST_SPAWN=0 leaves out the burst through the spawn runner (at 1,024 switches it alone takes
+ * minutes on a busy machine, and `rfboot run` uses the shells).
+ */
+const BURST_SPAWN = process.env.RFBOOT_BENCH_BURST_SPAWN !== "0";
 /** RFBOOT_BENCH_ONLY=reaction,burst,resume runs only those parts (default all). */
 const ONLY = new Set((process.env.RFBOOT_BENCH_ONLY ?? "reaction,burst,resume").split(","));
 const TAG = randomBytes(2).toString("hex");
@@ -145,7 +151,13 @@ interface Rig {
   failures: number;
 }
 
-async function startRig(kind: RunnerKind, n: number, label: string, noStore = false): Promise<Rig> {
+async function startRig(
+  kind: RunnerKind,
+  n: number,
+  label: string,
+  noStore = false,
+  monitor = false,
+): Promise<Rig> {
   const host =
     kind === "stub" || kind === "none" ? undefined : await startLibvirtHost(`rfbtp-${label}-${process.pid}`);
   const stateDir = mkdtempSync(join(tmpdir(), "rfbtp-"));
@@ -172,7 +184,7 @@ async function startRig(kind: RunnerKind, n: number, label: string, noStore = fa
           owner: instanceId,
           logger: silentLogger,
           stateDir,
-          ...(process.env.RFBOOT_BENCH_DEBUG ? { clientOptions: { monitorCommands: true } } : {}),
+          ...(process.env.RFBOOT_BENCH_DEBUG || monitor ? { clientOptions: { monitorCommands: true } } : {}),
         });
   if (process.env.RFBOOT_BENCH_DEBUG && !(kind === "none" || noStore)) {
     // Debug only: MongoDB commands by name (count, total ms), printed with the progress lines.
@@ -188,6 +200,17 @@ async function startRig(kind: RunnerKind, n: number, label: string, noStore = fa
       const c = (commandStats[k] ??= { n: 0, ms: 0 });
       c.n++;
       c.ms += e.duration;
+    });
+  }
+  if (monitor && !(kind === "none" || noStore)) {
+    // The commands sent between a FEATURES_REPLY and its `virsh start` are the round trips on the path.
+    const client = (store as unknown as { client: import("mongodb").MongoClient }).client;
+    client.on("commandStarted", (e) => {
+      const coll: unknown = (e.command as Record<string, unknown>)[e.commandName];
+      log.commands.push({
+        t: performance.now(),
+        what: `${e.commandName} ${typeof coll === "string" ? coll : ""}`,
+      });
     });
   }
   instrumentStore(store, log);
@@ -257,8 +280,12 @@ interface ReactionResult {
   reactionMs: Record<string, number>;
   /** ownMs: reaction minus the awaited MongoDB and virsh calls on the way. */
   ownMs: Record<string, number>;
-  /** waitedMs: the awaited external calls (claim, rfconfig upsert, domstate, define). */
+  /** waitedMs: time with an awaited external call in flight (claim, rfconfig upsert, domstate, define). */
   waitedMs: Record<string, number>;
+  /** waitedByKindMs: per kind of external call, its time within the reaction per join (0 when absent). */
+  waitedByKindMs: Record<string, Record<string, number>>;
+  /** mongoCommands: MongoDB commands started within the reaction, per join; byName: total over the joins. */
+  mongoCommands: { perJoin: Record<string, number>; byName: Record<string, number> };
   /** toJoinMs: FEATURES_REPLY written -> the daemon's `joined` event (TCP, framing, decoding, session). */
   toJoinMs: Record<string, number>;
   /** ownCpuMs: CPU time (user + system) this process used between FEATURES_REPLY and `virsh start`. */
@@ -274,7 +301,7 @@ interface ReactionResult {
 
 async function reaction(kind: RunnerKind): Promise<ReactionResult> {
   const total = REACTION_WARMUP + REACTION_JOINS;
-  const rig = await startRig(kind, total, `r${kind}`);
+  const rig = await startRig(kind, total, `r${kind}`, false, true);
   const switches: SimSwitch[] = [];
   const reactionMs: number[] = [];
   const ownMs: number[] = [];
@@ -283,6 +310,9 @@ async function reaction(kind: RunnerKind): Promise<ReactionResult> {
   const toJoinMs: number[] = [];
   const cpuMs: number[] = [];
   const userMs: number[] = [];
+  const byKind: Map<string, number>[] = [];
+  const commandCounts: number[] = [];
+  const byName: Record<string, number> = {};
   const joinedAt = new Map<string, number>();
   rig.daemon.on("joined", (e) => joinedAt.set(e.dpidHex, performance.now()));
   try {
@@ -298,6 +328,25 @@ async function reaction(kind: RunnerKind): Promise<ReactionResult> {
       const waited = rig.log.waitedBetween(tF, tS);
       reactionMs.push(tS - tF);
       waitedMs.push(waited);
+      byKind.push(rig.log.waitedByKind(tF, tS));
+      const commands = rig.log.commandsBetween(tF, tS);
+      commandCounts.push(commands.length);
+      if (process.env.RFBOOT_BENCH_DEBUG && i < REACTION_WARMUP + 3) {
+        // Debug only: what happened on this join's path, ms after its FEATURES_REPLY.
+        const at = (t: number) => (t - tF).toFixed(2);
+        const seen = [
+          ...rig.log.calls
+            .filter((c) => c.t1 >= tF && c.t0 <= tS)
+            .map((c) => `${at(c.t0)}-${at(c.t1)} ${c.what}`),
+          ...rig.log.commands
+            .filter((c) => c.t >= tF - 5 && c.t <= tS)
+            .map((c) => `${at(c.t)} cmd ${c.what}`),
+        ];
+        console.error(
+          `debug join ${i} (${kind}): start at ${at(tS)}\n  ${seen.sort((a, b) => parseFloat(a) - parseFloat(b)).join("\n  ")}`,
+        );
+      }
+      for (const c of commands) byName[c] = (byName[c] ?? 0) + 1;
       ownMs.push(tS - tF - waited);
       daemonMs.push(e.reactionMs);
       toJoinMs.push((joinedAt.get(dpidHex(i)) ?? NaN) - tF);
@@ -317,6 +366,12 @@ async function reaction(kind: RunnerKind): Promise<ReactionResult> {
       reactionMs: summary(reactionMs),
       ownMs: summary(ownMs),
       waitedMs: summary(waitedMs),
+      waitedByKindMs: Object.fromEntries(
+        [...new Set(byKind.flatMap((m) => [...m.keys()]))]
+          .sort()
+          .map((k) => [k, summary(byKind.map((m) => m.get(k) ?? 0))]),
+      ),
+      mongoCommands: { perJoin: summary(commandCounts), byName },
       toJoinMs: summary(toJoinMs),
       ownCpuMs: summary(cpuMs),
       ownUserCpuMs: summary(userMs),
@@ -533,23 +588,28 @@ async function main(): Promise<void> {
     const seed = await seedStyle(n);
     console.error(`burst ${n}: daemon with virsh shells`);
     const shell = await burstDaemon(n, "shell");
-    console.error(`burst ${n}: daemon with one virsh process per call`);
-    const spawn = await burstDaemon(n, "spawn");
+    if (BURST_SPAWN) console.error(`burst ${n}: daemon with one virsh process per call`);
+    const spawn = BURST_SPAWN ? await burstDaemon(n, "spawn") : undefined;
     console.error(`burst ${n}: daemon with virsh shells and no MongoDB (null store), for the split`);
     const noStore = await burstDaemon(n, "shell", true);
     bursts.push({
       vms: n,
       seedStyleMs: Math.round(seed),
       daemonShellMs: Math.round(shell.ms),
-      daemonSpawnMs: Math.round(spawn.ms),
+      daemonSpawnMs: spawn ? Math.round(spawn.ms) : null,
       speedupShell: r2(seed / shell.ms),
-      speedupSpawn: r2(seed / spawn.ms),
+      speedupSpawn: spawn ? r2(seed / spawn.ms) : null,
       daemonShellNoMongoMs: Math.round(noStore.ms),
       speedupShellNoMongo: r2(seed / noStore.ms),
-      perVmMs: { seedStyle: r2(seed / n), daemonShell: r2(shell.ms / n), daemonSpawn: r2(spawn.ms / n) },
-      reactionUnderBurstMs: { shell: shell.reactionMs, spawn: spawn.reactionMs },
-      callsMs: { shell: shell.callsMs, spawn: spawn.callsMs },
-      failures: { shell: shell.failures, spawn: spawn.failures },
+      perVmMs: {
+        seedStyle: r2(seed / n),
+        daemonShell: r2(shell.ms / n),
+        daemonSpawn: spawn ? r2(spawn.ms / n) : null,
+        daemonShellNoMongo: r2(noStore.ms / n),
+      },
+      reactionUnderBurstMs: { shell: shell.reactionMs, spawn: spawn?.reactionMs ?? null },
+      callsMs: { shell: shell.callsMs, spawn: spawn?.callsMs ?? null },
+      failures: { shell: shell.failures, spawn: spawn?.failures ?? null },
       loadavg: load(),
     });
   }
@@ -644,6 +704,20 @@ async function main(): Promise<void> {
       String(r.toJoinMs.p50),
       String(r.waitedMs.p50),
       String(r.daemonReactionMs.p50),
+    ]),
+  );
+  console.log(`\nreaction split: per kind of external call, p50 / p99 of its time per join (ms)`);
+  const kinds = [...new Set(reactions.flatMap((r) => Object.keys(r.waitedByKindMs)))].sort();
+  table(
+    ["runner", ...kinds, "Mongo cmds p50", "p99"],
+    reactions.map((r) => [
+      r.runner,
+      ...kinds.map((k) => {
+        const s = r.waitedByKindMs[k];
+        return s ? `${s.p50} / ${s.p99}` : "-";
+      }),
+      String(r.mongoCommands.perJoin.p50),
+      String(r.mongoCommands.perJoin.p99),
     ]),
   );
   console.log(

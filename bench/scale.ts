@@ -10,20 +10,23 @@
  *    connect in waves of 100: the time until all N are reported `up`, and the child's RSS and heap growth
  *    per session after a GC. The ratios against the smallest size, in the same run, show the shape: per
  *    session cost flat (linear growth) or rising.
- * 2. File descriptors: the limit this process and its children have (Node raises the soft limit to the hard
- *    one at start), and how many switch sessions that allows in listen mode (1 per switch) and in relay
- *    mode (2 per switch: switch and upstream).
+ * 2. File descriptors: this process and the controller child raise their soft limit to the hard one as
+ *    `rfboot run` does (src/common/nofile.ts), and the JSON has both limits and how many switch sessions they
+ *    allow in listen mode (1 per switch) and in relay mode (2 per switch: switch and upstream), after the
+ *    descriptors rfboot keeps for everything else.
  * 3. The relay under a crowd: one switch floods PACKET_IN (128-byte messages, honouring backpressure)
  *    through a relay child to an upstream in this process, first alone, then beside IDLE relayed switches
  *    that stay connected (handshake done, echoes every 60 s). Rounds alternate alone/crowded so noise hits
  *    both; the ratio (crowded / alone) is the judged figure: idle sessions must not slow a busy one.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
+import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectTo, scriptedSwitch, sleep, spawnController, type Child } from "./lib/sessions.js";
 import { Upstream } from "./lib/upstream.js";
+import { NOFILE_FIX, raiseNofile, sessionCapacity, type NofileLimits } from "../src/common/nofile.js";
 
 const OUT = join(dirname(fileURLToPath(import.meta.url)), "out", "scale.json");
 /** --quick: 100 and 1,000 sessions, 200 idle beside a 64 MiB flood, one round. */
@@ -41,16 +44,6 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-
-/** nofile reads this process's open-files limits (a forked child inherits them). */
-function nofile(): { soft: number; hard: number } {
-  const line = readFileSync("/proc/self/limits", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith("Max open files"));
-  const [, soft = "0", hard = "0"] = /Max open files\s+(\S+)\s+(\S+)/.exec(line ?? "") ?? [];
-  const n = (v: string) => (v === "unlimited" ? Number.POSITIVE_INFINITY : Number(v));
-  return { soft: n(soft), hard: n(hard) };
-}
 
 /** connectWaves connects `n` scripted switches (dpids from `firstDpid`) to `port`, 100 at a time. */
 async function connectWaves(port: number, n: number, firstDpid = 1): Promise<Socket[]> {
@@ -84,7 +77,7 @@ type CurvePoint = {
   rssAfterMiB: number;
 };
 
-async function curvePoint(n: number): Promise<CurvePoint> {
+async function curvePoint(n: number): Promise<{ point: CurvePoint; nofile?: NofileLimits }> {
   const { child, port } = await spawnController({
     listen: { host: "127.0.0.1", port: 0 },
     mode: "listen",
@@ -103,7 +96,7 @@ async function curvePoint(n: number): Promise<CurvePoint> {
   const after = await child.stats();
   for (const s of sockets) s.destroy();
   await child.close();
-  return {
+  const point = {
     sessions: n,
     timeToAllUpMs: round(elapsed),
     perSessionMs: round(elapsed / n, 4),
@@ -111,6 +104,7 @@ async function curvePoint(n: number): Promise<CurvePoint> {
     heapPerSessionKiB: round((after.heapUsed - base.heapUsed) / n / 1024),
     rssAfterMiB: round(after.rss / 2 ** 20),
   };
+  return after.nofile ? { point, nofile: after.nofile } : { point };
 }
 
 function packetIns(): Buffer {
@@ -186,16 +180,23 @@ async function crowdedRelay(): Promise<Record<string, unknown>> {
 }
 
 async function main(): Promise<void> {
-  const limits = nofile();
+  const loadBefore = round(loadavg()[0]!);
+  const raise = await raiseNofile();
+  if (raise.error) console.warn(`open files: soft ${raise.soft}, hard ${raise.hard}: ${raise.error}`);
+  const limits: NofileLimits = { soft: raise.soft, hard: raise.hard };
+  // This process holds the switches' ends, the child their sessions: each needs n descriptors and a few more.
+  const tooMany = SIZES.filter((n) => n + 64 > limits.soft);
+  if (tooMany.length > 0)
+    throw new Error(
+      `${tooMany.join(", ")} sessions need that many open files and 64 more in this process and in the ` +
+        `controller's; the hard limit is ${limits.hard}: ${NOFILE_FIX}, or lower RFBOOT_SCALE_SIZES`,
+    );
   const curve: CurvePoint[] = [];
+  let childNofile: NofileLimits | undefined;
   for (const n of SIZES) {
-    if (n + 64 > limits.soft) {
-      throw new Error(
-        `${n} sessions need about ${n + 64} open files in this process and in the controller's; ` +
-          `the limit is ${limits.soft} (ulimit -n): raise it or lower RFBOOT_SCALE_SIZES`,
-      );
-    }
-    curve.push(await curvePoint(n));
+    const { point, nofile } = await curvePoint(n);
+    curve.push(point);
+    childNofile ??= nofile;
   }
   const first = curve[0]!;
   const relay = await crowdedRelay();
@@ -203,10 +204,13 @@ async function main(): Promise<void> {
     bench: "scale",
     date: new Date().toISOString(),
     node: process.version,
+    loadavg1: { before: loadBefore, after: round(loadavg()[0]!) },
     openFiles: {
       ...limits,
-      listenModeSessions: Math.max(0, limits.soft - 64),
-      relayModeSessions: Math.max(0, Math.floor((limits.soft - 64) / 2)),
+      raisedFrom: raise.raised ? raise.before : null,
+      controllerChild: childNofile ?? null,
+      listenModeSessions: sessionCapacity(limits.soft).listen,
+      relayModeSessions: sessionCapacity(limits.soft).relay,
     },
     curve: curve.map((p) => ({
       ...p,

@@ -46,11 +46,44 @@ export class CallLog {
     this.waiters.delete(name);
   }
 
-  /** waitedBetween sums the durations of calls that ran entirely within [from, to]. */
+  /**
+   * commands: the MongoDB commands the daemon's client started (performance.now() and `name collection`),
+   * from the driver's command monitoring, so that the round trips before a `virsh start` can be counted.
+   */
+  readonly commands: { t: number; what: string }[] = [];
+
+  /**
+   * waitedBetween is the time within [from, to] during which at least one call that ran entirely in it was
+   * in flight: calls run side by side (a lease claim beside `virsh domstate`) count once, so the rest of the
+   * reaction is rfboot's own time whatever overlaps.
+   */
   waitedBetween(from: number, to: number): number {
+    const spans = this.calls
+      .filter((c) => c.t0 >= from && c.t1 <= to)
+      .map((c) => [c.t0, c.t1] as const)
+      .sort((a, b) => a[0] - b[0]);
     let ms = 0;
-    for (const c of this.calls) if (c.t0 >= from && c.t1 <= to) ms += c.t1 - c.t0;
+    let end = -Infinity;
+    for (const [t0, t1] of spans) {
+      if (t1 <= end) continue;
+      ms += t1 - Math.max(t0, end);
+      end = t1;
+    }
     return ms;
+  }
+
+  /** waitedByKind sums, per kind of call, the durations of the calls that ran entirely within [from, to]. */
+  waitedByKind(from: number, to: number): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const c of this.calls) {
+      if (c.t0 >= from && c.t1 <= to) out.set(c.what, (out.get(c.what) ?? 0) + (c.t1 - c.t0));
+    }
+    return out;
+  }
+
+  /** commandsBetween lists the MongoDB commands started within [from, to]. */
+  commandsBetween(from: number, to: number): string[] {
+    return this.commands.filter((c) => c.t >= from && c.t <= to).map((c) => c.what);
   }
 }
 

@@ -36,6 +36,8 @@ export type ChildStats = {
   readPorts?: ReadPortStats;
   /** The rfboot controller child's reply-poll counters (src/controller/replypoll.ts). */
   replyPoll?: ReplyPollStats;
+  /** The rfboot controller child's open-files limits, raised at its start. */
+  nofile?: { soft: number; hard: number };
 };
 
 /**

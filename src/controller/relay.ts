@@ -48,6 +48,7 @@
 import { connect, type Socket } from "node:net";
 import type { Logger } from "../common/log.js";
 import { OpenFlowError, errorMessage } from "../common/errors.js";
+import { isOutOfFiles, outOfFiles } from "../common/nofile.js";
 import {
   FrameScanner,
   OFPT10,
@@ -254,7 +255,10 @@ export class RelayConnection extends ConnectionBase {
       this.held.length = 0;
       this.heldBytes = 0;
     });
-    up.on("error", (err) => this.onUpstreamGone(up, `upstream error: ${errorMessage(err)}`));
+    up.on("error", (err) => {
+      if (isOutOfFiles(err)) outOfFiles.report("upstream", err, this.log);
+      this.onUpstreamGone(up, `upstream error: ${errorMessage(err)}`);
+    });
     up.on("close", () => this.onUpstreamGone(up, "upstream closed the connection"));
   }
 

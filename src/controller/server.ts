@@ -7,6 +7,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from "node:tls";
 import type { Logger } from "../common/log.js";
 import { OpenFlowError, errorMessage } from "../common/errors.js";
+import { descriptorLeft, isOutOfFiles, outOfFiles } from "../common/nofile.js";
 import { Framer, decodeMessage, encodeMessage, type FramerOptions } from "./codec/index.js";
 import type { OfMessage } from "./codec/index.js";
 import { Session, type SessionEvent, type SessionOptions, type Step } from "./session.js";
@@ -319,15 +320,17 @@ export interface SwitchServerOptions {
   readPorts?: boolean;
 }
 
-/** How often (ms) a repeated accept problem (refusal, EMFILE, TLS failure) is logged, with a count. */
+/** How often (ms) a repeated accept problem (refusal, TLS failure) is logged, with a count. */
 const ACCEPT_LOG_INTERVAL_MS = 5_000;
+/** How often (ms) a listening server checks that a descriptor is left (see watchDescriptors). */
+const DESCRIPTOR_PROBE_MS = 1_000;
 
 /**
  * SwitchServer accepts switch connections and hands each socket to `onSocket`. It tracks live
  * sockets so that close() ends them all and resolves once the listener is down. Limits are applied
  * to the raw TCP connection (before any TLS handshake), so a flood of half-open TLS handshakes is
- * bounded too. Accept errors (EMFILE when out of file descriptors) and failed TLS handshakes are
- * logged, never fatal: libuv keeps listening.
+ * bounded too. Accept errors and failed TLS handshakes are logged, never fatal: libuv keeps listening.
+ * Running out of descriptors (EMFILE, ENFILE) is an error naming the limit and its fix (common/nofile.ts).
  */
 export class SwitchServer {
   private readonly server: Server;
@@ -347,6 +350,7 @@ export class SwitchServer {
   acceptErrors = 0;
   /** tlsFailures counts TLS handshakes that failed (bad or missing client certificate, garbage). */
   tlsFailures = 0;
+  private descriptorProbe: NodeJS.Timeout | undefined;
 
   constructor(onSocket: (socket: Socket, port?: ReadPort) => void, options: SwitchServerOptions = {}) {
     this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
@@ -373,6 +377,10 @@ export class SwitchServer {
     this.server.on("error", (err: NodeJS.ErrnoException) => {
       if (!this.server.listening) return; // start() reports listen errors
       this.acceptErrors++;
+      if (isOutOfFiles(err)) {
+        outOfFiles.report("accept", err, this.log);
+        return;
+      }
       this.throttledWarn(
         "accept",
         { code: err.code, err: errorMessage(err) },
@@ -446,6 +454,7 @@ export class SwitchServer {
       this.server.once("error", onError);
       this.server.listen({ host: address.host, port: address.port, backlog: 4096 }, () => {
         this.server.off("error", onError);
+        this.watchDescriptors();
         const a = this.server.address();
         if (a === null || typeof a === "string") {
           resolve(address);
@@ -456,8 +465,23 @@ export class SwitchServer {
     });
   }
 
+  /**
+   * watchDescriptors checks once a second that a descriptor is left. Out of them, libuv accepts and closes
+   * the waiting connections with a descriptor it keeps in reserve, and tells Node nothing: without this
+   * probe switches would be turned away without a word.
+   */
+  private watchDescriptors(): void {
+    outOfFiles.limit();
+    this.descriptorProbe = setInterval(() => {
+      const probe = descriptorLeft();
+      if (!probe.left) outOfFiles.report("accept", probe.err, this.log);
+    }, DESCRIPTOR_PROBE_MS);
+    this.descriptorProbe.unref();
+  }
+
   /** close stops accepting, destroys every live socket, and resolves when the listener is closed. */
   close(): Promise<void> {
+    clearInterval(this.descriptorProbe);
     return new Promise((resolve) => {
       for (const s of this.sockets) s.destroy();
       if (!this.server.listening) {

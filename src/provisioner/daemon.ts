@@ -459,7 +459,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await Promise.all(
       [...this.events.values()].map((e) => this.closeQuietly("libvirt events", () => e.stop())),
     );
-    for (const dp of this.datapaths.all()) if (dp.leased) await this.provisioning?.leases.release(dp);
+    // All at once: one after the other, a thousand releases on a busy MongoDB took minutes to stop.
+    await Promise.all(
+      this.datapaths
+        .all()
+        .filter((dp) => dp.leased)
+        .map((dp) => this.provisioning?.leases.release(dp)),
+    );
     await this.closeQuietly("port changes", () => this.keeper?.idle());
     await this.prepared;
     await this.closeQuietly("host registry", () => this.hosts.dispose());

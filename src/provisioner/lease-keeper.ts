@@ -1,6 +1,7 @@
 /**
  * Leases of the datapaths this instance serves: several rfboot instances may share one MongoDB, and a dpid
- * is acted on by the instance holding its lease. Claimed before an ensure, renewed while the switch is
+ * is acted on by the instance holding its lease. Claimed from the join on, beside the work that only
+ * reads (the domain's state), and confirmed before anything of the VM changes; renewed while the switch is
  * served, released when it is not.
  */
 import { hostname } from "node:os";
@@ -23,6 +24,8 @@ export interface LeaseKeeperOptions {
 /** LeaseKeeper claims, renews and releases the leases of this instance's datapaths. */
 export class LeaseKeeper {
   private readonly processAlive: (pid: number) => boolean;
+  /** early: claims begun at a join, by dpid, for the ensure that follows to take (see begin). */
+  private readonly early = new Map<string, Promise<boolean>>();
 
   constructor(
     private readonly ctx: DaemonContext,
@@ -32,12 +35,39 @@ export class LeaseKeeper {
   }
 
   /**
-   * claim takes the datapath's lease for this instance. While MongoDB is out (known from the outbox, or
+   * begin starts the datapath's claim now (its switch joined), so that its round trip runs while the join is
+   * recorded and its ensure is queued and reads the domain's state; the ensure's `claim` then takes it. Made
+   * before the join's record patch, the claim goes to MongoDB first (the store holds its bookkeeping while a
+   * claim is under way), not behind it.
+   */
+  begin(dp: Datapath): void {
+    // A claim begun at an earlier join and never taken (the VM could not be placed) is stale: replaced.
+    const p = this.claimNow(dp);
+    // Its outcome is the ensure's to report; unclaimed, a failure must not surface as an unhandled rejection.
+    p.catch(() => undefined);
+    this.early.set(dp.dpidHex, p);
+  }
+
+  /**
+   * claim takes the datapath's lease for this instance: the claim begun at its join when there is one (if
+   * what it won is still fresh), else a new one. False when another instance holds the lease.
+   */
+  async claim(dp: Datapath): Promise<boolean> {
+    const p = this.early.get(dp.dpidHex);
+    if (!p) return this.claimNow(dp);
+    this.early.delete(dp.dpidHex);
+    const ok = await p;
+    // The ensure may have waited in the queue since: a lease won then and close to its expiry is claimed anew.
+    return ok ? this.claimNow(dp) : false;
+  }
+
+  /**
+   * claimNow takes the datapath's lease for this instance. While MongoDB is out (known from the outbox, or
    * the claim's own failure is an outage) it boots anyway: the VM runs while the database is away and the
    * record follows. Any other failure is thrown (the VM is not booted: whether another instance holds the
    * datapath is unknown); the caller records it and retries.
    */
-  async claim(dp: Datapath): Promise<boolean> {
+  private async claimNow(dp: Datapath): Promise<boolean> {
     const { ctx } = this;
     const dpidHex = dp.dpidHex;
     // Held and renewed with time to spare (a rejoin, a restart of the VM): no round trip on the join's path.

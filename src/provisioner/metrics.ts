@@ -1,5 +1,6 @@
 /** Prometheus metrics for the daemon (prom-client), served by the HTTP listener (http/server.ts) at /metrics. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { countOpenFiles, outOfFiles, readNofileLimits } from "../common/nofile.js";
 import { VM_STATES } from "./store/index.js";
 
 /**
@@ -144,6 +145,42 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.sampled((s) => this.leasesHeld.set(s.counts.leases)),
   });
+  readonly openFiles = new Gauge({
+    name: "rfboot_open_files",
+    help: "Descriptors this process has open (/proc/self/fd): switch connections, virsh pipes, MongoDB, files",
+    registers: [this.registry],
+    collect: () => {
+      const n = countOpenFiles();
+      if (n !== undefined) this.openFiles.set(n);
+    },
+  });
+  readonly openFilesLimit = new Gauge({
+    name: "rfboot_open_files_limit",
+    help: "The process's soft open-files limit (RLIMIT_NOFILE); switches need 1 each in listen mode, 2 in relay",
+    registers: [this.registry],
+    collect: () => {
+      try {
+        this.openFilesLimit.set(readNofileLimits().soft);
+      } catch {
+        // no /proc: the gauge stays absent rather than wrong
+      }
+    },
+  });
+  readonly outOfFiles = new Counter({
+    name: "rfboot_out_of_files_total",
+    help: "Times the open-files limit was reached, by what failed: accept (a switch), upstream (relay), spawn (virsh)",
+    labelNames: ["where"],
+    registers: [this.registry],
+    collect: () => {
+      // The counts are the process's (common/nofile.ts); this registry adds what is new since its last scrape.
+      for (const [where, n] of outOfFiles.counts()) {
+        const seen = this.outOfFilesSeen.get(where) ?? 0;
+        if (n > seen) this.outOfFiles.inc({ where }, n - seen);
+        this.outOfFilesSeen.set(where, n);
+      }
+    },
+  });
+  private readonly outOfFilesSeen = new Map<string, number>();
   private sample: (() => StateSample | undefined) | undefined;
 
   /** observe makes the state gauges read `sample` at each scrape (before: they stay at zero, or absent). */

@@ -10,7 +10,7 @@ import { configHash, hostsFor, resolveDatapath, type HostConfig, type ResolvedVm
 import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import { dataPlaneFingerprint } from "./dataplane.js";
-import { planOnHost } from "./host-plan.js";
+import { planOnHost, type HostedPlan } from "./host-plan.js";
 import type { DomainManager, LeaveAction, LeaveOutcome } from "./libvirt/index.js";
 import { rfconfigRows } from "./mapping.js";
 import { PlacementError, place, type HostCapacity, type PlacementDecision } from "./placement.js";
@@ -88,6 +88,11 @@ class Gate {
   private readonly waiting: (() => void)[] = [];
   constructor(private free: number) {}
 
+  /** hasRoom: a task would run at once. */
+  hasRoom(): boolean {
+    return this.free > 0;
+  }
+
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.free > 0) this.free--;
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
@@ -161,6 +166,7 @@ export class Provisioning {
       ctx.record.event({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` });
       return;
     }
+    this.leases.begin(dp);
     this.recordJoin(dp, e);
     this.submitEnsure(dp, joinedAt);
   }
@@ -337,16 +343,40 @@ export class Provisioning {
     const { vm, host } = a;
     const dpidHex = dp.dpidHex;
     const hostCfg = ctx.config().hosts.find((h) => h.name === host);
+    // Record patches and events wait until the start is issued: on a database that runs one write at a time
+    // they would delay the claim, and on a busy machine their CPU would be this start's.
+    const release = ctx.store.holdBookkeeping?.() ?? (() => undefined);
     try {
       if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
-      const claimed = await this.leases.claim(dp);
+      const manager = ctx.hosts.manager(host);
+      const claiming = this.leases.claim(dp);
+      claiming.catch(() => undefined); // awaited below, unless the plan failed first
+      // While the lease is claimed: the domain's state (with a start slot free; otherwise read in the slot,
+      // when the VM's turn comes) and the plan (the host's pools and shared images, never the VM's). Nothing
+      // of the VM (disk, data-plane ports, domain, rows) changes before the claim is confirmed.
+      // A prewarm image to drop changes the state first: then ensureRunning reads it itself.
+      const state =
+        this.startGate(host).hasRoom() && !this.imageToDrop(dp, vm, host)
+          ? manager.state(vm.name)
+          : undefined;
+      state?.catch(() => undefined); // awaited by ensureRunning, or left when the claim fails
+      // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
+      const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
+      const claimed = await claiming;
       if (!claimed) {
         ctx.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
         this.scheduleRetry(dp, this.opts.leaseTtlMs);
         return { dpidHex, vm: vm.name, host, action: "leased-elsewhere", reactionMs: 0 };
       }
       await this.dropStaleImage(dp, vm, host);
-      const { res, consoleLog, readinessFrom, stream, early } = await this.start(dp, vm, host, hostCfg);
+      const started = await this.start(dp, vm, host, hostCfg, {
+        plan,
+        disk,
+        release,
+        ...(state ? { state } : {}),
+      });
+      release();
+      const { res, consoleLog, readinessFrom, stream, early } = started;
       this.imageRestored(dp, vm, host, res.restored);
       const t = res.timings;
       const sinceJoin = ctx.clock.now() - a.joinedAt;
@@ -394,6 +424,8 @@ export class Provisioning {
       dp.definedAs = undefined;
       this.fail(dp, vm, err, "ensure");
       throw err;
+    } finally {
+      release();
     }
   }
 
@@ -407,6 +439,10 @@ export class Provisioning {
     vm: ResolvedVm,
     host: string,
     hostCfg: HostConfig,
+    pre: HostedPlan & {
+      state?: Parameters<DomainManager["ensureRunning"]>[0]["state"];
+      release?: () => void;
+    },
   ): Promise<{
     res: Awaited<ReturnType<DomainManager["ensureRunning"]>>;
     consoleLog: string | undefined;
@@ -419,8 +455,7 @@ export class Provisioning {
     // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers. A configured
     // VM's were written at start-up or reload (rows ahead); only what is not confirmed is written here.
     if (!this.rowsAhead.inPlace(vm)) await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
-    // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
-    const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
+    const { plan, disk, state, release } = pre;
     // On a data-plane host the data NICs' patch pairs exist before the domain starts, and their tags are in it.
     const placed = await ctx.dataPlane.forPlacement(ctx.config(), vm, hostCfg, plan.description);
     const xml = buildDomainXml(placed.description);
@@ -460,10 +495,15 @@ export class Provisioning {
           uuid,
           xml,
           redefine,
+          ...(state ? { state } : {}),
           ...(disk ? { disk } : {}),
           // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
           onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
-          onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
+          onDefined: (at) => {
+            ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint });
+            // Once `virsh start` (issued next, in this turn) is on its way.
+            if (release) queueMicrotask(release);
+          },
           ...(beforeRun ? { beforeRun } : {}),
         }),
       )
@@ -508,7 +548,14 @@ export class Provisioning {
       });
       // Counted where it boots: a join or another prewarm placed meanwhile sees its memory taken.
       dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: true };
-      const { res, consoleLog, readinessFrom, stream, early } = await this.start(dp, vm, host, hostCfg);
+      const hosted = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
+      const { res, consoleLog, readinessFrom, stream, early } = await this.start(
+        dp,
+        vm,
+        host,
+        hostCfg,
+        hosted,
+      );
       booted = res.action !== "adopted";
       // startedAt on the daemon's clock, as readiness stamps readyAt: a join's ensure compares the two.
       ctx.record.patch(dpidHex, {
@@ -604,11 +651,16 @@ export class Provisioning {
    * the one the VM starts on (it could only be restored there): its start then boots the current config.
    */
   private async dropStaleImage(dp: Datapath, vm: ResolvedVm, host: string): Promise<void> {
+    const why = this.imageToDrop(dp, vm, host);
+    if (why) await this.dropImage(dp, vm.name, why);
+  }
+
+  /** imageToDrop says why the VM's prewarm image must go before it starts on `host`; undefined: it stays. */
+  private imageToDrop(dp: Datapath, vm: ResolvedVm, host: string): string | undefined {
     const image = dp.prewarmImage;
-    if (!image) return;
-    const stale = image.fingerprint !== prewarmFingerprint(vm);
-    if (!stale && image.host === host) return;
-    await this.dropImage(dp, vm.name, stale ? "config changed" : `the VM starts on ${host}`);
+    if (!image) return undefined;
+    if (image.fingerprint !== prewarmFingerprint(vm)) return "config changed";
+    return image.host === host ? undefined : `the VM starts on ${host}`;
   }
 
   /**

@@ -109,7 +109,9 @@ readiness: { consoleMarker: null }
 
   it("serves switches, status and metrics; SIGHUP adds and redefines VMs, refuses a bad config; SIGTERM exits 0", async () => {
     writeFileSync(cfgFile, configYaml());
-    child = execa(RFBOOT, ["run", "--config", cfgFile, "--metrics", `127.0.0.1:${metricsPort}`], {
+    // Under a hard open-files limit of 8192 (prlimit execs rfboot, so signals still reach it).
+    const run = ["run", "--config", cfgFile, "--metrics", `127.0.0.1:${metricsPort}`];
+    child = execa("prlimit", ["--nofile=1024:8192", RFBOOT, ...run], {
       env: { RFBOOT_LOG_JSON: "1" },
       reject: false,
       stdin: "ignore",
@@ -128,6 +130,10 @@ readiness: { consoleMarker: null }
       }
     });
     await waitLog("rfboot running", (l) => l.msg === "rfboot running");
+    // The limit is said once at start, with the switch sessions it allows (listen mode: 1 descriptor each).
+    expect(logs.filter((l) => String(l.msg).startsWith("open files:"))).toEqual([
+      expect.objectContaining({ msg: "open files: soft 8192, hard 8192", sessions: 8192 - 128 }),
+    ]);
 
     // One switch joins: its VM is defined and started on the host; status shows it.
     await addSwitch(SW_A, DPID_A, ofPort);
@@ -157,6 +163,8 @@ readiness: { consoleMarker: null }
     expect(metric(m, "rfboot_boot_latency_seconds_bucket", '{le="+Inf"}')).toBe(1);
     expect(metric(m, "rfboot_reaction_seconds_count")).toBe(1);
     expect(metric(m, "rfboot_datapaths_up")).toBe(1);
+    expect(metric(m, "rfboot_open_files_limit")).toBe(8192);
+    expect(metric(m, "rfboot_open_files")).toBeGreaterThan(10);
 
     // A second switch, unknown to the config (policy ignore): no VM.
     await addSwitch(SW_B, DPID_B, ofPort);

@@ -108,6 +108,88 @@ describeWith(["mongo"], "leases between two rfboot instances", () => {
     expect((await b.heldBy("B", at(1_600))).map((l) => l.dpidHex)).toEqual([d]);
     await expect(a.claim("xyz", "A", 1_000)).rejects.toThrow(/claim.dpid/);
   });
+  it("a first claim is one round trip (the insert of #1 beside the hint's read); generation 1 stays when superseded", async () => {
+    const owner = "first";
+    // log: the leases' commands started ("name") and answered ("done"), in order.
+    const log: string[] = [];
+    const ids = new Set<number>();
+    const m = await MongoStore.open({
+      uri: MONGO_URI,
+      database,
+      owner,
+      clientOptions: { monitorCommands: true },
+    });
+    try {
+      const client = (m as unknown as { client: MongoClient }).client;
+      client.on("commandStarted", (e) => {
+        const coll: unknown = (e.command as Record<string, unknown>)[e.commandName];
+        if (coll !== "rfboot_leases") return;
+        ids.add(e.requestId);
+        log.push(e.commandName);
+      });
+      client.on("commandSucceeded", (e) => ids.has(e.requestId) && log.push("done"));
+      client.on("commandFailed", (e) => ids.has(e.requestId) && log.push("done"));
+      const [d] = dpids(0x5000, 1) as [string];
+      const t0 = new Date("2033-01-01T00:00:00Z");
+      expect(await m.claim(d, owner, 1_000, t0)).toBe(true);
+      // Two commands, both on the wire before either answered: one round trip.
+      expect([...log.slice(0, 2)].sort()).toEqual(["find", "insert"]);
+      expect(log.slice(2)).toEqual(["done", "done"]);
+      // Taken over twice (expired): generation 3 holds it, #2 is gone, #1 stays.
+      const at = (ms: number) => new Date(t0.getTime() + ms);
+      expect(await a.claim(d, "A5", 1_000, at(2_000))).toBe(true);
+      expect(await b.claim(d, "B5", 1_000, at(4_000))).toBe(true);
+      const raw = await new MongoClient(MONGO_URI).connect();
+      try {
+        const ids = (await raw.db(database).collection("rfboot_leases").find({ dpid: d }).toArray())
+          .map((x) => String(x._id))
+          .sort();
+        expect(ids).toEqual([d, `${d}#1`, `${d}#3`]);
+      } finally {
+        await raw.close();
+      }
+      // A fresh instance (no cache) claiming the held lease: its insert of #1 loses; refused the long way.
+      expect(await c.claim(d, "C5", 1_000, at(4_500))).toBe(false);
+      expect(await a.lease(d)).toMatchObject({ owner: "B5", generation: 3 });
+    } finally {
+      await m.close();
+    }
+  });
+
+  it("a chain whose #1 an earlier rfboot deleted: a first claim's insert of #1 beside the hint is not taken for the lease, and is removed", async () => {
+    const [d] = dpids(0x6000, 1) as [string];
+    const t0 = new Date("2034-01-01T00:00:00Z");
+    const raw = await new MongoClient(MONGO_URI).connect();
+    try {
+      const col = raw.db(database).collection<{ _id: string; [k: string]: unknown }>("rfboot_leases");
+      // What an earlier version left: the hint at generation 2, generation 2 held by X, no #1.
+      await col.insertMany([
+        { _id: d, dpid: d, gen: 2, head: true },
+        {
+          _id: `${d}#2`,
+          dpid: d,
+          gen: 2,
+          owner: "X",
+          expiresAt: new Date(t0.getTime() + 10_000),
+          acquiredAt: t0,
+        },
+      ]);
+      const fresh = await MongoStore.open({ uri: MONGO_URI, database, owner: "fresh" });
+      try {
+        expect(await fresh.claim(d, "fresh", 1_000, t0)).toBe(false);
+        expect(await col.findOne({ _id: `${d}#1` })).toBeNull();
+        expect(await fresh.lease(d)).toMatchObject({ owner: "X", generation: 2 });
+        // Once X's lease expired, the claim takes generation 3.
+        expect(await fresh.claim(d, "fresh", 1_000, new Date(t0.getTime() + 11_000))).toBe(true);
+        expect(await fresh.lease(d)).toMatchObject({ owner: "fresh", generation: 3 });
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await raw.close();
+    }
+  });
+
   it("renewAll extends every lease of an owner in one pass and reports the ones taken over", async () => {
     const ids = dpids(0x4000, 5);
     const t0 = new Date("2032-01-01T00:00:00Z");

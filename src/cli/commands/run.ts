@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { UsageError, errorMessage } from "../../common/errors.js";
 import { createLogger } from "../../common/log.js";
+import { logNofile, outOfFiles, raiseNofile } from "../../common/nofile.js";
 import { parseHostPort, type HostPort } from "../args.js";
 import {
   Daemon,
@@ -77,6 +78,12 @@ export function registerRun(program: Command): void {
       if (listenAt) checkBind(listenAt.host, token, opts.httpInsecure === true);
       const config = await loadConfig(opts.config);
       const log = createLogger();
+      // Every switch is a descriptor (two when relayed): the soft limit goes as high as the process may have.
+      logNofile(log, await raiseNofile(), {
+        mode: config.openflow.mode,
+        maxConnections: config.openflow.maxConnections,
+      });
+      outOfFiles.useLogger(log);
       const metrics = new Metrics();
       // virsh commands go through long-lived interactive virsh shells (~1 ms a command instead of a ~7-27 ms
       // process spawn); a command a shell cannot carry, or a dead shell, falls back to spawning virsh.

@@ -3,6 +3,7 @@
  * command runner, a file reader over /proc and /etc, a MongoDB probe, a clock), hands what it saw to a
  * verdict in verdicts.ts and returns Checks. Nothing here waits longer than the deadline it is given.
  */
+import { parseNofileLimits, type NofileLimits } from "../../common/nofile.js";
 import { HostStorage, lastErrorLine, makeVirshError, type VirshRunner } from "../libvirt/index.js";
 import {
   ancestry,
@@ -32,6 +33,7 @@ import {
   clockVerdict,
   kvmVerdict,
   mongoVerdict,
+  openFilesVerdict,
   pid1Verdict,
   reaperVerdict,
   reprobeVerdict,
@@ -604,11 +606,15 @@ export async function systemFacts(seams: DoctorSeams, deadline: Deadline): Promi
   return { procs, pid1: { comm, zombies, ...(orphan ? { orphan } : {}) } };
 }
 
-/** checkSystem reports PID 1's reaping, the zombies by parent, LXC's quirk when only installed, and NTP. */
+/**
+ * checkSystem reports PID 1's reaping, the zombies by parent, LXC's quirk when only installed, NTP, and the
+ * switch sessions the open-files limit allows in the OpenFlow `mode`.
+ */
 export async function checkSystem(
   seams: DoctorSeams,
   facts: SystemFacts,
   lxcInstalled: boolean,
+  mode: "listen" | "relay" = "listen",
 ): Promise<Check[]> {
   const out: Check[] = [check("system.pid1-reaping", `pid 1 (${facts.pid1.comm})`, pid1Verdict(facts.pid1))];
   out.push(check("system.zombies", "processes", zombieVerdict(zombiesByParent(facts.procs))));
@@ -623,6 +629,14 @@ export async function checkSystem(
     );
   }
   out.push(check("clock.ntp", "local clock", await ntpVerdict(seams.fs, facts.procs)));
+  const limits = await seams.fs.readFile("/proc/self/limits");
+  let nofile: NofileLimits | undefined;
+  try {
+    nofile = limits === undefined ? undefined : parseNofileLimits(limits);
+  } catch {
+    nofile = undefined;
+  }
+  out.push(check("system.open-files", "RLIMIT_NOFILE", openFilesVerdict(nofile, mode)));
   return out;
 }
 

@@ -33,7 +33,12 @@ export async function runDoctor(o: DoctorOptions): Promise<Check[]> {
   const lxcHost = targets.hosts.some((h) => h.needsLxc);
   const hosts = Promise.all(targets.hosts.map((h) => checkHost(seams, h, deadline, facts, o)));
   const system = facts.then(async (f) =>
-    checkSystem(seams, f, !lxcHost && (await lxcDriverInstalled(seams.fs, o.arch ?? process.arch))),
+    checkSystem(
+      seams,
+      f,
+      !lxcHost && (await lxcDriverInstalled(seams.fs, o.arch ?? process.arch)),
+      targets.openflowMode,
+    ),
   );
   const ovs = checkOvs(seams, targets.bridges, deadline);
   const mongo = checkMongo(

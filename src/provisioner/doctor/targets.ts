@@ -56,6 +56,8 @@ export interface DoctorTargets {
   bridges: BridgeTarget[];
   /** leaseSlackMs: how far clocks may disagree before leases break. */
   leaseSlackMs: number;
+  /** openflowMode decides the descriptors per switch (listen 1, relay 2); default listen. */
+  openflowMode?: "listen" | "relay";
 }
 
 /** DEFAULT_LIBVIRT_URI, DEFAULT_MONGO_URI, DEFAULT_BRIDGE: what doctor checks without a config. */
@@ -199,5 +201,6 @@ export function targetsFromConfig(config: RfbootConfig): DoctorTargets {
       return { name, needed, ...(why ? { purpose: why.join("; ") } : {}) };
     }),
     leaseSlackMs: leaseMarginMs(DEFAULT_LEASE_TTL_MS),
+    openflowMode: config.openflow.mode,
   };
 }

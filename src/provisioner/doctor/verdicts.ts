@@ -13,6 +13,7 @@ import {
   type ProcInfo,
   type ZombieGroup,
 } from "./proc.js";
+import { NOFILE_FIX, sessionCapacity, type NofileLimits } from "../../common/nofile.js";
 import type { Check, CheckStatus, FileStat, MongoHello } from "./types.js";
 
 /** Verdict is a check without its id and target. */
@@ -390,4 +391,30 @@ export function clockVerdict(o: ClockObservation): Verdict {
 /** exitCode is 1 when a check blocks, else 0. */
 export function doctorExitCode(checks: readonly Check[]): number {
   return checks.some((c) => c.blocking) ? 1 : 0;
+}
+
+/** MIN_SESSIONS: fewer switch sessions than this (openflow.maxConnections' default) is worth a warning. */
+export const MIN_SESSIONS = 4096;
+
+/**
+ * openFilesVerdict judges the open-files limit a process started here may have (the hard one: rfboot raises
+ * its soft limit to it): how many switch sessions it allows in `mode` (1 descriptor per switch listening,
+ * 2 relaying), a warning below MIN_SESSIONS. Under systemd the unit's LimitNOFILE= decides instead.
+ */
+export function openFilesVerdict(limits: NofileLimits | undefined, mode: "listen" | "relay"): Verdict {
+  if (!limits)
+    return {
+      status: "warn",
+      blocking: false,
+      detail: "cannot read the open-files limit (/proc/self/limits)",
+      fix: "check that /proc is mounted; rfboot counts one descriptor per switch (two in relay mode)",
+    };
+  const cap = sessionCapacity(limits.hard);
+  const sessions = cap[mode];
+  const detail =
+    `hard limit ${limits.hard} (soft ${limits.soft}): ${sessions} switch sessions in ${mode} mode ` +
+    `(listen ${cap.listen}, relay ${cap.relay}); under systemd the unit's LimitNOFILE= applies instead`;
+  return sessions < MIN_SESSIONS
+    ? { status: "warn", blocking: false, detail: `${detail}, fewer than ${MIN_SESSIONS}`, fix: NOFILE_FIX }
+    : { status: "ok", blocking: false, detail, fix: "" };
 }

@@ -45,6 +45,11 @@ export interface EnsureSpec {
   /** redefine (default true) upserts the XML even for an existing domain, so config changes apply at next start. */
   redefine?: boolean;
   /**
+   * state, when given, is the domain's state as the caller just read it (`state(name)`, undefined: no such
+   * domain), used instead of reading it again: the caller read it beside other work of its own.
+   */
+  state?: Promise<{ state: DomainState; reason: string } | undefined>;
+  /**
    * onStarting is called once, before the disk is prepared, when this attempt will define and start, start or
    * resume the domain; never when it finds the domain already running (an adopted VM never "starts").
    */
@@ -177,7 +182,7 @@ export class DomainManager {
       timings[k] = (timings[k] ?? 0) + (performance.now() - since);
     };
     let t = performance.now();
-    const st = await this.state(spec.name);
+    const st = await (spec.state ?? this.state(spec.name));
     lap("stateMs", t);
     let createdDisk = false;
     let definedNew = false;

@@ -7,6 +7,8 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { execa } from "execa";
+import { errorMessage } from "../../common/errors.js";
+import { descriptorLeft, isOutOfFiles, outOfFiles } from "../../common/nofile.js";
 
 /** C_LOCALE_ENV pins the C locale for every child of the wing. */
 export const C_LOCALE_ENV = Object.freeze({ LC_ALL: "C", LANG: "C", LANGUAGE: "" });
@@ -75,16 +77,27 @@ export interface ProcessSeam {
 /** runProcess is the default `ProcessSeam.run`, with execa. */
 export async function runProcess(req: RunRequest): Promise<RunOutcome> {
   const group = req.processGroup === true;
-  const sub = execa(req.file, [...req.args], {
-    env: C_LOCALE_ENV,
-    extendEnv: true,
-    reject: false,
-    stripFinalNewline: false,
-    detached: group,
-    input: req.input,
-    stdin: req.input === undefined ? "ignore" : "pipe",
-    ...(group ? {} : { timeout: req.timeoutMs }),
-  });
+  let sub: ReturnType<typeof startExeca>;
+  try {
+    // Without descriptors for its pipes, execa throws a TypeError and the child it made then emits an
+    // 'error' nobody listens to, which would end this process: such a child is not started at all.
+    if (!descriptorLeft(CHILD_DESCRIPTORS).left) throw outOfFilesError(req.file);
+    sub = startExeca(req, group);
+  } catch (e) {
+    const cause = descriptorLeft().left && !isOutOfFiles(e) ? e : outOfFilesError(req.file);
+    if (isOutOfFiles(cause)) outOfFiles.report("spawn", cause);
+    const outcome: RunOutcome = {
+      file: req.file,
+      args: req.args,
+      stdout: "",
+      stderr: "",
+      timedOut: false,
+      failed: true,
+      summary: errorMessage(cause),
+      detail: cause,
+    };
+    throw req.classify(outcome) ?? cause;
+  }
   let groupTimedOut = false;
   const timer = group
     ? setTimeout(() => {
@@ -109,18 +122,48 @@ export async function runProcess(req: RunRequest): Promise<RunOutcome> {
     summary: r.failed ? (r.shortMessage ?? "") : "",
     detail: r,
   };
+  if (isOutOfFiles(r)) outOfFiles.report("spawn", r);
   const err = req.classify(outcome);
   if (err) throw err;
   return outcome;
 }
 
+function startExeca(req: RunRequest, group: boolean) {
+  return execa(req.file, [...req.args], {
+    env: C_LOCALE_ENV,
+    extendEnv: true,
+    reject: false,
+    stripFinalNewline: false,
+    detached: group,
+    input: req.input,
+    stdin: req.input === undefined ? "ignore" : "pipe",
+    ...(group ? {} : { timeout: req.timeoutMs }),
+  });
+}
+
+/** CHILD_DESCRIPTORS: a child's three pipes (two ends each) and the one that reports a failed exec. */
+const CHILD_DESCRIPTORS = 8;
+
+/** outOfFilesError is the error of a child that could not start for want of descriptors. */
+function outOfFilesError(file: string): Error {
+  return Object.assign(new Error(`spawn ${file}: out of open files (EMFILE)`), { code: "EMFILE" });
+}
+
 /** spawnProcess is the default `ProcessSeam.spawn`: pipes on all three streams, the C locale unless `env`. */
 export function spawnProcess(req: SpawnRequest): ChildProcessWithoutNullStreams {
-  return spawn(req.file, [...req.args], {
+  const child = spawn(req.file, [...req.args], {
     env: req.env ?? childEnv(),
     stdio: ["pipe", "pipe", "pipe"],
     ...(req.processGroup ? { detached: true } : {}),
   });
+  // Not a handler of the caller's errors (each caller has its own): a look at the one that matters here.
+  child.prependListener("error", (e) => {
+    if (isOutOfFiles(e)) outOfFiles.report("spawn", e);
+  });
+  // Out of descriptors, Node cannot make the pipes: the child has no streams and only an 'error' to come.
+  // Failing here names the cause; the caller's first use of child.stdin would be a TypeError instead.
+  if (!child.stdin || !child.stdout || !child.stderr) throw outOfFilesError(req.file);
+  return child;
 }
 
 /** processes is the real seam. */

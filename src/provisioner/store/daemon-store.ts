@@ -28,6 +28,12 @@ export interface DaemonStore {
   upsertRfconfigRows(rows: readonly RfconfigRow[]): Promise<WriteOutcome>;
   /** deleteRfconfigRows deletes one row equal in all five fields per row given; resolves how many went. */
   deleteRfconfigRows(rows: readonly RfconfigRow[]): Promise<number>;
+  /**
+   * holdBookkeeping keeps record patches and events waiting (at most the outbox's maxHoldMs each) until the
+   * returned function is called: a VM start on its way must not wait behind them. Optional: a store without
+   * it writes them at once.
+   */
+  holdBookkeeping?(): () => void;
   /** claim is true when `owner` holds the dpid's lease for ttlMs from now. */
   claim(dpidHex: string, owner: string, ttlMs: number): Promise<boolean>;
   /** renewAll extends the leases of `owner` among `dpids`; `lost` lists those it no longer holds. */

@@ -208,8 +208,8 @@ export class MongoStore extends EventEmitter implements DaemonStore {
    */
   private readonly knownRecords = new Set<string>();
   /**
-   * critical counts lease claims and rfconfig writes under way: a VM start waits for them, so the outbox
-   * holds record patches and events meanwhile (see OutboxOptions.hold).
+   * critical counts lease claims, rfconfig writes and VM starts under way (holdBookkeeping): a VM start
+   * waits for them, so the outbox holds record patches and events meanwhile (see OutboxOptions.hold).
    */
   private critical = 0;
 
@@ -661,6 +661,17 @@ export class MongoStore extends EventEmitter implements DaemonStore {
     }
     if (valid.length === 0) return "written";
     return this.whileCritical(() => this.write({ type: "rfconfig-upsert", rows: valid }));
+  }
+
+  /** holdBookkeeping holds record patches and events until the returned function is called (once counts). */
+  holdBookkeeping(): () => void {
+    this.critical++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.critical === 0) this.outbox.resume();
+    };
   }
 
   /** whileCritical runs `fn` with the outbox's bookkeeping writes held (see `critical`). */

@@ -43,7 +43,9 @@ import {
   clockVerdict,
   doctorExitCode,
   kvmVerdict,
+  MIN_SESSIONS,
   mongoVerdict,
+  openFilesVerdict,
   pid1Verdict,
   reaperVerdict,
   reprobeVerdict,
@@ -689,6 +691,31 @@ describe("the host's storage pool", () => {
   });
 });
 
+describe("open files", () => {
+  it("counts the switch sessions the hard limit allows and warns below 4,096, with the fix", () => {
+    expect(MIN_SESSIONS).toBe(4096);
+    const ok = openFilesVerdict({ soft: 1024, hard: 524288 }, "relay");
+    expect(ok).toMatchObject({ status: "ok", blocking: false, fix: "" });
+    expect(ok.detail).toBe(
+      "hard limit 524288 (soft 1024): 262080 switch sessions in relay mode (listen 524160, relay 262080); " +
+        "under systemd the unit's LimitNOFILE= applies instead",
+    );
+    // 8,192 descriptors are plenty listening and too few relaying.
+    expect(openFilesVerdict({ soft: 8192, hard: 8192 }, "listen").status).toBe("ok");
+    const relay = openFilesVerdict({ soft: 8192, hard: 8192 }, "relay");
+    expect(relay).toMatchObject({ status: "warn", blocking: false });
+    expect(relay.detail).toMatch(/: 4032 switch sessions in relay mode .*, fewer than 4096$/);
+    expect(relay.fix).toMatch(/^raise LimitNOFILE= in rfboot\.service .*ulimit -Hn/);
+    expect(openFilesVerdict(undefined, "listen")).toMatchObject({ status: "warn", blocking: false });
+    expect(openFilesVerdict(undefined, "listen").fix).not.toBe("");
+  });
+  it("takes the mode from the config and reads the limit doctor's own process has", async () => {
+    const config = parseConfig("openflow: { mode: relay }\n");
+    expect(targetsFromConfig(config).openflowMode).toBe("relay");
+    expect(defaultTargets().openflowMode).toBeUndefined();
+  });
+});
+
 describe("targets and the whole run", () => {
   it("derives needs from the config: kvm and lxc hosts, OVS bridges, paths", () => {
     const config = parseConfig(
@@ -780,6 +807,10 @@ describe("targets and the whole run", () => {
     fs.links.set("/proc/9/fd/3", "socket:[99]");
     fs.stats.set("/proc/9/root", dir()).set("/proc/9/root/dev/kvm", dev(0, 108, 0o660));
     etc(fs, "/proc/9/root");
+    fs.files.set(
+      "/proc/self/limits",
+      "Max open files            1024                 524288               files\n",
+    );
     return fs;
   };
   const script = (cmd: string, args: readonly string[]) =>

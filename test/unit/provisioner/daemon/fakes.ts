@@ -98,6 +98,11 @@ export class RecordingStore extends EventEmitter implements DaemonStore {
   online = true;
   /** failures: method name -> error to reject with (once per entry, in order). */
   readonly failures = new Map<string, Error[]>();
+  /** held: bookkeeping holds taken and not yet released (holdBookkeeping); holds: all taken. */
+  held = 0;
+  holds = 0;
+  /** claimGate, while set, keeps every claim waiting (after it was made) until the test opens it. */
+  private claimGate: Promise<void> | undefined;
 
   constructor(private readonly clock: FakeClock) {
     super();
@@ -169,8 +174,31 @@ export class RecordingStore extends EventEmitter implements DaemonStore {
     return rows.length;
   }
 
+  /** holdClaims makes the claims from now on wait until the returned function is called. */
+  holdClaims(): () => void {
+    let open = () => undefined as void;
+    this.claimGate = new Promise<void>((r) => (open = r));
+    return () => {
+      this.claimGate = undefined;
+      open();
+    };
+  }
+
+  holdBookkeeping(): () => void {
+    this.held++;
+    this.holds++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.held--;
+    };
+  }
+
   async claim(dpidHex: string, owner: string, ttlMs: number): Promise<boolean> {
     this.check("claim");
+    // The decision is made when the answer comes (a lease taken by another instance meanwhile wins).
+    if (this.claimGate) await this.claimGate;
     const l = this.leases.get(dpidHex);
     if (l && l.owner !== owner && l.expiresAt.getTime() > this.clock.date().getTime()) return false;
     this.leases.set(dpidHex, {

@@ -295,6 +295,81 @@ describe("lease claim", () => {
     expect(claims()).toBe(2);
   });
 
+  it("stop releases every lease it holds at once, not one after the other", async () => {
+    r = await rig({
+      vms: 4,
+      extra: "policies: { leave: { action: keep } }\nreadiness: { consoleMarker: null }",
+    });
+    for (const d of [1n, 2n, 3n, 4n]) await joinAndSettle(r, d);
+    expect(r.store.leases.size).toBe(4);
+    // Each release waits until all four have been asked: one after the other, stop would never end.
+    let asked = 0;
+    let allAsked: () => void = () => undefined;
+    const gate = new Promise<void>((res) => (allAsked = res));
+    const release = r.store.release.bind(r.store);
+    r.store.release = async (dpidHex: string, owner: string) => {
+      if (++asked === 4) allAsked();
+      await gate;
+      return release(dpidHex, owner);
+    };
+    await r.daemon.stop();
+    expect(asked).toBe(4);
+    expect(r.store.leases.size).toBe(0);
+  });
+
+  it("the claim begins at the join, before its record, and runs beside the domain's state and the plan; define and start wait for it; bookkeeping is held until then", async () => {
+    r = await rig();
+    const answer = r.store.holdClaims();
+    r.switches.join(1n, [1, 2]);
+    await settle();
+    // The claim is under way: the domain's state was read, nothing of the VM changed.
+    expect(virshCmds(r)).toEqual(["domstate rfvm1 --reason"]);
+    const calls = r.store.calls;
+    expect(calls.indexOf("claim")).toBeGreaterThan(-1);
+    expect(calls.indexOf("claim")).toBeLessThan(calls.indexOf("patchRecord"));
+    expect(r.store.held).toBe(1);
+    answer();
+    await settle();
+    await r.daemon.idle();
+    await settle();
+    expect(virshCmds(r)).toEqual(["domstate rfvm1 --reason", "define", "start rfvm1"]);
+    expect(r.store.holds).toBe(1);
+    expect(r.store.held).toBe(0);
+    expect(r.store.records.get(hex16(1n))!.state).toBe("running");
+  });
+
+  it("a claim refused after the state and the plan were computed beside it leaves the VM untouched (no define, start or rows)", async () => {
+    r = await rig({
+      extra: `policies:
+  unknownDatapath: { action: template, template: { dataPorts: switch } }
+  leave: { action: keep }`,
+    });
+    const upserts = () => r!.store.calls.filter((c) => c === "upsertRfconfigRows").length;
+    const before = upserts();
+    const answer = r.store.holdClaims();
+    // A template VM: its rows are written at its join, once its lease is confirmed.
+    r.switches.join(0x77n, [1, 2]);
+    await settle();
+    expect(virshCmds(r)).toEqual(["domstate rfvm-77 --reason"]);
+    // Another instance takes the lease before this one's claim is answered.
+    r.store.leases.set(hex16(0x77n), {
+      dpidHex: hex16(0x77n),
+      owner: "other-host:1",
+      expiresAt: new Date(r.clock.date().getTime() + 20_000),
+      generation: 1,
+    });
+    answer();
+    await settle();
+    await r.daemon.idle();
+    await settle();
+    expect(virshCmds(r)).toEqual(["domstate rfvm-77 --reason"]);
+    expect(r.libvirt.calls.filter((c) => /^vol-(create|upload)/.test(c.args[0] ?? ""))).toEqual([]);
+    expect(upserts()).toBe(before);
+    expect(r.seen.ensured).toEqual([]);
+    expect(r.seen.failed).toEqual([]);
+    expect(r.store.held).toBe(0);
+  });
+
   it("waits (no boot) while another instance holds the lease, and retries after its ttl", async () => {
     r = await rig();
     r.store.leases.set(hex16(1n), {
