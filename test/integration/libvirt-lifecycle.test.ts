@@ -118,7 +118,13 @@ describeWith(["libvirt", "root"], "libvirt lifecycle on a private libvirtd (test
     expect(await mgr.state("rfbtv-a")).toEqual({ state: "shutoff", reason: "saved" });
     const listed = (await mgr.list()).find((d) => d.name === "rfbtv-a");
     expect(listed).toMatchObject({ uuid: uuid(10), state: "shutoff", managedSave: true });
-    const r = await mgr.ensureRunning({ name: "rfbtv-a", uuid: uuid(10), xml: xml("rfbtv-a", uuid(10)) });
+    // Unchanged definition (as the daemon passes it): restored. A redefine would remove the image first.
+    const r = await mgr.ensureRunning({
+      name: "rfbtv-a",
+      uuid: uuid(10),
+      xml: xml("rfbtv-a", uuid(10)),
+      redefine: false,
+    });
     expect(r).toMatchObject({ action: "started", restored: true });
     await new Promise((res) => setTimeout(res, 200));
     const stopped = seen.find(

@@ -133,6 +133,8 @@ describeWith(["libvirt", "qemu-img", "root"], "libvirt lifecycle with a real qem
       uuid: UUID,
       xml: domainXml(NAME, UUID, disk.path),
       disk,
+      // The definition is unchanged (as the daemon passes it): a redefine would remove the image first.
+      redefine: false,
     });
     const ms = performance.now() - t0;
     expect(r).toMatchObject({ action: "started", restored: true, createdDisk: false });

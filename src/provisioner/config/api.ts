@@ -52,6 +52,14 @@ export function listConfiguredVms(config: RfbootConfig): ResolvedVm[] {
   return config.datapaths.map((d) => configIndex(config).byDpid.get(d.dpid)!);
 }
 
+/**
+ * configuredVmsInFileOrder returns every VM listed in `datapaths` in the order the config lists them (a
+ * CSV's row order when imported), which is the operator's own order of importance.
+ */
+export function configuredVmsInFileOrder(config: RfbootConfig): ResolvedVm[] {
+  return [...configIndex(config).byDpid.values()];
+}
+
 /** findConfiguredVm returns the configured VM called `name`, or undefined. */
 export function findConfiguredVm(config: RfbootConfig, name: string): ResolvedVm | undefined {
   return configIndex(config).byName.get(name);

@@ -23,6 +23,7 @@ export type { ConfigFormat, ParseOptions } from "./load.js";
 export {
   resolveDatapath,
   listConfiguredVms,
+  configuredVmsInFileOrder,
   findConfiguredVm,
   reresolveVm,
   hostsFor,

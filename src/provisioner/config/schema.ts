@@ -497,6 +497,35 @@ const policiesSchema = z
         probeSeconds: z.number().min(0.1).max(3600).default(10),
       })
       .prefault({}),
+    /**
+     * Prewarm: configured VMs whose switch is not connected are booted ahead of it, to ready, then
+     * `managedsave`d, so that the switch's first join restores the VM instead of cold-booting it. Off by
+     * default: each image takes the guest's RAM on the host's disk.
+     */
+    prewarm: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** VMs booting for prewarm at once, over all hosts. */
+        concurrency: z.int().min(1).max(64).default(1),
+        /**
+         * config: the order of `datapaths` in the config (the CSV's order when imported); recent: most
+         * recently joined first (records' joinedAt), never-joined ones after, in config order.
+         */
+        order: z.enum(["config", "recent"]).default("config"),
+        /** Per host: RAM that VMs booting for prewarm may hold at once, MiB; 0 = only the host's capacity. */
+        memoryMiB: z
+          .int()
+          .min(0)
+          .max(1024 * 1024 * 1024)
+          .default(0),
+        /** Per host: total size of prewarm save images, MiB (each counts its VM's memoryMiB); 0 = no limit. */
+        diskMiB: z
+          .int()
+          .min(0)
+          .max(1024 * 1024 * 1024)
+          .default(8192),
+      })
+      .prefault({}),
   })
   .prefault({});
 

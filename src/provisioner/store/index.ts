@@ -38,6 +38,7 @@ export {
   type LastError,
   type Lease,
   type PortRegisterSeen,
+  type PrewarmImage,
   type RecordPatch,
   type RecordPort,
   type RfconfigRow,

@@ -107,12 +107,12 @@ export function observedState(virshState: string): ObservedState | undefined {
 /**
  * COMPATIBLE lists the record states that agree with an observed domain state. `ready` is a running VM whose
  * rfclient registered; `left` (switch gone) fits any state the leave policy may have produced; a suspended
- * record may show as `shut off` because `virsh list` does not show a managed-save image.
+ * or prewarmed record may show as `shut off` because `virsh list` does not show a managed-save image.
  */
 const COMPATIBLE: Record<ObservedState, readonly VmState[]> = {
   running: ["running", "ready", "left"],
-  stopped: ["stopped", "left", "suspended", "failed"],
-  suspended: ["suspended", "left"],
+  stopped: ["stopped", "left", "suspended", "prewarmed", "failed"],
+  suspended: ["suspended", "prewarmed", "left"],
   failed: ["failed", "left"],
 };
 
@@ -120,7 +120,8 @@ const COMPATIBLE: Record<ObservedState, readonly VmState[]> = {
 function expectsDomain(r: VmRecord): boolean {
   if (r.state === "missing" || r.state === "joined" || r.state === "placing") return false;
   return (
-    r.definedAt !== undefined || ["starting", "running", "ready", "stopped", "suspended"].includes(r.state)
+    r.definedAt !== undefined ||
+    ["starting", "running", "ready", "stopped", "suspended", "prewarmed"].includes(r.state)
   );
 }
 

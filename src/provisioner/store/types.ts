@@ -25,6 +25,7 @@ export const VM_STATES = [
   "ready",
   "stopped",
   "suspended",
+  "prewarmed",
   "missing",
   "failed",
   "left",
@@ -57,6 +58,20 @@ export interface LastError {
   readonly kind: string;
   readonly message: string;
   readonly at: Date;
+}
+
+/**
+ * PrewarmImage is a managed-save image made ahead of a switch's first join: its next start restores it.
+ */
+export interface PrewarmImage {
+  /** at is when the image was saved. */
+  readonly at: Date;
+  /** host is the libvirt host holding the image (the VM's join must go there to restore it). */
+  readonly host: string;
+  /** fingerprint is the VM config the image was booted from (an image of another config is stale). */
+  readonly fingerprint: string;
+  /** imageMiB is the image's size as the disk budget counts it (the guest's memoryMiB). */
+  readonly imageMiB: number;
 }
 
 /**
@@ -93,6 +108,8 @@ export interface VmRecord {
   /** configFingerprint identifies the VM config the domain was defined from (changes trigger a redefine). */
   readonly configFingerprint?: string;
   readonly attempts?: number;
+  /** prewarm is the VM's prewarm save image (policies.prewarm); null or absent: it has none. */
+  readonly prewarm?: PrewarmImage | null;
   /** owner is the rfboot instance that wrote the record last. */
   readonly owner?: string;
 }

@@ -164,6 +164,19 @@ const patchSchema = z.strictObject({
     .optional(),
   configFingerprint: text(128).optional(),
   attempts: z.number().int().min(0).optional(),
+  prewarm: z
+    .strictObject({
+      at: z.date(),
+      host: text(256),
+      fingerprint: text(128),
+      imageMiB: z
+        .number()
+        .int()
+        .min(0)
+        .max(1024 * 1024 * 1024),
+    })
+    .nullable()
+    .optional(),
   owner: text(256).optional(),
 });
 

@@ -22,6 +22,7 @@ const VALUES = [
   "WELL_KNOWN_NAMES",
   "configHash",
   "configYaml",
+  "configuredVmsInFileOrder",
   "csvVmName",
   "dataDeviceName",
   "datapathEntryObject",

@@ -49,6 +49,7 @@ const TYPES = [
   "PortRegisterSeen",
   "PortRegisterWatch",
   "PortRegisterWatchOptions",
+  "PrewarmImage",
   "ReconcileAction",
   "RecordPatch",
   "RecordPort",
