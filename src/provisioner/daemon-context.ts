@@ -36,6 +36,8 @@ export interface DaemonEvents {
   hostBack: [{ host: string; downMs: number }];
   /** replaced: the hostLoss policy moved a VM away from a lost host (the new host follows in `ensured`). */
   replaced: [{ dpidHex: string; vm: string; from: string }];
+  /** prewarmed: a VM booted ahead of its switch was saved (managedsave) on `host`, `ms` after its prewarm began. */
+  prewarmed: [{ dpidHex: string; vm: string; host: string; ms: number }];
   /** port: a switch port's change reached the VM (`action`: attached, detached or unchanged). */
   port: [{ dpidHex: string; vm: string; port: number; action: string }];
 }

@@ -42,6 +42,7 @@ import {
 } from "./libvirt/index.js";
 import { Metrics } from "./metrics.js";
 import { ovsVsctl, type OvsSeam } from "./ovs.js";
+import { countPrewarmed, Prewarmer } from "./prewarm.js";
 import { Provisioning } from "./provisioning.js";
 import { reconcileAtStart } from "./startup-reconcile.js";
 import { MongoStore, type DaemonStore } from "./store/index.js";
@@ -96,6 +97,9 @@ export interface DaemonOptions {
   console?: ConsoleReader;
   /** domainConsole reads a domain's console through libvirt for readiness (default virsh console). */
   domainConsole?: DomainConsoleWatch;
+  /** prewarm backoff of failed prewarms (ms): first delay and cap (default 30 s and 10 min). */
+  prewarmBackoffInitialMs?: number;
+  prewarmBackoffMaxMs?: number;
 }
 
 /**
@@ -117,6 +121,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private provisioning: Provisioning | undefined;
   private health: HostHealth | undefined;
   private keeper: VmKeeper | undefined;
+  private prewarmer: Prewarmer | undefined;
   private readonly hotplug: NicHotplug;
   private readonly dataPlane: DataPlane;
   private readonly timers: Cancel[] = [];
@@ -182,6 +187,25 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.reconcile();
     // Before the controller listens: no switch joins before the configured VMs' rows were handed over.
     await provisioning.rowsAhead.write(listConfiguredVms(this.config));
+    // Prewarm (policies.prewarm) works through the queue from now on: a switch joining meanwhile waits for it.
+    this.prewarmer = new Prewarmer(
+      ctx,
+      {
+        submit: (dp, vm, host) => provisioning.submitPrewarm(dp, vm, host),
+        busy: (dp) => provisioning.busy(dp),
+        dropImage: (dp, vm, why) => provisioning.dropImage(dp, vm, why),
+      },
+      {
+        ...(this.opts.prewarmBackoffInitialMs !== undefined
+          ? { backoffInitialMs: this.opts.prewarmBackoffInitialMs }
+          : {}),
+        ...(this.opts.prewarmBackoffMaxMs !== undefined
+          ? { backoffMaxMs: this.opts.prewarmBackoffMaxMs }
+          : {}),
+      },
+    );
+    countPrewarmed(ctx);
+    void this.prewarmer.kick();
     if (this.opts.watchLibvirtEvents !== false) for (const h of this.config.hosts) this.watchLibvirt(h);
     this.timers.push(
       every(this.clock, Math.max(1000, this.leaseTtlMs / 3), () => void provisioning.renewLeases()),
@@ -282,6 +306,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     // An action under way writes the state itself; libvirt's report of its intermediate steps must not.
     if (provisioning.busy(dp)) return;
+    // A prewarmed VM is shut off with its image: libvirt's "saved" or a probe's "shut off" say no more.
+    if (dp.prewarmImage && (state === "suspended" || state === "stopped")) return;
     ctx.record.patch(dp.dpidHex, { state });
     if (state === "stopped" || state === "failed") this.keeper?.vmStopped(dp, describeEvent(e));
   }
@@ -338,6 +364,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const added = [...after.keys()].filter((k) => !before.has(k));
     const removed = [...before.keys()].filter((k) => !after.has(k));
     const changed = [...after.keys()].filter((k) => before.has(k) && before.get(k) !== after.get(k));
+    const previous = this.config;
     this.config = next;
     const hosts = this.hosts.setHosts(next.hosts);
     for (const name of hosts.removed) {
@@ -377,6 +404,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (added.includes(dpidHex)) provisioning.recordJoin(dp, dp.conn);
       provisioning.submitEnsure(dp, this.clock.now());
     }
+    const gone = new Set(removed);
+    await this.prewarmer?.removed(
+      listConfiguredVms(previous).filter((v) => gone.has(v.dpidHex)),
+      next,
+    );
+    // Images of changed VMs are dropped and made again; new VMs are prewarmed (policies.prewarm).
+    void this.prewarmer?.kick();
     return { added, changed, removed };
   }
 
@@ -416,6 +450,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.prewarmer?.stop();
     for (const cancel of this.timers) cancel();
     for (const dp of this.datapaths.all()) dp.dispose();
     await this.health?.settled();

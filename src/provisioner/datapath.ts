@@ -8,6 +8,7 @@ import type { UpEvent } from "../controller/index.js";
 import type { Cancel } from "./clock.js";
 import type { ResolvedVm } from "./config/index.js";
 import type { KnownPlacement } from "./placement.js";
+import type { PrewarmImage } from "./store/index.js";
 
 /** Datapath is the state of one dpid: a connected switch, or one known from records and libvirt. */
 export class Datapath {
@@ -30,6 +31,11 @@ export class Datapath {
   definedAs: string | undefined;
   /** ensuredAt is the wall-clock ms of the last successful ensure (a host probe older than that is stale). */
   ensuredAt: number | undefined;
+  /**
+   * prewarmImage is the VM's prewarm save image (from its record at start-up, then from each prewarm), until
+   * a start restores or drops it; its host is where the VM must go to restore it.
+   */
+  prewarmImage: PrewarmImage | undefined;
   /** replacedFrom is the lost host the hostLoss policy moved the VM away from (its stale copy is stopped). */
   replacedFrom: string | undefined;
   /** attempts counts consecutive failed ensures (recorded; reset by a success). */

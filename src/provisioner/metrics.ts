@@ -41,6 +41,18 @@ export class Metrics {
     labelNames: ["step", "kind"],
     registers: [this.registry],
   });
+  readonly prewarmedVms = new Gauge({
+    name: "rfboot_prewarmed_vms",
+    help: "VMs holding a prewarm save image (booted ahead of their switch, then managedsaved), by host",
+    labelNames: ["host"],
+    registers: [this.registry],
+  });
+  readonly prewarms = new Counter({
+    name: "rfboot_prewarm_total",
+    help: "Prewarm outcomes: saved, restored (at a join), dropped (stale or removed), failed, skipped (budget)",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
   readonly reactionSeconds = new Histogram({
     name: "rfboot_reaction_seconds",
     help: "Time from the switch's FEATURES_REPLY (join) to `virsh start` issued",

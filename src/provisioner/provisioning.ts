@@ -6,24 +6,48 @@
 import { OvsError, RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
 import { buildDomainXml } from "../xmlgen/index.js";
 import type { UpEvent } from "../controller/index.js";
-import { configHash, hostsFor, resolveDatapath, type ResolvedVm } from "./config/index.js";
+import { configHash, hostsFor, resolveDatapath, type HostConfig, type ResolvedVm } from "./config/index.js";
 import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import { dataPlaneFingerprint } from "./dataplane.js";
 import { planOnHost } from "./host-plan.js";
-import type { LeaveAction, LeaveOutcome } from "./libvirt/index.js";
+import type { DomainManager, LeaveAction, LeaveOutcome } from "./libvirt/index.js";
 import { rfconfigRows } from "./mapping.js";
 import { PlacementError, place, type HostCapacity, type PlacementDecision } from "./placement.js";
 import { ActionQueue } from "./queue.js";
 import { RowsAhead } from "./rows-ahead.js";
 import { LeaseKeeper } from "./lease-keeper.js";
+import { countPrewarmed } from "./prewarm.js";
+import { prewarmFingerprint } from "./prewarm-plan.js";
 import type { RecordPatch, VmState } from "./store/index.js";
-import { consolePlan, type EarlyConsole, type ReadinessMode, type ReadinessWatcher } from "./vm-readiness.js";
+import {
+  consolePlan,
+  type ConsoleStream,
+  type EarlyConsole,
+  type ReadinessMode,
+  type ReadinessWatcher,
+} from "./vm-readiness.js";
 
-/** DaemonAction is what the queue runs for one dpid: make its VM run, or apply the leave policy. */
+/**
+ * DaemonAction is what the queue runs for one dpid: make its VM run, apply the leave policy, or prewarm it
+ * (boot it ahead of its switch, then save it).
+ */
 export type DaemonAction =
   | { kind: "ensure"; vm: ResolvedVm; host: string; joinedAt: number }
-  | { kind: "leave"; vm: ResolvedVm; host: string; action: LeaveAction };
+  | { kind: "leave"; vm: ResolvedVm; host: string; action: LeaveAction }
+  | { kind: "prewarm"; vm: ResolvedVm; host: string };
+
+/**
+ * PrewarmResult is what one prewarm did: `saved` the image (`ms` after the action began); `joined`, the
+ * switch joined first (the VM is left to its join); `leased-elsewhere`, another instance holds the dpid.
+ */
+export interface PrewarmResult {
+  outcome: "saved" | "joined" | "leased-elsewhere";
+  ms: number;
+}
+
+/** ActionResult is what any DaemonAction resolves to. */
+type ActionResult = EnsureOutcome | LeaveOutcome | PrewarmResult;
 
 /** ProvisioningOptions tune retries and leases; `mayLeave` comes from host health. */
 export interface ProvisioningOptions {
@@ -79,7 +103,7 @@ class Gate {
 
 /** Provisioning runs ensure and leave actions through the queue, with retries and leases. */
 export class Provisioning {
-  private readonly queue: ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>;
+  private readonly queue: ActionQueue<string, DaemonAction, ActionResult>;
   private readonly startGates = new Map<string, Gate>();
   /** leases: the lease of each datapath this instance serves. */
   readonly leases: LeaseKeeper;
@@ -96,7 +120,7 @@ export class Provisioning {
       ttlMs: opts.leaseTtlMs,
       ...(opts.processAlive ? { processAlive: opts.processAlive } : {}),
     });
-    this.queue = new ActionQueue<string, DaemonAction, EnsureOutcome | LeaveOutcome>({
+    this.queue = new ActionQueue<string, DaemonAction, ActionResult>({
       // Only define/start hold one of a host's start slots (startGate); the lease, the MongoDB writes and
       // the XML of other joins proceed meanwhile, so a slow database does not idle the hosts.
       classify: (a) => ({ host: a.host, limited: false }),
@@ -105,7 +129,8 @@ export class Provisioning {
       now: () => this.ctx.clock.now(),
       handler: (key, action) => {
         const dp = this.ctx.datapaths.obtain(key);
-        return action.kind === "ensure" ? this.ensure(dp, action) : this.leave(dp, action);
+        if (action.kind === "ensure") return this.ensure(dp, action);
+        return action.kind === "leave" ? this.leave(dp, action) : this.prewarm(dp, action);
       },
       // A failed action has been recorded and logged by `fail` (and retried); the queue need not report it.
       onError: () => undefined,
@@ -253,6 +278,19 @@ export class Provisioning {
     void this.queue.submit(dp.dpidHex, { kind: "leave", vm, host, action });
   }
 
+  /**
+   * submitPrewarm queues the prewarm of a configured VM whose switch is not connected, on `host`, and
+   * resolves what it did; undefined when it did not run (a join or leave of that dpid replaced it, or the
+   * daemon stops). Rejects with the action's error. A dpid with an action queued or running is not touched.
+   */
+  async submitPrewarm(dp: Datapath, vm: ResolvedVm, host: string): Promise<PrewarmResult | undefined> {
+    if (dp.connected || this.busy(dp)) return undefined;
+    dp.vmName = vm.name;
+    const r = await this.queue.submit(dp.dpidHex, { kind: "prewarm", vm, host });
+    if (r.status === "failed") throw r.error;
+    return r.status === "done" ? (r.result as PrewarmResult) : undefined;
+  }
+
   /** ensureAfter queues the datapath's ensure `ms` from now, as a retry (a new join or retry replaces it). */
   ensureAfter(dp: Datapath, ms: number): void {
     this.scheduleRetry(dp, ms);
@@ -307,62 +345,9 @@ export class Provisioning {
         this.scheduleRetry(dp, this.opts.leaseTtlMs);
         return { dpidHex, vm: vm.name, host, action: "leased-elsewhere", reactionMs: 0 };
       }
-      // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers. A configured
-      // VM's were written at start-up or reload (rows ahead); only what is not confirmed is written here.
-      if (!this.rowsAhead.inPlace(vm)) await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
-      // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
-      const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
-      // On a data-plane host the data NICs' patch pairs exist before the domain starts, and their tags are in it.
-      const placed = await ctx.dataPlane.forPlacement(ctx.config(), vm, hostCfg, plan.description);
-      const xml = buildDomainXml(placed.description);
-      const uuid = plan.description.uuid ?? "";
-      const fingerprint = dataPlaneFingerprint(configHash(vm), placed.links);
-      const definedAs = `${host} ${uuid} ${fingerprint}`;
-      // An existing domain already defined from this very VM config is not redefined (a no-op `virsh define`
-      // per rejoin or restart); a changed VM (SIGHUP) or an unknown definition is, and takes it at next start.
-      const redefine = dp.definedAs !== definedAs;
-      // The fingerprint says what the domain was defined from: written now only when that is already true,
-      // otherwise once `define` succeeded (a failed redefine must not leave the new config's fingerprint).
-      ctx.record.patch(dpidHex, { host, uuid, ...(redefine ? {} : { configFingerprint: fingerprint }) });
-      const manager = ctx.hosts.manager(host);
-      // Readiness reads the console through libvirt, over the host's URI (the log file, written on the VM's
-      // host, only where there is no console stream and the host is this machine).
-      const cons = consolePlan(
-        vm,
-        hostCfg,
-        vm.hypervisor === "lxc" ? undefined : plan.consoleLog,
-        ctx.config().readiness.consoleMarker,
-      );
-      const consoleLog = cons.log;
-      const readinessFrom = await this.readiness.offset(consoleLog);
-      let early: EarlyConsole | undefined;
-      // QEMU's pty drops what nobody reads: the domain starts paused and runs once its console is attached.
-      const earlyStream = cons.early ? cons.stream : undefined;
-      const beforeRun = earlyStream
-        ? (boot: boolean) => {
-            early = this.readiness.attach(dp, earlyStream, boot);
-            return early.attached;
-          }
-        : undefined;
-      const res = await this.startGate(host)
-        .run(() =>
-          manager.ensureRunning({
-            name: vm.name,
-            uuid,
-            xml,
-            redefine,
-            ...(disk ? { disk } : {}),
-            // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
-            onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
-            onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
-            ...(beforeRun ? { beforeRun } : {}),
-          }),
-        )
-        .catch((e: unknown) => {
-          early?.ac.abort();
-          throw e;
-        });
-      dp.definedAs = definedAs;
+      await this.dropStaleImage(dp, vm, host);
+      const { res, consoleLog, readinessFrom, stream, early } = await this.start(dp, vm, host, hostCfg);
+      this.imageRestored(dp, vm, host, res.restored);
       const t = res.timings;
       const sinceJoin = ctx.clock.now() - a.joinedAt;
       const reactionMs = sinceJoin - t.totalMs + (t.stateMs ?? 0) + (t.diskMs ?? 0) + (t.defineMs ?? 0);
@@ -401,7 +386,7 @@ export class Provisioning {
         res.action === "adopted" ? 0 : readinessFrom,
         a.joinedAt,
         mode,
-        cons.stream,
+        stream,
         early,
       );
       return out;
@@ -410,6 +395,257 @@ export class Provisioning {
       this.fail(dp, vm, err, "ensure");
       throw err;
     }
+  }
+
+  /**
+   * start brings the VM up on its host as placed: RouteFlow's rows, the host's plan, data plane, XML, then
+   * define and start (or adopt, resume, restore) through the host's start gate, a QEMU domain paused until
+   * its console is attached. Returns what it did and what readiness needs to watch the VM.
+   */
+  private async start(
+    dp: Datapath,
+    vm: ResolvedVm,
+    host: string,
+    hostCfg: HostConfig,
+  ): Promise<{
+    res: Awaited<ReturnType<DomainManager["ensureRunning"]>>;
+    consoleLog: string | undefined;
+    readinessFrom: number;
+    stream: ConsoleStream | undefined;
+    early: EarlyConsole | undefined;
+  }> {
+    const { ctx } = this;
+    const dpidHex = dp.dpidHex;
+    // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers. A configured
+    // VM's were written at start-up or reload (rows ahead); only what is not confirmed is written here.
+    if (!this.rowsAhead.inPlace(vm)) await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
+    // The host's own paths of the files the domain reads (its pool's volumes, uploaded if allowed).
+    const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
+    // On a data-plane host the data NICs' patch pairs exist before the domain starts, and their tags are in it.
+    const placed = await ctx.dataPlane.forPlacement(ctx.config(), vm, hostCfg, plan.description);
+    const xml = buildDomainXml(placed.description);
+    const uuid = plan.description.uuid ?? "";
+    const fingerprint = dataPlaneFingerprint(configHash(vm), placed.links);
+    const definedAs = `${host} ${uuid} ${fingerprint}`;
+    // An existing domain already defined from this very VM config is not redefined (a no-op `virsh define`
+    // per rejoin or restart); a changed VM (SIGHUP) or an unknown definition is, and takes it at next start.
+    const redefine = dp.definedAs !== definedAs;
+    // The fingerprint says what the domain was defined from: written now only when that is already true,
+    // otherwise once `define` succeeded (a failed redefine must not leave the new config's fingerprint).
+    ctx.record.patch(dpidHex, { host, uuid, ...(redefine ? {} : { configFingerprint: fingerprint }) });
+    const manager = ctx.hosts.manager(host);
+    // Readiness reads the console through libvirt, over the host's URI (the log file, written on the VM's
+    // host, only where there is no console stream and the host is this machine).
+    const cons = consolePlan(
+      vm,
+      hostCfg,
+      vm.hypervisor === "lxc" ? undefined : plan.consoleLog,
+      ctx.config().readiness.consoleMarker,
+    );
+    const consoleLog = cons.log;
+    const readinessFrom = await this.readiness.offset(consoleLog);
+    let early: EarlyConsole | undefined;
+    // QEMU's pty drops what nobody reads: the domain starts paused and runs once its console is attached.
+    const earlyStream = cons.early ? cons.stream : undefined;
+    const beforeRun = earlyStream
+      ? (boot: boolean) => {
+          early = this.readiness.attach(dp, earlyStream, boot);
+          return early.attached;
+        }
+      : undefined;
+    const res = await this.startGate(host)
+      .run(() =>
+        manager.ensureRunning({
+          name: vm.name,
+          uuid,
+          xml,
+          redefine,
+          ...(disk ? { disk } : {}),
+          // `starting` only when rfboot really defines/starts/resumes: an adopted VM never reads `starting`.
+          onStarting: () => ctx.record.patch(dpidHex, { state: "starting" }),
+          onDefined: (at) => ctx.record.patch(dpidHex, { definedAt: at, configFingerprint: fingerprint }),
+          ...(beforeRun ? { beforeRun } : {}),
+        }),
+      )
+      .catch((e: unknown) => {
+        early?.ac.abort();
+        throw e;
+      });
+    dp.definedAs = definedAs;
+    return { res, consoleLog, readinessFrom, stream: cons.stream, early };
+  }
+
+  /**
+   * prewarm boots a VM ahead of its switch as a join would (lease, rows, plan, XML, define, start through the
+   * host's start gate, readiness), then saves it (`managedsave`) and records the image. A switch that joins
+   * meanwhile finds its VM running, recorded ready: its ensure, queued behind, adopts it. A failure is
+   * recorded (event, log, metric, lastError) and the VM, if this booted it, destroyed; the Prewarmer backs off.
+   */
+  private async prewarm(dp: Datapath, a: Extract<DaemonAction, { kind: "prewarm" }>): Promise<PrewarmResult> {
+    const { ctx } = this;
+    const { vm, host } = a;
+    const dpidHex = dp.dpidHex;
+    const t0 = ctx.clock.now();
+    const joined = (): PrewarmResult => ({ outcome: "joined", ms: ctx.clock.now() - t0 });
+    // The switch joined while this waited: its ensure (queued behind) boots the VM itself.
+    if (dp.connected) return joined();
+    let booted = false;
+    try {
+      const hostCfg = ctx.config().hosts.find((h) => h.name === host);
+      if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
+      if (!(await this.leases.claim(dp))) {
+        ctx.log.info({ dpid: dpidHex, vm: vm.name }, "prewarm: another rfboot instance holds the lease");
+        return { outcome: "leased-elsewhere", ms: ctx.clock.now() - t0 };
+      }
+      if (dp.connected) return joined();
+      await this.dropStaleImage(dp, vm, host);
+      ctx.record.patch(dpidHex, {
+        vmName: vm.name,
+        vmId: vm.vmId.toString(10),
+        vmMac: vm.vmMac,
+        hypervisor: vm.hypervisor,
+        owner: ctx.instanceId,
+      });
+      // Counted where it boots: a join or another prewarm placed meanwhile sees its memory taken.
+      dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: true };
+      const { res, consoleLog, readinessFrom, stream, early } = await this.start(dp, vm, host, hostCfg);
+      booted = res.action !== "adopted";
+      // startedAt on the daemon's clock, as readiness stamps readyAt: a join's ensure compares the two.
+      ctx.record.patch(dpidHex, {
+        state: "running",
+        host,
+        ...(booted ? { startedAt: ctx.clock.date() } : {}),
+      });
+      const mode: ReadinessMode = res.restored || res.action === "resumed" ? "restored" : "boot";
+      const from = res.action === "adopted" ? 0 : readinessFrom;
+      const ready = await new Promise<boolean>((settled) =>
+        this.readiness.watch(dp, vm, consoleLog, from, t0, mode, stream, early, { prewarm: true, settled }),
+      );
+      if (dp.connected) {
+        // Not saved: the switch needs its VM now. Its ensure adopts it (ready since this start, or still
+        // booting: readiness is then watched again there).
+        ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "prewarm", detail: "not saved: switch joined" });
+        return joined();
+      }
+      if (!ready) {
+        const secs = ctx.config().readiness.timeoutSeconds;
+        throw new RfbootError(`VM ${vm.name} was not ready within readiness.timeoutSeconds (${secs} s)`);
+      }
+      const outcome = await ctx.hosts.manager(host).leave(vm.name, "suspend");
+      if (outcome !== "saved") {
+        throw new RfbootError(
+          `managedsave of VM ${vm.name} on ${host} did nothing: the domain is ${outcome}`,
+        );
+      }
+      booted = false;
+      const image = {
+        at: ctx.clock.date(),
+        host,
+        fingerprint: prewarmFingerprint(vm),
+        imageMiB: vm.memoryMiB,
+      };
+      dp.prewarmImage = image;
+      dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: false };
+      ctx.record.patch(dpidHex, { state: "prewarmed", prewarm: image, lastError: null });
+      ctx.record.event({
+        dpid: dpidHex,
+        vm: vm.name,
+        kind: "prewarm",
+        detail: `saved on ${host} (${vm.memoryMiB} MiB)`,
+      });
+      ctx.metrics.prewarms.inc({ outcome: "saved" });
+      countPrewarmed(ctx);
+      const ms = ctx.clock.now() - t0;
+      ctx.log.info({ dpid: dpidHex, vm: vm.name, host, ms: Math.round(ms) }, "VM prewarmed");
+      ctx.emit("prewarmed", { dpidHex, vm: vm.name, host, ms });
+      return { outcome: "saved", ms };
+    } catch (err) {
+      await this.prewarmFailed(dp, vm, host, err, booted);
+      throw err;
+    }
+  }
+
+  /** prewarmFailed records a failed prewarm and destroys the VM it booted (nobody needs it running). */
+  private async prewarmFailed(
+    dp: Datapath,
+    vm: ResolvedVm,
+    host: string,
+    err: unknown,
+    booted: boolean,
+  ): Promise<void> {
+    const { ctx } = this;
+    const error = err instanceof Error ? err : new Error(String(err));
+    const kind = errorKind(err);
+    ctx.metrics.prewarms.inc({ outcome: "failed" });
+    ctx.metrics.failures.inc({ step: "prewarm", kind });
+    if (booted && !dp.connected) {
+      try {
+        await ctx.hosts.manager(host).leave(vm.name, "destroy");
+        dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: false };
+      } catch (e) {
+        ctx.log.warn({ dpid: dp.dpidHex, vm: vm.name, err: errorMessage(e) }, "prewarm: VM not destroyed");
+      }
+    }
+    ctx.record.patch(dp.dpidHex, {
+      ...(dp.connected ? {} : { state: "failed" as const }),
+      lastError: { kind, message: error.message, at: ctx.clock.date() },
+    });
+    ctx.record.event({
+      dpid: dp.dpidHex,
+      vm: vm.name,
+      kind: "prewarm",
+      detail: `failed: ${kind}: ${error.message}`,
+    });
+    ctx.log.error({ dpid: dp.dpidHex, vm: vm.name, host, kind, err: error.message }, "prewarm failed");
+  }
+
+  /**
+   * dropStaleImage removes the VM's prewarm image when it is of another config, or on another host than
+   * the one the VM starts on (it could only be restored there): its start then boots the current config.
+   */
+  private async dropStaleImage(dp: Datapath, vm: ResolvedVm, host: string): Promise<void> {
+    const image = dp.prewarmImage;
+    if (!image) return;
+    const stale = image.fingerprint !== prewarmFingerprint(vm);
+    if (!stale && image.host === host) return;
+    await this.dropImage(dp, vm.name, stale ? "config changed" : `the VM starts on ${host}`);
+  }
+
+  /**
+   * dropImage removes a datapath's prewarm image (`virsh managedsave-remove` on its host) and records why;
+   * the record's image goes even when its host does not answer (the next start there boots anyway, as
+   * `define` of a changed config removes a managed save first).
+   */
+  async dropImage(dp: Datapath, vm: string, why: string): Promise<void> {
+    const { ctx } = this;
+    const image = dp.prewarmImage;
+    if (!image) return;
+    try {
+      await ctx.hosts.manager(image.host).removeManagedSave(vm);
+    } catch (e) {
+      ctx.log.warn(
+        { dpid: dp.dpidHex, vm, host: image.host, err: errorMessage(e) },
+        "prewarm image not removed",
+      );
+    }
+    dp.prewarmImage = undefined;
+    ctx.record.patch(dp.dpidHex, { prewarm: null });
+    ctx.record.event({ dpid: dp.dpidHex, vm, kind: "prewarm", detail: `dropped: ${why}` });
+    ctx.metrics.prewarms.inc({ outcome: "dropped" });
+    countPrewarmed(ctx);
+  }
+
+  /** imageRestored forgets a prewarm image once a start used it (restored) or booted past it. */
+  private imageRestored(dp: Datapath, vm: ResolvedVm, host: string, restored: boolean): void {
+    const { ctx } = this;
+    if (!dp.prewarmImage) return;
+    dp.prewarmImage = undefined;
+    ctx.record.patch(dp.dpidHex, { prewarm: null });
+    if (restored) {
+      ctx.metrics.prewarms.inc({ outcome: "restored" });
+      ctx.record.event({ dpid: dp.dpidHex, vm: vm.name, kind: "prewarm", detail: `restored on ${host}` });
+    }
+    countPrewarmed(ctx);
   }
 
   /** wasReady: the record says the VM was ready since its last start. */

@@ -61,6 +61,8 @@ export async function reconcileAtStart(ctx: DaemonContext, health: HostHealth): 
     dp.vmName ??= r.vmName;
     // The record's fingerprint is written only once its domain was defined from that config (ensure).
     if (r.host && r.uuid && r.configFingerprint) dp.definedAs = `${r.host} ${r.uuid} ${r.configFingerprint}`;
+    // A prewarm image is restored at the VM's first start; placement keeps the VM on the image's host.
+    if (r.prewarm) dp.prewarmImage = r.prewarm;
     if (r.host && !dp.placement && !byHost.has(r.host)) {
       // The record's host did not answer: keep the VM there (stable placement) until it is gone for good.
       dp.placement = { vm: r.vmName, host: r.host, memoryMiB: byName.get(r.vmName)?.memoryMiB ?? 0 };

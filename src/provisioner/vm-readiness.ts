@@ -235,6 +235,9 @@ export class ReadinessWatcher {
    * `joinedAt` (a `clock.now()` value); a guest that shows no sign within `readiness.timeoutSeconds` gets
    * `lastError` readiness-timeout and is left running for the operator. The marker is read from `early`,
    * else from `stream` when there is no log file here or the driver is LXC, else from `consoleLog`.
+   * `opts.prewarm`: a boot ahead of the switch (prewarm) records ready without the `ready` daemon event or
+   * the join-to-ready metric (no switch joined); `opts.settled` is told once whether the VM got ready (false
+   * on a timeout or when the watch is aborted).
    */
   watch(
     dp: Datapath,
@@ -245,6 +248,7 @@ export class ReadinessWatcher {
     mode: ReadinessMode,
     stream?: ConsoleStream,
     early?: EarlyConsole,
+    opts: { prewarm?: boolean; settled?: (ready: boolean) => void } = {},
   ): void {
     const { ctx } = this;
     const { clock } = ctx;
@@ -254,21 +258,31 @@ export class ReadinessWatcher {
     const r = ctx.config().readiness;
     const deadline = ac === early?.ac ? early.deadline : clock.now() + r.timeoutSeconds * 1000;
     const io = { clock, console: this.console };
+    let settledOnce = false;
+    const settle = (ready: boolean) => {
+      if (settledOnce) return;
+      settledOnce = true;
+      opts.settled?.(ready);
+    };
+    ac.signal.addEventListener("abort", () => settle(false), { once: true });
     const done = (via: string) => {
       if (ac.signal.aborted) return;
+      settle(true);
       ac.abort();
       const ms = clock.now() - joinedAt;
-      if (mode !== "was-ready") ctx.metrics.readySeconds.observe(ms / 1000);
+      if (mode !== "was-ready" && !opts.prewarm) ctx.metrics.readySeconds.observe(ms / 1000);
       // readyAt: when rfboot confirmed readiness for the current join (also for an adopted, was-ready VM).
       ctx.record.patch(dpidHex, { state: "ready", readyAt: clock.date() });
-      ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "ready", detail: via });
-      ctx.log.info({ dpid: dpidHex, vm: vm.name, via, ms: Math.round(ms) }, "VM ready");
-      ctx.emit("ready", { dpidHex, vm: vm.name, via, ms });
+      const detail = opts.prewarm ? `${via} (prewarm)` : via;
+      ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "ready", detail });
+      ctx.log.info({ dpid: dpidHex, vm: vm.name, via: detail, ms: Math.round(ms) }, "VM ready");
+      if (!opts.prewarm) ctx.emit("ready", { dpidHex, vm: vm.name, via, ms });
     };
     // Readiness that never comes is recorded (the domain runs, the guest did not show it booted); the VM is
     // left as it is for the operator (`rfboot status` shows the error), and the next join tries again.
     const timedOut = () => {
       if (ac.signal.aborted) return;
+      settle(false);
       ac.abort();
       const message = `not ready within readiness.timeoutSeconds (${r.timeoutSeconds} s): no console marker /${r.consoleMarker ?? ""}/${r.portRegister ? " nor PortRegister" : ""}`;
       ctx.metrics.failures.inc({ step: "readiness", kind: "readiness-timeout" });
@@ -318,7 +332,8 @@ export class ReadinessWatcher {
       return;
     }
     // With neither a console marker nor PortRegister configured, nothing is watched: the record stays
-    // `running` (the domain runs; the guest's readiness is not observed).
+    // `running` (the domain runs; the guest's readiness is not observed, and a waiter takes it as ready).
+    if (!r.consoleMarker && !r.portRegister) settle(true);
     if (r.consoleMarker && ac === early?.ac) {
       // Attached before the guest ran: the stream holds everything it printed since.
       void onStream(early.match);

@@ -181,6 +181,10 @@ export class DomainManager {
     lap("stateMs", t);
     let createdDisk = false;
     let definedNew = false;
+    // Whether the domain has a managed-save image, asked at most once (a `dominfo` unless the state says so).
+    let saved: boolean | undefined;
+    const hasSave = async (): Promise<boolean> =>
+      (saved ??= st ? st.reason === "saved" || (await this.hasManagedSave(spec.name)) : false);
     let definedAt: Date | undefined;
     let startedAt: Date | undefined;
     const done = (action: EnsureAction, restored = false): EnsureResult => {
@@ -207,6 +211,16 @@ export class DomainManager {
       lap("diskMs", t);
       if (!st || spec.redefine !== false) {
         t = performance.now();
+        // A managed-save image holds the old definition and guest state: libvirt keeps it across `define` and
+        // restores it on the next start, so the new definition would not apply. It goes before the define.
+        if (st && !isActive(st.state) && (await hasSave())) {
+          await this.virsh(["managedsave-remove", spec.name]);
+          saved = false;
+          this.log.info(
+            { host: this.host.name, vm: spec.name },
+            "managed-save image removed before redefine",
+          );
+        }
         await this.define(spec.name, spec.xml);
         definedNew = !st;
         lap("defineMs", t);
@@ -224,7 +238,7 @@ export class DomainManager {
         return done("resumed");
       }
       if (st && isActive(st.state)) return done("adopted");
-      const restored = st?.reason === "saved" || (st ? await this.hasManagedSave(spec.name) : false);
+      const restored = await hasSave();
       t = performance.now();
       try {
         await this.virsh(spec.beforeRun ? ["start", spec.name, "--paused"] : ["start", spec.name]);
@@ -301,6 +315,21 @@ export class DomainManager {
       return parseDominfo(stdout)["Managed save"] === "yes";
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * removeManagedSave deletes the domain's managed-save image (`virsh managedsave-remove`), so its next start
+   * boots; true when there was one, false when there was none or no such domain.
+   */
+  async removeManagedSave(name: string): Promise<boolean> {
+    if (!(await this.hasManagedSave(name))) return false;
+    try {
+      await this.virsh(["managedsave-remove", name]);
+      return true;
+    } catch (e) {
+      if (isDomainMissing(e)) return false;
+      throw e;
     }
   }
 

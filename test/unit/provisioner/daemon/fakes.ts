@@ -278,7 +278,7 @@ export interface LibvirtHost {
 
 /**
  * FakeLibvirt is a scripted VirshRunner: each URI is a host with domains that `define`, `start`, `destroy`,
- * `managedsave`, `resume` and `undefine` change, and that `domstate`, `dominfo`, `list` and `domstats`
+ * `managedsave`, `managedsave-remove`, `resume` and `undefine` change, and that `domstate`, `dominfo`, `list` and `domstats`
  * report; `nodeinfo` answers 4 CPUs and 8 GiB, `nodememstats` what the host's `memory` says (unsupported, as
  * on the test driver, without it). A host marked `down` fails every call the way virsh does when libvirtd is
  * gone.
@@ -359,6 +359,11 @@ export class FakeLibvirt {
         dom.state = "shut off";
         dom.saved = true;
         return ok();
+      }
+      case "managedsave-remove": {
+        if (!dom) throw missing();
+        dom.saved = false;
+        return ok(`Removed managedsave image for domain '${name}'\n`);
       }
       case "undefine": {
         if (!dom) throw missing();

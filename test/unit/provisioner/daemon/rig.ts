@@ -126,6 +126,7 @@ export async function rig(
     hostBack: [],
     replaced: [],
     port: [],
+    prewarmed: [],
   } as Rig["seen"];
   for (const k of Object.keys(seen) as (keyof DaemonEvents)[]) {
     (daemon as EventEmitter).on(k, (e: unknown) => (seen[k] as unknown[]).push(e));

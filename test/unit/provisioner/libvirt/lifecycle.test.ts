@@ -107,10 +107,45 @@ describe("DomainManager.ensureRunning", () => {
     expect(r.action).toBe("resumed");
     expect(f.calls.at(-1)).toEqual(["resume", "vm1"]);
   });
-  it("managed-saved domain is started and reported restored", async () => {
-    const f = fakeVirsh({ domstate: "shut off (saved)\n", define: "ok\n", start: "ok\n" });
-    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML });
+  it("managed-saved domain without redefine is started and reported restored", async () => {
+    const f = fakeVirsh({ domstate: "shut off (saved)\n", start: "ok\n" });
+    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML, redefine: false });
     expect(r).toMatchObject({ action: "started", restored: true });
+    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "start"]);
+  });
+  it("redefining a managed-saved domain removes the stale image first: it boots the new definition", async () => {
+    const f = fakeVirsh({
+      domstate: "shut off (saved)\n",
+      "managedsave-remove": "ok\n",
+      define: "ok\n",
+      start: "ok\n",
+    });
+    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML });
+    expect(r).toMatchObject({ action: "started", restored: false });
+    expect(f.calls).toEqual([
+      ["domstate", "vm1", "--reason"],
+      ["managedsave-remove", "vm1"],
+      ["define", f.calls[2]![1]!],
+      ["start", "vm1"],
+    ]);
+  });
+  it("a shut-off domain whose dominfo shows a managed save loses it before a redefine too", async () => {
+    const f = fakeVirsh({
+      domstate: "shut off (unknown)\n",
+      dominfo: "Managed save:   yes\n",
+      "managedsave-remove": "ok\n",
+      define: "ok\n",
+      start: "ok\n",
+    });
+    const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML });
+    expect(r.restored).toBe(false);
+    expect(f.calls.map((c) => c[0])).toEqual([
+      "domstate",
+      "dominfo",
+      "managedsave-remove",
+      "define",
+      "start",
+    ]);
   });
   it("shut-off domain without save image: started, not restored (dominfo checked)", async () => {
     const f = fakeVirsh({
@@ -121,7 +156,7 @@ describe("DomainManager.ensureRunning", () => {
     });
     const r = await mgr(f.run).ensureRunning({ name: "vm1", uuid: UUID, xml: XML });
     expect(r).toMatchObject({ action: "started", restored: false });
-    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "define", "dominfo", "start"]);
+    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "dominfo", "define", "start"]);
   });
   it("start racing with another starter: already running = adopted", async () => {
     const f = fakeVirsh({
@@ -165,12 +200,12 @@ describe("DomainManager.ensureRunning", () => {
     expect(f.calls.some((c) => c[0] === "undefine")).toBe(false);
   });
   it("define clash (same name, other uuid) throws already-exists and touches nothing", async () => {
-    const f = fakeVirsh({ domstate: "shut off (shutdown)\n", define: { err: EXISTS } });
+    const f = fakeVirsh({ domstate: "shut off (shutdown)\n", dominfo: "", define: { err: EXISTS } });
     const e = await mgr(f.run)
       .ensureRunning({ name: "vm1", uuid: UUID, xml: XML })
       .catch((x: unknown) => x);
     expect((e as { kind: string }).kind).toBe("already-exists");
-    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "define"]);
+    expect(f.calls.map((c) => c[0])).toEqual(["domstate", "dominfo", "define"]);
   });
 });
 

@@ -1,0 +1,236 @@
+/**
+ * The Prewarmer and the prewarm action on fakes (scripted libvirt, in-memory store and console, fake
+ * clock): configured VMs boot ahead of their switch in config order, to their console marker, then are
+ * saved; concurrency and per-host memory budgets bound the boots; a join during a prewarm adopts the running
+ * VM; a join after it restores the image; a changed config drops the image and prewarms again; a VM removed
+ * from the config is removed; a failure is recorded and waits out a backoff.
+ */
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { parseConfig } from "../../../src/provisioner/config/index.js";
+import { configYaml, hex16, joinAndSettle, rig, uri, type Rig } from "./daemon/rig.js";
+
+let r: Rig | undefined;
+afterEach(async () => {
+  await r?.stop();
+  r = undefined;
+});
+
+const MARKER = "GUEST-UP";
+const readiness = `readiness: { consoleMarker: "${MARKER}", timeoutSeconds: 30 }`;
+const policies = (prewarm: string, leave = "{ action: suspend, graceSeconds: 1 }") =>
+  `policies: { leave: ${leave}, prewarm: ${prewarm} }\n${readiness}`;
+const logOf = (x: Rig, vm: string) => join(x.stateDir, "console", `${vm}.log`);
+
+/** until advances the fake clock in small steps until `pred` holds (at most `ms` of it); false if it never did. */
+async function until(x: Rig, pred: () => boolean, ms = 2000): Promise<boolean> {
+  for (let t = 0; t < ms && !pred(); t += 10) {
+    await x.clock.advance(10);
+    // define writes its XML to a temp file: real I/O, which a busy machine may finish only later.
+    if (!pred()) await new Promise((res) => setTimeout(res, 2));
+  }
+  return pred();
+}
+
+/** boot makes VM `vm`'s guest print its marker and waits until its prewarm saved it. */
+async function boot(x: Rig, vm: string): Promise<void> {
+  const saved = () => x.seen.prewarmed.filter((e) => e.vm === vm).length;
+  const before = saved();
+  x.console.append(logOf(x, vm), `${MARKER}\n`);
+  await until(x, () => saved() > before || x.seen.ensured.length > 0);
+  await x.clock.advance(10);
+}
+
+/** domState is what the fake host says of a domain: state, and whether it holds a managed save. */
+const domState = (x: Rig, vm: string, host = 1) => {
+  const d = x.libvirt.host(uri(host)).domains.get(vm);
+  return d ? `${d.state}${d.saved ? " (saved)" : ""}` : "none";
+};
+
+const prewarmEvents = (x: Rig) =>
+  x.store.events.filter((e) => e.kind === "prewarm").map((e) => `${e.vm}: ${e.detail}`);
+
+const metric = async (x: Rig, name: string) =>
+  (await x.daemon.metrics.registry.getSingleMetricAsString(name))
+    .split("\n")
+    .filter((l) => !l.startsWith("#"))
+    .join("\n");
+
+describe("Prewarmer", () => {
+  it("is off by default: no domain is made before a switch joins", async () => {
+    r = await rig({
+      vms: 2,
+      extra: `policies: { leave: { action: suspend, graceSeconds: 1 } }\n${readiness}`,
+    });
+    await r.clock.advance(1000);
+    expect(r.libvirt.argsOf(uri(1), "define")).toEqual([]);
+  });
+
+  it("boots each VM in config order to its marker, saves it and records the image; one at a time", async () => {
+    r = await rig({ vms: 3, extra: policies("{ enabled: true }") });
+    await until(r, () => domState(r!, "rfvm1") === "running");
+    expect([domState(r, "rfvm1"), domState(r, "rfvm2")]).toEqual(["running", "none"]);
+    expect(r.store.records.get(hex16(1n))?.state).toBe("running");
+    await boot(r, "rfvm1");
+    expect(domState(r, "rfvm1")).toBe("shut off (saved)");
+    const rec = r.store.records.get(hex16(1n))!;
+    expect(rec.state).toBe("prewarmed");
+    expect(rec.prewarm).toMatchObject({
+      host: "h1",
+      imageMiB: 64,
+      fingerprint: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect(r.seen.prewarmed.map((e) => [e.vm, e.host])).toEqual([["rfvm1", "h1"]]);
+    // No switch joined: no `ready` daemon event, though the record saw readiness (readyAt).
+    expect(r.seen.ready).toEqual([]);
+    expect(rec.readyAt).toBeInstanceOf(Date);
+    expect(await until(r, () => domState(r!, "rfvm2") === "running")).toBe(true);
+    await boot(r, "rfvm2");
+    await boot(r, "rfvm3");
+    expect(r.seen.prewarmed.map((e) => e.vm)).toEqual(["rfvm1", "rfvm2", "rfvm3"]);
+    expect(prewarmEvents(r)).toEqual([
+      "rfvm1: saved on h1 (64 MiB)",
+      "rfvm2: saved on h1 (64 MiB)",
+      "rfvm3: saved on h1 (64 MiB)",
+    ]);
+    expect(await metric(r, "rfboot_prewarmed_vms")).toContain('rfboot_prewarmed_vms{host="h1"} 3');
+    expect(await metric(r, "rfboot_prewarm_total")).toContain('rfboot_prewarm_total{outcome="saved"} 3');
+    // The start went through the same paused start as a join's would not for the test driver: plain start.
+    expect(r.libvirt.argsOf(uri(1), "managedsave")).toEqual([
+      ["managedsave", "rfvm1"],
+      ["managedsave", "rfvm2"],
+      ["managedsave", "rfvm3"],
+    ]);
+  });
+
+  it("concurrency bounds boots over all hosts; a host's memory budget bounds them there", async () => {
+    r = await rig({ hosts: 2, vms: 4, extra: policies("{ enabled: true, concurrency: 3, memoryMiB: 100 }") });
+    // 64 MiB each, 100 MiB per host: one booting per host although 3 may run at once.
+    const running = () =>
+      ["rfvm1", "rfvm2", "rfvm3", "rfvm4"].filter(
+        (v) => domState(r!, v, 1) === "running" || domState(r!, v, 2) === "running",
+      );
+    await until(r, () => running().length === 2);
+    await r.clock.advance(200);
+    expect(running()).toEqual(["rfvm1", "rfvm2"]);
+    r.console.append(logOf(r, "rfvm1"), `${MARKER}\n`);
+    r.console.append(logOf(r, "rfvm2"), `${MARKER}\n`);
+    await until(r, () => running().includes("rfvm3") && running().includes("rfvm4"));
+    expect(running()).toEqual(["rfvm3", "rfvm4"]);
+  });
+
+  it("a switch joining during its VM's prewarm: not saved, the join adopts the VM once ready", async () => {
+    r = await rig({ vms: 1, extra: policies("{ enabled: true }") });
+    expect(await until(r, () => domState(r!, "rfvm1") === "running")).toBe(true);
+    r.switches.join(1n);
+    await r.clock.advance(500);
+    // The join waits behind the prewarm (same dpid): nothing ensured yet, nothing saved.
+    expect(r.seen.ensured).toEqual([]);
+    await boot(r, "rfvm1");
+    expect(domState(r, "rfvm1")).toBe("running");
+    expect(r.libvirt.argsOf(uri(1), "managedsave")).toEqual([]);
+    expect(r.seen.ensured.map((e) => e.action)).toEqual(["adopted"]);
+    expect(r.seen.ready.map((e) => e.via)).toEqual(["adopted (ready since its last start)"]);
+    expect(r.store.records.get(hex16(1n))).toMatchObject({ state: "ready" });
+    expect(r.store.records.get(hex16(1n))?.prewarm ?? null).toBeNull();
+    expect(prewarmEvents(r)).toEqual(["rfvm1: not saved: switch joined"]);
+  });
+
+  it("a join after the prewarm restores the image on its host and forgets it", async () => {
+    r = await rig({ hosts: 2, vms: 1, extra: policies("{ enabled: true }") });
+    await until(r, () => domState(r!, "rfvm1") === "running");
+    await boot(r, "rfvm1");
+    expect(r.store.records.get(hex16(1n))?.prewarm?.host).toBe("h1");
+    await joinAndSettle(r, 1n);
+    expect(r.seen.ensured.map((e) => [e.host, e.action])).toEqual([["h1", "started"]]);
+    // Restored: the first new console output (or quiet) makes it ready, not the boot marker.
+    r.console.append(logOf(r, "rfvm1"), "login:\n");
+    await r.clock.advance(100);
+    expect(r.seen.ready.map((e) => e.via)).toEqual(["console (restored)"]);
+    expect(r.store.records.get(hex16(1n))).toMatchObject({ state: "ready", prewarm: null });
+    expect(prewarmEvents(r)).toEqual(["rfvm1: saved on h1 (64 MiB)", "rfvm1: restored on h1"]);
+    expect(await metric(r, "rfboot_prewarm_total")).toContain('rfboot_prewarm_total{outcome="restored"} 1');
+    expect(await metric(r, "rfboot_prewarmed_vms")).toContain('rfboot_prewarmed_vms{host="h1"} 0');
+  });
+
+  it("a changed config (reload) drops the stale image and prewarms the VM again", async () => {
+    r = await rig({ vms: 1, extra: policies("{ enabled: true }") });
+    await until(r, () => domState(r!, "rfvm1") === "running");
+    await boot(r, "rfvm1");
+    const first = r.store.records.get(hex16(1n))!.prewarm!.fingerprint;
+    const next = parseConfig(
+      configYaml(r.stateDir, {
+        vms: 1,
+        defaults: "{ hypervisor: test, memoryMiB: 96 }",
+        extra: policies("{ enabled: true }"),
+      }),
+      { format: "yaml", source: "reload" },
+    );
+    await r.daemon.reload(next);
+    await until(r, () => domState(r!, "rfvm1") === "running");
+    expect(r.libvirt.argsOf(uri(1), "managedsave-remove")).toEqual([["managedsave-remove", "rfvm1"]]);
+    expect(domState(r, "rfvm1")).toBe("running");
+    await boot(r, "rfvm1");
+    const rec = r.store.records.get(hex16(1n))!;
+    expect(rec).toMatchObject({ state: "prewarmed", prewarm: { imageMiB: 96 } });
+    expect(rec.prewarm!.fingerprint).not.toBe(first);
+    expect(prewarmEvents(r)).toEqual([
+      "rfvm1: saved on h1 (64 MiB)",
+      "rfvm1: dropped: config changed",
+      "rfvm1: saved on h1 (96 MiB)",
+    ]);
+  });
+
+  it("a prewarmed VM removed from the config (reload) is undefined with its image", async () => {
+    r = await rig({ vms: 2, extra: policies("{ enabled: true }") });
+    await until(r, () => domState(r!, "rfvm1") === "running");
+    await boot(r, "rfvm1");
+    await boot(r, "rfvm2");
+    const next = parseConfig(configYaml(r.stateDir, { vms: 1, extra: policies("{ enabled: true }") }), {
+      format: "yaml",
+      source: "reload",
+    });
+    await r.daemon.reload(next);
+    await r.clock.advance(50);
+    expect(domState(r, "rfvm2")).toBe("none");
+    expect(domState(r, "rfvm1")).toBe("shut off (saved)");
+    expect(r.store.records.get(hex16(2n))).toMatchObject({ state: "missing", prewarm: null });
+    expect(prewarmEvents(r).at(-1)).toBe("rfvm2: dropped: removed from the config (domain undefined on h1)");
+  });
+
+  it("a VM that never gets ready: failure recorded, VM destroyed, no retry before the backoff", async () => {
+    r = await rig({ vms: 1, extra: policies("{ enabled: true }") });
+    expect(await until(r, () => domState(r!, "rfvm1") === "running")).toBe(true);
+    await r.clock.advance(30_100);
+    await r.daemon.idle();
+    await r.clock.advance(10);
+    expect(domState(r, "rfvm1")).toBe("shut off");
+    const rec = r.store.records.get(hex16(1n))!;
+    expect(rec.state).toBe("failed");
+    expect(rec.lastError?.message).toMatch(/not ready within readiness.timeoutSeconds \(30 s\)/);
+    expect(prewarmEvents(r)).toEqual([
+      "rfvm1: failed: RfbootError: VM rfvm1 was not ready within readiness.timeoutSeconds (30 s)",
+    ]);
+    expect(await metric(r, "rfboot_prewarm_total")).toContain('rfboot_prewarm_total{outcome="failed"} 1');
+    const starts = () => r!.libvirt.argsOf(uri(1), "start").length;
+    expect(starts()).toBe(1);
+    await r.clock.advance(20_000);
+    expect(starts()).toBe(1);
+    // The backoff (30 s from the failure) ends: tried again.
+    await r.clock.advance(11_000);
+    expect(starts()).toBe(2);
+  });
+
+  it("a VM whose image does not fit the disk budget is skipped, once, with an event", async () => {
+    r = await rig({ vms: 2, extra: policies("{ enabled: true, diskMiB: 100 }") });
+    await until(r, () => domState(r!, "rfvm1") === "running");
+    await boot(r, "rfvm1");
+    await r.clock.advance(50);
+    expect(domState(r, "rfvm2")).toBe("none");
+    expect(prewarmEvents(r)).toEqual([
+      "rfvm2: skipped: disk budget (100 MiB) full on h1",
+      "rfvm1: saved on h1 (64 MiB)",
+    ]);
+    expect(await metric(r, "rfboot_prewarm_total")).toContain('rfboot_prewarm_total{outcome="skipped"} 1');
+  });
+});
