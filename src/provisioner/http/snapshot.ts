@@ -158,7 +158,10 @@ function datapathView(
   dp: DatapathStatus | undefined,
   configuredName: string | undefined,
 ): DatapathView {
-  const connected = dp?.connected ?? rec?.switch?.connected;
+  // The daemon knows a prewarmed VM's datapath before its switch ever connected: with no switch recorded, the
+  // switch was never seen.
+  const unseen = !dp?.connected && rec?.prewarm && rec.switch === undefined;
+  const connected = unseen ? undefined : (dp?.connected ?? rec?.switch?.connected);
   const sw: DatapathView["switch"] =
     connected === undefined ? "never" : connected ? "connected" : "disconnected";
   const vm = dp?.vm ?? rec?.vmName ?? configuredName;

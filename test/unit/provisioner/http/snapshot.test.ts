@@ -197,7 +197,11 @@ describe("prewarm on the page", () => {
         { dpidHex: B, name: "rfvmB" },
         { dpidHex: C, name: "rfvmC" },
       ],
-      datapaths: [dp(A, { vm: "rfvmA", host: "h1" })],
+      // The daemon knows B (it prewarmed it) although its switch never connected.
+      datapaths: [
+        dp(A, { vm: "rfvmA", host: "h1" }),
+        dp(B, { connected: false, leased: true, joinPorts: [] }),
+      ],
       records: [
         rec(A, { vmName: "rfvmA", host: "h1", prewarm: null }),
         prewarmed("h2", 128, B, "rfvmB"),
@@ -207,11 +211,23 @@ describe("prewarm on the page", () => {
 
   it("a prewarmed VM's line carries its image; each host counts its images and their size", () => {
     const s = buildSnapshot(withImages(), NOW);
-    expect(s.datapaths.map((d) => [d.dpid, d.state, d.ready, d.prewarm])).toEqual([
-      [A, "ready", "ready", undefined],
-      [B, "prewarmed", "no", { at: ago(600).toISOString(), host: "h2", imageMiB: 128 }],
-      [C, "prewarmed", "no", { at: ago(600).toISOString(), host: "h2", imageMiB: 256 }],
+    expect(s.datapaths.map((d) => [d.dpid, d.switch, d.state, d.ready, d.prewarm])).toEqual([
+      [A, "connected", "ready", "ready", undefined],
+      [B, "never", "prewarmed", "no", { at: ago(600).toISOString(), host: "h2", imageMiB: 128 }],
+      [C, "never", "prewarmed", "no", { at: ago(600).toISOString(), host: "h2", imageMiB: 256 }],
     ]);
+    // Once its switch has been seen (and left), it is disconnected, image or not.
+    const seen = withImages();
+    const left = buildSnapshot(
+      {
+        ...seen,
+        records: seen.records.map((r) =>
+          r.dpidHex === B ? { ...r, switch: { peer: "10.0.0.2:1", version: 4, connected: false } } : r,
+        ),
+      },
+      NOW,
+    );
+    expect(left.datapaths[1]!.switch).toBe("disconnected");
     expect(s.hosts.map((h) => [h.name, h.prewarmed, h.prewarmImagesMiB])).toEqual([
       ["h1", 0, 0],
       ["h2", 2, 384],
