@@ -173,9 +173,10 @@ export function registerPlan(program: Command): void {
   program
     .command("plan")
     .description(
-      "show what rfboot would do for each configured datapath (host, action, rfconfig rows, disk, boot)\n" +
-        "and what each host's storage pool lacks (read only); placements come from MongoDB's records when\n" +
-        "it is reachable; with policies.prewarm on, which VMs would be prewarmed, in which order, on which\n" +
+      "show what rfboot would do for each configured datapath (host, action, rfconfig\n" +
+        "rows, disk, boot) and what each host's storage pool lacks (read only);\n" +
+        "placements come from MongoDB's records when it is reachable; with\n" +
+        "policies.prewarm on, which VMs would be prewarmed, in which order, on which\n" +
         "host, the budgets' use per host and which VMs they leave out",
     )
     .requiredOption("-c, --config <file>", "config file (YAML or JSON)")

@@ -216,9 +216,10 @@ export function registerStatus(program: Command): void {
   program
     .command("status")
     .description(
-      "show each datapath: switch state, VM, host, state (a prewarm image's age and size), ages, last error,\n" +
-        "live CPU/memory; with policies.prewarm on, the prewarm images per host against the disk budget;\n" +
-        "--watch reads again every few seconds (redrawn in place on a terminal, printed on each change otherwise)",
+      "show each datapath: switch state, VM, host, state (with a prewarm image's age\n" +
+        "and size), ages, last error, live CPU/memory; with policies.prewarm on, the\n" +
+        "prewarm images per host against the disk budget; --watch reads again every few\n" +
+        "seconds (redrawn in place on a terminal, printed on each change otherwise)",
     )
     .requiredOption("-c, --config <file>", "config file (YAML or JSON)")
     .option("--json", "print JSON (one array) instead of a table")
