@@ -13,6 +13,7 @@ const BENCHES = [
   "capacity",
   "provisioner",
   "console-readiness",
+  "prewarm",
   "multihost",
   "lxc",
   "rftest",

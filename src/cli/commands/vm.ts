@@ -235,9 +235,15 @@ async function startVm(
   // As the daemon does: on a data-plane host the NICs' patch pairs first, and their tags in the domain.
   const placed = await new DataPlane({ ovs: ovsVsctl() }).forPlacement(config, vm, host, plan.description);
   const fingerprint = dataPlaneFingerprint(configHash(vm), placed.links);
+  // As the daemon does: a domain the record says was defined from this very config is not redefined, so a
+  // managed-save image (leave policy suspend, prewarm) is restored; a redefine removes it (it holds the old
+  // definition, which libvirt would bring back).
+  const rec = store ? await store.getRecord(vm.dpidHex).catch(() => undefined) : undefined;
+  const same = rec?.host === host.name && rec.uuid === uuid && rec.configFingerprint === fingerprint;
   const r = await reg.manager(host.name).ensureRunning({
     name: vm.name,
     uuid,
+    redefine: !same,
     xml: buildDomainXml(placed.description),
     ...(disk ? { disk } : {}),
     onStarting: () => patch({ state: "starting" }),
@@ -250,6 +256,8 @@ async function startVm(
       lastError: null,
       attempts: 0,
       ...(r.startedAt ? { startedAt: r.startedAt } : {}),
+      // A prewarm image is used (restored) or gone (removed by the redefine) once the domain runs.
+      ...(rec?.prewarm ? { prewarm: null } : {}),
     });
     void store
       .logEvent({

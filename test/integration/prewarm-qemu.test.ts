@@ -1,0 +1,166 @@
+/**
+ * Prewarm with a guest that really boots: with `policies.prewarm` on, the daemon boots rftest's TCG guest on
+ * qemu:///system before any switch joins, waits for its console marker, saves it (`managedsave`) and records
+ * it `prewarmed` (domain shut off with a managed save). A config change (reload) drops that image and
+ * prewarms the VM again from the new config. Then an Open vSwitch bridge joins: the VM is restored, not
+ * booted, and the record is ready with its image gone. Records and events in FerretDB.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MongoClient } from "mongodb";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { silentLogger } from "../../src/common/log.js";
+import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
+import { MONGO_URI, describeWith } from "../helpers/env.js";
+import { removePools } from "../helpers/libvirt-hosts.js";
+import { addSwitch, freePort, sh, shOk, until } from "../helpers/real.js";
+
+const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
+const URI = "qemu:///system";
+const TAG = randomBytes(3).toString("hex");
+const POOL = `rfbt-pw-${TAG}`;
+const DB = `rfbt_pw_${TAG}`;
+const VM = `rfbtp${TAG}`;
+const MGMT = `rfbtpm${TAG.slice(0, 4)}`;
+const DATA = `rfbtpd${TAG.slice(0, 4)}`;
+const SWITCH = `rfbtps${TAG.slice(0, 4)}`;
+const DPID = `e1${TAG}`;
+const VM_ID = "06:e0:e0:e0:e0:e1";
+
+describeWith(["ovs", "libvirt", "mongo", "root"], "prewarm with a real qemu guest on qemu:///system", () => {
+  let mongo: MongoClient;
+  let stateDir: string;
+  let daemon: Daemon | undefined;
+  let port: number;
+
+  const record = () => mongo.db(DB).collection("rfboot_vms").findOne({ vmName: VM });
+  const prewarmEvents = async () =>
+    (await mongo.db(DB).collection("rfboot_events").find({ kind: "prewarm" }).sort({ at: 1 }).toArray()).map(
+      (e) => String(e.detail),
+    );
+  const domstate = async () => (await sh("virsh", ["-c", URI, "domstate", VM, "--reason"])).trim();
+  const managedSave = async () =>
+    /^Managed save:\s+yes$/m.test(await sh("virsh", ["-c", URI, "dominfo", VM]));
+  const prewarmed = () =>
+    until(
+      "record prewarmed",
+      async () => {
+        const r = await record();
+        return r?.state === "prewarmed" && r.prewarm ? r : undefined;
+      },
+      40_000,
+    );
+
+  function config(memoryMiB: number): RfbootConfig {
+    const yaml = `
+stateDir: ${stateDir}
+openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
+mongo: { uri: "${MONGO_URI}", database: ${DB} }
+hosts:
+  - { name: local, uri: "${URI}", maxVms: 2, pool: ${POOL} }
+defaults:
+  hypervisor: qemu
+  memoryMiB: ${memoryMiB}
+  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 no_timer_check rfboot.name={name}" }
+  network:
+    management: { type: bridge, bridge: ${MGMT} }
+    data: { bridge: ${DATA}, openvswitch: true }
+datapaths:
+  "0x${DPID}": { name: ${VM}, vmId: "${VM_ID}", dataPorts: 1 }
+policies: { prewarm: { enabled: true } }
+readiness: { timeoutSeconds: 30 }
+`;
+    return parseConfig(yaml, { format: "yaml", source: "prewarm-qemu.test" });
+  }
+
+  beforeAll(async () => {
+    if (!existsSync(join(GUEST, "vmlinuz")) || !existsSync(join(GUEST, "initrd.gz")))
+      throw new Error(`the rftest guest is missing in ${GUEST}: run rftest/guest/build-guest.sh`);
+    stateDir = mkdtempSync(join(tmpdir(), "rfbt-pw-"));
+    mongo = await MongoClient.connect(MONGO_URI);
+    await sh("ip", ["link", "add", MGMT, "type", "bridge"]);
+    await sh("ip", ["link", "set", MGMT, "up"]);
+    await sh("ovs-vsctl", ["add-br", DATA, "--", "set", "bridge", DATA, "datapath_type=netdev"]);
+    port = await freePort();
+  });
+
+  afterAll(async () => {
+    await daemon?.stop().catch(() => undefined);
+    await shOk("virsh", ["-c", URI, "destroy", VM]);
+    await shOk("virsh", ["-c", URI, "undefine", VM, "--managed-save"]);
+    await shOk("ovs-vsctl", ["--if-exists", "del-br", SWITCH]);
+    await shOk("ovs-vsctl", ["--if-exists", "del-br", DATA]);
+    await shOk("ip", ["link", "del", MGMT]);
+    await mongo
+      ?.db(DB)
+      .dropDatabase()
+      .catch(() => undefined);
+    await mongo?.close();
+    removePools(URI, [POOL]);
+    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it("prewarmed before any switch joins; a reload drops the stale image and prewarms again; a join restores it", async () => {
+    daemon = new Daemon({
+      config: config(128),
+      logger: silentLogger,
+      instanceId: `pw-${TAG}`,
+      createController: controllerFromConfig,
+    });
+    await daemon.start();
+    const first = await prewarmed();
+    expect(first.prewarm).toMatchObject({ host: "local", imageMiB: 128 });
+    expect(first.readyAt).toBeInstanceOf(Date);
+    expect(await domstate()).toBe("shut off (saved)");
+    expect(await managedSave()).toBe(true);
+
+    // A changed VM config: the image holds the old definition, so it goes and the VM is prewarmed anew.
+    await daemon.reload(config(144));
+    const second = await until(
+      "prewarmed again from the new config",
+      async () => {
+        const r = await prewarmed();
+        return r.prewarm?.fingerprint !== first.prewarm?.fingerprint ? r : undefined;
+      },
+      45_000,
+    );
+    expect(second.prewarm).toMatchObject({ host: "local", imageMiB: 144 });
+    expect(await sh("virsh", ["-c", URI, "dumpxml", "--inactive", VM])).toContain(
+      "<memory unit='KiB'>147456</memory>",
+    );
+    expect(await prewarmEvents()).toEqual([
+      "saved on local (128 MiB)",
+      "dropped: config changed",
+      "saved on local (144 MiB)",
+    ]);
+
+    const ensured: { action: string }[] = [];
+    const ready: { via: string; ms: number }[] = [];
+    daemon.on("ensured", (e) => ensured.push(e));
+    daemon.on("ready", (e) => ready.push(e));
+    await addSwitch(SWITCH, DPID, 1);
+    const rec = await until(
+      "record ready after the join",
+      async () => {
+        const r = await record();
+        return r?.state === "ready" && ready.length > 0 ? r : undefined;
+      },
+      20_000,
+    );
+    expect(ensured.map((e) => e.action)).toEqual(["started"]);
+    // Restored: no boot marker is awaited, the first console output (or quiet) is readiness.
+    expect(ready[0]?.via).toMatch(/restored/);
+    expect(rec.prewarm).toBeNull();
+    expect(await domstate()).toBe("running (unpaused)");
+    expect(await managedSave()).toBe(false);
+    expect((await prewarmEvents()).at(-1)).toBe("restored on local");
+    const metrics = await daemon.metrics.registry.metrics();
+    expect(metrics).toMatch(/rfboot_prewarm_total\{outcome="restored"\} 1/);
+    expect(metrics).toMatch(/rfboot_prewarm_total\{outcome="dropped"\} 1/);
+    expect(metrics).toMatch(/rfboot_prewarmed_vms\{host="local"\} 0/);
+    await daemon.stop();
+    daemon = undefined;
+  }, 90_000);
+});
