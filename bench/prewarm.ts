@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { MongoClient } from "mongodb";
 import { silentLogger } from "../src/common/log.js";
 import { Daemon, controllerFromConfig, parseConfig } from "../src/provisioner/index.js";
+import { removePools } from "../test/helpers/libvirt-hosts.js";
 import { addSwitch, freePort, sh, shOk } from "../test/helpers/real.js";
 
 const OUT = join(dirname(fileURLToPath(import.meta.url)), "out", "prewarm.json");
@@ -28,6 +29,8 @@ const MONGO = process.env.RFBOOT_TEST_MONGO_URI ?? "mongodb://127.0.0.1:27017";
 const URI = "qemu:///system";
 const TAG = randomBytes(3).toString("hex");
 const DB = `rfbt_bpw_${TAG}`;
+/** POOL is this run's own storage pool on the machine's libvirtd (removed at the end). */
+const POOL = `rfbt-bpw-${TAG}`;
 const VM = `rfbtw${TAG}`;
 const MGMT = `rfbtwm${TAG.slice(0, 4)}`;
 const SWITCH = `rfbtws${TAG.slice(0, 4)}`;
@@ -62,7 +65,7 @@ stateDir: ${stateDir}
 openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
 mongo: { uri: "${MONGO}", database: ${DB} }
 hosts:
-  - { name: local, uri: "${URI}", maxVms: 2 }
+  - { name: local, uri: "${URI}", maxVms: 2, pool: ${POOL} }
 defaults:
   hypervisor: qemu
   memoryMiB: 128
@@ -147,6 +150,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await shOk("ip", ["link", "del", MGMT]);
+    removePools(URI, [POOL]);
     rmSync(stateDir, { recursive: true, force: true });
   }
   const of = (m: Mode) => r1(median(rounds.filter((r) => r.mode === m).map((r) => r.joinToReadyMs)));

@@ -90,6 +90,9 @@ export function bootMemoryBudget(config: RfbootConfig, cap: HostCapacity): numbe
   return Number.POSITIVE_INFINITY;
 }
 
+/** SAVES lists the hypervisors whose libvirt driver has `managedsave` (LXC's has none: it cannot save). */
+const SAVES: ReadonlySet<string> = new Set(["qemu", "kvm", "xen", "test"]);
+
 /** ACTIVE_STATES are record states of a VM that runs, or is being made to run, without prewarm. */
 const ACTIVE_STATES: readonly VmState[] = ["placing", "defining", "starting", "running", "ready"];
 
@@ -183,6 +186,10 @@ export function prewarmPlan(
     const image = prewarmImageStatus(vm, rec);
     if (connected.has(vm.dpidHex)) {
       out(vm, "switch connected");
+      continue;
+    }
+    if (!SAVES.has(vm.hypervisor)) {
+      out(vm, `${vm.hypervisor}: libvirt cannot save this driver's domains (managedsave)`);
       continue;
     }
     if (fresh.has(vm.dpidHex)) {

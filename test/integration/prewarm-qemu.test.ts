@@ -138,17 +138,26 @@ readiness: { timeoutSeconds: 30 }
 
     const ensured: { action: string }[] = [];
     const ready: { via: string; ms: number }[] = [];
+    const failures: string[] = [];
     daemon.on("ensured", (e) => ensured.push(e));
     daemon.on("ready", (e) => ready.push(e));
-    await addSwitch(SWITCH, DPID, 1);
+    daemon.on("failed", (e) => failures.push(e.error.message));
+    await addSwitch(SWITCH, DPID, port);
     const rec = await until(
       "record ready after the join",
       async () => {
         const r = await record();
         return r?.state === "ready" && ready.length > 0 ? r : undefined;
       },
-      20_000,
-    );
+      40_000,
+    ).catch(async (e: unknown) => {
+      const events = await mongo.db(DB).collection("rfboot_events").find({}).sort({ at: 1 }).toArray();
+      const seen = events.map((x) => `${String(x.kind)}: ${String(x.detail)}`).join(" | ");
+      throw new Error(
+        `${String(e)}; record ${JSON.stringify(await record())}; failures ${failures.join("; ")}; ` +
+          `ensured ${JSON.stringify(ensured)}; events ${seen}`,
+      );
+    });
     expect(ensured.map((e) => e.action)).toEqual(["started"]);
     // Restored: no boot marker is awaited, the first console output (or quiet) is readiness.
     expect(ready[0]?.via).toMatch(/restored/);

@@ -209,6 +209,23 @@ describe("prewarmPlan", () => {
     expect(bootMemoryBudget(config, up("h1"))).toBe(Number.POSITIVE_INFINITY);
   });
 
+  it("leaves out LXC VMs: libvirt's LXC driver cannot save a container", () => {
+    const config = configOf({
+      dpids: ["0x1", "0x2"],
+      extra: { "0x2": ", hypervisor: lxc, boot: { type: init, init: /sbin/init, rootfs: /srv/rootfs }" },
+      hosts: `\n  - { name: h1, uri: "lxc:///system" }\n  - { name: h2, uri: "test+unix:///h2" }`,
+    });
+    const plan = prewarmPlan(config, [up("h1"), up("h2")], new Map(), new Set());
+    expect(plan.order.map((e) => e.vm)).toEqual(["vm1"]);
+    expect(plan.leftOut).toEqual([
+      {
+        dpidHex: hex("0x2"),
+        vm: "vm2",
+        reason: "lxc: libvirt cannot save this driver's domains (managedsave)",
+      },
+    ]);
+  });
+
   it("an image whose host is unreachable is left out (the image is only there)", () => {
     const config = configOf({ dpids: ["0x1"] });
     const vm1 = resolveDatapath(config, 1n)!;

@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "../../../src/provisioner/config/index.js";
+import { FakeDomainConsole, FakeLibvirt } from "./daemon/fakes.js";
 import { configYaml, hex16, joinAndSettle, rig, uri, type Rig } from "./daemon/rig.js";
 
 let r: Rig | undefined;
@@ -232,5 +233,37 @@ describe("Prewarmer", () => {
       "rfvm1: saved on h1 (64 MiB)",
     ]);
     expect(await metric(r, "rfboot_prewarm_total")).toContain('rfboot_prewarm_total{outcome="skipped"} 1');
+  });
+
+  it("a QEMU VM: the prewarm starts it paused with the console attached, as a join does; the join restores it", async () => {
+    const libvirt = new FakeLibvirt();
+    const stream = new FakeDomainConsole(libvirt);
+    const REMOTE = "qemu+tcp://10.0.0.2/system";
+    r = await rig({
+      vms: 1,
+      libvirt,
+      uris: [REMOTE],
+      defaults: "{ hypervisor: qemu, memoryMiB: 64 }",
+      extra: policies("{ enabled: true }"),
+      domainConsole: stream.watch,
+      hostExtra: { 1: "images: path" },
+    });
+    const x = r;
+    expect(await until(x, () => stream.watches.length === 1)).toBe(true);
+    expect(stream.watches[0]).toMatchObject({ domain: "rfvm1", stateAtStart: "paused" });
+    stream.watches[0]!.print(`rfboot: ${MARKER}`);
+    expect(await until(x, () => x.seen.prewarmed.length === 1)).toBe(true);
+    const calls = () =>
+      libvirt.calls
+        .filter((c) => ["start", "resume", "managedsave"].includes(c.args[0]!))
+        .map((c) => c.args.join(" "));
+    expect(calls()).toEqual(["start rfvm1 --paused", "resume rfvm1", "managedsave rfvm1"]);
+    x.switches.join(1n);
+    expect(await until(x, () => stream.watches.length === 2)).toBe(true);
+    stream.watches[1]!.print("heartbeat");
+    expect(await until(x, () => x.seen.ready.length === 1)).toBe(true);
+    expect(x.seen.ready[0]?.via).toBe("console (restored)");
+    expect(calls().slice(3)).toEqual(["start rfvm1 --paused", "resume rfvm1"]);
+    expect(x.store.records.get(hex16(1n))).toMatchObject({ state: "ready", prewarm: null });
   });
 });
