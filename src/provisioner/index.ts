@@ -72,6 +72,7 @@ export {
   type VirshRunner,
 } from "./libvirt/index.js";
 export { place, type KnownPlacement } from "./placement.js";
+export { prewarmPlan, type PrewarmPlan } from "./prewarm-plan.js";
 export { DataPlane, dataPlaneFingerprint } from "./dataplane.js";
 export { ovsVsctl } from "./ovs.js";
 export { inspectHostStorage, planOnHost } from "./host-plan.js";

@@ -2,7 +2,9 @@
  * `rfboot run --http` as an operator runs it, a child process with a private libvirtd (test driver) and
  * FerretDB: /healthz answers without the token, every other path needs it (header or query), /readyz turns
  * 200 once the controller listens and the host was probed, /api/state and /metrics show the host and the
- * configured datapath, and a non-loopback address without a token is refused with exit 2.
+ * configured datapath, and a non-loopback address without a token is refused with exit 2. With
+ * `policies.prewarm` on, the datapath's VM is booted and saved ahead of its switch: /api/state, the page and
+ * /metrics show it prewarmed on its host.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -51,10 +53,11 @@ datapaths:
     await child?.catch(() => undefined);
     if (host) await stopLibvirtHosts([host]);
     const mongo = await MongoClient.connect(MONGO_URI);
-    await mongo
-      .db(DB)
-      .dropDatabase()
-      .catch(() => undefined);
+    for (const db of [DB, `${DB}p`])
+      await mongo
+        .db(db)
+        .dropDatabase()
+        .catch(() => undefined);
     await mongo.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -110,4 +113,80 @@ datapaths:
     child.kill("SIGTERM");
     expect((await child).exitCode).toBe(0);
   });
+
+  it("prewarm on: the VM is saved ahead of its switch; /api/state, the page and /metrics show it", async () => {
+    const dpid = `${TAG}0d`.padStart(16, "0");
+    const name = `rfbtrhp${TAG}`;
+    const on = join(dir, "prewarm.yaml");
+    writeFileSync(
+      on,
+      `stateDir: ${dir}/state
+openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${await freePort()} } }
+mongo: { uri: "${MONGO_URI}", database: ${DB}p }
+hosts:
+  - { name: h1, uri: "${host.testUri}", maxVms: 5 }
+defaults: { hypervisor: test, memoryMiB: 64 }
+readiness: { consoleMarker: null }
+policies: { prewarm: { enabled: true, diskMiB: 1024 } }
+datapaths:
+  "0x${dpid}": { name: ${name}, vmId: "02:4c:00:${TAG.slice(0, 2)}:${TAG.slice(2, 4)}:02", dataPorts: 1 }
+`,
+    );
+    const port = await freePort();
+    child = execa(RFBOOT, ["run", "--config", on, "--http", `${port}`], {
+      env: { RFBOOT_LOG_JSON: "1" },
+      reject: false,
+      stdin: "ignore",
+    });
+    const base = `http://127.0.0.1:${port}`;
+    type Dp = {
+      dpid: string;
+      state: string;
+      host?: string;
+      lastError?: string;
+      prewarm?: { at: string; host: string; imageMiB: number };
+    };
+    const state = await until(
+      "the VM prewarmed",
+      async () => {
+        const r = await fetch(`${base}/api/state`).catch(() => undefined);
+        if (r?.status !== 200) return undefined;
+        const s = (await r.json()) as {
+          datapaths: Dp[];
+          hosts: { name: string; prewarmed: number; prewarmImagesMiB: number }[];
+        };
+        // A failure fails now, with its reason, rather than after the timeout.
+        const st = s.datapaths[0]?.state;
+        return st === "prewarmed" || st === "failed" ? s : undefined;
+      },
+      60_000,
+    );
+    expect(state.datapaths[0]!.lastError).toBeUndefined();
+    expect(state.datapaths).toEqual([
+      expect.objectContaining({
+        dpid,
+        switch: "never",
+        host: "h1",
+        state: "prewarmed",
+        prewarm: { at: expect.stringMatching(/^\d{4}-/), host: "h1", imageMiB: 64 },
+      }),
+    ]);
+    expect(Date.now() - Date.parse(state.datapaths[0]!.prewarm!.at)).toBeLessThan(60_000);
+    expect(state.hosts).toEqual([
+      expect.objectContaining({ name: "h1", prewarmed: 1, prewarmImagesMiB: 64 }),
+    ]);
+    // The domain is saved on the host, not running: libvirt has its managed-save image.
+    const info = await execa("virsh", ["-c", host.testUri, "dominfo", name], { env: { LC_ALL: "C" } });
+    expect(info.stdout).toMatch(/^State:\s+shut off$/m);
+    expect(info.stdout).toMatch(/^Managed save:\s+yes$/m);
+    const html = await (await fetch(`${base}/`)).text();
+    expect(html).toContain(`<span class="st prewarmed">prewarmed</span> <small class="prewarm">image `);
+    expect(html).toContain(`1 prewarmed, 64 MiB`);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain('rfboot_prewarmed_vms{host="h1"} 1');
+    expect(metrics).toContain('rfboot_prewarm_total{outcome="saved"} 1');
+    expect(metrics).toContain('rfboot_vms{state="prewarmed"} 1');
+    child.kill("SIGTERM");
+    expect((await child).exitCode).toBe(0);
+  }, 90_000);
 });

@@ -1,7 +1,8 @@
 /**
  * `rfboot plan`: what would happen for each configured datapath. libvirt is only read: each host's storage
  * pool is looked at for the files its VMs' domains read (base images, kernels, initrds), so a missing one
- * shows before any switch joins.
+ * shows before any switch joins. With `policies.prewarm` on, the prewarm planner's order, left-out VMs and
+ * per-host budgets follow.
  */
 import type { Command } from "commander";
 import { errorMessage } from "../../common/errors.js";
@@ -16,8 +17,10 @@ import {
   listConfiguredVms,
   loadConfig,
   place,
+  prewarmPlan,
   rfconfigRows,
   type KnownPlacement,
+  type PrewarmPlan,
   type RfbootConfig,
   type VmRecord,
 } from "../../provisioner/index.js";
@@ -78,14 +81,103 @@ async function checkStorage(config: RfbootConfig): Promise<HostStorageCheck[]> {
   }
 }
 
+/**
+ * planPrewarm asks the prewarm planner what `policies.prewarm` would do with the configured VMs: placed as a
+ * join would place them (the config's capacities; the records' placements and images), none whose switch the
+ * records show connected. Undefined when prewarm is off.
+ */
+export function planPrewarm(
+  config: RfbootConfig,
+  records: ReadonlyMap<string, VmRecord>,
+): PrewarmPlan | undefined {
+  if (!config.policies.prewarm.enabled) return undefined;
+  const capacities = config.hosts.map((h) => ({
+    name: h.name,
+    maxVms: h.maxVms,
+    memoryMiB: h.memoryMiB ?? Number.POSITIVE_INFINITY,
+    reachable: true,
+  }));
+  const connected = new Set([...records.values()].filter((r) => r.switch?.connected).map((r) => r.dpidHex));
+  return prewarmPlan(config, capacities, records, connected);
+}
+
+const IMAGE_NOTE: Record<PrewarmPlan["order"][number]["image"], string> = {
+  fresh: "kept: its image is of the current config",
+  stale: "booted again: its image is of an older config",
+  none: "booted, then saved",
+};
+
+/**
+ * peakBootMiB is the most RAM the plan's boots can hold at once on `host`: its VMs still to boot (an image
+ * stale or none), at most `concurrency` of them, the largest that fit the host's boot budget together.
+ */
+function peakBootMiB(plan: PrewarmPlan, host: string, concurrency: number, budgetMiB: number): number {
+  const boots = plan.order
+    .filter((o) => o.host === host && o.image !== "fresh")
+    .map((o) => o.memoryMiB)
+    .sort((a, b) => b - a);
+  let held = 0;
+  let n = 0;
+  for (const m of boots) {
+    if (n === concurrency) break;
+    if (budgetMiB !== 0 && held + m > budgetMiB) continue;
+    held += m;
+    n += 1;
+  }
+  return held;
+}
+
+/**
+ * renderPrewarmPlan renders a prewarm plan: the settings, one line per VM in prewarm order then the VMs left
+ * out and why, then per host the RAM its prewarm boots may hold at once against the boot budget and the
+ * images against the disk budget.
+ */
+export function renderPrewarmPlan(config: RfbootConfig, plan: PrewarmPlan): string {
+  const p = config.policies.prewarm;
+  const head =
+    `prewarm: order ${p.order}, ${p.concurrency} at once; per host ` +
+    (p.memoryMiB === 0 ? "booting VMs bounded by its capacity" : `${p.memoryMiB} MiB for booting VMs`) +
+    ", " +
+    (p.diskMiB === 0 ? "no limit on images" : `${p.diskMiB} MiB of images`) +
+    "\n";
+  const vms = renderTable(
+    ["ORDER", "DPID", "VM", "HOST", "MEMORY", "IMAGE", "WHAT"],
+    [
+      ...plan.order.map((o, i) => [
+        String(i + 1),
+        o.dpidHex,
+        o.vm,
+        o.host,
+        `${o.memoryMiB} MiB`,
+        o.image,
+        IMAGE_NOTE[o.image],
+      ]),
+      ...plan.leftOut.map((l) => ["-", l.dpidHex, l.vm, "-", "-", "-", `left out: ${l.reason}`]),
+    ],
+  );
+  const hosts = renderTable(
+    ["HOST", "BOOTING AT ONCE", "IMAGES", "IMAGE DISK"],
+    Object.entries(plan.perHost).map(([host, h]) => [
+      host,
+      `${peakBootMiB(plan, host, p.concurrency, h.bootMemoryMiB)} MiB` +
+        (h.bootMemoryMiB === 0 ? " (no limit)" : ` of ${h.bootMemoryMiB} MiB`),
+      String(h.images),
+      `${h.imagesMiB} MiB` + (h.diskBudgetMiB === 0 ? " (no limit)" : ` of ${h.diskBudgetMiB} MiB`),
+    ]),
+  );
+  return `\n${head}${vms}\n${hosts}`;
+}
+
 /** registerPlan adds `rfboot plan --config FILE [--json] [--offline]`. */
 export function registerPlan(program: Command): void {
   program
     .command("plan")
     .description(
-      "show what rfboot would do for each configured datapath (host, action, rfconfig rows, disk, boot)\n" +
-        "and what each host's storage pool lacks (read only); placements come from MongoDB's records when\n" +
-        "it is reachable",
+      "show what rfboot would do for each configured datapath (host, action, rfconfig\n" +
+        "rows, disk, boot) and what each host's storage pool lacks (read only);\n" +
+        "placements come from MongoDB's records when it is reachable; with\n" +
+        "policies.prewarm on, which VMs would be prewarmed, in which order, on which\n" +
+        "host, the budgets' use per host and which VMs they leave out",
     )
     .requiredOption("-c, --config <file>", "config file (YAML or JSON)")
     .option("--json", "print JSON instead of a table")
@@ -152,7 +244,9 @@ export function registerPlan(program: Command): void {
               ? "adopt (already running)"
               : rec.state === "suspended"
                 ? "resume from managedsave on join"
-                : "start on join";
+                : rec.state === "prewarmed"
+                  ? "restore the prewarm image on join"
+                  : "start on join";
           const disk = plan.disk ? `${plan.disk.kind} ${plan.disk.path}` : "none";
           const b = plan.description.boot;
           const boot =
@@ -175,10 +269,19 @@ export function registerPlan(program: Command): void {
         if (missing && missing.length > 0) r.storage = [...missing];
       }
       const hosts = storage.map((c) => c.row);
+      const prewarm = planPrewarm(config, byDpid);
       if (opts.json) {
         process.stdout.write(
-          JSON.stringify({ rows, ...(opts.libvirt ? { hosts } : {}), ...(note ? { note } : {}) }, null, 2) +
-            "\n",
+          JSON.stringify(
+            {
+              rows,
+              ...(opts.libvirt ? { hosts } : {}),
+              ...(prewarm ? { prewarm } : {}),
+              ...(note ? { note } : {}),
+            },
+            null,
+            2,
+          ) + "\n",
         );
         return;
       }
@@ -205,5 +308,6 @@ export function registerPlan(program: Command): void {
         for (const p of h.problems) process.stdout.write(`storage ${h.host}: ${p}\n`);
         if (h.state.startsWith("not checked")) process.stdout.write(`storage ${h.host}: ${h.state}\n`);
       }
+      if (prewarm) process.stdout.write(renderPrewarmPlan(config, prewarm));
     });
 }

@@ -1,6 +1,7 @@
 /**
  * `rfboot status`: one line per datapath from MongoDB, with live CPU and memory figures from libvirt, then
- * (live) one line per host with what it reports of its capacity;
+ * with `policies.prewarm` on, the prewarm images per host against the disk budget, then (live) one line per host
+ * with what it reports of its capacity;
  * `--watch` reads again every few seconds: redrawn in place on a terminal, printed again on each change
  * otherwise (a log, a pipe).
  */
@@ -36,6 +37,8 @@ export interface StatusRow {
   lastError?: string;
   cpuSeconds?: number;
   memoryMiB?: number;
+  /** prewarm is the VM's prewarm save image, when it has one: when it was saved, where, its size. */
+  prewarm?: { at: Date; host: string; imageMiB: number };
 }
 
 function row(
@@ -64,6 +67,9 @@ function row(
       : live?.memoryKiB !== undefined
         ? { memoryMiB: Math.round(live.memoryKiB / 1024) }
         : {}),
+    ...(rec?.prewarm
+      ? { prewarm: { at: rec.prewarm.at, host: rec.prewarm.host, imageMiB: rec.prewarm.imageMiB } }
+      : {}),
   };
 }
 
@@ -106,6 +112,42 @@ export async function collectRows(
   return rows;
 }
 
+/**
+ * stateText is a row's STATE cell: the state, and for a VM with a prewarm image the image's age, host and
+ * size (`prewarmed 12m ago on h1, 128 MiB`), so the operator sees how old the image a join would restore is.
+ */
+export function stateText(r: StatusRow, now = Date.now()): string {
+  const p = r.prewarm;
+  if (!p) return r.state;
+  const image = `${age(p.at, now)} ago on ${p.host}, ${p.imageMiB} MiB`;
+  return r.state === "prewarmed" ? `prewarmed ${image}` : `${r.state} (prewarm image ${image})`;
+}
+
+/**
+ * renderPrewarm is the prewarm summary after the table: per host, the VMs holding a prewarm image and their
+ * images' total against the disk budget (`policies.prewarm.diskMiB`). Shown when prewarm is on, or when
+ * images are left on disk while it is off; empty otherwise.
+ */
+export function renderPrewarm(config: RfbootConfig, rows: readonly StatusRow[]): string {
+  const { enabled, diskMiB } = config.policies.prewarm;
+  const perHost = new Map<string, { vms: number; mib: number }>(
+    enabled ? config.hosts.map((h) => [h.name, { vms: 0, mib: 0 }]) : [],
+  );
+  for (const r of rows) {
+    if (!r.prewarm) continue;
+    const h = perHost.get(r.prewarm.host) ?? { vms: 0, mib: 0 };
+    h.vms += 1;
+    h.mib += r.prewarm.imageMiB;
+    perHost.set(r.prewarm.host, h);
+  }
+  if (perHost.size === 0) return "";
+  const budget = diskMiB === 0 ? ", no disk limit" : ` of ${diskMiB} MiB disk budget`;
+  const parts = [...perHost].map(
+    ([host, h]) => `${host} ${h.vms} ${h.vms === 1 ? "VM" : "VMs"} prewarmed, ${h.mib} MiB${budget}`,
+  );
+  return `\nprewarm ${enabled ? "on" : "off (images left on disk)"}: ${parts.join("; ")}\n`;
+}
+
 /** renderRows renders the status table (ages relative to `now`). */
 export function renderRows(rows: readonly StatusRow[], now = Date.now()): string {
   return renderTable(
@@ -128,7 +170,7 @@ export function renderRows(rows: readonly StatusRow[], now = Date.now()): string
       r.switch,
       r.vm ?? "-",
       r.host ?? "-",
-      r.state,
+      stateText(r, now),
       r.domain ?? "-",
       age(r.joinedAt, now),
       age(r.startedAt, now),
@@ -174,8 +216,10 @@ export function registerStatus(program: Command): void {
   program
     .command("status")
     .description(
-      "show each datapath: switch state, VM, host, state, ages, last error, live CPU/memory;\n" +
-        "--watch reads again every few seconds (redrawn in place on a terminal, printed on each change otherwise)",
+      "show each datapath: switch state, VM, host, state (with a prewarm image's age\n" +
+        "and size), ages, last error, live CPU/memory; with policies.prewarm on, the\n" +
+        "prewarm images per host against the disk budget; --watch reads again every few\n" +
+        "seconds (redrawn in place on a terminal, printed on each change otherwise)",
     )
     .requiredOption("-c, --config <file>", "config file (YAML or JSON)")
     .option("--json", "print JSON (one array) instead of a table")
@@ -197,13 +241,14 @@ export function registerStatus(program: Command): void {
         serverSelectionTimeoutMS: 3000,
       });
       const reg = opts.live ? new HostRegistry({ hosts: config.hosts }) : undefined;
-      // The JSON output stays one array of datapaths; the hosts' figures are `rfboot hosts --json`.
+      // The JSON output stays one array of datapaths (each with its prewarm image, which the text's summary
+      // adds up); the hosts' figures are `rfboot hosts --json`.
       let probes: HostProbe[] = [];
       const show = (rows: StatusRow[]) =>
         process.stdout.write(
           opts.json
             ? JSON.stringify(rows, null, opts.watch ? 0 : 2) + "\n"
-            : renderRows(rows) + renderHosts(config, probes),
+            : renderRows(rows) + renderPrewarm(config, rows) + renderHosts(config, probes),
         );
       const read = () => collectRows(config, store, reg, (p) => (probes = p));
       try {

@@ -45,6 +45,9 @@ function datapathRow(d: DatapathView): string[] {
     esc(d.vm ?? "-"),
     esc(d.host ?? "-"),
     `<span class="st ${cls(d.state)}">${esc(d.state)}</span>` +
+      (d.prewarm
+        ? ` <small class="prewarm">image ${since(d.prewarm.at)} old on ${esc(d.prewarm.host)}, ${d.prewarm.imageMiB} MiB</small>`
+        : "") +
       (d.leavePending ? " <small>leaving</small>" : "") +
       (d.retryWaiting ? ` <small>retry #${d.attempts}</small>` : ""),
     since(d.since),
@@ -70,7 +73,10 @@ function hostRow(h: HostView): string[] {
     esc(h.name),
     `<small>${esc(h.uri)}</small>`,
     reach,
-    `${h.vms} / ${h.maxVms}`,
+    `${h.vms} / ${h.maxVms}` +
+      (h.prewarmed > 0
+        ? ` <small class="prewarm">${h.prewarmed} prewarmed, ${h.prewarmImagesMiB} MiB</small>`
+        : ""),
     String(h.capacityLeft),
     h.running !== undefined ? String(h.running) : "-",
     mem,
@@ -202,7 +208,8 @@ th{background:#eee;font-weight:600}small{color:#666}code{font-size:12px}
 .st{font-weight:600}.note{color:#a60;margin:.2em 0}#conn{float:right;font-size:12px;color:#666}
 svg{background:#fff;border:1px solid #ddd}svg text{font:12px system-ui,sans-serif}svg text.col{fill:#666}
 .node rect{fill:#eef;stroke:#669}.node.switch.down rect,.node.host.down rect{fill:#fee;stroke:#b00;stroke-dasharray:4 3}
-.node.vm.ready rect{fill:#efe;stroke:#080}.node.vm.failed rect{fill:#fee;stroke:#b00}.node.dp0 rect{fill:#ffe;stroke:#aa6}
+.st.prewarmed,.prewarm{color:#06c}
+.node.vm.ready rect{fill:#efe;stroke:#080}.node.vm.prewarmed rect{fill:#eef6ff;stroke:#06c;stroke-dasharray:6 2}.node.vm.failed rect{fill:#fee;stroke:#b00}.node.dp0 rect{fill:#ffe;stroke:#aa6}
 .edge{stroke:#669;stroke-width:1.5}.edge.down{stroke:#b00;stroke-dasharray:4 3}.edge.dp0{stroke:#aa6;stroke-dasharray:2 2}
 `;
 

@@ -84,6 +84,8 @@ export interface DatapathView {
   readonly attempts: number;
   /** dataPorts: switch port -> VM interface (`eth<vmPort>` on dp0). */
   readonly dataPorts: readonly { readonly dpPort: number; readonly vmPort: number }[];
+  /** prewarm is the VM's prewarm save image (when saved, ISO time; on which host; its size), if it has one. */
+  readonly prewarm?: { readonly at: string; readonly host: string; readonly imageMiB: number };
 }
 
 /** HostView is one line of the host table. */
@@ -104,6 +106,9 @@ export interface HostView {
   readonly capacityLeft: number;
   readonly memoryMiB?: number;
   readonly memoryInUseMiB?: number;
+  /** prewarmed: rfboot's VMs with a prewarm save image on this host, and the images' total (MiB). */
+  readonly prewarmed: number;
+  readonly prewarmImagesMiB: number;
 }
 
 /** EventView is one entry of the event log. */
@@ -153,7 +158,10 @@ function datapathView(
   dp: DatapathStatus | undefined,
   configuredName: string | undefined,
 ): DatapathView {
-  const connected = dp?.connected ?? rec?.switch?.connected;
+  // The daemon knows a prewarmed VM's datapath before its switch ever connected: with no switch recorded, the
+  // switch was never seen.
+  const unseen = !dp?.connected && rec?.prewarm && rec.switch === undefined;
+  const connected = unseen ? undefined : (dp?.connected ?? rec?.switch?.connected);
   const sw: DatapathView["switch"] =
     connected === undefined ? "never" : connected ? "connected" : "disconnected";
   const vm = dp?.vm ?? rec?.vmName ?? configuredName;
@@ -176,6 +184,9 @@ function datapathView(
     retryWaiting: dp?.retryWaiting ?? false,
     attempts: dp?.attempts ?? rec?.attempts ?? 0,
     dataPorts: dp?.dataPorts ?? [],
+    ...(rec?.prewarm
+      ? { prewarm: { at: iso(rec.prewarm.at)!, host: rec.prewarm.host, imageMiB: rec.prewarm.imageMiB } }
+      : {}),
   };
 }
 
@@ -201,6 +212,12 @@ export function buildSnapshot(input: SnapshotInput, now: Date): LiveSnapshot {
     if (!d.host || d.state === "left" || d.state === "missing" || d.state === "not joined") continue;
     onHost.set(d.host, (onHost.get(d.host) ?? 0) + 1);
   }
+  const images = new Map<string, { n: number; mib: number }>();
+  for (const d of datapaths) {
+    if (!d.prewarm) continue;
+    const i = images.get(d.prewarm.host) ?? { n: 0, mib: 0 };
+    images.set(d.prewarm.host, { n: i.n + 1, mib: i.mib + d.prewarm.imageMiB });
+  }
   const hosts: HostView[] = input.hosts.map((h) => {
     const vms = onHost.get(h.name) ?? 0;
     const p = h.probe;
@@ -221,6 +238,8 @@ export function buildSnapshot(input: SnapshotInput, now: Date): LiveSnapshot {
       maxVms: h.maxVms,
       capacityLeft: Math.max(0, h.maxVms - vms),
       ...(h.memoryMiB !== undefined ? { memoryMiB: h.memoryMiB } : {}),
+      prewarmed: images.get(h.name)?.n ?? 0,
+      prewarmImagesMiB: images.get(h.name)?.mib ?? 0,
     };
   });
   const byState: Record<string, number> = {};

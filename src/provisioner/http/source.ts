@@ -92,6 +92,7 @@ export const DAEMON_EVENTS = [
   "ignored",
   "ensured",
   "ready",
+  "prewarmed",
   "failed",
   "left",
   "reconciled",

@@ -21,6 +21,8 @@ async function exportedNames(): Promise<Set<string>> {
   m.leaves.inc();
   m.boots.inc({ action: "started", host: "h1" });
   m.failures.inc({ step: "define", kind: "libvirt" });
+  m.prewarmedVms.set({ host: "h1" }, 1);
+  m.prewarms.inc({ outcome: "saved" });
   m.reactionSeconds.observe(0.004);
   m.bootSeconds.observe(0.3);
   m.readySeconds.observe(2.5);

@@ -181,3 +181,72 @@ describe("rendering", () => {
     );
   });
 });
+
+describe("prewarm on the page", () => {
+  const prewarmed = (host: string, mib: number, dpidHex: string, name: string) =>
+    rec(dpidHex, {
+      vmName: name,
+      host,
+      state: "prewarmed",
+      prewarm: { at: ago(600), host, fingerprint: "f1", imageMiB: mib },
+    });
+  const withImages = () =>
+    input({
+      configured: [
+        { dpidHex: A, name: "rfvmA" },
+        { dpidHex: B, name: "rfvmB" },
+        { dpidHex: C, name: "rfvmC" },
+      ],
+      // The daemon knows B (it prewarmed it) although its switch never connected.
+      datapaths: [
+        dp(A, { vm: "rfvmA", host: "h1" }),
+        dp(B, { connected: false, leased: true, joinPorts: [] }),
+      ],
+      records: [
+        rec(A, { vmName: "rfvmA", host: "h1", prewarm: null }),
+        prewarmed("h2", 128, B, "rfvmB"),
+        prewarmed("h2", 256, C, "rfvm<C>"),
+      ],
+    });
+
+  it("a prewarmed VM's line carries its image; each host counts its images and their size", () => {
+    const s = buildSnapshot(withImages(), NOW);
+    expect(s.datapaths.map((d) => [d.dpid, d.switch, d.state, d.ready, d.prewarm])).toEqual([
+      [A, "connected", "ready", "ready", undefined],
+      [B, "never", "prewarmed", "no", { at: ago(600).toISOString(), host: "h2", imageMiB: 128 }],
+      [C, "never", "prewarmed", "no", { at: ago(600).toISOString(), host: "h2", imageMiB: 256 }],
+    ]);
+    // Once its switch has been seen (and left), it is disconnected, image or not.
+    const seen = withImages();
+    const left = buildSnapshot(
+      {
+        ...seen,
+        records: seen.records.map((r) =>
+          r.dpidHex === B ? { ...r, switch: { peer: "10.0.0.2:1", version: 4, connected: false } } : r,
+        ),
+      },
+      NOW,
+    );
+    expect(left.datapaths[1]!.switch).toBe("disconnected");
+    expect(s.hosts.map((h) => [h.name, h.prewarmed, h.prewarmImagesMiB])).toEqual([
+      ["h1", 0, 0],
+      ["h2", 2, 384],
+    ]);
+    expect(s.counts.byState).toEqual({ ready: 1, prewarmed: 2 });
+  });
+
+  it("the page shows the state as prewarmed with the image's age, and the images per host", () => {
+    const s = buildSnapshot(withImages(), NOW);
+    const html = sections(s, readiness(s));
+    const row = (dpid: string) => html.split("<tr>").find((r) => r.includes(`<code>${dpid}</code>`))!;
+    expect(row(B)).toContain(
+      `<span class="st prewarmed">prewarmed</span> <small class="prewarm">image ` +
+        `<time data-since="${ago(600).toISOString()}" datetime="${ago(600).toISOString()}">` +
+        `${ago(600).toISOString()}</time> old on h2, 128 MiB</small>`,
+    );
+    expect(row(A)).not.toContain("prewarm");
+    expect(html).toContain(`2 / 4 <small class="prewarm">2 prewarmed, 384 MiB</small>`);
+    expect(html).toContain("rfvm&lt;C&gt; (prewarmed)");
+    expect(topology(s)).toContain(`<g class="node vm prewarmed">`);
+  });
+});
