@@ -210,17 +210,24 @@ class Tracer {
       const tr = this.of(o.domain);
       const t0 = performance.now();
       tr.consoleAt = t0;
+      const seen = (m: { line?: string; elapsedMs?: number }) => {
+        if (m.elapsedMs !== undefined) tr.markerAt = t0 + m.elapsedMs;
+        const up = /uptime=([\d.]+)/.exec(m.line ?? "")?.[1];
+        if (up !== undefined) tr.printedAt = Number(up) * 1000 - this.offset;
+      };
       const m = (await watch({
         ...o,
         onAttached: () => {
           tr.attachedAt = performance.now();
           o.onAttached?.();
         },
+        onMatch: (x) => {
+          seen(x);
+          o.onMatch?.(x);
+        },
       })) as { line?: string; elapsedMs?: number };
       tr.consoleDoneAt = performance.now();
-      if (m.elapsedMs !== undefined) tr.markerAt = t0 + m.elapsedMs;
-      const up = /uptime=([\d.]+)/.exec(m.line ?? "")?.[1];
-      if (up !== undefined) tr.printedAt = Number(up) * 1000 - this.offset;
+      seen(m);
       return m;
     };
   }
@@ -345,7 +352,10 @@ function splitOf(t0: number, m: Marks, tr: Trace, others: readonly Step[]): Spli
     to("virshStart", start.t1);
   }
   to("toEnsured", m.ensuredAt);
-  to("toConsole", tr.consoleAt);
+  // An LXC console is prepared before the start (virsh connects meanwhile): not a part after it.
+  if (tr.consoleAt !== undefined && tr.consoleAt < at && start) {
+    out.consolePreparedBeforeStart = r2(start.t0 - tr.consoleAt);
+  } else to("toConsole", tr.consoleAt);
   to("consoleAttach", tr.attachedAt);
   to("toMarker", tr.markerAt);
   to("markerToReady", m.readyAt);
@@ -383,12 +393,15 @@ async function joinsInARow(): Promise<Record<string, unknown>> {
       const t0 = await s.featuresAt;
       await until(`${d} ready`, () => r.marks.get(d)?.readyAt !== undefined, 120_000);
       const m = r.marks.get(d)!;
+      const tr = r.tracer.of(vmName("a", i));
+      // The console's release follows `ready`: wait for it, so the next join does not run beside it.
+      await until(`${d} console released`, () => tr.consoleDoneAt !== undefined, 10_000);
       const startIssued = t0 + (m.reactionMs ?? 0);
       own.push(m.reactionMs ?? 0);
       libvirt.push(m.ensuredAt! - startIssued);
       guest.push(m.readyAt! - m.ensuredAt!);
       total.push(m.readyAt! - t0);
-      splits.push(splitOf(t0, m, r.tracer.of(vmName("a", i)), r.tracer.others));
+      splits.push(splitOf(t0, m, tr, r.tracer.others));
     }
   } finally {
     await stopDaemon(r, switches);
