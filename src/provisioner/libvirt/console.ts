@@ -372,9 +372,7 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
 
     if (!opts.when) begin();
     else {
-      // After the caller's current step: starting a process blocks this thread for milliseconds, and the
-      // caller is about to send the commands that start the domain.
-      if (shell) setImmediate(begin);
+      if (shell) begin();
       opts.when.then(
         () => {
           running = true;

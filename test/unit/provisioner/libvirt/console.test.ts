@@ -458,7 +458,6 @@ describe("watchDomainConsole with `when` (an interactive virsh started before th
       onMatch: (m) => seen.push(`match ${m.line} settled=${settled}`),
     });
     void p.then(() => (settled = true));
-    await flush(); // virsh is started right after the caller's current step
     const c = child();
     expect(c.args).toEqual(["-q", "-e", "-c", 'exec "$RFBOOT_VIRSH" -c "$RFBOOT_CONSOLE_URI"', "/dev/null"]);
     expect(c.env).toMatchObject({ RFBOOT_CONSOLE_URI: "lxc:///system" });
@@ -485,7 +484,6 @@ describe("watchDomainConsole with `when` (an interactive virsh started before th
     const p = watchShell(x, "rfvmA");
     running();
     await flush();
-    await flush(); // virsh is started right after the caller's current step
     const c = child();
     expect(c.typed).toEqual([]);
     c.connect();
@@ -500,7 +498,6 @@ describe("watchDomainConsole with `when` (an interactive virsh started before th
     const { child, running } = x;
     const p = watchShell(x, "rfvmM");
     const caught = p.catch((e: unknown) => e);
-    await flush(); // virsh is started right after the caller's current step
     const c = child();
     c.missing.add("rfvmM");
     c.connect();
@@ -522,7 +519,6 @@ describe("watchDomainConsole with `when` (an interactive virsh started before th
       const ac = new AbortController();
       const p = watchShell(x, "rfvmA", { signal: ac.signal });
       const caught = p.catch((e: unknown) => e);
-      await flush(); // virsh is started right after the caller's current step
       const c = child();
       c.connect();
       await flush();
@@ -540,7 +536,6 @@ describe("watchDomainConsole with `when` (an interactive virsh started before th
     const { child, running } = x;
     const p = watchShell(x, "rfvmA");
     const caught = p.catch((e: unknown) => e);
-    await flush(); // virsh is started right after the caller's current step
     const c = child();
     c.connect();
     running();
