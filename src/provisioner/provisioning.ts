@@ -482,6 +482,9 @@ export class Provisioning {
     let early: EarlyConsole | undefined;
     // QEMU's pty drops what nobody reads: the domain starts paused and runs once its console is attached.
     const earlyStream = cons.early ? cons.stream : undefined;
+    // LXC's pty keeps it: virsh console starts and connects while the domain starts, and reads once it runs.
+    if (!earlyStream && cons.stream && vm.hypervisor === "lxc")
+      early = this.readiness.prepare(dp, cons.stream);
     const beforeRun = earlyStream
       ? (boot: boolean) => {
           early = this.readiness.attach(dp, earlyStream, boot);

@@ -111,7 +111,10 @@ export async function watchConsoleMarker(
  * be opened; the default is watchDomainConsole.
  */
 export type DomainConsoleWatch = (
-  opts: Pick<WatchConsoleOptions, "uri" | "domain" | "marker" | "timeoutMs" | "signal" | "onAttached">,
+  opts: Pick<
+    WatchConsoleOptions,
+    "uri" | "domain" | "marker" | "timeoutMs" | "signal" | "onAttached" | "onMatch" | "when"
+  >,
 ) => Promise<unknown>;
 
 /** ConsoleStream names the domain whose console is read through libvirt instead of a log file. */
@@ -180,6 +183,11 @@ export interface EarlyConsole {
   readonly match: Promise<unknown>;
   /** attached settles once the console is attached, the watch ended, or ATTACH_WAIT_MS passed. */
   readonly attached: Promise<void>;
+  /**
+   * running, on a console prepared before the domain started (`prepare`), says the domain runs now: the
+   * console is opened then. `watch` calls it.
+   */
+  readonly running?: () => void;
 }
 
 /** ReadinessWatcher runs one readiness watch per datapath and records its outcome. */
@@ -197,20 +205,7 @@ export class ReadinessWatcher {
    */
   attach(dp: Datapath, stream: ConsoleStream, boot: boolean): EarlyConsole {
     const { clock } = this.ctx;
-    const r = this.ctx.config().readiness;
-    const ac = dp.watchReadiness();
-    const now = clock.now();
-    const deadline = now + r.timeoutSeconds * 1000;
-    const until = boot ? deadline : Math.min(deadline, now + RESTORED_QUIET_MS);
-    let opened: () => void = () => undefined;
-    const attachedNow = new Promise<void>((resolve) => (opened = resolve));
-    const match = this.domainConsole({
-      ...stream,
-      marker: boot && r.consoleMarker ? new RegExp(r.consoleMarker) : /\S/,
-      timeoutMs: Math.max(1, until - now),
-      signal: ac.signal,
-      onAttached: () => opened(),
-    });
+    const { ac, deadline, match, opened } = this.open(dp, stream, boot);
     const ended = match.then(
       () => undefined,
       () => undefined,
@@ -218,10 +213,66 @@ export class ReadinessWatcher {
     // The wait's timer goes as soon as the race is decided (or the watch is aborted).
     const waiting = new AbortController();
     ac.signal.addEventListener("abort", () => waiting.abort(), { once: true });
-    const attached = Promise.race([attachedNow, ended, sleep(clock, ATTACH_WAIT_MS, waiting.signal)]).then(
-      () => waiting.abort(),
+    const attached = Promise.race([opened, ended, sleep(clock, ATTACH_WAIT_MS, waiting.signal)]).then(() =>
+      waiting.abort(),
     );
     return { ac, boot, deadline, match, attached };
+  }
+
+  /**
+   * prepare starts the console watch of a domain about to start whose console keeps what the guest prints
+   * before anyone reads it (LXC's pty): virsh is started and connected meanwhile, and the console is opened
+   * once `watch` is told the domain runs, so the attach overlaps the start instead of following it. Pass the
+   * result to `watch` (which opens it for a boot, and drops it otherwise), or abort its `ac`. Undefined when
+   * no console marker is configured: nothing is read from the console then.
+   */
+  prepare(dp: Datapath, stream: ConsoleStream): EarlyConsole | undefined {
+    if (!this.ctx.config().readiness.consoleMarker) return undefined;
+    let running: () => void = () => undefined;
+    const when = new Promise<void>((resolve) => (running = resolve));
+    const { ac, deadline, match, opened } = this.open(dp, stream, true, when);
+    return { ac, boot: true, deadline, match, attached: opened, running };
+  }
+
+  /**
+   * open starts a console watch for `watch` to continue: the boot marker (`boot`) or the first output. Its
+   * `match` settles when the line is seen, before the console is released; `opened` when virsh attached.
+   */
+  private open(
+    dp: Datapath,
+    stream: ConsoleStream,
+    boot: boolean,
+    when?: Promise<void>,
+  ): { ac: AbortController; deadline: number; match: Promise<unknown>; opened: Promise<void> } {
+    const { clock } = this.ctx;
+    const r = this.ctx.config().readiness;
+    const ac = dp.watchReadiness();
+    const now = clock.now();
+    const deadline = now + r.timeoutSeconds * 1000;
+    const until = boot ? deadline : Math.min(deadline, now + RESTORED_QUIET_MS);
+    let attached: () => void = () => undefined;
+    const opened = new Promise<void>((resolve) => (attached = resolve));
+    const match = this.seen({
+      ...stream,
+      marker: boot && r.consoleMarker ? new RegExp(r.consoleMarker) : /\S/,
+      timeoutMs: Math.max(1, until - now),
+      signal: ac.signal,
+      onAttached: () => attached(),
+      ...(when ? { when } : {}),
+    });
+    // A watch dropped before `watch` took it (the start failed) ends aborted, and nobody else awaits it.
+    match.catch(() => undefined);
+    return { ac, deadline, match, opened };
+  }
+
+  /**
+   * seen runs a console watch and settles as soon as the line matched (the watch itself settles once the
+   * console is released, a little later), or with the watch's failure.
+   */
+  private seen(opts: Parameters<DomainConsoleWatch>[0]): Promise<unknown> {
+    let matched: (m: unknown) => void = () => undefined;
+    const hit = new Promise<unknown>((resolve) => (matched = resolve));
+    return Promise.race([hit, this.domainConsole({ ...opts, onMatch: (m) => matched(m) })]);
   }
 
   /** offset is where new console output of a VM about to start begins (the log's current size). */
@@ -253,6 +304,12 @@ export class ReadinessWatcher {
     const { ctx } = this;
     const { clock } = ctx;
     const dpidHex = dp.dpidHex;
+    // A console prepared before the start is opened now for a boot; a resume or an adopted, ready VM has
+    // no boot marker to wait for: it is dropped and the mode's own watch follows.
+    if (early?.running) {
+      if (mode === "boot") early.running();
+      else early.ac.abort();
+    }
     const ac = early && !early.ac.signal.aborted ? early.ac : dp.watchReadiness();
     if (early && ac !== early.ac) early.ac.abort();
     const r = ctx.config().readiness;
@@ -342,7 +399,7 @@ export class ReadinessWatcher {
       // what the guest printed before anyone read it; QEMU's does not (it was attached early when it could).
       // The watch releases the console once the marker is seen.
       void onStream(
-        this.domainConsole({
+        this.seen({
           ...stream,
           marker: new RegExp(r.consoleMarker),
           timeoutMs: Math.max(1, deadline - clock.now()),

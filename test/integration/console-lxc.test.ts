@@ -98,6 +98,53 @@ function consoleProcesses(domain: string): string[] {
   return out;
 }
 
+/** ourConsoles lists this test process's `script` children and their children (virsh), alive. */
+function ourConsoles(): string[] {
+  const parentOf = (pid: string) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      // After the command name: state, then the parent's pid.
+      return stat[0] === "Z" ? undefined : Number(stat[1]);
+    } catch {
+      return undefined;
+    }
+  };
+  const pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
+  const scripts = pids.filter((p) => parentOf(p) === process.pid);
+  const all = [...scripts, ...pids.filter((p) => scripts.includes(String(parentOf(p))))];
+  return all.map((p) => {
+    try {
+      return `${p} ${readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0").join(" ").trim()}`;
+    } catch {
+      return `${p} ?`;
+    }
+  });
+}
+
+/**
+ * releasedForTheNextReader checks that nothing holds the console's pty any more and no console process of
+ * ours is left, then that an operator's `virsh console` (the same command, with a terminal) attaches and
+ * reads on.
+ */
+async function releasedForTheNextReader(tty: string): Promise<void> {
+  let holders = ptyHolders(tty);
+  for (let i = 0; i < 40 && holders.length > 0; i++) {
+    await sleep(50);
+    holders = ptyHolders(tty);
+  }
+  expect(holders).toEqual([]);
+  expect(consoleProcesses(NAME)).toEqual([]);
+  expect(ourConsoles()).toEqual([]);
+  const next = await watchDomainConsole({
+    uri: LXC,
+    domain: NAME,
+    marker: /^RFBOOT-HEARTBEAT n=\d+$/,
+    timeoutMs: 10_000,
+  });
+  expect(next.line).toMatch(/^RFBOOT-HEARTBEAT n=\d+$/);
+  expect(consoleProcesses(NAME)).toEqual([]);
+}
+
 async function consoleTty(): Promise<string> {
   const xml = await ok("dumpxml", NAME);
   const tty = /<console type='pty' tty='([^']+)'/.exec(xml)?.[1];
@@ -166,23 +213,7 @@ describeWith(["libvirt", "root"], "watchDomainConsole on a real LXC domain", () 
     );
 
     // Released: libvirtd closed its stream on the pty, and no script/virsh of ours is left.
-    let holders = ptyHolders(tty);
-    for (let i = 0; i < 40 && holders.length > 0; i++) {
-      await sleep(50);
-      holders = ptyHolders(tty);
-    }
-    expect(holders).toEqual([]);
-    expect(consoleProcesses(NAME)).toEqual([]);
-
-    // An operator's `virsh console` (the same command, with a terminal) attaches and reads on.
-    const next = await watchDomainConsole({
-      uri: LXC,
-      domain: NAME,
-      marker: /^RFBOOT-HEARTBEAT n=\d+$/,
-      timeoutMs: 10_000,
-    });
-    expect(next.line).toMatch(/^RFBOOT-HEARTBEAT n=\d+$/);
-    expect(consoleProcesses(NAME)).toEqual([]);
+    await releasedForTheNextReader(tty);
   }, 60_000);
 
   it("times out with a ConsoleError naming the domain and releases the console", async () => {
@@ -237,5 +268,39 @@ describeWith(["libvirt", "root"], "watchDomainConsole on a real LXC domain", () 
     expect(missing.kind).toBe("exited");
     expect((missing.cause as VirshError).kind).toBe("domain-missing");
     expect(missing.message).toContain(`domain '${NAME}-missing'`);
+  }, 30_000);
+
+  it("with `when`: virsh waits connected while the domain starts, opens the console once it runs, sees the marker, then leaves nothing holding the pty", async () => {
+    let running: () => void = () => undefined;
+    const when = new Promise<void>((r) => (running = r));
+    const marker = new RegExp(`^RFBOOT-GUEST-BOOTED name=${NAME} uptime=`);
+    const t0 = Date.now();
+    const p = watchDomainConsole({ uri: LXC, domain: NAME, marker, timeoutMs: 20_000, when });
+    await sleep(500);
+    // The shell is up before the domain is: `virsh -c URI` under script, no console of the domain yet.
+    expect(ourConsoles().some((l) => / virsh -c lxc:\/\/\/system$/.test(l))).toBe(true);
+    expect((await ok("domstate", NAME)).trim()).toBe("shut off");
+    await ok("start", NAME);
+    const started = Date.now();
+    running();
+    const hit = await p;
+    expect(hit.line).toMatch(marker);
+    console.log(`[console-lxc] with when: marker seen ${Date.now() - started} ms after the start returned`);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    await releasedForTheNextReader(await consoleTty());
+  }, 60_000);
+
+  it("with `when` for a domain that is not running: an `exited` error with virsh's classified error; the shell quits", async () => {
+    await virsh("destroy", NAME);
+    const err = (await watchDomainConsole({
+      uri: LXC,
+      domain: NAME,
+      marker: /x/,
+      timeoutMs: 10_000,
+      when: Promise.resolve(),
+    }).catch((e: unknown) => e)) as ConsoleError;
+    expect(err.kind).toBe("exited");
+    expect((err.cause as VirshError).kind).toBe("not-running");
+    expect(ourConsoles()).toEqual([]);
   }, 30_000);
 });

@@ -22,13 +22,19 @@
  * stdin stays open until virsh exited (on EOF `script` types the EOF character into the console, i.e. into
  * the guest), and the console is released the way an operator leaves it, with the escape character ^],
  * then SIGTERM and SIGKILL to the process group if virsh does not go.
+ *
+ * Starting virsh and connecting to libvirtd takes longer than the guest's first output on a busy machine
+ * (tens of milliseconds, measured on the lab machine), so a console whose pty keeps early output (LXC) can be
+ * prepared while its domain starts (`when`): virsh then runs as an interactive shell, and `console --domain
+ * NAME` (quoted for virsh's own parser) is typed at its prompt once the domain runs. The prompt coming back
+ * says the console command ended; `quit` at the prompt ends the shell.
  */
 import { StringDecoder } from "node:string_decoder";
 import type { Readable, Writable } from "node:stream";
 import { ConsoleError } from "../../common/errors.js";
 import { redactUri } from "../../common/log.js";
 import { childEnv, processes } from "./process.js";
-import { makeVirshError } from "./virsh.js";
+import { makeVirshError, quoteVirshArg } from "./virsh.js";
 
 /** ConsoleExit is how the console process ended: an exit code or signal, or the error that kept it from starting. */
 export interface ConsoleExit {
@@ -88,6 +94,18 @@ export interface WatchConsoleOptions {
    * started paused may be resumed from then on. Never called when virsh fails before.
    */
   onAttached?: () => void;
+  /**
+   * onMatch is called as soon as a line matched, before the console is released (the promise settles only
+   * once the console process is gone, some milliseconds later): the moment the marker was seen.
+   */
+  onMatch?: (m: ConsoleMatch) => void;
+  /**
+   * when, given, opens the console only once it resolves (the domain runs), while virsh itself is started and
+   * connected at once, as an interactive shell into which `console` is typed then: its start-up and libvirt
+   * connection overlap the domain's start instead of following it. A `when` that rejects ends the watch
+   * as an abort.
+   */
+  when?: Promise<void>;
 }
 
 /** ConsoleMatch is the console line that matched and when, counted from the call. */
@@ -102,6 +120,15 @@ export const CONSOLE_ESCAPE = "\x1d";
 /** The shell command `script` runs: constant; every variable part comes from the environment, quoted. */
 const SCRIPT_COMMAND =
   'exec "$RFBOOT_VIRSH" -c "$RFBOOT_CONSOLE_URI" console --domain "$RFBOOT_CONSOLE_DOMAIN"';
+
+/** The shell command of a console opened later (`when`): an interactive virsh, the URI from the environment. */
+const SHELL_COMMAND = 'exec "$RFBOOT_VIRSH" -c "$RFBOOT_CONSOLE_URI"';
+
+/** A terminal control sequence (ESC [ ... letter): readline switches bracketed paste on and off around its prompt. */
+const CONTROL_SEQUENCE = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-9;?]*[A-Za-z]`, "g");
+
+/** isPrompt: an unfinished output line that is an interactive virsh's prompt (it waits for a command). */
+const isPrompt = (rest: string) => rest.replace(CONTROL_SEQUENCE, "").replace(/^\r+/, "") === "virsh # ";
 
 /** virsh prints this line (LC_ALL=C) right before the guest's output starts: everything earlier is virsh's. */
 const BANNER_END = /^Escape character is /;
@@ -149,6 +176,8 @@ export const spawnConsole: ConsoleSpawn = (file, args, env) => {
  * rejects with a ConsoleError naming the domain on timeout (`timeout`), abort (`aborted`), when virsh ends
  * first (`exited`, e.g. the domain is not running; `cause` is virsh's classified error), or when the console
  * process cannot start (`spawn`). On every path the console process is gone before the promise settles.
+ * With `when`, virsh runs as an interactive shell from the call on and `console` is typed into it once
+ * `when` resolves; the console is left with ^] and the shell with `quit`.
  */
 export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMatch> {
   const timers = opts.timers ?? realTimers;
@@ -158,6 +187,9 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
   const t0 = timers.now();
   // A global or sticky marker would carry lastIndex from one line to the next.
   const marker = new RegExp(opts.marker.source, opts.marker.flags.replace(/[gy]/g, ""));
+  // The command typed into an interactive virsh; a name its parser cannot carry waits for `when` instead.
+  const typed = opts.when ? quoteVirshArg(domain) : undefined;
+  const shell = typed !== undefined;
 
   return new Promise<ConsoleMatch>((resolve, reject) => {
     if (opts.signal?.aborted) {
@@ -175,24 +207,24 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
       SHELL: "/bin/sh",
       RFBOOT_VIRSH: opts.virsh ?? "virsh",
       RFBOOT_CONSOLE_URI: uri,
-      RFBOOT_CONSOLE_DOMAIN: domain,
+      ...(shell ? {} : { RFBOOT_CONSOLE_DOMAIN: domain }),
     });
     const script = opts.script ?? "script";
-    let child: ConsoleChild;
-    try {
-      child = (opts.spawn ?? spawnConsole)(script, ["-q", "-e", "-c", SCRIPT_COMMAND, "/dev/null"], env);
-    } catch (e) {
-      reject(spawnError(e));
-      return;
-    }
+    let child: ConsoleChild | undefined;
 
     let settled = false;
     let gone = false;
     let attached = false;
+    /** Interactive virsh: it showed its prompt (ready for a command); the console command was typed. */
+    let atPrompt = false;
+    let sent = false;
+    let running = false;
     let partial = "";
     const virshLines: string[] = [];
     let stderrText = "";
     const decoder = new StringDecoder("utf8");
+    /** promptWaiters: the release waits for the prompt that ^] brings back. */
+    const promptWaiters: (() => void)[] = [];
 
     function spawnError(cause: unknown): ConsoleError {
       return new ConsoleError(
@@ -227,6 +259,23 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
       return err ? `: ${err}` : "";
     }
 
+    /** ended reports that virsh's console is over before a line matched (the process exited, or its shell's prompt came back). */
+    function ended(how: string, code?: number): void {
+      const text = [...virshLines, stderrText].join("\n");
+      const cause = /error:/.test(text)
+        ? makeVirshError(uri, ["console", "--domain", domain], text, code)
+        : undefined;
+      finish(
+        new ConsoleError(
+          `virsh console for ${where} ended (${how}) before a line matched ${String(opts.marker)}${lastWords()}`,
+          "exited",
+          domain,
+          uri,
+          { cause },
+        ),
+      );
+    }
+
     function onLine(line: string): void {
       if (settled) return;
       if (!attached) {
@@ -242,7 +291,34 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
         return;
       }
       if (line.startsWith("error: ")) keep(line);
-      if (marker.test(line)) finish({ line, elapsedMs: timers.now() - t0 });
+      if (marker.test(line)) {
+        const m = { line, elapsedMs: timers.now() - t0 };
+        try {
+          opts.onMatch?.(m);
+        } catch {
+          // the caller's notification must not end the watch
+        }
+        finish(m);
+      }
+    }
+
+    /** onPrompt: the interactive virsh waits for a command (first, or again after `console` ended). */
+    function onPrompt(): void {
+      atPrompt = true;
+      for (const w of promptWaiters.splice(0)) w();
+      if (settled) return;
+      if (sent) {
+        ended(attached ? "the console closed" : "virsh's console command failed");
+        return;
+      }
+      typeConsole();
+    }
+
+    function typeConsole(): void {
+      if (!child || !running || !atPrompt || sent || settled) return;
+      sent = true;
+      atPrompt = false;
+      child.stdin.write(`console --domain ${typed ?? ""}\n`);
     }
 
     function keep(line: string): void {
@@ -250,46 +326,62 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
       if (virshLines.length > KEEP_LINES) virshLines.shift();
     }
 
-    child.stdout.on("data", (chunk: Buffer | string) => {
-      partial += typeof chunk === "string" ? chunk : decoder.write(chunk);
-      let nl: number;
-      while ((nl = partial.indexOf("\n")) >= 0) {
-        onLine(partial.slice(0, nl).replace(/\r+$/, ""));
-        partial = partial.slice(nl + 1);
-      }
-      if (partial.length > MAX_LINE) {
-        onLine(partial);
-        partial = "";
-      }
-    });
-    child.stderr.on("data", (chunk: Buffer | string) => {
-      stderrText = (stderrText + String(chunk)).slice(-4096);
-    });
-
-    void child.exited.then((exit) => {
-      gone = true;
+    function begin(): void {
       if (settled) return;
-      if (exit.error) {
-        finish(spawnError(exit.error));
+      let c: ConsoleChild;
+      try {
+        const command = shell ? SHELL_COMMAND : SCRIPT_COMMAND;
+        c = (opts.spawn ?? spawnConsole)(script, ["-q", "-e", "-c", command, "/dev/null"], env);
+      } catch (e) {
+        finish(spawnError(e));
         return;
       }
-      if (partial) onLine(partial.replace(/\r+$/, ""));
-      if (settled) return;
-      const text = [...virshLines, stderrText].join("\n");
-      const cause = /error:/.test(text)
-        ? makeVirshError(uri, ["console", "--domain", domain], text, exit.code ?? undefined)
-        : undefined;
-      const how = exit.signal ? `signal ${exit.signal}` : `exit ${exit.code ?? "?"}`;
-      finish(
-        new ConsoleError(
-          `virsh console for ${where} ended (${how}) before a line matched ${String(opts.marker)}${lastWords()}`,
-          "exited",
-          domain,
-          uri,
-          { cause },
-        ),
+      child = c;
+      c.stdout.on("data", (chunk: Buffer | string) => {
+        partial += typeof chunk === "string" ? chunk : decoder.write(chunk);
+        let nl: number;
+        while ((nl = partial.indexOf("\n")) >= 0) {
+          onLine(partial.slice(0, nl).replace(/\r+$/, ""));
+          partial = partial.slice(nl + 1);
+        }
+        if (shell && isPrompt(partial)) {
+          partial = "";
+          onPrompt();
+        }
+        if (partial.length > MAX_LINE) {
+          onLine(partial);
+          partial = "";
+        }
+      });
+      c.stderr.on("data", (chunk: Buffer | string) => {
+        stderrText = (stderrText + String(chunk)).slice(-4096);
+      });
+      void c.exited.then((exit) => {
+        gone = true;
+        for (const w of promptWaiters.splice(0)) w();
+        if (settled) return;
+        if (exit.error) {
+          finish(spawnError(exit.error));
+          return;
+        }
+        if (partial) onLine(partial.replace(/\r+$/, ""));
+        if (settled) return;
+        ended(exit.signal ? `signal ${exit.signal}` : `exit ${exit.code ?? "?"}`, exit.code ?? undefined);
+      });
+    }
+
+    if (!opts.when) begin();
+    else {
+      if (shell) begin();
+      opts.when.then(
+        () => {
+          running = true;
+          if (shell) typeConsole();
+          else begin();
+        },
+        () => onAbort(),
       );
-    });
+    }
 
     function finish(outcome: ConsoleMatch | ConsoleError): void {
       if (settled) return;
@@ -299,12 +391,48 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
       void release().then(() => (outcome instanceof ConsoleError ? reject(outcome) : resolve(outcome)));
     }
 
-    /** release leaves the console like an operator (^]), then escalates; resolves once the process is gone. */
+    /** pause waits for `p`, the process's end or releaseMs, whichever comes first. */
+    async function pause(c: ConsoleChild, p?: Promise<void>): Promise<void> {
+      let handle: unknown;
+      await Promise.race([
+        c.exited,
+        ...(p ? [p] : []),
+        new Promise<void>((r) => (handle = timers.setTimeout(r, releaseMs))),
+      ]);
+      timers.clearTimeout(handle);
+    }
+
+    /**
+     * release leaves the console like an operator (^]; an interactive virsh then gets `quit` at its prompt),
+     * then escalates; resolves once the process is gone.
+     */
     async function release(): Promise<void> {
+      const c = child;
+      if (!c) return;
+      if (shell && !gone) {
+        // ^] only while the console command runs: at the prompt readline would take it for a key binding.
+        if (sent && !atPrompt) {
+          const prompt = new Promise<void>((r) => promptWaiters.push(r));
+          try {
+            c.stdin.write(CONSOLE_ESCAPE);
+          } catch {
+            // already gone: the exit promise says so
+          }
+          await pause(c, prompt);
+        }
+        if (!gone) {
+          try {
+            c.stdin.write("quit\n");
+          } catch {
+            // already gone
+          }
+          await pause(c);
+        }
+      }
       const steps: (() => void)[] = [
-        () => child.stdin.write(CONSOLE_ESCAPE),
-        () => child.kill("SIGTERM"),
-        () => child.kill("SIGKILL"),
+        ...(shell ? [] : [() => c.stdin.write(CONSOLE_ESCAPE)]),
+        () => c.kill("SIGTERM"),
+        () => c.kill("SIGKILL"),
       ];
       for (const step of steps) {
         if (gone) break;
@@ -313,17 +441,12 @@ export function watchDomainConsole(opts: WatchConsoleOptions): Promise<ConsoleMa
         } catch {
           // already gone: the exit promise says so
         }
-        let handle: unknown;
-        await Promise.race([
-          child.exited,
-          new Promise<void>((r) => (handle = timers.setTimeout(r, releaseMs))),
-        ]);
-        timers.clearTimeout(handle);
+        await pause(c);
       }
       // Only now may stdin close: an EOF while virsh runs would reach the guest as a typed EOF character.
-      child.stdin.destroy();
-      child.stdout.destroy();
-      child.stderr.destroy();
+      c.stdin.destroy();
+      c.stdout.destroy();
+      c.stderr.destroy();
     }
   });
 }

@@ -205,17 +205,47 @@ describe("readiness through the console stream", () => {
     expect(stream.watches).toEqual([]);
   });
 
-  it("LXC: a plain start, then the stream (its pty keeps early output)", async () => {
+  const LXC = "{ hypervisor: lxc, memoryMiB: 64, boot: { type: init, init: /init, rootfs: /srv/rootfs } }";
+
+  it("LXC: a plain start; the stream's virsh is started before it and opens the console once the domain runs (its pty keeps early output)", async () => {
+    const { x, stream } = await qemuRig({ uris: ["lxc:///system"], defaults: LXC });
+    r = x;
+    await joinAndSettle(x, 1n);
+    expect(runStateCalls(x, "lxc:///system")).toEqual(["start rfvm1"]);
+    expect(stream.watches.map((w) => [w.uri, w.stateAtStart, w.stateWhenOpened])).toEqual([
+      ["lxc:///system", undefined, "running"],
+    ]);
+    stream.watches[0]!.print("GUEST-UP");
+    await settle();
+    expect(x.seen.ready.map((e) => e.via)).toEqual(["console"]);
+  });
+
+  it("LXC: a start that fails drops the console prepared for it; the retry prepares its own", async () => {
+    const { x, stream } = await qemuRig({ uris: ["lxc:///system"], defaults: LXC });
+    r = x;
+    x.libvirt.host("lxc:///system").fail.set("start", ["error: internal error: guest failed to start\n"]);
+    await joinAndSettle(x, 1n);
+    expect(x.seen.failed).toHaveLength(1);
+    expect(stream.watches).toHaveLength(1);
+    expect(stream.watches[0]!).toMatchObject({ aborted: true, settled: true, stateWhenOpened: undefined });
+    await x.clock.advance(1000);
+    await x.daemon.idle();
+    await settleUntil(() => stream.watches.length === 2);
+    expect(stream.watches[1]!.stateWhenOpened).toBe("running");
+    stream.watches[1]!.print("GUEST-UP");
+    await settle();
+    expect(x.seen.ready.map((e) => e.via)).toEqual(["console"]);
+  });
+
+  it("LXC without a console marker: no console is prepared or read", async () => {
     const { x, stream } = await qemuRig({
       uris: ["lxc:///system"],
-      defaults: "{ hypervisor: lxc, memoryMiB: 64, boot: { type: init, init: /init, rootfs: /srv/rootfs } }",
+      defaults: LXC,
+      extra: `${SUSPEND}\nreadiness: { consoleMarker: null }`,
     });
     r = x;
     await joinAndSettle(x, 1n);
     expect(runStateCalls(x, "lxc:///system")).toEqual(["start rfvm1"]);
-    expect(stream.watches.map((w) => [w.uri, w.stateAtStart])).toEqual([["lxc:///system", "running"]]);
-    stream.watches[0]!.print("GUEST-UP");
-    await settle();
-    expect(x.seen.ready.map((e) => e.via)).toEqual(["console"]);
+    expect(stream.watches).toEqual([]);
   });
 });

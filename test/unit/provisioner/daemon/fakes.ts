@@ -551,6 +551,11 @@ export interface ConsoleStreamWatch {
   timeoutMs: number;
   /** stateAtStart is the domain's state on the fake host when the watch started. */
   stateAtStart: string | undefined;
+  /**
+   * stateWhenOpened is the domain's state when the console was opened: at once, or once the watch's `when`
+   * resolved (undefined until then, or if it never did).
+   */
+  stateWhenOpened: string | undefined;
   /** attach makes virsh's banner end (the watch's onAttached). */
   attach(): void;
   /** print is a guest console line: the watch resolves when it matches. */
@@ -583,9 +588,11 @@ export class FakeDomainConsole {
         marker: o.marker,
         timeoutMs: o.timeoutMs,
         stateAtStart: this.libvirt.host(o.uri).domains.get(o.domain)?.state,
+        stateWhenOpened: undefined,
         attach: () => o.onAttached?.(),
         print: (line) => {
-          if (o.marker.test(line)) end(() => resolve({ line, elapsedMs: 0 }));
+          // Nothing is read before the console is opened (its `when`).
+          if (opened && o.marker.test(line)) end(() => resolve({ line, elapsedMs: 0 }));
         },
         fail: (kind) => end(() => reject(new ConsoleError(`fake ${kind}`, kind, o.domain, o.uri))),
         get settled() {
@@ -599,6 +606,13 @@ export class FakeDomainConsole {
         end(() => reject(new ConsoleError("aborted", "aborted", o.domain, o.uri))),
       );
       this.watches.push(w);
-      if (this.autoAttach) w.attach();
+      let opened = false;
+      const open = () => {
+        opened = true;
+        w.stateWhenOpened = this.libvirt.host(o.uri).domains.get(o.domain)?.state;
+        if (this.autoAttach) w.attach();
+      };
+      if (o.when) o.when.then(open, () => undefined);
+      else open();
     });
 }

@@ -378,3 +378,172 @@ describe("watchDomainConsole", () => {
     await expect(p).resolves.toMatchObject({ line: "yyy END" });
   });
 });
+
+const PROMPT = "\x1b[?2004hvirsh # ";
+
+/**
+ * FakeShell plays `script` + an interactive virsh: its prompt once connected, `console --domain NAME` typed
+ * into it (the banner, or virsh's errors and the prompt again for `missing`), the prompt after ^], and an exit
+ * on `quit`.
+ */
+class FakeShell extends FakeConsole {
+  missing = new Set<string>();
+  constructor(file: string, args: readonly string[], env: NodeJS.ProcessEnv) {
+    super(file, args, env, "never");
+    this.stdin.on("data", (d: Buffer) => {
+      const text = d.toString("latin1");
+      const cmd = /^console --domain '([^']*)'\n$/.exec(text);
+      if (cmd) {
+        const name = cmd[1]!;
+        this.say(`${text.trimEnd()}\r\n\x1b[?2004l\r`);
+        if (this.missing.has(name))
+          this.say(
+            `error: failed to get domain '${name}'\r\nerror: Domain not found: no domain with matching name '${name}'\r\n${PROMPT}`,
+          );
+        else this.say(`Connected to domain '${name}'\r\nEscape character is ^] (Ctrl + ])\r\n`);
+      } else if (text === CONSOLE_ESCAPE) this.say(PROMPT);
+      else if (text === "quit\n") this.exit(0, null);
+    });
+  }
+  /** connect: virsh is up and connected, waiting at its prompt. */
+  connect(): void {
+    this.say("Welcome to virsh, the virtualization interactive terminal.\r\n\r\n" + PROMPT);
+  }
+}
+
+function shellSetup() {
+  const timers = new ManualTimers();
+  const spawned: FakeShell[] = [];
+  const spawn = (file: string, args: readonly string[], env: NodeJS.ProcessEnv) => {
+    const c = new FakeShell(file, args, env);
+    spawned.push(c);
+    return c;
+  };
+  let running: () => void = () => undefined;
+  let failed: (e: Error) => void = () => undefined;
+  const when = new Promise<void>((res, rej) => {
+    running = res;
+    failed = rej;
+  });
+  return { timers, spawned, spawn, when, running, failed, child: () => spawned[0] as FakeShell };
+}
+
+/** watchShell watches `domain`'s console for /UP/ through a shellSetup's fake shell and `when`. */
+function watchShell(
+  x: ReturnType<typeof shellSetup>,
+  domain: string,
+  extra: Partial<Parameters<typeof watchDomainConsole>[0]> = {},
+) {
+  const { spawn, timers, when } = x;
+  return watchDomainConsole({
+    uri: "lxc:///system",
+    domain,
+    marker: /UP/,
+    timeoutMs: 5000,
+    spawn,
+    timers,
+    when,
+    ...extra,
+  });
+}
+
+describe("watchDomainConsole with `when` (an interactive virsh started before the domain runs)", () => {
+  it("starts virsh at once, types `console` only once `when` resolved, reports the match before releasing with ^] then quit", async () => {
+    const x = shellSetup();
+    const { timers, child, running } = x;
+    const seen: string[] = [];
+    let settled = false;
+    const p = watchShell(x, "rfvmA", {
+      marker: /RFBOOT-GUEST-BOOTED/,
+      onMatch: (m) => seen.push(`match ${m.line} settled=${settled}`),
+    });
+    void p.then(() => (settled = true));
+    const c = child();
+    expect(c.args).toEqual(["-q", "-e", "-c", 'exec "$RFBOOT_VIRSH" -c "$RFBOOT_CONSOLE_URI"', "/dev/null"]);
+    expect(c.env).toMatchObject({ RFBOOT_CONSOLE_URI: "lxc:///system" });
+    expect(c.env.RFBOOT_CONSOLE_DOMAIN).toBeUndefined();
+    c.connect();
+    await timers.advance(20);
+    expect(c.typed).toEqual([]);
+    running();
+    await flush();
+    expect(c.typed).toEqual(["console --domain 'rfvmA'\n"]);
+    c.say("RFBOOT-NIC name=eth0 mac=02:a1:a1:a1:a1:a1\r\nRFBOOT-GUEST-BOOTED name=rfvmA uptime=0.06\r\n");
+    await flush();
+    await expect(p).resolves.toEqual({ line: "RFBOOT-GUEST-BOOTED name=rfvmA uptime=0.06", elapsedMs: 20 });
+    expect(seen).toEqual(["match RFBOOT-GUEST-BOOTED name=rfvmA uptime=0.06 settled=false"]);
+    expect(c.typed).toEqual(["console --domain 'rfvmA'\n", CONSOLE_ESCAPE, "quit\n"]);
+    expect(c.signals).toEqual([]);
+    expect(c.running).toBe(false);
+    expect(timers.pending).toBe(0);
+  });
+
+  it("`when` resolved before virsh is connected: `console` is typed at its first prompt", async () => {
+    const x = shellSetup();
+    const { child, running } = x;
+    const p = watchShell(x, "rfvmA");
+    running();
+    await flush();
+    const c = child();
+    expect(c.typed).toEqual([]);
+    c.connect();
+    await flush();
+    expect(c.typed).toEqual(["console --domain 'rfvmA'\n"]);
+    c.say("UP\r\n");
+    await expect(p).resolves.toMatchObject({ line: "UP" });
+  });
+
+  it("a console command that fails is an `exited` error with virsh's classified error; the shell quits, no ^]", async () => {
+    const x = shellSetup();
+    const { child, running } = x;
+    const p = watchShell(x, "rfvmM");
+    const caught = p.catch((e: unknown) => e);
+    const c = child();
+    c.missing.add("rfvmM");
+    c.connect();
+    running();
+    await flush();
+    const err = (await caught) as ConsoleError;
+    expect(err.kind).toBe("exited");
+    expect(err.message).toContain("virsh's console command failed");
+    expect(err.message).toContain("Domain not found");
+    expect((err.cause as VirshError).kind).toBe("domain-missing");
+    expect(c.typed).toEqual(["console --domain 'rfvmM'\n", "quit\n"]);
+    expect(c.running).toBe(false);
+  });
+
+  it("aborted (or `when` rejected: the start failed) before the domain ran: the shell quits, nothing is typed into a console", async () => {
+    for (const how of ["abort", "reject"] as const) {
+      const x = shellSetup();
+      const { child, failed } = x;
+      const ac = new AbortController();
+      const p = watchShell(x, "rfvmA", { signal: ac.signal });
+      const caught = p.catch((e: unknown) => e);
+      const c = child();
+      c.connect();
+      await flush();
+      if (how === "abort") ac.abort();
+      else failed(new Error("start failed"));
+      const err = (await caught) as ConsoleError;
+      expect(err.kind).toBe("aborted");
+      expect(c.typed).toEqual(["quit\n"]);
+      expect(c.running).toBe(false);
+    }
+  });
+
+  it("the console closing under it (the domain stopped) is an `exited` error", async () => {
+    const x = shellSetup();
+    const { child, running } = x;
+    const p = watchShell(x, "rfvmA");
+    const caught = p.catch((e: unknown) => e);
+    const c = child();
+    c.connect();
+    running();
+    await flush();
+    c.say("booting\r\n" + PROMPT);
+    const err = (await caught) as ConsoleError;
+    expect(err.kind).toBe("exited");
+    expect(err.message).toContain("the console closed");
+    expect(c.typed).toEqual(["console --domain 'rfvmA'\n", "quit\n"]);
+  });
+});
