@@ -121,6 +121,9 @@ describeWith(["mongo"], "leases between two rfboot instances", () => {
     });
     try {
       const client = (m as unknown as { client: MongoClient }).client;
+      // Connections open before the claim: a new pool may lend one connection to both commands in turn,
+      // which says nothing about how the claim sends them.
+      await Promise.all([0, 1, 2, 3].map(() => client.db("admin").command({ ping: 1 })));
       client.on("commandStarted", (e) => {
         const coll: unknown = (e.command as Record<string, unknown>)[e.commandName];
         if (coll !== "rfboot_leases") return;
