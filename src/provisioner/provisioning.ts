@@ -471,20 +471,13 @@ export class Provisioning {
     const manager = ctx.hosts.manager(host);
     // Readiness reads the console through libvirt, over the host's URI (the log file, written on the VM's
     // host, only where there is no console stream and the host is this machine).
-    const cons = consolePlan(
-      vm,
-      hostCfg,
-      vm.hypervisor === "lxc" ? undefined : plan.consoleLog,
-      ctx.config().readiness.consoleMarker,
-    );
+    const cons = consolePlan(vm, hostCfg, plan.consoleLog, ctx.config().readiness.consoleMarker);
     const consoleLog = cons.log;
     const readinessFrom = await this.readiness.offset(consoleLog);
     let early: EarlyConsole | undefined;
     // QEMU's pty drops what nobody reads: the domain starts paused and runs once its console is attached.
     const earlyStream = cons.early ? cons.stream : undefined;
-    // LXC's pty keeps it: virsh console starts and connects while the domain starts, and reads once it runs.
-    if (!earlyStream && cons.stream && vm.hypervisor === "lxc")
-      early = this.readiness.prepare(dp, cons.stream);
+    if (cons.prepare && cons.stream) early = this.readiness.prepare(dp, cons.stream);
     const beforeRun = earlyStream
       ? (boot: boolean) => {
           early = this.readiness.attach(dp, earlyStream, boot);

@@ -132,6 +132,11 @@ export interface ConsolePlan {
    * guest prints while nobody reads it, so a boot marker printed before the attach would never be seen.
    */
   early: boolean;
+  /**
+   * prepare: the console's virsh is started and connected while the domain starts, and reads once it runs.
+   * LXC's pty keeps what the guest prints before anyone reads, so no paused start is needed, only no delay.
+   */
+  prepare?: true;
   /** log is the console log file when the rfboot machine can read it (a local host). */
   log?: string;
 }
@@ -155,7 +160,7 @@ export function consolePlan(
   const pty = vm.settings.console.pty;
   const stream = { uri: host.uri, domain: vm.name };
   // LXC has no console log at all: the stream is the only source (without a pty, virsh console says so).
-  if (vm.hypervisor === "lxc") return { stream, early: false };
+  if (vm.hypervisor === "lxc") return { stream, early: false, prepare: true };
   if (pty && !NO_STREAM.has(vm.hypervisor)) {
     return { stream, early: marker !== null, ...(local && log ? { log } : {}) };
   }

@@ -52,6 +52,7 @@ describe("consolePlan", () => {
     expect(consolePlan(s.vm, s.host, undefined, "UP")).toEqual({
       stream: { uri: "lxc:///system", domain: "vm1" },
       early: false,
+      prepare: true,
     });
   });
 
@@ -60,6 +61,7 @@ describe("consolePlan", () => {
     expect(consolePlan(s.vm, s.host, undefined, "UP")).toEqual({
       stream: { uri: "lxc:///system", domain: "vm1" },
       early: false,
+      prepare: true,
     });
   });
 
