@@ -68,8 +68,12 @@ const OUT = join(dirname(fileURLToPath(import.meta.url)), "out", "provisioner.js
 const QUICK = process.argv.includes("--quick");
 const MONGO_URI = process.env.RFBOOT_BENCH_MONGO_URI ?? "mongodb://127.0.0.1:27017";
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
-const REACTION_JOINS = QUICK ? 50 : 60;
+const REACTION_JOINS = Number(process.env.RFBOOT_BENCH_JOINS ?? (QUICK ? 50 : 60));
 const REACTION_WARMUP = 5;
+/** RFBOOT_BENCH_RUNNERS=none,shell picks the reaction's runners (default all four). */
+const REACTION_RUNNERS = (process.env.RFBOOT_BENCH_RUNNERS ?? "none,stub,spawn,shell")
+  .split(",")
+  .filter((k): k is RunnerKind => ["none", "stub", "spawn", "shell"].includes(k));
 const BURST_SIZES = process.env.RFBOOT_BENCH_BURST_SIZES
   ? process.env.RFBOOT_BENCH_BURST_SIZES.split(",").map(Number)
   : QUICK
@@ -576,7 +580,7 @@ async function main(): Promise<void> {
   console.error(`provisioner bench (${QUICK ? "quick" : "full"}); load ${loadStart.join(" ")}`);
 
   const reactions: ReactionResult[] = [];
-  for (const k of ONLY.has("reaction") ? (["none", "stub", "spawn", "shell"] as const) : []) {
+  for (const k of ONLY.has("reaction") ? REACTION_RUNNERS : []) {
     console.error(`reaction: ${REACTION_JOINS} joins, runner ${k}`);
     reactions.push(await reaction(k));
   }
