@@ -70,10 +70,10 @@ const MONGO_URI = process.env.RFBOOT_BENCH_MONGO_URI ?? "mongodb://127.0.0.1:270
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
 const REACTION_JOINS = Number(process.env.RFBOOT_BENCH_JOINS ?? (QUICK ? 50 : 60));
 const REACTION_WARMUP = 5;
-/** RFBOOT_BENCH_RUNNERS=none,shell picks the reaction's runners (default all four). */
-const REACTION_RUNNERS = (process.env.RFBOOT_BENCH_RUNNERS ?? "none,stub,spawn,shell")
+/** RFBOOT_BENCH_RUNNERS=none,shell picks the reaction's runners (default all five). */
+const REACTION_RUNNERS = (process.env.RFBOOT_BENCH_RUNNERS ?? "none,stub,spawn,shell,shell-cold")
   .split(",")
-  .filter((k): k is RunnerKind => ["none", "stub", "spawn", "shell"].includes(k));
+  .filter((k): k is RunnerKind => ["none", "stub", "spawn", "shell", "shell-cold"].includes(k));
 const BURST_SIZES = process.env.RFBOOT_BENCH_BURST_SIZES
   ? process.env.RFBOOT_BENCH_BURST_SIZES.split(",").map(Number)
   : QUICK
@@ -98,7 +98,8 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 const load = () => loadavg().map(r2);
 
 /** none: stub runner and no MongoDB (rfboot alone); stub: stub runner + FerretDB; spawn, shell: real virsh. */
-type RunnerKind = "none" | "stub" | "spawn" | "shell";
+/** shell-cold: shell + FerretDB with policies.defineAhead off (the domain is defined at the join). */
+type RunnerKind = "none" | "stub" | "spawn" | "shell" | "shell-cold";
 type EnsureOutcomeEvent = DaemonEvents["ensured"][0];
 
 async function freePort(): Promise<number> {
@@ -122,7 +123,14 @@ const vmIdOf = (i: number) => {
 };
 
 /** testConfig: n test-driver datapaths (2 data ports each) on one host with room for all of them. */
-function testConfig(o: { n: number; uri: string; port: number; db: string; stateDir: string }): RfbootConfig {
+function testConfig(o: {
+  n: number;
+  uri: string;
+  port: number;
+  db: string;
+  stateDir: string;
+  defineAhead?: boolean;
+}): RfbootConfig {
   const lines = Array.from(
     { length: o.n },
     (_, i) => `  "0x${dpidHex(i)}": { name: ${vmName(i)}, vmId: "${vmIdOf(i)}", dataPorts: 2 }`,
@@ -136,7 +144,7 @@ hosts:
 defaults: { hypervisor: test, memoryMiB: 64 }
 datapaths:
 ${lines.join("\n")}
-policies: { leave: { action: keep } }
+policies: { leave: { action: keep }, defineAhead: ${o.defineAhead ?? false} }
 readiness: { consoleMarker: null }
 `;
   return parseConfig(yaml, { format: "yaml", source: "bench/provisioner" });
@@ -161,13 +169,21 @@ async function startRig(
   label: string,
   noStore = false,
   monitor = false,
+  defineAhead = false,
 ): Promise<Rig> {
   const host =
     kind === "stub" || kind === "none" ? undefined : await startLibvirtHost(`rfbtp-${label}-${process.pid}`);
   const stateDir = mkdtempSync(join(tmpdir(), "rfbtp-"));
   const db = `rfbt_bench_${TAG}_${label}`;
   const port = await freePort();
-  const config = testConfig({ n, uri: host?.testUri ?? "test:///default", port, db, stateDir });
+  const config = testConfig({
+    n,
+    uri: host?.testUri ?? "test:///default",
+    port,
+    db,
+    stateDir,
+    defineAhead: defineAhead && kind !== "shell-cold",
+  });
   const log = new CallLog();
   let shell: VirshShellRunner | undefined;
   let base: VirshRunner;
@@ -224,7 +240,7 @@ async function startRig(
     runner: instrumentRunner(base, log),
     instanceId,
     createController: controllerFromConfig,
-    watchLibvirtEvents: kind === "spawn" || kind === "shell",
+    watchLibvirtEvents: kind === "spawn" || kind === "shell" || kind === "shell-cold",
   });
   const rig: Rig = {
     daemon,
@@ -305,7 +321,10 @@ interface ReactionResult {
 
 async function reaction(kind: RunnerKind): Promise<ReactionResult> {
   const total = REACTION_WARMUP + REACTION_JOINS;
-  const rig = await startRig(kind, total, `r${kind}`, false, true);
+  // The reaction of a daemon that has been up a moment: its domains defined ahead (policies.defineAhead,
+  // the default) unless the runner is shell-cold.
+  const rig = await startRig(kind, total, `r${kind}`, false, true, true);
+  await rig.daemon.idle();
   const switches: SimSwitch[] = [];
   const reactionMs: number[] = [];
   const ownMs: number[] = [];

@@ -25,6 +25,7 @@ import {
   listConfiguredVms,
   resolveDatapath,
   type HostConfig,
+  type ResolvedVm,
   type RfbootConfig,
 } from "./config/index.js";
 import { DataPlane } from "./dataplane.js";
@@ -187,6 +188,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.reconcile();
     // Before the controller listens: no switch joins before the configured VMs' rows were handed over.
     await provisioning.rowsAhead.write(listConfiguredVms(this.config));
+    const ahead = this.defineAhead(listConfiguredVms(this.config));
     // Prewarm (policies.prewarm) works through the queue from now on: a switch joining meanwhile waits for it.
     this.prewarmer = new Prewarmer(
       ctx,
@@ -205,7 +207,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       },
     );
     countPrewarmed(ctx);
-    void this.prewarmer.kick();
+    // Once the domains ahead are made: a dpid with an action under way is not prewarmed.
+    void ahead.then(() => this.prewarmer?.kick());
     if (this.opts.watchLibvirtEvents !== false) for (const h of this.config.hosts) this.watchLibvirt(h);
     this.timers.push(
       every(this.clock, Math.max(1000, this.leaseTtlMs / 3), () => void provisioning.renewLeases()),
@@ -293,9 +296,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
    * started again (policies.vmStopped). Public so that an embedder without the watcher (tests) can feed it.
    */
   domainEvent(e: DomainEvent): void {
+    const { ctx, provisioning } = this.parts();
+    const known = this.datapaths.byVm(e.domain);
+    if (known) provisioning.domainEvent(known, e);
     const state = recordStateOf(e);
     if (!state) return;
-    const { ctx, provisioning } = this.parts();
     let dp = this.datapaths.byVm(e.domain);
     if (!dp) {
       // A configured VM not seen yet (its switch never joined, no record): its record is still kept current.
@@ -310,6 +315,29 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (dp.prewarmImage && (state === "suspended" || state === "stopped")) return;
     ctx.record.patch(dp.dpidHex, { state });
     if (state === "stopped" || state === "failed") this.keeper?.vmStopped(dp, describeEvent(e));
+  }
+
+  /**
+   * defineAhead queues, for each configured VM whose switch is not connected, its domain defined (or its
+   * state read) ahead of the join (policies.defineAhead), behind any action of that dpid; a join replaces
+   * one still queued. Resolves when they are done (they never reject: a failure is logged, and left to
+   * the join).
+   */
+  private async defineAhead(vms: readonly ResolvedVm[]): Promise<void> {
+    if (!this.config.policies.defineAhead) return;
+    const { provisioning } = this.parts();
+    const queued: Promise<unknown>[] = [];
+    for (const vm of vms) {
+      const q = provisioning.submitDefineAhead(this.datapaths.obtain(vm.dpidHex), vm);
+      if (q) queued.push(q);
+    }
+    if (queued.length === 0) return;
+    const t0 = this.clock.now();
+    await Promise.allSettled(queued);
+    this.log.info(
+      { vms: queued.length, ms: Math.round(this.clock.now() - t0) },
+      "domains of the configured VMs made ahead of their joins",
+    );
   }
 
   private onUp(e: UpEvent): void {
@@ -394,6 +422,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (hosts.added.length > 0) await this.hosts.probeAll();
     const mapped = new Set([...added, ...changed]);
     await provisioning.rowsAhead.write(listConfiguredVms(next).filter((v) => mapped.has(v.dpidHex)));
+    const ahead = this.defineAhead(listConfiguredVms(next).filter((v) => mapped.has(v.dpidHex)));
     for (const dpidHex of [...added, ...changed]) {
       const dp = this.datapaths.get(dpidHex);
       if (!dp?.conn) continue;
@@ -409,8 +438,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       listConfiguredVms(previous).filter((v) => gone.has(v.dpidHex)),
       next,
     );
-    // Images of changed VMs are dropped and made again; new VMs are prewarmed (policies.prewarm).
-    void this.prewarmer?.kick();
+    // Images of changed VMs are dropped and made again; new VMs are prewarmed (policies.prewarm), once
+    // their domains ahead are made.
+    void ahead.then(() => this.prewarmer?.kick());
     return { added, changed, removed };
   }
 

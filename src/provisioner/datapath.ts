@@ -7,6 +7,7 @@
 import type { UpEvent } from "../controller/index.js";
 import type { Cancel } from "./clock.js";
 import type { ResolvedVm } from "./config/index.js";
+import type { KnownDomainState } from "./libvirt/index.js";
 import type { KnownPlacement } from "./placement.js";
 import type { PrewarmImage } from "./store/index.js";
 
@@ -29,6 +30,12 @@ export class Datapath {
    * definition is then unknown). A domain already defined from the same VM config is not redefined.
    */
   definedAs: string | undefined;
+  /**
+   * knownState is the state of the VM's domain read or made ahead of its switch's join (domains ahead), on
+   * `host`, with whether its disk is in place: the join starts it without asking libvirt again. Dropped by
+   * any libvirt event of the domain and by every start (its own or another action's).
+   */
+  knownState: (KnownDomainState & { host: string; diskReady: boolean }) | undefined;
   /** ensuredAt is the wall-clock ms of the last successful ensure (a host probe older than that is stale). */
   ensuredAt: number | undefined;
   /**

@@ -11,7 +11,14 @@ import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import { dataPlaneFingerprint } from "./dataplane.js";
 import { planOnHost, type HostedPlan } from "./host-plan.js";
-import type { DomainManager, LeaveAction, LeaveOutcome } from "./libvirt/index.js";
+import {
+  isActive,
+  type DomainEvent,
+  type DomainManager,
+  type KnownDomainState,
+  type LeaveAction,
+  type LeaveOutcome,
+} from "./libvirt/index.js";
 import { rfconfigRows } from "./mapping.js";
 import { PlacementError, place, type HostCapacity, type PlacementDecision } from "./placement.js";
 import { ActionQueue } from "./queue.js";
@@ -35,7 +42,17 @@ import {
 export type DaemonAction =
   | { kind: "ensure"; vm: ResolvedVm; host: string; joinedAt: number }
   | { kind: "leave"; vm: ResolvedVm; host: string; action: LeaveAction }
-  | { kind: "prewarm"; vm: ResolvedVm; host: string };
+  | { kind: "prewarm"; vm: ResolvedVm; host: string }
+  | { kind: "define"; vm: ResolvedVm; host: string };
+
+/**
+ * DefineAheadResult is what defining a VM ahead of its switch did: `defined` its domain (shut off, disk in
+ * place); `known`, the domain existed and its state was read; `skipped`, nothing (the switch joined, the
+ * domain runs, or the host has a data plane, whose tags are given at the start).
+ */
+export interface DefineAheadResult {
+  outcome: "defined" | "known" | "skipped";
+}
 
 /**
  * PrewarmResult is what one prewarm did: `saved` the image (`ms` after the action began); `joined`, the
@@ -47,7 +64,7 @@ export interface PrewarmResult {
 }
 
 /** ActionResult is what any DaemonAction resolves to. */
-type ActionResult = EnsureOutcome | LeaveOutcome | PrewarmResult;
+type ActionResult = EnsureOutcome | LeaveOutcome | PrewarmResult | DefineAheadResult;
 
 /** ProvisioningOptions tune retries and leases; `mayLeave` comes from host health. */
 export interface ProvisioningOptions {
@@ -69,6 +86,17 @@ const STATE_OF_LEAVE: Record<LeaveOutcome, VmState | undefined> = {
   "not-running": "stopped",
   missing: "missing",
 };
+
+/**
+ * agreesWithShutOff: a libvirt event is what a domain known to be shut off (with a managed-save image or
+ * without) may report without changing that: its definition, a stop of the same kind, a guest's shutdown.
+ */
+export function agreesWithShutOff(e: DomainEvent, saved: boolean): boolean {
+  if (e.type === "state") return e.state === "shutoff";
+  if (e.type !== "lifecycle") return false;
+  if (e.event === "Defined" || e.event === "Shutdown") return true;
+  return e.event === "Stopped" && e.detail.includes("Saved") === saved;
+}
 
 /** MAX_CONCURRENT_ACTIONS caps provisioning actions in flight (a burst of joins waits in the queue beyond it). */
 const MAX_CONCURRENT_ACTIONS = 128;
@@ -135,6 +163,7 @@ export class Provisioning {
       handler: (key, action) => {
         const dp = this.ctx.datapaths.obtain(key);
         if (action.kind === "ensure") return this.ensure(dp, action);
+        if (action.kind === "define") return this.defineAhead(dp, action);
         return action.kind === "leave" ? this.leave(dp, action) : this.prewarm(dp, action);
       },
       // A failed action has been recorded and logged by `fail` (and retried); the queue need not report it.
@@ -297,6 +326,28 @@ export class Provisioning {
     return r.status === "done" ? (r.result as PrewarmResult) : undefined;
   }
 
+  /**
+   * submitDefineAhead queues the definition of a configured VM whose switch is not connected (domains
+   * ahead, see defineAhead), where its join would place it; false when it was not queued (connected, an
+   * action under way, or no host would take it now: its join then places it and says why); otherwise a
+   * promise of its end.
+   */
+  submitDefineAhead(dp: Datapath, vm: ResolvedVm): Promise<unknown> | false {
+    if (dp.connected || this.busy(dp)) return false;
+    let host: string;
+    try {
+      host = place(
+        { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
+        this.candidateCapacities(dp, vm),
+        this.ctx.datapaths.placements(),
+      ).host;
+    } catch {
+      return false;
+    }
+    dp.vmName = vm.name;
+    return this.queue.submit(dp.dpidHex, { kind: "define", vm, host });
+  }
+
   /** ensureAfter queues the datapath's ensure `ms` from now, as a retry (a new join or retry replaces it). */
   ensureAfter(dp: Datapath, ms: number): void {
     this.scheduleRetry(dp, ms);
@@ -354,9 +405,14 @@ export class Provisioning {
       // While the lease is claimed: the domain's state (with a start slot free; otherwise read in the slot,
       // when the VM's turn comes) and the plan (the host's pools and shared images, never the VM's). Nothing
       // of the VM (disk, data-plane ports, domain, rows) changes before the claim is confirmed.
-      // A prewarm image to drop changes the state first: then ensureRunning reads it itself.
-      const state =
-        this.startGate(host).hasRoom() && !this.imageToDrop(dp, vm, host)
+      // A prewarm image to drop changes the state first: then ensureRunning reads it itself. A state read
+      // or made ahead (domains ahead) is not asked again: a start that finds otherwise goes the long way.
+      const toDrop = this.imageToDrop(dp, vm, host);
+      const known = dp.knownState?.host === host && !toDrop ? dp.knownState : undefined;
+      dp.knownState = undefined;
+      const state = known
+        ? Promise.resolve<KnownDomainState>(known)
+        : this.startGate(host).hasRoom() && !toDrop
           ? manager.state(vm.name)
           : undefined;
       state?.catch(() => undefined); // awaited by ensureRunning, or left when the claim fails
@@ -369,12 +425,25 @@ export class Provisioning {
         return { dpidHex, vm: vm.name, host, action: "leased-elsewhere", reactionMs: 0 };
       }
       await this.dropStaleImage(dp, vm, host);
-      const started = await this.start(dp, vm, host, hostCfg, {
-        plan,
-        disk,
-        release,
-        ...(state ? { state } : {}),
-      });
+      let started: Awaited<ReturnType<Provisioning["start"]>>;
+      try {
+        started = await this.start(dp, vm, host, hostCfg, {
+          plan,
+          // A disk made ahead is in place; a domain only read ahead has its disk checked as always.
+          ...(disk && !known?.diskReady ? { disk } : {}),
+          release,
+          ...(state ? { state } : {}),
+        });
+      } catch (e) {
+        if (!known) throw e;
+        // The domain changed since it was read ahead (an event not seen yet): read it, define it, start it.
+        ctx.log.info(
+          { dpid: dpidHex, vm: vm.name, host, err: errorMessage(e) },
+          "domain not as read ahead: starting it the long way",
+        );
+        dp.definedAs = undefined;
+        started = await this.start(dp, vm, host, hostCfg, { plan, ...(disk ? { disk } : {}), release });
+      }
       release();
       const { res, consoleLog, readinessFrom, stream, early } = started;
       this.imageRestored(dp, vm, host, res.restored);
@@ -452,6 +521,8 @@ export class Provisioning {
   }> {
     const { ctx } = this;
     const dpidHex = dp.dpidHex;
+    // Whatever was known of the domain ahead, a start changes it (the ensure took it first, when it used it).
+    dp.knownState = undefined;
     // RouteFlow's rows go first: rfserver must find them when the VM's rfclient registers. A configured
     // VM's were written at start-up or reload (rows ahead); only what is not confirmed is written here.
     if (!this.rowsAhead.inPlace(vm)) await ctx.store.upsertRfconfigRows(rfconfigRows(vm));
@@ -509,6 +580,83 @@ export class Provisioning {
       });
     dp.definedAs = definedAs;
     return { res, consoleLog, readinessFrom, stream: cons.stream, early };
+  }
+
+  /**
+   * defineAhead makes a configured VM's first start a bare `virsh start`: on the host its join would choose,
+   * a domain that no host has is defined (disk first) from the XML the join would give it, and the state of
+   * one that exists is read (with its managed-save image). The join then claims the lease beside nothing
+   * else and starts the domain without asking libvirt again. No lease is taken: only a domain that does not
+   * exist is created, from the config every instance shares; one that exists is never touched.
+   */
+  private async defineAhead(
+    dp: Datapath,
+    a: Extract<DaemonAction, { kind: "define" }>,
+  ): Promise<DefineAheadResult> {
+    const { ctx } = this;
+    const { vm, host } = a;
+    const skipped: DefineAheadResult = { outcome: "skipped" };
+    const hostCfg = ctx.config().hosts.find((h) => h.name === host);
+    if (dp.connected || !hostCfg) return skipped;
+    const manager = ctx.hosts.manager(host);
+    try {
+      const st = await manager.fullState(vm.name);
+      if (st) {
+        if (isActive(st.state) || dp.connected) return skipped;
+        dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: false };
+        dp.knownState = { ...st, host, diskReady: false };
+        return { outcome: "known" };
+      }
+      // A data plane's tags and patch ports are given when the VM starts, under its lease.
+      if (hostCfg.dataPlane) return skipped;
+      const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
+      if (dp.connected) return skipped;
+      const uuid = plan.description.uuid ?? "";
+      const fingerprint = dataPlaneFingerprint(configHash(vm), []);
+      const xml = buildDomainXml(plan.description);
+      const definedAt = await this.startGate(host).run(async () => {
+        const created = await manager.prepareDisk(disk);
+        try {
+          await manager.define(vm.name, xml);
+        } catch (e) {
+          if (created && disk) await manager.removeDisk(disk).catch(() => undefined);
+          throw e;
+        }
+        return ctx.clock.date();
+      });
+      dp.definedAs = `${host} ${uuid} ${fingerprint}`;
+      dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: false };
+      dp.knownState = { state: "shutoff", reason: "unknown", saved: false, host, diskReady: true };
+      ctx.record.patch(dp.dpidHex, {
+        vmName: vm.name,
+        vmId: vm.vmId.toString(10),
+        vmMac: vm.vmMac,
+        hypervisor: vm.hypervisor,
+        host,
+        uuid,
+        definedAt,
+        configFingerprint: fingerprint,
+        state: "stopped",
+      });
+      return { outcome: "defined" };
+    } catch (e) {
+      // Nothing is lost: the join defines and starts the VM itself, and reports what fails then.
+      ctx.log.warn(
+        { dpid: dp.dpidHex, vm: vm.name, host, err: errorMessage(e) },
+        "domain not defined ahead; its join will define it",
+      );
+      return skipped;
+    }
+  }
+
+  /**
+   * domainEvent drops what was known ahead of a domain once libvirt reports it other than shut off as
+   * known (a start, an undefine, a save not made here); the events of its own definition and stop agree.
+   */
+  domainEvent(dp: Datapath, e: DomainEvent): void {
+    const k = dp.knownState;
+    if (!k || e.host !== k.host) return;
+    if (!agreesWithShutOff(e, k.saved === true)) dp.knownState = undefined;
   }
 
   /**
@@ -716,6 +864,17 @@ export class Provisioning {
     const dpidHex = dp.dpidHex;
     try {
       const outcome = await ctx.hosts.manager(a.host).leave(a.vm.name, a.action);
+      // The domain is shut off as this left it: the rejoin starts (or restores) it without asking first.
+      dp.knownState =
+        outcome === "saved" || outcome === "destroyed" || outcome === "shutdown"
+          ? {
+              state: "shutoff",
+              reason: outcome,
+              saved: outcome === "saved",
+              host: a.host,
+              diskReady: false,
+            }
+          : undefined;
       const state = STATE_OF_LEAVE[outcome];
       await ctx.store.patchRecord(dpidHex, state ? { state } : {});
       ctx.record.event({

@@ -498,6 +498,13 @@ const policiesSchema = z
       })
       .prefault({}),
     /**
+     * defineAhead: at start-up and reload, each configured VM whose switch is not connected gets its domain
+     * defined (disk first) where its join would place it, or its state read when the domain exists, so that
+     * its join claims the lease and issues `virsh start` with nothing else on the way. Domains that exist are
+     * never changed by it; VMs on a data-plane host are left to their join (their tags come with the lease).
+     */
+    defineAhead: z.boolean().default(true),
+    /**
      * Prewarm: configured VMs whose switch is not connected are booted ahead of it, to ready, then
      * `managedsave`d, so that the switch's first join restores the VM instead of cold-booting it. Off by
      * default: each image takes the guest's RAM on the host's disk.

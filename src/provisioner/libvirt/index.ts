@@ -14,6 +14,7 @@ export {
   DomainManager,
   isActive,
   type DomainInfo,
+  type KnownDomainState,
   type LeaveAction,
   type LeaveOutcome,
 } from "./lifecycle.js";

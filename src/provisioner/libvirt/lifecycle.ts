@@ -35,6 +35,16 @@ export interface HostRef {
   uri: string;
 }
 
+/**
+ * KnownDomainState is a domain's state and reason as `domstate --reason` says it; `saved`, when known, says
+ * whether it holds a managed-save image (otherwise asked with `dominfo` where it matters).
+ */
+export interface KnownDomainState {
+  state: DomainState;
+  reason: string;
+  saved?: boolean;
+}
+
 /** EnsureSpec is what `ensureRunning` needs: name, stable uuid, domain XML, disk plan. */
 export interface EnsureSpec {
   name: string;
@@ -48,7 +58,7 @@ export interface EnsureSpec {
    * state, when given, is the domain's state as the caller just read it (`state(name)`, undefined: no such
    * domain), used instead of reading it again: the caller read it beside other work of its own.
    */
-  state?: Promise<{ state: DomainState; reason: string } | undefined>;
+  state?: Promise<KnownDomainState | undefined>;
   /**
    * onStarting is called once, before the disk is prepared, when this attempt will define and start, start or
    * resume the domain; never when it finds the domain already running (an adopted VM never "starts").
@@ -160,7 +170,7 @@ export class DomainManager {
   }
 
   /** state returns the domain's state and reason (`domstate --reason`), or undefined when it is not defined. */
-  async state(name: string): Promise<{ state: DomainState; reason: string } | undefined> {
+  async state(name: string): Promise<KnownDomainState | undefined> {
     try {
       const { stdout } = await this.virsh(["domstate", name, "--reason"]);
       return parseDomstate(stdout);
@@ -189,7 +199,9 @@ export class DomainManager {
     // Whether the domain has a managed-save image, asked at most once (a `dominfo` unless the state says so).
     let saved: boolean | undefined;
     const hasSave = async (): Promise<boolean> =>
-      (saved ??= st ? st.reason === "saved" || (await this.hasManagedSave(spec.name)) : false);
+      (saved ??= st
+        ? (st.saved ?? (st.reason === "saved" || (await this.hasManagedSave(spec.name))))
+        : false);
     let definedAt: Date | undefined;
     let startedAt: Date | undefined;
     const done = (action: EnsureAction, restored = false): EnsureResult => {
@@ -314,6 +326,16 @@ export class DomainManager {
     this.log.warn({ host: this.host.name, vm: spec.name, undo, err }, "ensureRunning failed; rolled back");
   }
 
+  /**
+   * fullState is `state` with `saved` filled in for a domain that is not active (a `dominfo` unless the
+   * reason says "saved"): what a start will find, read ahead of it.
+   */
+  async fullState(name: string): Promise<KnownDomainState | undefined> {
+    const st = await this.state(name);
+    if (!st || isActive(st.state)) return st;
+    return { ...st, saved: st.reason === "saved" || (await this.hasManagedSave(name)) };
+  }
+
   private async hasManagedSave(name: string): Promise<boolean> {
     try {
       const { stdout } = await this.virsh(["dominfo", name]);
@@ -342,6 +364,11 @@ export class DomainManager {
   prepareDisk(disk: DiskPlan | undefined): Promise<boolean> {
     if (!disk || disk.kind === "none") return Promise.resolve(false);
     return this.withStorage().prepareDisk(disk);
+  }
+
+  /** removeDisk deletes a VM's overlay or copy volume (a `none` disk is nothing to delete). */
+  async removeDisk(disk: DiskPlan): Promise<void> {
+    if (disk.kind !== "none") await this.withStorage().removeDisk(disk);
   }
 
   private withStorage(): HostStorage {

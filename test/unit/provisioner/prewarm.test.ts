@@ -7,9 +7,8 @@
  */
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { parseConfig } from "../../../src/provisioner/config/index.js";
 import { FakeDomainConsole, FakeLibvirt } from "./daemon/fakes.js";
-import { configYaml, hex16, joinAndSettle, rig, uri, type Rig } from "./daemon/rig.js";
+import { unitConfig, hex16, joinAndSettle, rig, uri, type Rig } from "./daemon/rig.js";
 
 let r: Rig | undefined;
 afterEach(async () => {
@@ -159,13 +158,10 @@ describe("Prewarmer", () => {
     await until(r, () => domState(r!, "rfvm1") === "running");
     await boot(r, "rfvm1");
     const first = r.store.records.get(hex16(1n))!.prewarm!.fingerprint;
-    const next = parseConfig(
-      configYaml(r.stateDir, {
-        vms: 1,
-        defaults: "{ hypervisor: test, memoryMiB: 96 }",
-        extra: policies("{ enabled: true }"),
-      }),
-      { format: "yaml", source: "reload" },
+    const next = unitConfig(
+      r.stateDir,
+      { vms: 1, defaults: "{ hypervisor: test, memoryMiB: 96 }", extra: policies("{ enabled: true }") },
+      "reload",
     );
     await r.daemon.reload(next);
     await until(r, () => domState(r!, "rfvm1") === "running");
@@ -187,10 +183,7 @@ describe("Prewarmer", () => {
     await until(r, () => domState(r!, "rfvm1") === "running");
     await boot(r, "rfvm1");
     await boot(r, "rfvm2");
-    const next = parseConfig(configYaml(r.stateDir, { vms: 1, extra: policies("{ enabled: true }") }), {
-      format: "yaml",
-      source: "reload",
-    });
+    const next = unitConfig(r.stateDir, { vms: 1, extra: policies("{ enabled: true }") }, "reload");
     await r.daemon.reload(next);
     await r.clock.advance(50);
     expect(domState(r, "rfvm2")).toBe("none");

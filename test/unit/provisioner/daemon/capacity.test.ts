@@ -4,8 +4,7 @@
  * lastError and the error event; hosts added or removed by a reload reach placement.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { parseConfig } from "../../../../src/provisioner/index.js";
-import { configYaml, hex16, joinAndSettle, rig, uri, type Rig } from "./rig.js";
+import { unitConfig, hex16, joinAndSettle, rig, uri, type Rig } from "./rig.js";
 
 let r: Rig | undefined;
 afterEach(async () => {
@@ -67,10 +66,7 @@ describe("capacity reported by the hosts", () => {
     r = await rig({ hosts: 1, vms: 3, before: (x) => (x.libvirt.host(uri(1)).memory = low) });
     await joinAndSettle(r, 1n);
     expect(r.store.records.get(hex16(1n))!.lastError?.kind).toBe("placement");
-    const two = parseConfig(configYaml(r.stateDir, { hosts: 2, vms: 3 }), {
-      format: "yaml",
-      source: "reload",
-    });
+    const two = unitConfig(r.stateDir, { hosts: 2, vms: 3 }, "reload");
     await r.daemon.reload(two);
     await joinAndSettle(r, 2n);
     expect(r.seen.ensured.map((e) => [e.vm, e.host])).toEqual([["rfvm2", "h2"]]);
@@ -78,10 +74,7 @@ describe("capacity reported by the hosts", () => {
     await r.clock.advance(8_000);
     await r.daemon.idle();
     expect(r.seen.ensured.map((e) => e.host)).toEqual(["h2", "h2"]);
-    const one = parseConfig(configYaml(r.stateDir, { hosts: 1, vms: 3 }), {
-      format: "yaml",
-      source: "reload",
-    });
+    const one = unitConfig(r.stateDir, { hosts: 1, vms: 3 }, "reload");
     await r.daemon.reload(one);
     await joinAndSettle(r, 3n);
     expect(r.libvirt.argsOf(uri(2), "start")).toEqual([

@@ -4,8 +4,8 @@
  * reload reaching placement. Probes run on the daemon's own schedule (probeSeconds) on a FakeClock.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { parseConfig, type RfbootConfig } from "../../../../src/provisioner/index.js";
-import { configYaml, hex16, joinAndSettle, rig, uri, type Rig } from "./rig.js";
+import type { RfbootConfig } from "../../../../src/provisioner/index.js";
+import { unitConfig, hex16, joinAndSettle, rig, uri, type Rig } from "./rig.js";
 
 let r: Rig | undefined;
 afterEach(async () => {
@@ -19,7 +19,7 @@ const replace = (after: number) =>
 
 /** config builds the config a reload applies (hosts h1..hN, datapaths 0x1..0xK). */
 function config(x: Rig, o: { hosts: number; vms: number; extra?: string }): RfbootConfig {
-  return parseConfig(configYaml(x.stateDir, o), { format: "yaml", source: "reload" });
+  return unitConfig(x.stateDir, o, "reload");
 }
 
 /** tick advances the clock by `ms` and lets the provisioning it caused finish. */

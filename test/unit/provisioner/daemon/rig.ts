@@ -3,9 +3,10 @@ import type { EventEmitter } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { silentLogger } from "../../../../src/common/log.js";
 import { Daemon, type DaemonEvents } from "../../../../src/provisioner/daemon.js";
-import { parseConfig } from "../../../../src/provisioner/index.js";
+import { parseConfig, type RfbootConfig } from "../../../../src/provisioner/index.js";
 import type { DomainConsoleWatch } from "../../../../src/provisioner/vm-readiness.js";
 import type { OvsSeam } from "../../../../src/provisioner/ovs.js";
 import { FakeClock, FakeLibvirt, FakeSwitches, MemoryConsole, RecordingStore, settle } from "./fakes.js";
@@ -65,6 +66,23 @@ ${o.extra ?? "policies: { leave: { action: destroy, graceSeconds: 10 } }\nreadin
 `;
 }
 
+/** ConfigYamlOptions are configYaml's knobs (see there). */
+type ConfigYamlOptions = NonNullable<Parameters<typeof configYaml>[1]>;
+
+/**
+ * unitConfig parses configYaml's config. Domains ahead (policies.defineAhead) are off unless asked for:
+ * these tests follow a join's path from a host that has no domain yet; domains-ahead.test.ts covers them.
+ */
+export function unitConfig(
+  stateDir: string,
+  o: ConfigYamlOptions & { defineAhead?: boolean } = {},
+  source = "unit",
+): RfbootConfig {
+  const doc = parseYaml(configYaml(stateDir, o)) as { policies?: Record<string, unknown> };
+  doc.policies = { defineAhead: o.defineAhead ?? false, ...doc.policies };
+  return parseConfig(stringifyYaml(doc), { format: "yaml", source });
+}
+
 /** rig builds and starts a daemon over the fakes. */
 export async function rig(
   o: {
@@ -89,6 +107,8 @@ export async function rig(
     store?: RecordingStore;
     libvirt?: FakeLibvirt;
     stateDir?: string;
+    /** defineAhead: policies.defineAhead (default off here, see unitConfig). */
+    defineAhead?: boolean;
   } = {},
 ): Promise<Rig> {
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "rfboot-daemon-unit-"));
@@ -97,7 +117,7 @@ export async function rig(
   const libvirt = o.libvirt ?? new FakeLibvirt();
   const switches = new FakeSwitches();
   const console = new MemoryConsole();
-  const config = parseConfig(configYaml(stateDir, o), { format: "yaml", source: "unit" });
+  const config = unitConfig(stateDir, o);
   const daemon = new Daemon({
     config,
     logger: silentLogger,

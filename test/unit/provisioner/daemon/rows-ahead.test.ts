@@ -3,9 +3,8 @@
  * joins, so a join's path has no row write; rows MongoDB did not confirm (an outage) are written at the join.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { parseConfig } from "../../../../src/provisioner/config/index.js";
 import { settle } from "./fakes.js";
-import { configYaml, joinAndSettle, rig, type Rig } from "./rig.js";
+import { unitConfig, joinAndSettle, rig, type Rig } from "./rig.js";
 
 let r: Rig | undefined;
 afterEach(async () => {
@@ -19,9 +18,7 @@ describe("rows ahead", () => {
   it("a reload that adds a configured VM writes its rows at once, before its switch joins; its join writes none", async () => {
     r = await rig({ vms: 1 });
     expect(upserts(r)).toHaveLength(1);
-    await r.daemon.reload(
-      parseConfig(configYaml(r.stateDir, { vms: 2 }), { format: "yaml", source: "unit" }),
-    );
+    await r.daemon.reload(unitConfig(r.stateDir, { vms: 2 }));
     await settle();
     expect(upserts(r)).toHaveLength(2);
     expect(r.store.rows[1]!.map((x) => x.dp_id)).toEqual(["2", "2"]);

@@ -36,6 +36,7 @@ const TYPES = [
   "HostProbe",
   "HostSpec",
   "HotplugResult",
+  "KnownDomainState",
   "LeaveAction",
   "LeaveOutcome",
   "ProcessSeam",

@@ -1,0 +1,194 @@
+/**
+ * Domains ahead (policies.defineAhead), on fakes: at start-up and on reload each configured VM whose switch
+ * is not connected has its domain defined (or its state read) where its join would place it, so the join's
+ * path is the lease claim and `virsh start`; a domain found otherwise at the start goes the long way.
+ */
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { FakeOvs } from "../fake-ovs.js";
+import { settle } from "./fakes.js";
+import { hex16, joinAndSettle, rig, unitConfig, uri, type Rig } from "./rig.js";
+
+let r: Rig | undefined;
+afterEach(async () => {
+  await r?.stop();
+  r = undefined;
+});
+
+const isStorage = (args: readonly string[]) => /^(pool|vol)-/.test(args[0] ?? "");
+
+/** virshCmds: the commands about domains sent to h1 (listing, host probes and storage left out). */
+function virshCmds(x: Rig, from = 0): string[] {
+  return x.libvirt.calls
+    .slice(from)
+    .filter(
+      (c) =>
+        c.uri === uri(1) &&
+        !["list", "domstats", "nodeinfo", "nodememstats", "uri"].includes(c.args[0] ?? "") &&
+        !isStorage(c.args),
+    )
+    .map((c) =>
+      c.args[0] === "define" ? `define ${c.args[1]?.match(/(rfvm\d+)-/)?.[1]}` : c.args.join(" "),
+    );
+}
+
+describe("domains ahead", () => {
+  it("defines every configured VM's domain before any switch joins; the join claims and starts, nothing else", async () => {
+    r = await rig({ defineAhead: true });
+    await r.daemon.idle();
+    // Both VMs at once (the host's start slots), each its state read, then defined.
+    expect(virshCmds(r).sort()).toEqual([
+      "define rfvm1",
+      "define rfvm2",
+      "domstate rfvm1 --reason",
+      "domstate rfvm2 --reason",
+    ]);
+    expect(r.libvirt.host(uri(1)).domains.get("rfvm1")?.state).toBe("shut off");
+    // Its record says where and from which config it was defined (a restart keeps the definition).
+    expect(r.store.records.get(hex16(1n))).toMatchObject({ state: "stopped", host: "h1", vmName: "rfvm1" });
+    expect(r.store.records.get(hex16(1n))?.configFingerprint).toMatch(/\S/);
+    expect(r.store.calls.filter((c) => c === "claim")).toEqual([]);
+    const before = r.libvirt.calls.length;
+    await joinAndSettle(r, 1n, [1, 2]);
+    expect(virshCmds(r, before)).toEqual(["start rfvm1"]);
+    expect(r.store.calls.filter((c) => c === "claim")).toEqual(["claim"]);
+    expect(r.seen.ensured.map((e) => [e.vm, e.action, e.host])).toEqual([["rfvm1", "started", "h1"]]);
+    expect(r.store.records.get(hex16(1n))?.state).toBe("running");
+  });
+
+  it("is off with policies.defineAhead false: nothing is made before a switch joins", async () => {
+    r = await rig({ defineAhead: false });
+    await r.daemon.idle();
+    expect(virshCmds(r)).toEqual([]);
+    await joinAndSettle(r, 1n, [1, 2]);
+    expect(virshCmds(r)).toEqual(["domstate rfvm1 --reason", "define rfvm1", "start rfvm1"]);
+  });
+
+  it("an existing domain is never redefined ahead: its state and managed-save image are read, and the join restores it", async () => {
+    r = await rig({
+      defineAhead: true,
+      before: (x) => {
+        x.libvirt.host(uri(1)).domains.set("rfvm1", { uuid: "u1", state: "shut off", saved: true });
+      },
+    });
+    await r.daemon.idle();
+    const ahead = virshCmds(r).filter((c) => c.includes("rfvm1"));
+    expect(ahead.some((c) => c.startsWith("define"))).toBe(false);
+    expect(ahead).toContain("domstate rfvm1 --reason");
+    const before = r.libvirt.calls.length;
+    await joinAndSettle(r, 1n, [1, 2]);
+    // No domstate or dominfo at the join: the start restores the image, as libvirt does for a managed save.
+    const atJoin = virshCmds(r, before);
+    expect(atJoin.filter((c) => c.startsWith("domstate") || c.startsWith("dominfo"))).toEqual([]);
+    expect(atJoin.at(-1)).toBe("start rfvm1");
+  });
+
+  it("a domain gone since it was defined ahead (no event seen yet) is defined and started the long way", async () => {
+    r = await rig({ defineAhead: true });
+    await r.daemon.idle();
+    // An operator undefines it behind rfboot's back; libvirt's event has not reached the daemon.
+    r.libvirt.host(uri(1)).domains.delete("rfvm1");
+    const before = r.libvirt.calls.length;
+    await joinAndSettle(r, 1n, [1, 2]);
+    expect(virshCmds(r, before)).toEqual([
+      "start rfvm1",
+      "domstate rfvm1 --reason",
+      "define rfvm1",
+      "start rfvm1",
+    ]);
+    expect(r.seen.ensured.map((e) => [e.vm, e.action])).toEqual([["rfvm1", "defined+started"]]);
+    expect(r.seen.failed).toEqual([]);
+  });
+
+  it("a libvirt event that the domain started drops what was known: the join reads the state and adopts it", async () => {
+    r = await rig({ defineAhead: true });
+    await r.daemon.idle();
+    r.libvirt.host(uri(1)).domains.get("rfvm1")!.state = "running";
+    r.daemon.domainEvent({
+      type: "lifecycle",
+      host: "h1",
+      domain: "rfvm1",
+      event: "Started",
+      detail: "Booted",
+      at: new Date(),
+      source: "event",
+    });
+    // Its own definition's event agrees with what is known and keeps it (rfvm2).
+    r.daemon.domainEvent({
+      type: "lifecycle",
+      host: "h1",
+      domain: "rfvm2",
+      event: "Defined",
+      detail: "Added",
+      at: new Date(),
+      source: "event",
+    });
+    const before = r.libvirt.calls.length;
+    await joinAndSettle(r, 1n, [1, 2]);
+    expect(virshCmds(r, before)).toEqual(["domstate rfvm1 --reason"]);
+    expect(r.seen.ensured.map((e) => [e.vm, e.action])).toEqual([["rfvm1", "adopted"]]);
+    const mid = r.libvirt.calls.length;
+    await joinAndSettle(r, 2n, [1, 2]);
+    expect(virshCmds(r, mid)).toEqual(["start rfvm2"]);
+  });
+
+  it("a leave that saves the VM makes its rejoin a bare start (the restore), with nothing asked first", async () => {
+    r = await rig({
+      defineAhead: true,
+      extra: "policies: { leave: { action: suspend, graceSeconds: 1 } }\nreadiness: { consoleMarker: null }",
+    });
+    await r.daemon.idle();
+    await joinAndSettle(r, 1n, [1, 2]);
+    r.switches.leave(1n);
+    await r.clock.advance(1_500);
+    await r.daemon.idle();
+    expect(r.libvirt.host(uri(1)).domains.get("rfvm1")).toMatchObject({ state: "shut off", saved: true });
+    const before = r.libvirt.calls.length;
+    await joinAndSettle(r, 1n, [1, 2]);
+    expect(virshCmds(r, before)).toEqual(["start rfvm1"]);
+  });
+
+  it("a reload that adds a VM defines it ahead; a VM whose switch is connected is left to its ensure", async () => {
+    r = await rig({ defineAhead: true, vms: 1 });
+    await r.daemon.idle();
+    await r.daemon.reload(unitConfig(r.stateDir, { vms: 2, defineAhead: true }));
+    await settle();
+    await r.daemon.idle();
+    expect(virshCmds(r).filter((c) => c.startsWith("define"))).toEqual(["define rfvm1", "define rfvm2"]);
+  });
+
+  it("a VM on a data-plane host is left to its join (its tags come with the lease)", async () => {
+    const ovs = new FakeOvs(["dp0", "trunk0"]);
+    r = await rig({
+      defineAhead: true,
+      vms: 1,
+      hostExtra: { 1: "dataPlane: { trunkBridge: trunk0, bridge: br-vms }" },
+      ovs,
+    });
+    await r.daemon.idle();
+    expect(virshCmds(r).filter((c) => c.startsWith("define"))).toEqual([]);
+  });
+
+  it("with prewarm on, the VM defined ahead is prewarmed from that definition and its join restores it", async () => {
+    r = await rig({
+      defineAhead: true,
+      vms: 1,
+      extra: `policies: { leave: { action: suspend, graceSeconds: 1 }, prewarm: { enabled: true } }
+readiness: { consoleMarker: "GUEST-UP", timeoutSeconds: 30 }`,
+    });
+    const saved = () => r!.seen.prewarmed.length > 0;
+    for (let t = 0; t < 3000 && !saved(); t += 10) {
+      if (r.libvirt.host(uri(1)).domains.get("rfvm1")?.state === "running")
+        r.console.append(join(r.stateDir, "console", "rfvm1.log"), "GUEST-UP\n");
+      await r.clock.advance(10);
+      await new Promise((res) => setTimeout(res, 2));
+    }
+    expect(saved()).toBe(true);
+    // One definition (ahead); the prewarm started it without defining it again.
+    expect(virshCmds(r).filter((c) => c.startsWith("define"))).toEqual(["define rfvm1"]);
+    expect(r.libvirt.host(uri(1)).domains.get("rfvm1")).toMatchObject({ state: "shut off", saved: true });
+    await joinAndSettle(r, 1n, [1, 2]);
+    expect(r.seen.ensured.map((e) => [e.vm, e.action])).toEqual([["rfvm1", "started"]]);
+    expect(r.libvirt.host(uri(1)).domains.get("rfvm1")?.state).toBe("running");
+  });
+});
