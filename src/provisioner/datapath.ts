@@ -74,6 +74,9 @@ export class Datapath {
     this.recordVmName = name;
   }
 
+  /** joined: the switch connected to this instance at least once. */
+  joined = false;
+
   /** connected: the switch is connected now. */
   get connected(): boolean {
     return this.conn !== undefined;
@@ -82,6 +85,7 @@ export class Datapath {
   /** join records a new connection and the ports it reported. */
   join(e: UpEvent): void {
     this.conn = e;
+    this.joined = true;
     this.joinPorts = e.ports.map((p) => p.no);
   }
 
@@ -191,6 +195,8 @@ export class Datapath {
 export interface DatapathStatus {
   dpidHex: string;
   connected: boolean;
+  /** joined: the switch connected to this instance at least once (false: known from config or records). */
+  joined?: boolean;
   vm?: string;
   /** dataPorts: the VM's data ports (switch port -> VM interface number) as resolved at join. */
   dataPorts: { dpPort: number; vmPort: number }[];
@@ -208,6 +214,7 @@ export function statusOf(dp: Datapath): DatapathStatus {
   return {
     dpidHex: dp.dpidHex,
     connected: dp.connected,
+    joined: dp.joined,
     ...(dp.vmName ? { vm: dp.vmName } : {}),
     dataPorts: (dp.vm?.ports ?? []).map((p) => ({ dpPort: p.dpPort, vmPort: p.vmPort })),
     joinPorts: [...dp.joinPorts],

@@ -43,7 +43,7 @@ export type DaemonAction =
   | { kind: "ensure"; vm: ResolvedVm; host: string; joinedAt: number }
   | { kind: "leave"; vm: ResolvedVm; host: string; action: LeaveAction }
   | { kind: "prewarm"; vm: ResolvedVm; host: string }
-  | { kind: "define"; vm: ResolvedVm; host: string };
+  | { kind: "define"; vm: ResolvedVm; host: string; mayDefine: boolean };
 
 /**
  * DefineAheadResult is what defining a VM ahead of its switch did: `defined` its domain (shut off, disk in
@@ -334,6 +334,11 @@ export class Provisioning {
    */
   submitDefineAhead(dp: Datapath, vm: ResolvedVm): Promise<unknown> | false {
     if (dp.connected || this.busy(dp)) return false;
+    // A domain is defined ahead only for a VM that can go to one host: where several could take it, its join
+    // places it under its lease, so that two instances never define it on two hosts. Where its domain is
+    // known to be, its state is read all the same.
+    const mayDefine = hostsFor(this.ctx.config(), vm).length === 1;
+    if (!mayDefine && !dp.placement) return false;
     let host: string;
     try {
       host = place(
@@ -345,7 +350,7 @@ export class Provisioning {
       return false;
     }
     dp.vmName = vm.name;
-    return this.queue.submit(dp.dpidHex, { kind: "define", vm, host });
+    return this.queue.submit(dp.dpidHex, { kind: "define", vm, host, mayDefine });
   }
 
   /** ensureAfter queues the datapath's ensure `ms` from now, as a retry (a new join or retry replaces it). */
@@ -608,7 +613,7 @@ export class Provisioning {
         return { outcome: "known" };
       }
       // A data plane's tags and patch ports are given when the VM starts, under its lease.
-      if (hostCfg.dataPlane) return skipped;
+      if (hostCfg.dataPlane || !a.mayDefine) return skipped;
       const { plan, disk } = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
       if (dp.connected) return skipped;
       const uuid = plan.description.uuid ?? "";

@@ -158,9 +158,9 @@ function datapathView(
   dp: DatapathStatus | undefined,
   configuredName: string | undefined,
 ): DatapathView {
-  // The daemon knows a prewarmed VM's datapath before its switch ever connected: with no switch recorded, the
-  // switch was never seen.
-  const unseen = !dp?.connected && rec?.prewarm && rec.switch === undefined;
+  // The daemon knows a datapath before its switch ever connected (its domain defined ahead, its VM
+  // prewarmed): with no switch recorded, the switch was never seen.
+  const unseen = !dp?.connected && dp?.joined !== true && rec?.switch === undefined;
   const connected = unseen ? undefined : (dp?.connected ?? rec?.switch?.connected);
   const sw: DatapathView["switch"] =
     connected === undefined ? "never" : connected ? "connected" : "disconnected";

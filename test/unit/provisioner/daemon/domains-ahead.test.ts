@@ -157,6 +157,19 @@ describe("domains ahead", () => {
     expect(virshCmds(r).filter((c) => c.startsWith("define"))).toEqual(["define rfvm1", "define rfvm2"]);
   });
 
+  it("a VM that two hosts could take is placed by its join, under its lease; one pinned to a host is defined there ahead", async () => {
+    r = await rig({
+      defineAhead: true,
+      hosts: 2,
+      vms: 2,
+      vmExtra: { 2: "host: h2" },
+    });
+    await r.daemon.idle();
+    const defines = (u: string) => r!.libvirt.argsOf(u, "define").map((a) => a[1]?.match(/(rfvm\d+)-/)?.[1]);
+    expect(defines(uri(1))).toEqual([]);
+    expect(defines(uri(2))).toEqual(["rfvm2"]);
+  });
+
   it("a VM on a data-plane host is left to its join (its tags come with the lease)", async () => {
     const ovs = new FakeOvs(["dp0", "trunk0"]);
     r = await rig({

@@ -42,6 +42,8 @@ export function configYaml(
     uris?: readonly string[];
     defaults?: string;
     hostExtra?: Record<number, string>;
+    /** vmExtra: more keys of datapath 0xN's entry (`host: h2`). */
+    vmExtra?: Record<number, string>;
   } = {},
 ): string {
   const hosts = Array.from(
@@ -51,7 +53,8 @@ export function configYaml(
   );
   const vms = Array.from(
     { length: o.vms ?? 2 },
-    (_, i) => `  "0x${i + 1}": { name: rfvm${i + 1}, vmId: "02:a${i + 1}:00:00:00:01", dataPorts: 2 }`,
+    (_, i) =>
+      `  "0x${i + 1}": { name: rfvm${i + 1}, vmId: "02:a${i + 1}:00:00:00:01", dataPorts: 2${o.vmExtra?.[i + 1] ? `, ${o.vmExtra[i + 1]}` : ""} }`,
   );
   return `
 stateDir: ${stateDir}
@@ -97,6 +100,7 @@ export async function rig(
     domainConsole?: DomainConsoleWatch;
     /** hostExtra: more keys of host hN's entry (`dataPlane: {...}`). */
     hostExtra?: Record<number, string>;
+    vmExtra?: Record<number, string>;
     /** ovs: the Open vSwitch of the data plane (default: none expected; the real one is never called). */
     ovs?: OvsSeam;
     retryInitialMs?: number;

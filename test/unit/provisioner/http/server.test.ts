@@ -31,7 +31,18 @@ function fakeInput(connected: boolean, probed = true): SnapshotInput {
         retryWaiting: false,
       },
     ],
-    records: [{ _id: A, dpidHex: A, dpid: "161", state: "ready", host: "h1", vmName: "rfvmA", updatedAt: T }],
+    records: [
+      {
+        _id: A,
+        dpidHex: A,
+        dpid: "161",
+        state: "ready",
+        host: "h1",
+        vmName: "rfvmA",
+        switch: { connected, peer: "127.0.0.1:40001", version: 4 },
+        updatedAt: T,
+      },
+    ],
     rfconfig: [],
     hosts: [
       {
