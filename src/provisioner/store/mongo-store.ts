@@ -253,7 +253,14 @@ export class MongoStore extends EventEmitter implements DaemonStore {
         cause: err,
       });
     }
-    this.leases = new LeaseTable(this.db.collection<LeaseDoc>(this.collections.leases));
+    this.leases = new LeaseTable(this.db.collection<LeaseDoc>(this.collections.leases), {
+      onRepair: (dpids, during) =>
+        this.log.warn(
+          { collection: this.collections.leases, repaired: dpids.length, dpids: dpids.slice(0, 20), during },
+          "lease chains without generation 1 (left by an earlier rfboot, which may still run beside) got it " +
+            "back; this instance's first claims read the hint beside the insert until it restarts",
+        ),
+    });
     this.outbox = new Outbox({
       ...options.outbox,
       apply: (op) => this.apply(op),
@@ -393,7 +400,7 @@ export class MongoStore extends EventEmitter implements DaemonStore {
       // NamespaceExists (48): created by an earlier run or another instance.
     }
     await this.col(this.collections.events).createIndex({ at: -1 });
-    await this.leases.ensureIndexes();
+    await this.leases.prepare(this.now());
   }
 
   // ---- outbox application -----------------------------------------------------------------------------
