@@ -21,11 +21,14 @@ export interface LeaseKeeperOptions {
   processAlive?: (pid: number) => boolean;
 }
 
+/** Claim is a claim's outcome: the lease is this instance's, another's, or unknown (MongoDB away: boot anyway). */
+type Claim = "held" | "refused" | "unchecked";
+
 /** LeaseKeeper claims, renews and releases the leases of this instance's datapaths. */
 export class LeaseKeeper {
   private readonly processAlive: (pid: number) => boolean;
   /** early: claims begun at a join, by dpid, for the ensure that follows to take (see begin). */
-  private readonly early = new Map<string, Promise<boolean>>();
+  private readonly early = new Map<string, Promise<Claim>>();
 
   constructor(
     private readonly ctx: DaemonContext,
@@ -54,28 +57,29 @@ export class LeaseKeeper {
    */
   async claim(dp: Datapath): Promise<boolean> {
     const p = this.early.get(dp.dpidHex);
-    if (!p) return this.claimNow(dp);
     this.early.delete(dp.dpidHex);
-    const ok = await p;
+    const first = p ? await p : undefined;
+    if (first === "refused") return false;
     // The ensure may have waited in the queue since: a lease won then and close to its expiry is claimed anew.
-    return ok ? this.claimNow(dp) : false;
+    // One unchecked at the join is asked again (the outage may be over), quietly: the join's warning said it.
+    return (await this.claimNow(dp, first === "unchecked")) !== "refused";
   }
 
   /**
    * claimNow takes the datapath's lease for this instance. While MongoDB is out (known from the outbox, or
    * the claim's own failure is an outage) it boots anyway: the VM runs while the database is away and the
    * record follows. Any other failure is thrown (the VM is not booted: whether another instance holds the
-   * datapath is unknown); the caller records it and retries.
+   * datapath is unknown); the caller records it and retries. `quiet`: an unchecked lease is not logged again.
    */
-  private async claimNow(dp: Datapath): Promise<boolean> {
+  private async claimNow(dp: Datapath, quiet = false): Promise<Claim> {
     const { ctx } = this;
     const dpidHex = dp.dpidHex;
     // Held and renewed with time to spare (a rejoin, a restart of the VM): no round trip on the join's path.
-    if (dp.leased && dp.leaseUntil - ctx.clock.now() > leaseMarginMs(this.opts.ttlMs)) return true;
+    if (dp.leased && dp.leaseUntil - ctx.clock.now() > leaseMarginMs(this.opts.ttlMs)) return "held";
     if (!ctx.store.stats().online) {
       // Known outage (the outbox is buffering): do not spend a server-selection timeout per VM finding out.
-      ctx.log.warn({ dpid: dpidHex }, "lease not checked: MongoDB unreachable");
-      return true;
+      if (!quiet) ctx.log.warn({ dpid: dpidHex }, "lease not checked: MongoDB unreachable");
+      return "unchecked";
     }
     try {
       const at = ctx.clock.now();
@@ -87,11 +91,12 @@ export class LeaseKeeper {
         dp.leased = true;
         dp.leaseUntil = at + this.opts.ttlMs;
       }
-      return ok;
+      return ok ? "held" : "refused";
     } catch (e) {
       if (isOutage(e)) {
-        ctx.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "lease not checked: MongoDB unreachable");
-        return true;
+        if (!quiet)
+          ctx.log.warn({ dpid: dpidHex, err: errorMessage(e) }, "lease not checked: MongoDB unreachable");
+        return "unchecked";
       }
       throw new StoreError(
         `lease of datapath ${dpidHex} could not be checked: ${errorMessage(e)}; its VM is not booted until the lease can be claimed`,

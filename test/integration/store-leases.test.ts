@@ -6,10 +6,56 @@ import { randomBytes } from "node:crypto";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { dpidToHex } from "../../src/common/dpid.js";
-import { MongoStore } from "../../src/provisioner/store/index.js";
+import { LeaseTable, MongoStore } from "../../src/provisioner/store/index.js";
+import type { LeaseDoc } from "../../src/provisioner/store/leases.js";
 import { describeWith, MONGO_URI } from "../helpers/env.js";
 
 const dpids = (base: number, n: number) => Array.from({ length: n }, (_, i) => dpidToHex(BigInt(base + i)));
+
+/**
+ * leaseCommands watches a store's lease commands (opened with `monitorCommands`): `during(fn)` records, in
+ * order, those started ("insert", "find", ...) and answered ("done") while `fn` runs. The pool's connections
+ * are opened first: a new pool may lend one connection to two commands in turn, which says nothing about how
+ * the store sends them.
+ */
+async function leaseCommands(store: MongoStore) {
+  const client = (store as unknown as { client: MongoClient }).client;
+  await Promise.all([0, 1, 2, 3].map(() => client.db("admin").command({ ping: 1 })));
+  const log: string[] = [];
+  const ids = new Set<number>();
+  let on = false;
+  client.on("commandStarted", (e) => {
+    const coll: unknown = (e.command as Record<string, unknown>)[e.commandName];
+    if (!on || coll !== "rfboot_leases") return;
+    ids.add(e.requestId);
+    log.push(e.commandName);
+  });
+  client.on("commandSucceeded", (e) => ids.has(e.requestId) && log.push("done"));
+  client.on("commandFailed", (e) => ids.has(e.requestId) && log.push("done"));
+  return {
+    log,
+    async during<T>(fn: () => Promise<T>): Promise<T> {
+      on = true;
+      try {
+        return await fn();
+      } finally {
+        on = false;
+      }
+    },
+  };
+}
+
+/** leaseIds lists the `_id`s of a dpid's lease documents, read by a client of its own. */
+async function leaseIds(database: string, d: string): Promise<string[]> {
+  const raw = await new MongoClient(MONGO_URI).connect();
+  try {
+    return (await raw.db(database).collection("rfboot_leases").find({ dpid: d }).toArray())
+      .map((x) => String(x._id))
+      .sort();
+  } finally {
+    await raw.close();
+  }
+}
 
 describeWith(["mongo"], "leases between two rfboot instances", () => {
   const database = `rfbt_store_${randomBytes(4).toString("hex")}`;
@@ -108,11 +154,8 @@ describeWith(["mongo"], "leases between two rfboot instances", () => {
     expect((await b.heldBy("B", at(1_600))).map((l) => l.dpidHex)).toEqual([d]);
     await expect(a.claim("xyz", "A", 1_000)).rejects.toThrow(/claim.dpid/);
   });
-  it("a first claim is one round trip (the insert of #1 beside the hint's read); generation 1 stays when superseded", async () => {
+  it("a first claim is one command (the insert of #1 alone); generation 1 stays when superseded; a new instance knows the chain", async () => {
     const owner = "first";
-    // log: the leases' commands started ("name") and answered ("done"), in order.
-    const log: string[] = [];
-    const ids = new Set<number>();
     const m = await MongoStore.open({
       uri: MONGO_URI,
       database,
@@ -120,75 +163,127 @@ describeWith(["mongo"], "leases between two rfboot instances", () => {
       clientOptions: { monitorCommands: true },
     });
     try {
-      const client = (m as unknown as { client: MongoClient }).client;
-      // Connections open before the claim: a new pool may lend one connection to both commands in turn,
-      // which says nothing about how the claim sends them.
-      await Promise.all([0, 1, 2, 3].map(() => client.db("admin").command({ ping: 1 })));
-      client.on("commandStarted", (e) => {
-        const coll: unknown = (e.command as Record<string, unknown>)[e.commandName];
-        if (coll !== "rfboot_leases") return;
-        ids.add(e.requestId);
-        log.push(e.commandName);
-      });
-      client.on("commandSucceeded", (e) => ids.has(e.requestId) && log.push("done"));
-      client.on("commandFailed", (e) => ids.has(e.requestId) && log.push("done"));
+      const watch = await leaseCommands(m);
       const [d] = dpids(0x5000, 1) as [string];
       const t0 = new Date("2033-01-01T00:00:00Z");
-      expect(await m.claim(d, owner, 1_000, t0)).toBe(true);
-      // Two commands, both on the wire before either answered: one round trip.
-      expect([...log.slice(0, 2)].sort()).toEqual(["find", "insert"]);
-      expect(log.slice(2)).toEqual(["done", "done"]);
+      expect(await watch.during(() => m.claim(d, owner, 1_000, t0))).toBe(true);
+      expect(watch.log).toEqual(["insert", "done"]);
       // Taken over twice (expired): generation 3 holds it, #2 is gone, #1 stays.
       const at = (ms: number) => new Date(t0.getTime() + ms);
       expect(await a.claim(d, "A5", 1_000, at(2_000))).toBe(true);
       expect(await b.claim(d, "B5", 1_000, at(4_000))).toBe(true);
-      const raw = await new MongoClient(MONGO_URI).connect();
-      try {
-        const ids = (await raw.db(database).collection("rfboot_leases").find({ dpid: d }).toArray())
-          .map((x) => String(x._id))
-          .sort();
-        expect(ids).toEqual([d, `${d}#1`, `${d}#3`]);
-      } finally {
-        await raw.close();
-      }
-      // A fresh instance (no cache) claiming the held lease: its insert of #1 loses; refused the long way.
+      expect(await leaseIds(database, d)).toEqual([d, `${d}#1`, `${d}#3`]);
+      // An instance opened before the chain existed (no cache): its insert of #1 loses; refused the long way.
       expect(await c.claim(d, "C5", 1_000, at(4_500))).toBe(false);
       expect(await a.lease(d)).toMatchObject({ owner: "B5", generation: 3 });
+      // One opened after it knows the chain from its setup scan: no insert of #1 that must fail first.
+      const late = await MongoStore.open({
+        uri: MONGO_URI,
+        database,
+        owner: "late",
+        clientOptions: { monitorCommands: true },
+      });
+      try {
+        const lw = await leaseCommands(late);
+        expect(await lw.during(() => late.claim(d, "late", 1_000, at(4_500)))).toBe(false);
+        expect(lw.log).not.toContain("insert");
+      } finally {
+        await late.close();
+      }
     } finally {
       await m.close();
     }
   });
 
-  it("a chain whose #1 an earlier rfboot deleted: a first claim's insert of #1 beside the hint is not taken for the lease, and is removed", async () => {
-    const [d] = dpids(0x6000, 1) as [string];
+  it("chains an earlier rfboot left without #1 are repaired at setup: a first claim loses its insert and is refused, not won", async () => {
+    // A database of its own: a chain without #1 turns the hint read on in every instance that sees it.
+    const db = `rfbt_store_${randomBytes(4).toString("hex")}`;
+    const [p, q, r, s, n] = dpids(0x6000, 5) as [string, string, string, string, string];
     const t0 = new Date("2034-01-01T00:00:00Z");
+    const at = (ms: number) => new Date(t0.getTime() + ms);
+    const held = (d: string, gen: number, owner: string) => ({
+      _id: `${d}#${gen}`,
+      dpid: d,
+      gen,
+      owner,
+      expiresAt: at(10_000),
+      acquiredAt: t0,
+    });
     const raw = await new MongoClient(MONGO_URI).connect();
+    const col = raw.db(db).collection<{ _id: string; [k: string]: unknown }>("rfboot_leases");
+    // Opened on the empty database: its setup scan found nothing, so its first claims are the insert alone.
+    const early = await MongoStore.open({
+      uri: MONGO_URI,
+      database: db,
+      owner: "early",
+      clientOptions: { monitorCommands: true },
+    });
+    const opened = [early];
     try {
-      const col = raw.db(database).collection<{ _id: string; [k: string]: unknown }>("rfboot_leases");
-      // What an earlier version left: the hint at generation 2, generation 2 held by X, no #1.
-      await col.insertMany([
-        { _id: d, dpid: d, gen: 2, head: true },
-        {
-          _id: `${d}#2`,
-          dpid: d,
-          gen: 2,
-          owner: "X",
-          expiresAt: new Date(t0.getTime() + 10_000),
-          acquiredAt: t0,
-        },
-      ]);
-      const fresh = await MongoStore.open({ uri: MONGO_URI, database, owner: "fresh" });
-      try {
-        expect(await fresh.claim(d, "fresh", 1_000, t0)).toBe(false);
-        expect(await col.findOne({ _id: `${d}#1` })).toBeNull();
-        expect(await fresh.lease(d)).toMatchObject({ owner: "X", generation: 2 });
-        // Once X's lease expired, the claim takes generation 3.
-        expect(await fresh.claim(d, "fresh", 1_000, new Date(t0.getTime() + 11_000))).toBe(true);
-        expect(await fresh.lease(d)).toMatchObject({ owner: "fresh", generation: 3 });
-      } finally {
-        await fresh.close();
+      // What an earlier version left: P held by X at generation 2 with its hint; Q held by Y at generation 3
+      // whose hint was never written (the earlier version deleted the generation before anyway).
+      await col.insertMany([{ _id: p, dpid: p, gen: 2, head: true }, held(p, 2, "X"), held(q, 3, "Y")]);
+      const fresh = await MongoStore.open({ uri: MONGO_URI, database: db, owner: "fresh" });
+      opened.push(fresh);
+      for (const d of [p, q]) {
+        expect(await col.findOne({ _id: `${d}#1` })).toMatchObject({
+          gen: 1,
+          owner: "",
+          expiresAt: new Date(0),
+        });
       }
+      expect(await col.findOne({ _id: q })).toMatchObject({ gen: 3, head: true });
+      // The instance that never saw these chains: its insert of #1 loses, and the long way finds the holder.
+      const watch = await leaseCommands(early);
+      expect(await watch.during(() => early.claim(p, "early", 1_000, at(100)))).toBe(false);
+      expect(watch.log.slice(0, 2)).toEqual(["insert", "done"]);
+      expect(await early.claim(q, "early", 1_000, at(100))).toBe(false);
+      expect(await fresh.claim(p, "fresh", 1_000, at(100))).toBe(false);
+      expect(await fresh.lease(p)).toMatchObject({ owner: "X", generation: 2 });
+      expect(await fresh.lease(q)).toMatchObject({ owner: "Y", generation: 3 });
+      // Once X's lease expired, the claim takes generation 3.
+      expect(await fresh.claim(p, "fresh", 1_000, at(11_000))).toBe(true);
+      expect(await fresh.lease(p)).toMatchObject({ owner: "fresh", generation: 3 });
+
+      // An earlier version running beside deletes #1 of R after setup: the next renewAll scan repairs it and
+      // turns the hint read on for good; a chain broken after that is refused by the hint, and repaired.
+      await col.insertMany([{ _id: r, dpid: r, gen: 2, head: true }, held(r, 2, "Z")]);
+      await early.renewAll("early", 1_000, at(200));
+      expect(await col.findOne({ _id: `${r}#1` })).toMatchObject({ owner: "" });
+      await col.insertMany([{ _id: s, dpid: s, gen: 2, head: true }, held(s, 2, "W")]);
+      expect(await early.claim(s, "early", 1_000, at(300))).toBe(false);
+      expect(await col.findOne({ _id: `${s}#1` })).toMatchObject({ owner: "", expiresAt: new Date(0) });
+      expect(await early.lease(s)).toMatchObject({ owner: "W", generation: 2 });
+      // A new dpid's first claim is now the insert and the hint's read, together.
+      const w2 = await leaseCommands(early);
+      expect(await w2.during(() => early.claim(n, "early", 1_000, at(300)))).toBe(true);
+      expect(w2.log.slice(0, 2).sort()).toEqual(["find", "insert"]);
+      expect(w2.log.slice(2)).toEqual(["done", "done"]);
     } finally {
+      for (const o of opened) await o.close();
+      await raw.db(db).dropDatabase();
+      await raw.close();
+    }
+  });
+
+  it("before the setup scan has run, a first claim reads the hint beside its insert", async () => {
+    const db = `rfbt_store_${randomBytes(4).toString("hex")}`;
+    const [p] = dpids(0x7000, 1) as [string];
+    const t0 = new Date("2035-01-01T00:00:00Z");
+    const raw = await new MongoClient(MONGO_URI, { monitorCommands: true }).connect();
+    try {
+      const col = raw.db(db).collection<LeaseDoc>("rfboot_leases");
+      await col.insertMany([
+        { _id: p, dpid: p, gen: 2, head: true },
+        { _id: `${p}#2`, dpid: p, gen: 2, owner: "X", expiresAt: new Date(t0.getTime() + 10_000) },
+      ]);
+      const table = new LeaseTable(col);
+      expect(await table.claim(p, "unprepared", 1_000, t0)).toBe(false);
+      // Its insert won beside the hint: released in place, which gives the chain its #1.
+      expect(await col.findOne({ _id: `${p}#1` })).toMatchObject({ owner: "", expiresAt: new Date(0) });
+      expect(await table.current(p)).toMatchObject({ owner: "X", generation: 2 });
+    } finally {
+      await raw.db(db).dropDatabase();
       await raw.close();
     }
   });

@@ -4,12 +4,12 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BSON, MongoClient, ObjectId } from "mongodb";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { StoreError } from "../../src/common/errors.js";
 import { dpidToHex } from "../../src/common/dpid.js";
 import {
@@ -277,5 +277,39 @@ describeWith(["mongo"], "outbox across a real MongoDB outage", () => {
       const ev = await db.collection("rfboot_events").find({}).toArray();
       expect(ev.map((e) => e.detail).sort()).toEqual(["ack lost", "while down"]);
     });
+  });
+
+  it("keeps the state file in step with the outbox while running, not only at close, and drain waits for it", async () => {
+    const database = `rfbt_store_${randomBytes(4).toString("hex")}`;
+    const stateDir = join(dir, "state-live");
+    await ferret.kill();
+    const s = await open(database, { stateDir, owner: "live" });
+    const file = join(stateDir, `rfboot_outbox-${database}.json`);
+    const saved = () =>
+      existsSync(file)
+        ? (BSON.EJSON.parse(readFileSync(file, "utf8"), { relaxed: true }) as { ops: { type: string }[] }).ops
+        : [];
+    expect(await s.patchRecord("00000000000000bb", { state: "starting" })).toBe("queued");
+    // Written in the background after a short debounce: the store stays open, nothing is flushed.
+    await vi.waitFor(() => expect(saved().map((o) => o.type)).toEqual(["record"]), { timeout: 5_000 });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(await s.logEvent({ kind: "join", dpid: "00000000000000bb", detail: "live" })).toBe("queued");
+    await vi.waitFor(
+      () =>
+        expect(
+          saved()
+            .map((o) => o.type)
+            .sort(),
+        ).toEqual(["event", "record"]),
+      {
+        timeout: 5_000,
+      },
+    );
+    await ferret.start();
+    expect(await s.drain(20_000)).toBe(true);
+    // The removal is done when drain resolves.
+    expect(existsSync(file)).toBe(false);
+    expect(await s.close()).toBe(0);
+    expect(existsSync(file)).toBe(false);
   });
 });

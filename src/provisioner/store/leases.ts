@@ -13,10 +13,34 @@
  * Only `_id` equality is indexed on FerretDB/SQLite (any other filter scans the collection, ~60 us per
  * document; `_id: {$in: [...]}` too: 7-10 ms against 1.6 ms for an equality on 200 documents), so the latest
  * generation is found by `_id` lookups: a head document `{_id: "<dpid>"}` holds a hint of the generation
- * (it may lag, never lead), and generations are probed forward from it. Generation 1 is never deleted (the
- * later ones are once superseded), so a dpid's first claim is one round trip: the insert of `#1` beside the
- * read of the hint. The insert wins only where no claim was ever made, or, in a chain whose `#1` an earlier
- * rfboot deleted, beside a hint that says so (and the lease is then claimed the long way).
+ * (it may lag, never lead), and generations are probed forward from it.
+ *
+ * Generation 1 is never deleted (the later ones are once superseded), so every chain has its `#1` and a dpid's
+ * first claim is one command: the insert of `#1`, which wins only where no claim was ever made (a lost insert
+ * is claimed the long way). Versions before that rule deleted `#1` when they took generation 2, and an insert
+ * of `#1` into such a chain would win beside the real holder. `prepare` (store setup) makes that case
+ * impossible once, rather than each claim paying a read of the hint for it: one scan finds every chain without
+ * `#1`, moves its hint up to the chain's top generation where the hint is missing or lags by more than one,
+ * then inserts a `#1` released at the epoch by no owner (`""`, which no claim may use), so `latest()` still
+ * walks to the real generation. The same scan seeds `known`, so a restarted instance goes straight to a leased
+ * dpid's generation instead of losing an insert of `#1` first.
+ *
+ * Until that scan has run (the server was down at setup), and for good once a chain without `#1` was seen
+ * (at setup, in a `renewAll` scan, or by a claim), a first claim also reads the hint beside the insert: an
+ * insert that won beside a hint is not the latest generation; it is released in place (which repairs the
+ * chain) and the lease is claimed the long way.
+ *
+ * Mixed versions. Beside instances that keep `#1` (this version, and the one before it, which read the hint
+ * beside every first claim), all of the above holds. Beside an older one that still deletes `#1`, only as far
+ * as what it does is seen: a chain it leaves without `#1` is repaired by this instance's next scan
+ * (`renewAll`: every third of a lease ttl in the daemon, while it holds a lease), which also turns the hint
+ * read on for good. Not guaranteed: a first claim of a dpid whose chain appeared after this instance's setup,
+ * that this instance never touched and that the older one took to generation 2 before any chain without `#1`
+ * was seen, wins beside the holder; so does, even with the hint read on, a first claim of a chain whose hint
+ * the older one failed to write before it deleted `#1`, until a scan repairs it. Run such a version beside
+ * this one only while upgrading; an instance that logged a repair has one-command first claims again after
+ * its next start.
+ *
  * Instances compare `expiresAt` with their own clock: clocks must agree to well within `margin`.
  */
 import type { Collection } from "mongodb";
@@ -47,9 +71,19 @@ export interface LeaseDoc {
   acquiredAt?: Date;
   renewedAt?: Date;
   releasedAt?: Date;
+  /** repairedAt: a `#1` put back by `prepare` into a chain an older rfboot left without it. */
+  repairedAt?: Date;
 }
 
 type GenDoc = LeaseDoc & { owner: string; expiresAt: Date };
+
+/** LeaseTableOptions: who hears of repaired chains (`during`: the setup scan, or a later `renewAll` scan). */
+export interface LeaseTableOptions {
+  readonly onRepair?: (dpids: readonly string[], during: "setup" | "scan") => void;
+}
+
+/** REPAIR_OWNER owns the `#1` put back into an old chain: no claim can use it (checkName refuses it). */
+const REPAIR_OWNER = "";
 
 function genId(dpidHex: string, gen: number): string {
   return `${dpidHex}#${gen}`;
@@ -68,18 +102,30 @@ export class LeaseTable {
   private readonly reads: TurnBatcher<string, LeaseDoc | null>;
   /** inserts: new generations of concurrent claims, one unordered `insertMany` per batch. */
   private readonly inserts: TurnBatcher<LeaseDoc, boolean>;
+  /** checked: `prepare` has scanned the collection (every chain had, or has again, its `#1`). */
+  private checked = false;
+  /** legacySeen: a chain without `#1` was seen: an older rfboot may run beside (see the top). */
+  private legacySeen = false;
 
-  constructor(private readonly col: Collection<LeaseDoc>) {
-    this.reads = new TurnBatcher(async (ids) => {
-      const unique = [...new Set(ids)];
-      // A lone lookup by equality (indexed); several in one `$in` (a scan, but one command for a burst).
-      const docs =
-        unique.length === 1
-          ? await this.col.find({ _id: unique[0]! }).toArray()
-          : await this.col.find({ _id: { $in: unique } }).toArray();
-      const byId = new Map(docs.map((d) => [d._id, d]));
-      return ids.map((id): BatchResult<LeaseDoc | null> => ({ ok: true, value: byId.get(id) ?? null }));
-    });
+  constructor(
+    private readonly col: Collection<LeaseDoc>,
+    private readonly options: LeaseTableOptions = {},
+  ) {
+    // Both batchers send a lone call at once (a join's claim is usually alone; see batch.ts, immediate): an
+    // `_id` equality read costs less than waiting for the turn to pair it into an `$in`, which scans.
+    this.reads = new TurnBatcher(
+      async (ids) => {
+        const unique = [...new Set(ids)];
+        // A lone lookup by equality (indexed); several in one `$in` (a scan, but one command for a burst).
+        const docs =
+          unique.length === 1
+            ? await this.col.find({ _id: unique[0]! }).toArray()
+            : await this.col.find({ _id: { $in: unique } }).toArray();
+        const byId = new Map(docs.map((d) => [d._id, d]));
+        return ids.map((id): BatchResult<LeaseDoc | null> => ({ ok: true, value: byId.get(id) ?? null }));
+      },
+      { immediate: true },
+    );
     // One insert batch at a time: on a database that commits one write at a time (FerretDB/SQLite, a sync
     // per commit) a second batch in flight only waits for the lock, while the claims arriving meanwhile
     // make the next batch bigger. A duplicate is a generation another instance created first: a lost race.
@@ -88,12 +134,70 @@ export class LeaseTable {
         const dup = await insertUnordered(this.col, docs);
         return docs.map((_, i): BatchResult<boolean> => ({ ok: true, value: !dup.has(i) }));
       },
-      { maxInFlight: 1 },
+      { maxInFlight: 1, immediate: true },
     );
   }
 
-  /** ensureIndexes is a no-op kept for symmetry: every lookup is by `_id`. */
-  async ensureIndexes(): Promise<void> {}
+  /**
+   * prepare runs at store setup (every lookup is by `_id`: no index to create): one scan of the collection
+   * seeds `known` and repairs the chains an older rfboot left without `#1` (see the top). Until it has run,
+   * first claims read the hint beside their insert.
+   */
+  async prepare(now: Date = new Date()): Promise<void> {
+    const repaired = await this.repair(await this.col.find({}).toArray(), now);
+    this.checked = true;
+    if (repaired.length > 0) this.options.onRepair?.(repaired, "setup");
+  }
+
+  /**
+   * repair takes the documents of a scan (heads and generations): it raises `known` to each dpid's top
+   * generation, and gives every chain without `#1` a hint that reaches its top, then a released `#1`.
+   * Returns the dpids repaired. An insert of `#1` that loses was beaten by a claim's (made before the
+   * hint was fixed: the case this narrows, see the top).
+   */
+  private async repair(docs: readonly LeaseDoc[], now: Date): Promise<string[]> {
+    const chains = new Map<string, { hint?: number; top: number; first: boolean }>();
+    for (const d of docs) {
+      const c = chains.get(d.dpid) ?? { top: 0, first: false };
+      if (d.head) c.hint = d.gen;
+      else {
+        c.top = Math.max(c.top, d.gen);
+        c.first ||= d.gen === 1;
+      }
+      chains.set(d.dpid, c);
+    }
+    const broken: [string, { hint?: number; top: number }][] = [];
+    for (const [dpid, c] of chains) {
+      if (c.top > (this.known.get(dpid) ?? 0)) this.known.set(dpid, c.top);
+      if (c.top >= 2 && !c.first) broken.push([dpid, c]);
+    }
+    if (broken.length === 0) return [];
+    this.legacySeen = true;
+    // The hint first: latest() walks from `#1` only without a hint, and from a hint lagging over a deleted
+    // generation it stops short. `$max`: a winner moving the hint on meanwhile is not moved back.
+    for (const [dpid, c] of broken) {
+      if (c.hint !== undefined && c.hint >= c.top - 1) continue;
+      await this.col.updateOne(
+        { _id: dpid },
+        { $max: { gen: c.top }, $set: { dpid, head: true } },
+        { upsert: true },
+      );
+    }
+    await insertUnordered(
+      this.col,
+      broken.map(([dpid]) => ({
+        _id: genId(dpid, 1),
+        dpid,
+        gen: 1,
+        owner: REPAIR_OWNER,
+        expiresAt: new Date(0),
+        acquiredAt: now,
+        releasedAt: now,
+        repairedAt: now,
+      })),
+    );
+    return broken.map(([dpid]) => dpid);
+  }
 
   private async byId(id: string): Promise<GenDoc | null> {
     return (await this.reads.call(id)) as GenDoc | null;
@@ -176,11 +280,11 @@ export class LeaseTable {
   }
 
   /**
-   * firstClaim tries a dpid this table has never seen a generation of in one round trip: `#1` is inserted
-   * while the hint is read. True when the insert won and there is no hint (no claim was ever made: `#1` is
-   * the lease); undefined otherwise, and the caller claims the long way. An insert that won beside a hint
-   * (a chain whose `#1` an earlier rfboot deleted) is not the latest generation, so nobody reads it as the
-   * lease; it is removed again.
+   * firstClaim tries a dpid this table has never seen a generation of: the insert of `#1` alone, true when
+   * it won (no claim was ever made: `#1` is the lease); undefined when it lost, and the caller claims the
+   * long way. Before `prepare` ran, or once a chain without `#1` was seen, the hint is read beside the insert
+   * (see the top): an insert that won beside a hint is not the latest generation, so nobody reads it as the
+   * lease; it is released in place, which gives that chain its `#1` again.
    */
   private async firstClaim(
     dpidHex: string,
@@ -188,6 +292,11 @@ export class LeaseTable {
     expiresAt: Date,
     now: Date,
   ): Promise<true | undefined> {
+    if (this.checked && !this.legacySeen) {
+      if (!(await this.insertGen(dpidHex, 1, owner, expiresAt, now))) return undefined;
+      this.known.set(dpidHex, 1);
+      return true;
+    }
     const [won, head] = await Promise.all([
       this.insertGen(dpidHex, 1, owner, expiresAt, now),
       this.reads.call(dpidHex),
@@ -196,8 +305,15 @@ export class LeaseTable {
       this.known.set(dpidHex, 1);
       return true;
     }
-    if (won)
-      await this.col.deleteOne({ _id: genId(dpidHex, 1), owner, acquiredAt: now }).catch(() => undefined);
+    if (won) {
+      this.legacySeen = true;
+      await this.col
+        .updateOne(
+          { _id: genId(dpidHex, 1), owner, acquiredAt: now },
+          { $set: { owner: REPAIR_OWNER, expiresAt: new Date(0), releasedAt: now, repairedAt: now } },
+        )
+        .catch(() => undefined);
+    }
     return undefined;
   }
 
@@ -286,7 +402,9 @@ export class LeaseTable {
     checkName(owner, "renewAll.owner");
     for (const [i, d] of (dpids ?? []).entries()) checkDpidHex(d, `renewAll.dpids[${i}]`);
     return attempt("renewAll", async () => {
-      const all = (await this.col.find({ head: { $ne: true } }).toArray()) as GenDoc[];
+      // Heads too (FerretDB scans for any filter): the scan also finds chains an older rfboot left without `#1`.
+      const docs = await this.col.find({}).toArray();
+      const all = docs.filter((d) => !d.head) as GenDoc[];
       const top = new Map<string, GenDoc>();
       const mine = new Set<string>();
       for (const d of all) {
@@ -320,6 +438,9 @@ export class LeaseTable {
           { $set: { expiresAt, renewedAt: now } },
         );
       }
+      // Best effort, after the renewals: the next scan tries again.
+      const repaired = await this.repair(docs, now).catch(() => []);
+      if (repaired.length > 0) this.options.onRepair?.(repaired, "scan");
       return { renewed, lost };
     });
   }

@@ -3,7 +3,9 @@
  * leave grace and flapping, the lease claim on an outage and on a refusal, and the leave of a template VM.
  * Time is a FakeClock: nothing sleeps.
  */
+import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
+import { createLogger } from "../../../../src/common/log.js";
 import { outage, refusal, settle } from "./fakes.js";
 import { hex16, joinAndSettle, rig, uri, type Rig } from "./rig.js";
 
@@ -232,12 +234,24 @@ describe("lease claim", () => {
     expect(r.store.records.get(hex16(1n))!.state).toBe("running");
   });
 
-  it("boots without asking while the store knows MongoDB is away", async () => {
-    r = await rig();
+  it("boots without asking while the store knows MongoDB is away, and says so once per join", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split("\n").filter(Boolean))
+          lines.push(JSON.parse(l) as Record<string, unknown>);
+        done();
+      },
+    });
+    r = await rig({ logger: createLogger({ destination, pretty: false, level: "debug" }) });
     r.store.online = false;
     await joinAndSettle(r, 1n);
     expect(r.store.calls).not.toContain("claim");
     expect(r.libvirt.argsOf(uri(1), "start")).toHaveLength(1);
+    // The join's claim and the ensure's re-check both find MongoDB away: one warning.
+    expect(lines.filter((l) => l.msg === "lease not checked: MongoDB unreachable")).toMatchObject([
+      { dpid: hex16(1n) },
+    ]);
   });
 
   it("refuses to boot when MongoDB refuses the claim: lastError, event and failure name the dpid and the cause; a later claim boots", async () => {

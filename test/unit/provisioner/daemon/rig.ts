@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { silentLogger } from "../../../../src/common/log.js";
+import { silentLogger, type Logger } from "../../../../src/common/log.js";
 import { Daemon, type DaemonEvents } from "../../../../src/provisioner/daemon.js";
 import { parseConfig, type RfbootConfig } from "../../../../src/provisioner/index.js";
 import type { DomainConsoleWatch } from "../../../../src/provisioner/vm-readiness.js";
@@ -113,6 +113,8 @@ export async function rig(
     stateDir?: string;
     /** defineAhead: policies.defineAhead (default off here, see unitConfig). */
     defineAhead?: boolean;
+    /** logger: the daemon's (default silent). */
+    logger?: Logger;
   } = {},
 ): Promise<Rig> {
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "rfboot-daemon-unit-"));
@@ -124,7 +126,7 @@ export async function rig(
   const config = unitConfig(stateDir, o);
   const daemon = new Daemon({
     config,
-    logger: silentLogger,
+    logger: o.logger ?? silentLogger,
     instanceId: "unit-1",
     controller: switches,
     store,
