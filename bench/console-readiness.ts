@@ -13,8 +13,6 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { silentLogger } from "../src/common/log.js";
-import { Daemon, controllerFromConfig } from "../src/provisioner/index.js";
 import { startQemuRig, type QemuRig } from "../test/helpers/qemu-rig.js";
 import { addSwitch, shOk } from "../test/helpers/real.js";
 
@@ -48,12 +46,7 @@ async function round(mode: Mode, rig: QemuRig): Promise<Round> {
     policies: { leave: { action: "keep" } },
     readiness: { timeoutSeconds: 120 },
   });
-  const daemon = new Daemon({
-    config,
-    logger: silentLogger,
-    instanceId: `bcr-${rig.tag}`,
-    createController: controllerFromConfig,
-  });
+  const daemon = rig.daemon(config);
   let joinedAt = 0;
   let ensuredAt = 0;
   daemon.on("joined", () => (joinedAt = performance.now()));

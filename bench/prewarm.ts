@@ -16,8 +16,6 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { silentLogger } from "../src/common/log.js";
-import { Daemon, controllerFromConfig } from "../src/provisioner/index.js";
 import { startQemuRig, type QemuRig } from "../test/helpers/qemu-rig.js";
 import { addSwitch, shOk } from "../test/helpers/real.js";
 
@@ -53,12 +51,7 @@ async function round(mode: Mode, rig: QemuRig): Promise<Round> {
     policies: { leave: { action: "keep" }, prewarm: { enabled: mode !== "cold" } },
     readiness: { timeoutSeconds: 120 },
   });
-  const daemon = new Daemon({
-    config,
-    logger: silentLogger,
-    instanceId: `bpw-${rig.tag}`,
-    createController: controllerFromConfig,
-  });
+  const daemon = rig.daemon(config);
   let action = "";
   daemon.on("ensured", (e) => (action = e.action));
   const ready = new Promise<{ via: string; ms: number }>((resolve) => daemon.once("ready", resolve));

@@ -17,7 +17,8 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { MongoClient, type Db } from "mongodb";
 import { stringify } from "yaml";
-import { parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
+import { silentLogger } from "../../src/common/log.js";
+import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
 import { MONGO_URI } from "./env.js";
 import { removePools } from "./libvirt-hosts.js";
 import { freePort, sh, shOk } from "./real.js";
@@ -83,6 +84,7 @@ export class QemuRig {
   readonly port: number;
   private readonly uris = new Set<string>();
   private readonly switches = new Set<string>();
+  private readonly daemons: Daemon[] = [];
   private cleaning: Promise<void> | undefined;
 
   /** @internal startQemuRig makes the parts. */
@@ -139,6 +141,21 @@ export class QemuRig {
     const yaml = stringify(doc);
     writeFileSync(this.configPath, yaml);
     return parseConfig(yaml, { format: "yaml", source: this.configPath });
+  }
+
+  /**
+   * daemon makes an in-process Daemon on `config` (silent, its controller from the config, an instance id of
+   * the rig's); cleanup stops it first, so that it starts no VM again while the rig's are removed.
+   */
+  daemon(config: RfbootConfig): Daemon {
+    const d = new Daemon({
+      config,
+      logger: silentLogger,
+      instanceId: `rfbt-${this.letter}-${this.tag}`,
+      createController: controllerFromConfig,
+    });
+    this.daemons.push(d);
+    return d;
   }
 
   private base(): ConfigDoc {
@@ -221,12 +238,13 @@ export class QemuRig {
   }
 
   /**
-   * cleanup removes everything the rig and the daemons on its configs made (see the module comment), then
-   * throws if any of it is left. Stop the daemon first: a running one may start its VMs again. Calling it
-   * again returns the first call's outcome.
+   * cleanup stops the rig's daemons and removes everything they and the rig made (see the module comment),
+   * then throws if any of it is left. A Daemon made otherwise must be stopped before: a running one may
+   * start its VMs again. Calling it again returns the first call's outcome.
    */
   cleanup(): Promise<void> {
     this.cleaning ??= (async () => {
+      for (const d of this.daemons) await d.stop().catch(() => undefined);
       await this.removeDomains();
       for (const uri of this.uris) removePools(uri, [this.pool]);
       for (const br of [...this.switches, ...(this.data ? [this.data] : [])])

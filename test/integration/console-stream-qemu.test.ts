@@ -13,10 +13,9 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ConsoleError } from "../../src/common/errors.js";
-import { silentLogger } from "../../src/common/log.js";
 import { createSpawnRunner, watchDomainConsole } from "../../src/provisioner/libvirt/index.js";
 import { DomainManager } from "../../src/provisioner/libvirt/lifecycle.js";
-import { Daemon, controllerFromConfig, type RfbootConfig } from "../../src/provisioner/index.js";
+import type { Daemon, RfbootConfig } from "../../src/provisioner/index.js";
 import { describeWith } from "../helpers/env.js";
 import { startLibvirtHost, stopLibvirtHost, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
 import { startQemuRig, type QemuRig } from "../helpers/qemu-rig.js";
@@ -95,7 +94,6 @@ describeWith(
     }, 60_000);
 
     afterAll(async () => {
-      await daemon?.stop().catch(() => undefined);
       // The rig's domains and pools are on the private host: the rig is cleared while the host still runs.
       try {
         await rig?.cleanup();
@@ -105,12 +103,7 @@ describeWith(
     });
 
     it("the guest is ready by its marker read through the console stream; the log exists only on its host", async () => {
-      daemon = new Daemon({
-        config: config(),
-        logger: silentLogger,
-        instanceId: `cs-${rig.tag}`,
-        createController: controllerFromConfig,
-      });
+      daemon = rig.daemon(config());
       daemon.on("ready", (e) => ready.push({ via: e.via, ms: e.ms }));
       await daemon.start();
       await addSwitch(SWITCH, DPID, rig.port);

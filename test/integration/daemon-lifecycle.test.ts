@@ -7,8 +7,7 @@
  */
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { silentLogger } from "../../src/common/log.js";
-import { Daemon, controllerFromConfig, type RfbootConfig } from "../../src/provisioner/index.js";
+import type { RfbootConfig } from "../../src/provisioner/index.js";
 import { describeWith } from "../helpers/env.js";
 import { SYSTEM_URI as QEMU, startQemuRig, type QemuRig } from "../helpers/qemu-rig.js";
 import { addSwitch, sh, until } from "../helpers/real.js";
@@ -17,7 +16,6 @@ const LXC = "lxc:///system";
 
 describeWith(["ovs", "libvirt", "mongo", "root"], "daemon life cycle with real peers", () => {
   let rig: QemuRig;
-  let daemon: Daemon | undefined;
   let DPID: string;
   let LXC_DPID: string;
   let LXC_VM: string;
@@ -90,17 +88,10 @@ describeWith(["ovs", "libvirt", "mongo", "root"], "daemon life cycle with real p
     DATA = rig.data!;
     SWITCH = rig.switchName(0);
     LXC_SWITCH = rig.switchName(1);
-    daemon = new Daemon({
-      config: config(),
-      logger: silentLogger,
-      instanceId: `dl-${rig.tag}`,
-      createController: controllerFromConfig,
-    });
-    await daemon.start();
+    await rig.daemon(config()).start();
   });
 
   afterAll(async () => {
-    await daemon?.stop().catch(() => undefined);
     await rig?.cleanup();
   });
 

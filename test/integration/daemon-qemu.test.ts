@@ -10,8 +10,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { silentLogger } from "../../src/common/log.js";
-import { Daemon, controllerFromConfig, type RfbootConfig } from "../../src/provisioner/index.js";
+import type { Daemon, RfbootConfig } from "../../src/provisioner/index.js";
 import { describeWith } from "../helpers/env.js";
 import { SYSTEM_URI as URI, startQemuRig, type QemuRig } from "../helpers/qemu-rig.js";
 import { addSwitch, sh, until } from "../helpers/real.js";
@@ -63,17 +62,11 @@ describeWith(["ovs", "libvirt", "mongo", "root"], "daemon with a real qemu guest
   });
 
   afterAll(async () => {
-    await daemon?.stop().catch(() => undefined);
     await rig?.cleanup();
   });
 
   it("a switch joins: the guest boots, its NICs sit on the right bridges with RouteFlow's MACs, the record is ready", async () => {
-    daemon = new Daemon({
-      config: config("suspend"),
-      logger: silentLogger,
-      instanceId: `dq-${rig.tag}`,
-      createController: controllerFromConfig,
-    });
+    daemon = rig.daemon(config("suspend"));
     await daemon.start();
     await addSwitch(SWITCH, DPID, rig.port);
     const rec = await until(

@@ -6,8 +6,7 @@
  * booted, and the record is ready with its image gone. Records and events in FerretDB.
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { silentLogger } from "../../src/common/log.js";
-import { Daemon, controllerFromConfig, type RfbootConfig } from "../../src/provisioner/index.js";
+import type { Daemon, RfbootConfig } from "../../src/provisioner/index.js";
 import { describeWith } from "../helpers/env.js";
 import { SYSTEM_URI as URI, startQemuRig, type QemuRig } from "../helpers/qemu-rig.js";
 import { addSwitch, sh, until } from "../helpers/real.js";
@@ -56,17 +55,11 @@ describeWith(["ovs", "libvirt", "mongo", "root"], "prewarm with a real qemu gues
   });
 
   afterAll(async () => {
-    await daemon?.stop().catch(() => undefined);
     await rig?.cleanup();
   });
 
   it("prewarmed before any switch joins; a reload drops the stale image and prewarms again; a join restores it", async () => {
-    daemon = new Daemon({
-      config: config(128),
-      logger: silentLogger,
-      instanceId: `pw-${rig.tag}`,
-      createController: controllerFromConfig,
-    });
+    daemon = rig.daemon(config(128));
     await daemon.start();
     const first = await prewarmed();
     expect(first.prewarm).toMatchObject({ host: "local", imageMiB: 128 });
