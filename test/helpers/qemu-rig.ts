@@ -4,10 +4,10 @@
  * a state directory, a free OpenFlow port, a MongoDB database and a client on it, and the config that ties
  * them together (written to the state directory, parsed). Every name the rig hands out carries a tag random
  * to the run, so runs side by side share nothing; the VM names and the dpids contain the whole tag, so a
- * template VM (`rfvm-{dpid}`) is the rig's too. `cleanup` destroys and undefines the rig's domains (with
- * their managed-save images) and removes its storage pools on every libvirt URI its configs named, its
- * bridges and switches, its directory and its database, then checks that none of it is left and throws
- * when something is.
+ * template VM (`rfvm-{dpid}`) is the rig's too. `cleanup` stops the daemons made by `daemon`, destroys and
+ * undefines the rig's domains (with their managed-save images) and removes its storage pools on every
+ * libvirt URI its configs named, its bridges and switches, its directory and its database, then checks that
+ * none of it is left and throws when something is.
  * Needs root, Open vSwitch, libvirtd, a MongoDB-wire server and the guest (rftest/guest/build-guest.sh).
  */
 import { randomBytes } from "node:crypto";
