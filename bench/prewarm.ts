@@ -12,29 +12,14 @@
  *
  * Needs root, Open vSwitch, libvirtd (qemu:///system), a MongoDB-wire server and the rftest guest.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MongoClient } from "mongodb";
-import { silentLogger } from "../src/common/log.js";
-import { Daemon, controllerFromConfig, parseConfig } from "../src/provisioner/index.js";
-import { removePools } from "../test/helpers/libvirt-hosts.js";
-import { addSwitch, freePort, sh, shOk } from "../test/helpers/real.js";
+import { startQemuRig, type QemuRig } from "../test/helpers/qemu-rig.js";
+import { addSwitch, shOk } from "../test/helpers/real.js";
 
 const OUT = join(dirname(fileURLToPath(import.meta.url)), "out", "prewarm.json");
-const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
-const MONGO = process.env.RFBOOT_TEST_MONGO_URI ?? "mongodb://127.0.0.1:27017";
-const URI = "qemu:///system";
-const TAG = randomBytes(3).toString("hex");
-const DB = `rfbt_bpw_${TAG}`;
-/** POOL is this run's own storage pool on the machine's libvirtd (removed at the end). */
-const POOL = `rfbt-bpw-${TAG}`;
-const VM = `rfbtw${TAG}`;
-const MGMT = `rfbtwm${TAG.slice(0, 4)}`;
-const SWITCH = `rfbtws${TAG.slice(0, 4)}`;
-const DPID = `b1${TAG}`;
 const ROUNDS = process.argv.includes("--quick") ? 1 : 3;
 const EARLY_JOIN_MS = 2000;
 
@@ -59,29 +44,14 @@ const median = (xs: readonly number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-async function round(mode: Mode, stateDir: string, port: number): Promise<Round> {
-  const yaml = `
-stateDir: ${stateDir}
-openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
-mongo: { uri: "${MONGO}", database: ${DB} }
-hosts:
-  - { name: local, uri: "${URI}", maxVms: 2, pool: ${POOL} }
-defaults:
-  hypervisor: qemu
-  memoryMiB: 128
-  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 no_timer_check rfboot.name={name}" }
-  network: { management: { type: bridge, bridge: ${MGMT} } }
-datapaths:
-  "0x${DPID}": { name: ${VM}, vmId: "06:b1:b1:b1:b1:b1", dataPorts: 0 }
-policies: { leave: { action: keep }, prewarm: { enabled: ${mode !== "cold"} } }
-readiness: { timeoutSeconds: 120 }
-`;
-  const daemon = new Daemon({
-    config: parseConfig(yaml, { format: "yaml", source: "bench" }),
-    logger: silentLogger,
-    instanceId: `bpw-${TAG}`,
-    createController: controllerFromConfig,
+async function round(mode: Mode, rig: QemuRig): Promise<Round> {
+  const [vm, sw, dpid] = [rig.vm(), rig.switchName(), rig.dpid()];
+  const config = rig.config({
+    datapaths: { [`0x${dpid}`]: { name: vm, vmId: "06:b1:b1:b1:b1:b1", dataPorts: 0 } },
+    policies: { leave: { action: "keep" }, prewarm: { enabled: mode !== "cold" } },
+    readiness: { timeoutSeconds: 120 },
   });
+  const daemon = rig.daemon(config);
   let action = "";
   daemon.on("ensured", (e) => (action = e.action));
   const ready = new Promise<{ via: string; ms: number }>((resolve) => daemon.once("ready", resolve));
@@ -99,7 +69,7 @@ readiness: { timeoutSeconds: 120 }
     } else if (mode === "early") {
       await new Promise((r) => setTimeout(r, Math.max(0, EARLY_JOIN_MS - (performance.now() - t0))));
     }
-    await addSwitch(SWITCH, DPID, port);
+    await addSwitch(sw, dpid, rig.port);
     const r = await Promise.race([ready, failed]);
     return {
       mode,
@@ -110,26 +80,16 @@ readiness: { timeoutSeconds: 120 }
       load1: r1(loadavg()[0]!),
     };
   } finally {
-    await shOk("ovs-vsctl", ["--if-exists", "del-br", SWITCH]);
+    await shOk("ovs-vsctl", ["--if-exists", "del-br", sw]);
     await daemon.stop();
-    await shOk("virsh", ["-c", URI, "destroy", VM]);
-    await shOk("virsh", ["-c", URI, "undefine", VM, "--managed-save"]);
+    await rig.removeDomains();
     // The next round starts without a record (no image, no readyAt) and without leases.
-    const mongo = await MongoClient.connect(MONGO);
-    await mongo
-      .db(DB)
-      .dropDatabase()
-      .catch(() => undefined);
-    await mongo.close();
+    await rig.db.dropDatabase().catch(() => undefined);
   }
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(join(GUEST, "vmlinuz")))
-    throw new Error(`no rftest guest in ${GUEST}: run rftest/guest/build-guest.sh`);
-  const stateDir = mkdtempSync(join(tmpdir(), "rfbt-bpw-"));
-  await sh("ip", ["link", "add", MGMT, "type", "bridge"]);
-  await sh("ip", ["link", "set", MGMT, "up"]);
+  const rig = await startQemuRig({ letter: "w" });
   const rounds: Round[] = [];
   const orders: Mode[][] = [
     ["cold", "prewarmed", "early"],
@@ -137,10 +97,9 @@ async function main(): Promise<void> {
     ["early", "cold", "prewarmed"],
   ];
   try {
-    const port = await freePort();
     for (let i = 0; i < ROUNDS; i++) {
       for (const mode of orders[i % orders.length]!) {
-        const r = await round(mode, stateDir, port);
+        const r = await round(mode, rig);
         rounds.push(r);
         const pw = r.prewarmMs !== undefined ? `  (prewarm took ${r.prewarmMs} ms)` : "";
         process.stdout.write(
@@ -149,9 +108,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await shOk("ip", ["link", "del", MGMT]);
-    removePools(URI, [POOL]);
-    rmSync(stateDir, { recursive: true, force: true });
+    await rig.cleanup();
   }
   const of = (m: Mode) => r1(median(rounds.filter((r) => r.mode === m).map((r) => r.joinToReadyMs)));
   const medianJoinToReadyMs = { cold: of("cold"), prewarmed: of("prewarmed"), early: of("early") };

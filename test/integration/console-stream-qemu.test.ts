@@ -8,28 +8,18 @@
  * ready by its first new console output. Last, why the start is paused: after a plain start the stream
  * misses the kernel's first line, which it sees when attached between `start --paused` and `resume`.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ConsoleError } from "../../src/common/errors.js";
-import { silentLogger } from "../../src/common/log.js";
 import { createSpawnRunner, watchDomainConsole } from "../../src/provisioner/libvirt/index.js";
 import { DomainManager } from "../../src/provisioner/libvirt/lifecycle.js";
-import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
-import { MONGO_URI, describeWith } from "../helpers/env.js";
+import type { Daemon, RfbootConfig } from "../../src/provisioner/index.js";
+import { describeWith } from "../helpers/env.js";
 import { startLibvirtHost, stopLibvirtHost, type LibvirtTestHost } from "../helpers/libvirt-hosts.js";
-import { addSwitch, freePort, sh, shOk, until } from "../helpers/real.js";
-
-const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
-const TAG = randomBytes(3).toString("hex");
-const DB = `rfbt_cs_${TAG}`;
-const VM = `rfbtc${TAG}`;
-const MGMT = `rfbtcm${TAG.slice(0, 4)}`;
-const SWITCH = `rfbtcs${TAG.slice(0, 4)}`;
-const DPID = `c0${TAG}`;
+import { startQemuRig, type QemuRig } from "../helpers/qemu-rig.js";
+import { addSwitch, sh, shOk, until } from "../helpers/real.js";
 
 /** consoleProcesses lists live processes whose command line attaches a console to `domain`. */
 function consoleProcesses(domain: string): string[] {
@@ -66,85 +56,57 @@ describeWith(
   ["ovs", "libvirt", "mongo", "root"],
   "readiness through the console stream of a qemu guest whose console log rfboot cannot see",
   () => {
-    let mongo: import("mongodb").MongoClient;
-    let stateDir: string;
+    let rig: QemuRig;
     let logDir: string;
     let host: LibvirtTestHost | undefined;
     let daemon: Daemon | undefined;
-    let port: number;
+    let VM: string;
+    let SWITCH: string;
+    let DPID: string;
     const ready: { via: string; ms: number }[] = [];
 
-    const record = () => mongo.db(DB).collection("rfboot_vms").findOne({ vmName: VM });
+    const record = () => rig.db.collection("rfboot_vms").findOne({ vmName: VM });
     /** hostFile reads a file as the private libvirtd sees it (inside its mount namespace). */
     const hostFile = async (path: string) =>
       (await execa("nsenter", ["-t", String(host!.pid), "-m", "cat", path], { reject: false })).stdout;
 
     function config(): RfbootConfig {
-      const yaml = `
-stateDir: ${stateDir}
-openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
-mongo: { uri: "${MONGO_URI}", database: ${DB} }
-hosts:
-  - { name: hidden, uri: "${host!.qemuUri}", maxVms: 2, consoleLogDir: ${logDir} }
-defaults:
-  hypervisor: qemu
-  memoryMiB: 128
-  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 no_timer_check rfboot.name={name}" }
-  network:
-    management: { type: bridge, bridge: ${MGMT} }
-datapaths:
-  "0x${DPID}": { name: ${VM}, vmId: "06:c0:c0:c0:c0:c0", dataPorts: 0 }
-policies: { leave: { action: suspend, graceSeconds: 1 } }
-readiness: { timeoutSeconds: 90 }
-`;
-      return parseConfig(yaml, { format: "yaml", source: "console-stream-qemu.test" });
+      return rig.config({
+        hosts: [rig.host({ name: "hidden", uri: host!.qemuUri, consoleLogDir: logDir })],
+        datapaths: { [`0x${DPID}`]: { name: VM, vmId: "06:c0:c0:c0:c0:c0", dataPorts: 0 } },
+        policies: { leave: { action: "suspend", graceSeconds: 1 } },
+        readiness: { timeoutSeconds: 90 },
+      });
     }
 
     beforeAll(async () => {
-      if (!existsSync(join(GUEST, "vmlinuz")) || !existsSync(join(GUEST, "initrd.gz")))
-        throw new Error(`the rftest guest is missing in ${GUEST}: run rftest/guest/build-guest.sh`);
-      const { MongoClient } = await import("mongodb");
-      stateDir = mkdtempSync(join(tmpdir(), "rfbt-cs-"));
-      logDir = join(stateDir, "host-console");
+      rig = await startQemuRig({ letter: "c" });
+      VM = rig.vm();
+      SWITCH = rig.switchName();
+      DPID = rig.dpid();
+      logDir = join(rig.stateDir, "host-console");
       mkdirSync(logDir, { recursive: true });
       host = await startLibvirtHost(`rfbt-cs-${process.pid}`, {
         keepAlive: false,
         // The host's console logs live in its own namespace only: rfboot's process sees an empty directory.
         setup: () => [`mount -t tmpfs -o mode=0777 tmpfs ${logDir}`],
       });
-      mongo = await MongoClient.connect(MONGO_URI);
-      await sh("ip", ["link", "add", MGMT, "type", "bridge"]);
-      await sh("ip", ["link", "set", MGMT, "up"]);
-      port = await freePort();
     }, 60_000);
 
     afterAll(async () => {
-      await daemon?.stop().catch(() => undefined);
-      if (host) {
-        await shOk("virsh", ["-c", host.qemuUri, "destroy", VM]);
-        await shOk("virsh", ["-c", host.qemuUri, "undefine", VM, "--managed-save"]);
-        await stopLibvirtHost(host);
+      // The rig's domains and pools are on the private host: the rig is cleared while the host still runs.
+      try {
+        await rig?.cleanup();
+      } finally {
+        if (host) await stopLibvirtHost(host);
       }
-      await shOk("ovs-vsctl", ["--if-exists", "del-br", SWITCH]);
-      await shOk("ip", ["link", "del", MGMT]);
-      await mongo
-        ?.db(DB)
-        .dropDatabase()
-        .catch(() => undefined);
-      await mongo?.close();
-      if (stateDir) rmSync(stateDir, { recursive: true, force: true });
     });
 
     it("the guest is ready by its marker read through the console stream; the log exists only on its host", async () => {
-      daemon = new Daemon({
-        config: config(),
-        logger: silentLogger,
-        instanceId: `cs-${TAG}`,
-        createController: controllerFromConfig,
-      });
+      daemon = rig.daemon(config());
       daemon.on("ready", (e) => ready.push({ via: e.via, ms: e.ms }));
       await daemon.start();
-      await addSwitch(SWITCH, DPID, port);
+      await addSwitch(SWITCH, DPID, rig.port);
       const rec = await until(
         "record ready",
         async () => {
@@ -188,7 +150,7 @@ readiness: { timeoutSeconds: 90 }
       expect(saved).toBe("shut off (saved)");
       const actions: string[] = [];
       daemon!.on("ensured", (e) => actions.push(e.action));
-      await addSwitch(SWITCH, DPID, port);
+      await addSwitch(SWITCH, DPID, rig.port);
       await until("ready again", () => ready.length === 2, 30_000, 100);
       expect(actions).toEqual(["started"]);
       expect(ready[1]!.via).toBe("console (restored)");

@@ -7,29 +7,14 @@
  * `suspend` (managedsave) after the grace period and a resume (restore, not a reboot) when the switch comes
  * back, and `destroy` after a config reload.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { silentLogger } from "../../src/common/log.js";
-import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
-import { MONGO_URI, describeWith } from "../helpers/env.js";
-import { removePools } from "../helpers/libvirt-hosts.js";
-import { addSwitch, freePort, sh, shOk, until } from "../helpers/real.js";
+import type { Daemon, RfbootConfig } from "../../src/provisioner/index.js";
+import { describeWith } from "../helpers/env.js";
+import { SYSTEM_URI as URI, startQemuRig, type QemuRig } from "../helpers/qemu-rig.js";
+import { addSwitch, sh, until } from "../helpers/real.js";
 
-const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
-const URI = "qemu:///system";
-const TAG = randomBytes(3).toString("hex");
-/** POOL is this run's own storage pool on the machine's libvirtd (removed in afterAll). */
-const POOL = `rfbt-qemu-${TAG}`;
-const DB = `rfbt_dq_${TAG}`;
-const VM = `rfbtq${TAG}`; // 11 characters: VM.1 fits Linux's 15
-const MGMT = `rfbtqm${TAG.slice(0, 4)}`;
-const DATA = `rfbtqd${TAG.slice(0, 4)}`;
-const SWITCH = `rfbtqs${TAG.slice(0, 4)}`;
-const DPID = `e0${TAG}`;
 /** A vm_id of RouteFlow's pattern, so the data NIC MACs are known without the code: eth1 06:e1:.., eth2 06:e2:... */
 const VM_ID = "06:e0:e0:e0:e0:e0";
 const DATA_PORTS = 2;
@@ -38,12 +23,15 @@ const beats = (text: string) => [...text.matchAll(/RFBOOT-HEARTBEAT n=(\d+)/g)].
 const markers = (text: string) => text.split("RFBOOT-GUEST-BOOTED").length - 1;
 
 describeWith(["ovs", "libvirt", "mongo", "root"], "daemon with a real qemu guest on qemu:///system", () => {
-  let mongo: MongoClient;
-  let stateDir: string;
+  let rig: QemuRig;
   let daemon: Daemon | undefined;
-  let port: number;
+  let VM: string; // 11 characters: VM.1 fits Linux's 15
+  let MGMT: string;
+  let DATA: string;
+  let SWITCH: string;
+  let DPID: string;
 
-  const consoleLog = () => join(stateDir, "console", `${VM}.log`);
+  const consoleLog = () => join(rig.stateDir, "console", `${VM}.log`);
   const consoleText = () => {
     try {
       return readFileSync(consoleLog(), "latin1");
@@ -51,69 +39,36 @@ describeWith(["ovs", "libvirt", "mongo", "root"], "daemon with a real qemu guest
       return "";
     }
   };
-  const record = () => mongo.db(DB).collection("rfboot_vms").findOne({ vmName: VM });
+  const record = () => rig.db.collection("rfboot_vms").findOne({ vmName: VM });
   const dataPorts = async () =>
     (await sh("ovs-vsctl", ["list-ports", DATA])).split("\n").filter(Boolean).sort();
   const domstate = async () => (await sh("virsh", ["-c", URI, "domstate", VM, "--reason"])).trim();
 
   function config(leave: "suspend" | "destroy"): RfbootConfig {
-    const yaml = `
-stateDir: ${stateDir}
-openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
-mongo: { uri: "${MONGO_URI}", database: ${DB} }
-hosts:
-  - { name: local, uri: "${URI}", maxVms: 2, pool: ${POOL} }
-defaults:
-  hypervisor: qemu
-  memoryMiB: 128
-  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 no_timer_check rfboot.name={name}" }
-  network:
-    management: { type: bridge, bridge: ${MGMT} }
-    data: { bridge: ${DATA}, openvswitch: true }
-datapaths:
-  "0x${DPID}": { name: ${VM}, vmId: "${VM_ID}", dataPorts: ${DATA_PORTS} }
-policies: { leave: { action: ${leave}, graceSeconds: 1 } }
-readiness: { timeoutSeconds: 90 }
-`;
-    return parseConfig(yaml, { format: "yaml", source: "daemon-qemu.test" });
+    return rig.config({
+      datapaths: { [`0x${DPID}`]: { name: VM, vmId: VM_ID, dataPorts: DATA_PORTS } },
+      policies: { leave: { action: leave, graceSeconds: 1 } },
+      readiness: { timeoutSeconds: 90 },
+    });
   }
 
   beforeAll(async () => {
-    if (!existsSync(join(GUEST, "vmlinuz")) || !existsSync(join(GUEST, "initrd.gz")))
-      throw new Error(`the rftest guest is missing in ${GUEST}: run rftest/guest/build-guest.sh`);
-    stateDir = mkdtempSync(join(tmpdir(), "rfbt-dq-"));
-    mongo = await MongoClient.connect(MONGO_URI);
-    await sh("ip", ["link", "add", MGMT, "type", "bridge"]);
-    await sh("ip", ["link", "set", MGMT, "up"]);
-    await sh("ovs-vsctl", ["add-br", DATA, "--", "set", "bridge", DATA, "datapath_type=netdev"]);
-    port = await freePort();
+    rig = await startQemuRig({ letter: "q", data: true });
+    VM = rig.vm();
+    MGMT = rig.mgmt;
+    DATA = rig.data!;
+    SWITCH = rig.switchName();
+    DPID = rig.dpid();
   });
 
   afterAll(async () => {
-    await daemon?.stop().catch(() => undefined);
-    await shOk("virsh", ["-c", URI, "destroy", VM]);
-    await shOk("virsh", ["-c", URI, "undefine", VM, "--managed-save"]);
-    await shOk("ovs-vsctl", ["--if-exists", "del-br", SWITCH]);
-    await shOk("ovs-vsctl", ["--if-exists", "del-br", DATA]);
-    await shOk("ip", ["link", "del", MGMT]);
-    await mongo
-      ?.db(DB)
-      .dropDatabase()
-      .catch(() => undefined);
-    await mongo?.close();
-    removePools(URI, [POOL]);
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    await rig?.cleanup();
   });
 
   it("a switch joins: the guest boots, its NICs sit on the right bridges with RouteFlow's MACs, the record is ready", async () => {
-    daemon = new Daemon({
-      config: config("suspend"),
-      logger: silentLogger,
-      instanceId: `dq-${TAG}`,
-      createController: controllerFromConfig,
-    });
+    daemon = rig.daemon(config("suspend"));
     await daemon.start();
-    await addSwitch(SWITCH, DPID, port);
+    await addSwitch(SWITCH, DPID, rig.port);
     const rec = await until(
       "record ready",
       async () => {
@@ -147,8 +102,7 @@ readiness: { timeoutSeconds: 90 }
     const mgmtPorts = await sh("ip", ["-o", "link", "show", "master", MGMT]);
     expect(mgmtPorts.split("\n").filter(Boolean)).toHaveLength(1);
     // RouteFlow's rows for this datapath, before anything else.
-    const rows = await mongo
-      .db(DB)
+    const rows = await rig.db
       .collection("rfconfig")
       .find({}, { projection: { _id: 0 } })
       .sort({ vm_port: 1 })
@@ -179,7 +133,7 @@ readiness: { timeoutSeconds: 90 }
 
     const actions: string[] = [];
     daemon!.on("ensured", (e) => actions.push(e.action));
-    await addSwitch(SWITCH, DPID, port);
+    await addSwitch(SWITCH, DPID, rig.port);
     await until("record running again", async () => {
       const r = await record();
       return r?.state === "running" || r?.state === "ready" ? true : undefined;

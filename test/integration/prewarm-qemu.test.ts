@@ -5,40 +5,25 @@
  * prewarms the VM again from the new config. Then an Open vSwitch bridge joins: the VM is restored, not
  * booted, and the record is ready with its image gone. Records and events in FerretDB.
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { silentLogger } from "../../src/common/log.js";
-import { Daemon, controllerFromConfig, parseConfig, type RfbootConfig } from "../../src/provisioner/index.js";
-import { MONGO_URI, describeWith } from "../helpers/env.js";
-import { removePools } from "../helpers/libvirt-hosts.js";
-import { addSwitch, freePort, sh, shOk, until } from "../helpers/real.js";
+import type { Daemon, RfbootConfig } from "../../src/provisioner/index.js";
+import { describeWith } from "../helpers/env.js";
+import { SYSTEM_URI as URI, startQemuRig, type QemuRig } from "../helpers/qemu-rig.js";
+import { addSwitch, sh, until } from "../helpers/real.js";
 
-const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
-const URI = "qemu:///system";
-const TAG = randomBytes(3).toString("hex");
-const POOL = `rfbt-pw-${TAG}`;
-const DB = `rfbt_pw_${TAG}`;
-const VM = `rfbtp${TAG}`;
-const MGMT = `rfbtpm${TAG.slice(0, 4)}`;
-const DATA = `rfbtpd${TAG.slice(0, 4)}`;
-const SWITCH = `rfbtps${TAG.slice(0, 4)}`;
-const DPID = `e1${TAG}`;
 const VM_ID = "06:e0:e0:e0:e0:e1";
 
 describeWith(["ovs", "libvirt", "mongo", "root"], "prewarm with a real qemu guest on qemu:///system", () => {
-  let mongo: MongoClient;
-  let stateDir: string;
+  let rig: QemuRig;
   let daemon: Daemon | undefined;
-  let port: number;
+  let VM: string;
+  let SWITCH: string;
+  let DPID: string;
 
-  const record = () => mongo.db(DB).collection("rfboot_vms").findOne({ vmName: VM });
+  const record = () => rig.db.collection("rfboot_vms").findOne({ vmName: VM });
   const prewarmEvents = async () =>
-    (await mongo.db(DB).collection("rfboot_events").find({ kind: "prewarm" }).sort({ at: 1 }).toArray()).map(
-      (e) => String(e.detail),
+    (await rig.db.collection("rfboot_events").find({ kind: "prewarm" }).sort({ at: 1 }).toArray()).map((e) =>
+      String(e.detail),
     );
   const domstate = async () => (await sh("virsh", ["-c", URI, "domstate", VM, "--reason"])).trim();
   const managedSave = async () =>
@@ -54,61 +39,27 @@ describeWith(["ovs", "libvirt", "mongo", "root"], "prewarm with a real qemu gues
     );
 
   function config(memoryMiB: number): RfbootConfig {
-    const yaml = `
-stateDir: ${stateDir}
-openflow: { mode: listen, listen: { host: 127.0.0.1, port: ${port} }, versions: ["1.3"] }
-mongo: { uri: "${MONGO_URI}", database: ${DB} }
-hosts:
-  - { name: local, uri: "${URI}", maxVms: 2, pool: ${POOL} }
-defaults:
-  hypervisor: qemu
-  memoryMiB: ${memoryMiB}
-  boot: { type: kernel, kernel: ${GUEST}/vmlinuz, initrd: ${GUEST}/initrd.gz, cmdline: "console=ttyS0 no_timer_check rfboot.name={name}" }
-  network:
-    management: { type: bridge, bridge: ${MGMT} }
-    data: { bridge: ${DATA}, openvswitch: true }
-datapaths:
-  "0x${DPID}": { name: ${VM}, vmId: "${VM_ID}", dataPorts: 1 }
-policies: { prewarm: { enabled: true } }
-readiness: { timeoutSeconds: 30 }
-`;
-    return parseConfig(yaml, { format: "yaml", source: "prewarm-qemu.test" });
+    return rig.config({
+      defaults: { memoryMiB },
+      datapaths: { [`0x${DPID}`]: { name: VM, vmId: VM_ID, dataPorts: 1 } },
+      policies: { prewarm: { enabled: true } },
+      readiness: { timeoutSeconds: 30 },
+    });
   }
 
   beforeAll(async () => {
-    if (!existsSync(join(GUEST, "vmlinuz")) || !existsSync(join(GUEST, "initrd.gz")))
-      throw new Error(`the rftest guest is missing in ${GUEST}: run rftest/guest/build-guest.sh`);
-    stateDir = mkdtempSync(join(tmpdir(), "rfbt-pw-"));
-    mongo = await MongoClient.connect(MONGO_URI);
-    await sh("ip", ["link", "add", MGMT, "type", "bridge"]);
-    await sh("ip", ["link", "set", MGMT, "up"]);
-    await sh("ovs-vsctl", ["add-br", DATA, "--", "set", "bridge", DATA, "datapath_type=netdev"]);
-    port = await freePort();
+    rig = await startQemuRig({ letter: "p", data: true });
+    VM = rig.vm();
+    SWITCH = rig.switchName();
+    DPID = rig.dpid();
   });
 
   afterAll(async () => {
-    await daemon?.stop().catch(() => undefined);
-    await shOk("virsh", ["-c", URI, "destroy", VM]);
-    await shOk("virsh", ["-c", URI, "undefine", VM, "--managed-save"]);
-    await shOk("ovs-vsctl", ["--if-exists", "del-br", SWITCH]);
-    await shOk("ovs-vsctl", ["--if-exists", "del-br", DATA]);
-    await shOk("ip", ["link", "del", MGMT]);
-    await mongo
-      ?.db(DB)
-      .dropDatabase()
-      .catch(() => undefined);
-    await mongo?.close();
-    removePools(URI, [POOL]);
-    if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+    await rig?.cleanup();
   });
 
   it("prewarmed before any switch joins; a reload drops the stale image and prewarms again; a join restores it", async () => {
-    daemon = new Daemon({
-      config: config(128),
-      logger: silentLogger,
-      instanceId: `pw-${TAG}`,
-      createController: controllerFromConfig,
-    });
+    daemon = rig.daemon(config(128));
     await daemon.start();
     const first = await prewarmed();
     expect(first.prewarm).toMatchObject({ host: "local", imageMiB: 128 });
@@ -142,7 +93,7 @@ readiness: { timeoutSeconds: 30 }
     daemon.on("ensured", (e) => ensured.push(e));
     daemon.on("ready", (e) => ready.push(e));
     daemon.on("failed", (e) => failures.push(e.error.message));
-    await addSwitch(SWITCH, DPID, port);
+    await addSwitch(SWITCH, DPID, rig.port);
     const rec = await until(
       "record ready after the join",
       async () => {
@@ -151,7 +102,7 @@ readiness: { timeoutSeconds: 30 }
       },
       40_000,
     ).catch(async (e: unknown) => {
-      const events = await mongo.db(DB).collection("rfboot_events").find({}).sort({ at: 1 }).toArray();
+      const events = await rig.db.collection("rfboot_events").find({}).sort({ at: 1 }).toArray();
       const seen = events.map((x) => `${String(x.kind)}: ${String(x.detail)}`).join(" | ");
       throw new Error(
         `${String(e)}; record ${JSON.stringify(await record())}; failures ${failures.join("; ")}; ` +
