@@ -105,6 +105,7 @@ const IMAGE_NOTE: Record<PrewarmPlan["order"][number]["image"], string> = {
   fresh: "kept: its image is of the current config",
   stale: "booted again: its image is of an older config",
   none: "booted, then saved",
+  booting: "booting now, then saved",
 };
 
 /**

@@ -3,7 +3,7 @@ import type { EventEmitter } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { silentLogger } from "../../../../src/common/log.js";
+import { silentLogger, type Logger } from "../../../../src/common/log.js";
 import { Daemon, type DaemonEvents } from "../../../../src/provisioner/daemon.js";
 import { parseConfig } from "../../../../src/provisioner/index.js";
 import type { DomainConsoleWatch } from "../../../../src/provisioner/vm-readiness.js";
@@ -83,6 +83,8 @@ export async function rig(
     ovs?: OvsSeam;
     retryInitialMs?: number;
     retryMaxMs?: number;
+    /** logger: where the daemon logs (default: nowhere). */
+    logger?: Logger;
     before?: (r: Rig) => void;
     /** clock, store, libvirt: those of an earlier rig (a restarted daemon finds what it left). */
     clock?: FakeClock;
@@ -100,7 +102,7 @@ export async function rig(
   const config = parseConfig(configYaml(stateDir, o), { format: "yaml", source: "unit" });
   const daemon = new Daemon({
     config,
-    logger: silentLogger,
+    logger: o.logger ?? silentLogger,
     instanceId: "unit-1",
     controller: switches,
     store,
