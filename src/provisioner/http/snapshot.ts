@@ -86,6 +86,8 @@ export interface DatapathView {
   readonly dataPorts: readonly { readonly dpPort: number; readonly vmPort: number }[];
   /** prewarm is the VM's prewarm save image (when saved, ISO time; on which host; its size), if it has one. */
   readonly prewarm?: { readonly at: string; readonly host: string; readonly imageMiB: number };
+  /** prewarming: a prewarm boots the VM now (since when, ISO time; on which host): its state is that boot's. */
+  readonly prewarming?: { readonly since: string; readonly host: string };
 }
 
 /** HostView is one line of the host table. */
@@ -158,9 +160,9 @@ function datapathView(
   dp: DatapathStatus | undefined,
   configuredName: string | undefined,
 ): DatapathView {
-  // The daemon knows a prewarmed VM's datapath before its switch ever connected: with no switch recorded, the
-  // switch was never seen.
-  const unseen = !dp?.connected && rec?.prewarm && rec.switch === undefined;
+  // The daemon knows the datapath of a VM prewarmed (or booting for prewarm) before its switch ever connected:
+  // with no switch recorded, the switch was never seen.
+  const unseen = !dp?.connected && (rec?.prewarm || rec?.prewarming) && rec.switch === undefined;
   const connected = unseen ? undefined : (dp?.connected ?? rec?.switch?.connected);
   const sw: DatapathView["switch"] =
     connected === undefined ? "never" : connected ? "connected" : "disconnected";
@@ -186,6 +188,9 @@ function datapathView(
     dataPorts: dp?.dataPorts ?? [],
     ...(rec?.prewarm
       ? { prewarm: { at: iso(rec.prewarm.at)!, host: rec.prewarm.host, imageMiB: rec.prewarm.imageMiB } }
+      : {}),
+    ...(rec?.prewarming
+      ? { prewarming: { since: iso(rec.prewarming.since)!, host: rec.prewarming.host } }
       : {}),
   };
 }
