@@ -335,6 +335,33 @@ describe("Prewarmer", () => {
     expect(domState(next, "rfvm1")).toBe("shut off (saved)");
   });
 
+  it("a stop during the prewarm's start: the start ends, then the VM is destroyed, no readiness awaited", async () => {
+    const libvirt = new FakeLibvirt();
+    const run = libvirt.run;
+    let inStart = false;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((res) => (release = res));
+    (libvirt as { run: VirshRunner }).run = async (u, args) => {
+      if (args[0] === "start") {
+        inStart = true;
+        await held;
+      }
+      return run(u, args);
+    };
+    r = await rig({ vms: 1, libvirt, extra: policies("{ enabled: true }") });
+    const x = r;
+    expect(await until(x, () => inStart)).toBe(true);
+    const stopping = x.daemon.stop();
+    release();
+    // The fake clock stands still: a readiness watch begun now would wait for ever, and the stop with it.
+    await stopping;
+    expect(domState(x, "rfvm1")).toBe("shut off");
+    expect(x.store.records.get(hex16(1n))).toMatchObject({ state: "stopped", prewarming: null });
+    expect(prewarmEvents(x)).toEqual([
+      "rfvm1: cancelled: rfboot stopped before the VM was saved; VM destroyed on h1",
+    ]);
+  });
+
   /**
    * died leaves what an rfboot killed during rfvm1's prewarm boot leaves: the record marked `prewarming`, the
    * domain running (`running`) or not. It runs a daemon to the boot, stops it, then puts both back.
