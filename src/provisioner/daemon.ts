@@ -486,6 +486,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.health?.settled();
     await this.closeQuietly("controller", () => this.controller?.close());
     this.provisioning?.close();
+    // A prewarm under way ends first (its readiness watch was aborted above): the VM it booted is destroyed
+    // and the prewarm recorded cancelled while its lease and the store are still there.
+    await this.closeQuietly("prewarms", () => this.prewarmer?.drained());
     await Promise.all(
       [...this.events.values()].map((e) => this.closeQuietly("libvirt events", () => e.stop())),
     );

@@ -50,7 +50,7 @@ export class Metrics {
   });
   readonly prewarms = new Counter({
     name: "rfboot_prewarm_total",
-    help: "Prewarm outcomes: saved, restored (at a join), dropped (stale or removed), failed, skipped (budget)",
+    help: "Prewarm outcomes: saved, restored (at a join), dropped (stale or removed), failed, cancelled (rfboot stopped), skipped (budget)",
     labelNames: ["outcome"],
     registers: [this.registry],
   });

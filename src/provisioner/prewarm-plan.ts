@@ -29,8 +29,11 @@ export interface PrewarmPlanEntry {
   /** host is where the image is (fresh) or will be made (the host a join would place the VM on). */
   host: string;
   memoryMiB: number;
-  /** image: fresh is kept as it is; stale is dropped and made again; none is made. */
-  image: PrewarmImageStatus;
+  /**
+   * image: fresh is kept as it is; stale is dropped and made again; none is made; booting is being made now
+   * (the record says `prewarming`).
+   */
+  image: PrewarmImageStatus | "booting";
 }
 
 /** PrewarmLeftOut is a configured VM that prewarm does not boot, and why. */
@@ -65,7 +68,13 @@ export interface PrewarmPlan {
   perHost: Record<string, PrewarmHostBudget>;
 }
 
-/** prewarmFingerprint identifies the VM config a prewarm image is booted from (configHash). */
+/**
+ * prewarmFingerprint identifies the VM config a prewarm image is booted from (configHash). Not the domain's
+ * fingerprint, which adds the data-plane VLAN tags: those are allocated on Open vSwitch when the VM is
+ * placed, so a plan (`rfboot plan`, offline too) could not compute it. An image whose tags changed is not
+ * restored anyway: the join's ensure sees the domain's fingerprint change and redefines it, which removes
+ * the managed save first.
+ */
 export function prewarmFingerprint(vm: ResolvedVm): string {
   return configHash(vm);
 }
@@ -136,6 +145,8 @@ function knownPlacements(records: ReadonlyMap<string, VmRecord>, memoryOf: (vm: 
  * against that host's disk budget (fresh images first, whatever their order: they exist already). A VM
  * whose image does not fit goes to another host with room unless it is pinned or defined where it is; else
  * it is left out, as are VMs that run or are suspended without prewarm (their next start needs no image).
+ * A VM whose record says a prewarm boots it now (`prewarming`) stays on that host, `booting`, its image
+ * counted like a fresh one.
  */
 export function prewarmPlan(
   config: RfbootConfig,
@@ -171,15 +182,23 @@ export function prewarmPlan(
     b.imagesMiB += mib;
     b.images += 1;
   };
-  // Fresh images exist: they take their room before any new one is planned.
+  // Fresh images exist, and those booting now will: they take their room before any new one is planned.
   const fresh = new Set<string>();
+  const booting = new Map<string, string>();
   for (const vm of vms) {
     const rec = records.get(vm.dpidHex);
+    if (connected.has(vm.dpidHex) || !SAVES.has(vm.hypervisor)) continue;
     const host = rec?.prewarm?.host;
-    if (connected.has(vm.dpidHex) || !host || prewarmImageStatus(vm, rec) !== "fresh") continue;
-    if (!caps.get(host)?.reachable) continue;
-    fresh.add(vm.dpidHex);
-    take(host, rec.prewarm?.imageMiB ?? vm.memoryMiB);
+    if (host && prewarmImageStatus(vm, rec) === "fresh") {
+      if (!caps.get(host)?.reachable) continue;
+      fresh.add(vm.dpidHex);
+      take(host, rec.prewarm?.imageMiB ?? vm.memoryMiB);
+      continue;
+    }
+    const boot = rec?.prewarming?.host;
+    if (boot === undefined || !Object.hasOwn(perHost, boot)) continue;
+    booting.set(vm.dpidHex, boot);
+    take(boot, vm.memoryMiB);
   }
   for (const vm of vms) {
     const rec = records.get(vm.dpidHex);
@@ -205,6 +224,19 @@ export function prewarmPlan(
     }
     if (image === "fresh") {
       out(vm, `image host ${rec?.prewarm?.host ?? "?"} unreachable`);
+      continue;
+    }
+    const bootHost = booting.get(vm.dpidHex);
+    if (bootHost !== undefined) {
+      order.push({
+        dpidHex: vm.dpidHex,
+        vm: vm.name,
+        host: bootHost,
+        memoryMiB: vm.memoryMiB,
+        image: "booting",
+      });
+      for (let i = known.length - 1; i >= 0; i--) if (known[i]?.vm === vm.name) known.splice(i, 1);
+      known.push({ vm: vm.name, host: bootHost, memoryMiB: vm.memoryMiB, running: true });
       continue;
     }
     if (rec && ACTIVE_STATES.includes(rec.state) && image === "none") {

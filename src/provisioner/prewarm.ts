@@ -49,6 +49,8 @@ export function countPrewarmed(ctx: DaemonContext): void {
 /** Prewarmer runs prewarm rounds (see the file comment); one round at a time, a kick during one repeats it. */
 export class Prewarmer {
   private readonly inFlight = new Map<string, { host: string; memoryMiB: number }>();
+  /** ending: each submitted prewarm until it ended and its end was handled. */
+  private readonly ending = new Set<Promise<void>>();
   private readonly backoff = new Map<string, { delayMs: number; until: number }>();
   /** reported: the last left-out reason recorded per dpid, so a round repeats no event. */
   private readonly reported = new Map<string, string>();
@@ -138,6 +140,14 @@ export class Prewarmer {
     this.timer = undefined;
   }
 
+  /**
+   * drained resolves when every submitted prewarm has ended. The daemon's stop waits for it before it lets
+   * the leases go and closes the store: a prewarm cut short destroys the VM it booted and records that.
+   */
+  async drained(): Promise<void> {
+    while (this.ending.size > 0) await Promise.all([...this.ending]);
+  }
+
   private halted(): boolean {
     return this.stopped || this.ctx.stopped();
   }
@@ -166,7 +176,7 @@ export class Prewarmer {
     const now = ctx.clock.now();
     let wake = Number.POSITIVE_INFINITY;
     for (const e of plan.order) {
-      if (this.inFlight.size >= policy.concurrency) break;
+      if (this.inFlight.size >= policy.concurrency || this.halted()) break;
       if (e.image === "fresh" || this.inFlight.has(e.dpidHex)) continue;
       const b = this.backoff.get(e.dpidHex);
       if (b && b.until > now) {
@@ -217,7 +227,7 @@ export class Prewarmer {
   private launch(dp: Datapath, vm: ResolvedVm, host: string): void {
     const dpidHex = dp.dpidHex;
     this.inFlight.set(dpidHex, { host, memoryMiB: vm.memoryMiB });
-    void this.seam
+    const ended: Promise<void> = this.seam
       .submit(dp, vm, host)
       .then(
         (r) => {
@@ -229,8 +239,10 @@ export class Prewarmer {
       )
       .finally(() => {
         this.inFlight.delete(dpidHex);
+        this.ending.delete(ended);
         if (!this.halted()) void this.kick();
       });
+    this.ending.add(ended);
   }
 
   /** failed doubles the dpid's backoff (from backoffInitialMs up to backoffMaxMs). */

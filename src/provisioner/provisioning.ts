@@ -31,6 +31,7 @@ import {
   consolePlan,
   type ConsoleStream,
   type EarlyConsole,
+  type ReadinessEnd,
   type ReadinessMode,
   type ReadinessWatcher,
 } from "./vm-readiness.js";
@@ -56,10 +57,11 @@ export interface DefineAheadResult {
 
 /**
  * PrewarmResult is what one prewarm did: `saved` the image (`ms` after the action began); `joined`, the
- * switch joined first (the VM is left to its join); `leased-elsewhere`, another instance holds the dpid.
+ * switch joined first (the VM is left to its join); `leased-elsewhere`, another instance holds the dpid;
+ * `cancelled`, the daemon stopped first (the VM it booted is destroyed).
  */
 export interface PrewarmResult {
-  outcome: "saved" | "joined" | "leased-elsewhere";
+  outcome: "saved" | "joined" | "leased-elsewhere" | "cancelled";
   ms: number;
 }
 
@@ -666,9 +668,11 @@ export class Provisioning {
 
   /**
    * prewarm boots a VM ahead of its switch as a join would (lease, rows, plan, XML, define, start through the
-   * host's start gate, readiness), then saves it (`managedsave`) and records the image. A switch that joins
-   * meanwhile finds its VM running, recorded ready: its ensure, queued behind, adopts it. A failure is
-   * recorded (event, log, metric, lastError) and the VM, if this booted it, destroyed; the Prewarmer backs off.
+   * host's start gate, readiness), then saves it (`managedsave`) and records the image; while it boots, the
+   * record's `prewarming` says so. A switch that joins meanwhile finds its VM running, recorded ready: its
+   * ensure, queued behind, adopts it. A daemon that stops meanwhile cuts it short: recorded cancelled, the VM,
+   * if this booted it, destroyed (the next start prewarms it again). A failure is recorded once (event, log,
+   * metric, lastError) and the VM, if this booted it, destroyed; the Prewarmer backs off.
    */
   private async prewarm(dp: Datapath, a: Extract<DaemonAction, { kind: "prewarm" }>): Promise<PrewarmResult> {
     const { ctx } = this;
@@ -679,6 +683,11 @@ export class Provisioning {
     // The switch joined while this waited: its ensure (queued behind) boots the VM itself.
     if (dp.connected) return joined();
     let booted = false;
+    // marked: the record says `prewarming`; every end of the prewarm clears it.
+    let marked = false;
+    const cancelled = () => this.prewarmCancelled(dp, vm, host, { booted, marked, t0 });
+    // kind: the failure's `lastError.kind` when the error's own class does not say it.
+    let kind: string | undefined;
     try {
       const hostCfg = ctx.config().hosts.find((h) => h.name === host);
       if (!hostCfg) throw new PlacementError(`host ${host} is no longer configured`, vm.name, {});
@@ -687,6 +696,7 @@ export class Provisioning {
         return { outcome: "leased-elsewhere", ms: ctx.clock.now() - t0 };
       }
       if (dp.connected) return joined();
+      if (ctx.stopped()) return await cancelled();
       await this.dropStaleImage(dp, vm, host);
       ctx.record.patch(dpidHex, {
         vmName: vm.name,
@@ -694,7 +704,9 @@ export class Provisioning {
         vmMac: vm.vmMac,
         hypervisor: vm.hypervisor,
         owner: ctx.instanceId,
+        prewarming: { since: ctx.clock.date(), host },
       });
+      marked = true;
       // Counted where it boots: a join or another prewarm placed meanwhile sees its memory taken.
       dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: true };
       const hosted = await planOnHost(vm, hostCfg, ctx.hosts.storage(host));
@@ -712,20 +724,30 @@ export class Provisioning {
         host,
         ...(booted ? { startedAt: ctx.clock.date() } : {}),
       });
+      // The stop began during the start (it aborted the readiness watches there were then): nobody waits now.
+      if (ctx.stopped() && !dp.connected) {
+        early?.ac.abort();
+        return await cancelled();
+      }
       const mode: ReadinessMode = res.restored || res.action === "resumed" ? "restored" : "boot";
       const from = res.action === "adopted" ? 0 : readinessFrom;
-      const ready = await new Promise<boolean>((settled) =>
+      const end = await new Promise<ReadinessEnd>((settled) =>
         this.readiness.watch(dp, vm, consoleLog, from, t0, mode, stream, early, { prewarm: true, settled }),
       );
       if (dp.connected) {
         // Not saved: the switch needs its VM now. Its ensure adopts it (ready since this start, or still
         // booting: readiness is then watched again there).
+        ctx.record.patch(dpidHex, { prewarming: null });
         ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "prewarm", detail: "not saved: switch joined" });
         return joined();
       }
-      if (!ready) {
-        const secs = ctx.config().readiness.timeoutSeconds;
-        throw new RfbootError(`VM ${vm.name} was not ready within readiness.timeoutSeconds (${secs} s)`);
+      if (end.kind === "aborted" && ctx.stopped()) return await cancelled();
+      if (end.kind === "timeout") {
+        kind = "readiness-timeout";
+        throw new RfbootError(`VM ${vm.name} ${end.message}`);
+      }
+      if (end.kind === "aborted") {
+        throw new RfbootError(`readiness watch of VM ${vm.name} was aborted before the VM was ready`);
       }
       const outcome = await ctx.hosts.manager(host).leave(vm.name, "suspend");
       if (outcome !== "saved") {
@@ -742,7 +764,7 @@ export class Provisioning {
       };
       dp.prewarmImage = image;
       dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: false };
-      ctx.record.patch(dpidHex, { state: "prewarmed", prewarm: image, lastError: null });
+      ctx.record.patch(dpidHex, { state: "prewarmed", prewarm: image, prewarming: null, lastError: null });
       ctx.record.event({
         dpid: dpidHex,
         vm: vm.name,
@@ -756,25 +778,63 @@ export class Provisioning {
       ctx.emit("prewarmed", { dpidHex, vm: vm.name, host, ms });
       return { outcome: "saved", ms };
     } catch (err) {
-      await this.prewarmFailed(dp, vm, host, err, booted);
+      await this.prewarmFailed(dp, vm, host, err, { booted, marked, kind: kind ?? errorKind(err) });
       throw err;
     }
   }
 
-  /** prewarmFailed records a failed prewarm and destroys the VM it booted (nobody needs it running). */
+  /**
+   * prewarmCancelled ends a prewarm that the daemon's stop cut short. Not a failure (no lastError, no
+   * failure metric): its own outcome, an event and a log line. The VM, if this booted it, is destroyed (the
+   * stop waits for it) and recorded `stopped`, which the next start's prewarm plan boots again.
+   */
+  private async prewarmCancelled(
+    dp: Datapath,
+    vm: ResolvedVm,
+    host: string,
+    o: { booted: boolean; marked: boolean; t0: number },
+  ): Promise<PrewarmResult> {
+    const { ctx } = this;
+    let undone = "";
+    if (o.booted) {
+      try {
+        await ctx.hosts.manager(host).leave(vm.name, "destroy");
+        dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: false };
+        undone = `; VM destroyed on ${host}`;
+      } catch (e) {
+        ctx.log.warn({ dpid: dp.dpidHex, vm: vm.name, err: errorMessage(e) }, "prewarm: VM not destroyed");
+        undone = `; VM left running on ${host} (not destroyed: ${errorMessage(e)})`;
+      }
+    }
+    if (o.marked) {
+      const stopped = o.booted && dp.placement?.running === false;
+      ctx.record.patch(dp.dpidHex, { prewarming: null, ...(stopped ? { state: "stopped" as const } : {}) });
+    }
+    ctx.record.event({
+      dpid: dp.dpidHex,
+      vm: vm.name,
+      kind: "prewarm",
+      detail: `cancelled: rfboot stopped before the VM was saved${undone}`,
+    });
+    ctx.metrics.prewarms.inc({ outcome: "cancelled" });
+    ctx.log.info({ dpid: dp.dpidHex, vm: vm.name, host }, "prewarm cancelled: rfboot is stopping");
+    return { outcome: "cancelled", ms: ctx.clock.now() - o.t0 };
+  }
+
+  /** prewarmFailed records a failed prewarm, once, and destroys the VM it booted (nobody needs it running). */
   private async prewarmFailed(
     dp: Datapath,
     vm: ResolvedVm,
     host: string,
     err: unknown,
-    booted: boolean,
+    o: { booted: boolean; marked: boolean; kind: string },
   ): Promise<void> {
     const { ctx } = this;
     const error = err instanceof Error ? err : new Error(String(err));
-    const kind = errorKind(err);
+    const { kind } = o;
     ctx.metrics.prewarms.inc({ outcome: "failed" });
     ctx.metrics.failures.inc({ step: "prewarm", kind });
-    if (booted && !dp.connected) {
+    if (o.booted && !dp.connected) {
       try {
         await ctx.hosts.manager(host).leave(vm.name, "destroy");
         dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB, running: false };
@@ -784,6 +844,7 @@ export class Provisioning {
     }
     ctx.record.patch(dp.dpidHex, {
       ...(dp.connected ? {} : { state: "failed" as const }),
+      ...(o.marked ? { prewarming: null } : {}),
       lastError: { kind, message: error.message, at: ctx.clock.date() },
     });
     ctx.record.event({

@@ -7,7 +7,7 @@ import { errorMessage } from "../common/errors.js";
 import { listConfiguredVms } from "./config/index.js";
 import type { DaemonContext } from "./daemon-context.js";
 import type { HostHealth } from "./host-health.js";
-import { isOutage, reconcile, type DomainListing, type VmRecord } from "./store/index.js";
+import { isOutage, observedState, reconcile, type DomainListing, type VmRecord } from "./store/index.js";
 
 /** reconcileAtStart probes every host, reconciles the records with them, and returns the actions taken. */
 export async function reconcileAtStart(ctx: DaemonContext, health: HostHealth): Promise<number | undefined> {
@@ -55,6 +55,7 @@ export async function reconcileAtStart(ctx: DaemonContext, health: HostHealth): 
       ctx.log.warn({ action: a }, "reconciliation found a problem it will not fix by itself");
     }
   }
+  clearEndedPrewarms(ctx, records, byHost);
   for (const r of records) {
     if (!r.vmName) continue;
     const dp = ctx.datapaths.obtain(r.dpidHex);
@@ -70,4 +71,28 @@ export async function reconcileAtStart(ctx: DaemonContext, health: HostHealth): 
   }
   ctx.log.info({ records: records.length, actions: actions.length }, "reconciled MongoDB with libvirt");
   return actions.length;
+}
+
+/**
+ * clearEndedPrewarms drops the `prewarming` mark of records whose prewarm boot is over: a mark outlives its
+ * boot only when an rfboot died during it. A VM whose domain no longer runs on the mark's host is not being
+ * booted; with prewarm off nothing will finish a boot. A domain that still runs keeps its mark: the prewarm
+ * plan takes that boot over (or another instance, holding its lease, is still at it).
+ */
+function clearEndedPrewarms(
+  ctx: DaemonContext,
+  records: readonly VmRecord[],
+  byHost: ReadonlyMap<string, DomainListing[]>,
+): void {
+  const enabled = ctx.config().policies.prewarm.enabled;
+  for (const r of records) {
+    const host = r.prewarming?.host;
+    if (host === undefined) continue;
+    const listed = byHost.get(host);
+    if (enabled && listed === undefined) continue; // its host did not answer: nothing is known of the boot
+    const runs = listed?.some((d) => d.name === r.vmName && observedState(d.state) === "running") ?? false;
+    if (enabled && runs) continue;
+    ctx.record.patch(r.dpidHex, { prewarming: null });
+    ctx.log.info({ dpid: r.dpidHex, vm: r.vmName, host }, "prewarm mark of an earlier run cleared");
+  }
 }

@@ -195,6 +195,12 @@ export interface EarlyConsole {
   readonly running?: () => void;
 }
 
+/**
+ * ReadinessEnd is how a readiness watch ended: the VM got ready; it timed out (`message` says what never
+ * came); or the watch was aborted (a newer watch, the leave policy, the daemon stopping).
+ */
+export type ReadinessEnd = { kind: "ready" } | { kind: "timeout"; message: string } | { kind: "aborted" };
+
 /** ReadinessWatcher runs one readiness watch per datapath and records its outcome. */
 export class ReadinessWatcher {
   constructor(
@@ -292,8 +298,8 @@ export class ReadinessWatcher {
    * `lastError` readiness-timeout and is left running for the operator. The marker is read from `early`,
    * else from `stream` when there is no log file here or the driver is LXC, else from `consoleLog`.
    * `opts.prewarm`: a boot ahead of the switch (prewarm) records ready without the `ready` daemon event or
-   * the join-to-ready metric (no switch joined); `opts.settled` is told once whether the VM got ready (false
-   * on a timeout or when the watch is aborted).
+   * the join-to-ready metric (no switch joined), and records no timeout: the prewarm records its own end,
+   * once. `opts.settled` is told once how the watch ended.
    */
   watch(
     dp: Datapath,
@@ -304,7 +310,7 @@ export class ReadinessWatcher {
     mode: ReadinessMode,
     stream?: ConsoleStream,
     early?: EarlyConsole,
-    opts: { prewarm?: boolean; settled?: (ready: boolean) => void } = {},
+    opts: { prewarm?: boolean; settled?: (end: ReadinessEnd) => void } = {},
   ): void {
     const { ctx } = this;
     const { clock } = ctx;
@@ -321,15 +327,15 @@ export class ReadinessWatcher {
     const deadline = ac === early?.ac ? early.deadline : clock.now() + r.timeoutSeconds * 1000;
     const io = { clock, console: this.console };
     let settledOnce = false;
-    const settle = (ready: boolean) => {
+    const settle = (end: ReadinessEnd) => {
       if (settledOnce) return;
       settledOnce = true;
-      opts.settled?.(ready);
+      opts.settled?.(end);
     };
-    ac.signal.addEventListener("abort", () => settle(false), { once: true });
+    ac.signal.addEventListener("abort", () => settle({ kind: "aborted" }), { once: true });
     const done = (via: string) => {
       if (ac.signal.aborted) return;
-      settle(true);
+      settle({ kind: "ready" });
       ac.abort();
       const ms = clock.now() - joinedAt;
       if (mode !== "was-ready" && !opts.prewarm) ctx.metrics.readySeconds.observe(ms / 1000);
@@ -341,12 +347,14 @@ export class ReadinessWatcher {
       if (!opts.prewarm) ctx.emit("ready", { dpidHex, vm: vm.name, via, ms });
     };
     // Readiness that never comes is recorded (the domain runs, the guest did not show it booted); the VM is
-    // left as it is for the operator (`rfboot status` shows the error), and the next join tries again.
+    // left as it is for the operator (`rfboot status` shows the error), and the next join tries again. A
+    // prewarm's timeout is its prewarm's failure, which the prewarm records: recorded here too, it would be two.
     const timedOut = () => {
       if (ac.signal.aborted) return;
-      settle(false);
-      ac.abort();
       const message = `not ready within readiness.timeoutSeconds (${r.timeoutSeconds} s): no console marker /${r.consoleMarker ?? ""}/${r.portRegister ? " nor PortRegister" : ""}`;
+      settle({ kind: "timeout", message });
+      ac.abort();
+      if (opts.prewarm) return;
       ctx.metrics.failures.inc({ step: "readiness", kind: "readiness-timeout" });
       ctx.record.patch(dpidHex, { lastError: { kind: "readiness-timeout", message, at: clock.date() } });
       ctx.record.event({ dpid: dpidHex, vm: vm.name, kind: "error", detail: `readiness: ${message}` });
@@ -395,7 +403,7 @@ export class ReadinessWatcher {
     }
     // With neither a console marker nor PortRegister configured, nothing is watched: the record stays
     // `running` (the domain runs; the guest's readiness is not observed, and a waiter takes it as ready).
-    if (!r.consoleMarker && !r.portRegister) settle(true);
+    if (!r.consoleMarker && !r.portRegister) settle({ kind: "ready" });
     if (r.consoleMarker && ac === early?.ac) {
       // Attached before the guest ran: the stream holds everything it printed since.
       void onStream(early.match);

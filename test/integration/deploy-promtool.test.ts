@@ -13,7 +13,7 @@ describeWith(["promtool"], "deploy/prometheus with promtool", () => {
     expect(r.stdout).toMatch(/SUCCESS: \d+ rules found/);
   });
 
-  it("test rules: an unreachable host alerts after its `for`, not before", async () => {
+  it("test rules: an unreachable host, and open files near their limit, alert after their `for`, not before", async () => {
     const r = await execa("promtool", ["test", "rules", "rfboot-alerts.test.yml"], {
       cwd: DIR,
       reject: false,

@@ -101,10 +101,24 @@ export function planPrewarm(
   return prewarmPlan(config, capacities, records, connected);
 }
 
+/**
+ * joinAction says what a join of the VM's switch would do, from its record (undefined: never seen). A VM a
+ * prewarm boots now is adopted as it runs: the prewarm leaves it to the join instead of saving it.
+ */
+export function joinAction(rec: VmRecord | undefined): string {
+  if (!rec) return "define+start on join";
+  if (rec.prewarming) return `adopt (booting for prewarm on ${rec.prewarming.host}: not saved then)`;
+  if (rec.state === "running" || rec.state === "ready") return "adopt (already running)";
+  if (rec.state === "suspended") return "resume from managedsave on join";
+  if (rec.state === "prewarmed") return "restore the prewarm image on join";
+  return "start on join";
+}
+
 const IMAGE_NOTE: Record<PrewarmPlan["order"][number]["image"], string> = {
   fresh: "kept: its image is of the current config",
   stale: "booted again: its image is of an older config",
   none: "booted, then saved",
+  booting: "booting now, then saved",
 };
 
 /**
@@ -238,15 +252,7 @@ export function registerPlan(program: Command): void {
           const host = config.hosts.find((h) => h.name === d.host)!;
           const plan = vm.plan(host);
           buildDomainXml(plan.description); // proves the XML builds (validation errors surface here)
-          const action = !rec
-            ? "define+start on join"
-            : ["running", "ready"].includes(rec.state)
-              ? "adopt (already running)"
-              : rec.state === "suspended"
-                ? "resume from managedsave on join"
-                : rec.state === "prewarmed"
-                  ? "restore the prewarm image on join"
-                  : "start on join";
+          const action = joinAction(rec);
           const disk = plan.disk ? `${plan.disk.kind} ${plan.disk.path}` : "none";
           const b = plan.description.boot;
           const boot =

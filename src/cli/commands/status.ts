@@ -39,6 +39,8 @@ export interface StatusRow {
   memoryMiB?: number;
   /** prewarm is the VM's prewarm save image, when it has one: when it was saved, where, its size. */
   prewarm?: { at: Date; host: string; imageMiB: number };
+  /** prewarming: a prewarm boots the VM now (since when, on which host): its state is that boot's. */
+  prewarming?: { since: Date; host: string };
 }
 
 function row(
@@ -70,6 +72,7 @@ function row(
     ...(rec?.prewarm
       ? { prewarm: { at: rec.prewarm.at, host: rec.prewarm.host, imageMiB: rec.prewarm.imageMiB } }
       : {}),
+    ...(rec?.prewarming ? { prewarming: { since: rec.prewarming.since, host: rec.prewarming.host } } : {}),
   };
 }
 
@@ -115,8 +118,12 @@ export async function collectRows(
 /**
  * stateText is a row's STATE cell: the state, and for a VM with a prewarm image the image's age, host and
  * size (`prewarmed 12m ago on h1, 128 MiB`), so the operator sees how old the image a join would restore is.
+ * A VM booting for prewarm says so first (`prewarming on h1 for 8s (running)`): its `running` is not a
+ * switch's.
  */
 export function stateText(r: StatusRow, now = Date.now()): string {
+  const b = r.prewarming;
+  if (b) return `prewarming on ${b.host} for ${age(b.since, now)} (${r.state})`;
   const p = r.prewarm;
   if (!p) return r.state;
   const image = `${age(p.at, now)} ago on ${p.host}, ${p.imageMiB} MiB`;
@@ -216,10 +223,11 @@ export function registerStatus(program: Command): void {
   program
     .command("status")
     .description(
-      "show each datapath: switch state, VM, host, state (with a prewarm image's age\n" +
-        "and size), ages, last error, live CPU/memory; with policies.prewarm on, the\n" +
-        "prewarm images per host against the disk budget; --watch reads again every few\n" +
-        "seconds (redrawn in place on a terminal, printed on each change otherwise)",
+      "show each datapath: switch state, VM, host, state (a VM booting for prewarm\n" +
+        "says so; a prewarm image's age and size), ages, last error, live CPU/memory;\n" +
+        "with policies.prewarm on, the prewarm images per host against the disk budget;\n" +
+        "--watch reads again every few seconds (redrawn in place on a terminal, printed\n" +
+        "on each change otherwise)",
     )
     .requiredOption("-c, --config <file>", "config file (YAML or JSON)")
     .option("--json", "print JSON (one array) instead of a table")

@@ -45,6 +45,9 @@ function datapathRow(d: DatapathView): string[] {
     esc(d.vm ?? "-"),
     esc(d.host ?? "-"),
     `<span class="st ${cls(d.state)}">${esc(d.state)}</span>` +
+      (d.prewarming
+        ? ` <small class="prewarm">booting for prewarm on ${esc(d.prewarming.host)} for ${since(d.prewarming.since)}</small>`
+        : "") +
       (d.prewarm
         ? ` <small class="prewarm">image ${since(d.prewarm.at)} old on ${esc(d.prewarm.host)}, ${d.prewarm.imageMiB} MiB</small>`
         : "") +

@@ -86,6 +86,8 @@ export interface DatapathView {
   readonly dataPorts: readonly { readonly dpPort: number; readonly vmPort: number }[];
   /** prewarm is the VM's prewarm save image (when saved, ISO time; on which host; its size), if it has one. */
   readonly prewarm?: { readonly at: string; readonly host: string; readonly imageMiB: number };
+  /** prewarming: a prewarm boots the VM now (since when, ISO time; on which host): its state is that boot's. */
+  readonly prewarming?: { readonly since: string; readonly host: string };
 }
 
 /** HostView is one line of the host table. */
@@ -186,6 +188,9 @@ function datapathView(
     dataPorts: dp?.dataPorts ?? [],
     ...(rec?.prewarm
       ? { prewarm: { at: iso(rec.prewarm.at)!, host: rec.prewarm.host, imageMiB: rec.prewarm.imageMiB } }
+      : {}),
+    ...(rec?.prewarming
+      ? { prewarming: { since: iso(rec.prewarming.since)!, host: rec.prewarming.host } }
       : {}),
   };
 }

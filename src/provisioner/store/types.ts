@@ -75,6 +75,18 @@ export interface PrewarmImage {
 }
 
 /**
+ * PrewarmBoot marks a VM that a prewarm is booting now, ahead of its switch: the record's state (`starting`,
+ * `running`, `ready`) is that boot's, not a switch's. Cleared when the prewarm ends (saved, cancelled, failed,
+ * or left to a switch that joined meanwhile).
+ */
+export interface PrewarmBoot {
+  /** since is when the prewarm began booting the VM. */
+  readonly since: Date;
+  /** host is the libvirt host it boots on (where its image will be). */
+  readonly host: string;
+}
+
+/**
  * VmRecord is rfboot's document for one datapath and its VM in `<prefix>vms`; `_id` is the dpid as 16 hex
  * digits so that one datapath can never have two records.
  */
@@ -110,6 +122,11 @@ export interface VmRecord {
   readonly attempts?: number;
   /** prewarm is the VM's prewarm save image (policies.prewarm); null or absent: it has none. */
   readonly prewarm?: PrewarmImage | null;
+  /**
+   * prewarming: a prewarm is booting the VM now (policies.prewarm); null or absent: none is. Beside `prewarm`
+   * rather than in it: `prewarm` says whether an image exists, and a boot in progress has none yet.
+   */
+  readonly prewarming?: PrewarmBoot | null;
   /** owner is the rfboot instance that wrote the record last. */
   readonly owner?: string;
 }

@@ -177,6 +177,10 @@ const patchSchema = z.strictObject({
     })
     .nullable()
     .optional(),
+  prewarming: z
+    .strictObject({ since: z.date(), host: text(256) })
+    .nullable()
+    .optional(),
   owner: text(256).optional(),
 });
 

@@ -1,9 +1,10 @@
 /**
  * `rfboot plan`'s prewarm part: the rendering of a plan (order, left-out VMs with their reasons, budgets per
- * host), and that the planner is asked only with prewarm on, with the switches the records show connected.
+ * host), and that the planner is asked only with prewarm on, with the switches the records show connected;
+ * what a join would do, a VM booting for prewarm included.
  */
 import { describe, expect, it } from "vitest";
-import { planPrewarm, renderPrewarmPlan } from "../../../src/cli/commands/plan.js";
+import { joinAction, planPrewarm, renderPrewarmPlan } from "../../../src/cli/commands/plan.js";
 import type { PrewarmPlan } from "../../../src/provisioner/index.js";
 import { DPIDS, fakeRecord, prewarmConfig } from "./prewarm-fixtures.js";
 
@@ -105,6 +106,26 @@ describe("rfboot plan: prewarm", () => {
     const kept = boots([300]);
     kept.order[0] = { ...kept.order[0]!, image: "fresh" };
     expect(booting(1, kept)).toBe("0 MiB of 512 MiB");
+  });
+
+  it("a VM booting for prewarm: its join adopts it, and the prewarm plan shows it booting on its host", () => {
+    const booting = rec(D, {
+      vmName: "rfvmD",
+      host: "h2",
+      state: "running",
+      prewarming: { since: new Date(0), host: "h2" },
+    });
+    expect(joinAction(booting)).toBe("adopt (booting for prewarm on h2: not saved then)");
+    expect(joinAction({ ...booting, prewarming: null })).toBe("adopt (already running)");
+    expect(joinAction(undefined)).toBe("define+start on join");
+    expect(joinAction(rec(D, { state: "prewarmed" }))).toBe("restore the prewarm image on join");
+    const config = prewarmConfig("{ enabled: true }");
+    const plan = planPrewarm(config, new Map([[D, booting]]))!;
+    expect(plan.order.find((o) => o.vm === "rfvmD")).toMatchObject({ host: "h2", image: "booting" });
+    const line = renderPrewarmPlan(config, plan)
+      .split("\n")
+      .find((l) => l.includes("rfvmD"))!;
+    expect(line.split(/\s{2,}/).slice(3)).toEqual(["h2", "128 MiB", "booting", "booting now, then saved"]);
   });
 
   it("asks the planner only with prewarm on; a connected switch's VM is left out", () => {

@@ -1,6 +1,6 @@
 /**
- * `rfboot status`' rows and renderers from fake records: a prewarmed VM shows its image's age, host and size;
- * the prewarm summary adds up the images per host against the disk budget; a change of image is a change.
+ * `rfboot status`' rows and renderers from fake records: a prewarmed VM shows its image's age, host and size,
+ * a VM booting for prewarm says so; the prewarm summary adds up the images per host against the disk budget; a change of image is a change.
  */
 import { describe, expect, it } from "vitest";
 import {
@@ -71,6 +71,36 @@ describe("rfboot status with prewarm", () => {
       "failed (prewarm image 12m ago on h1, 128 MiB)",
     );
     expect(stateText({ ...base, state: "ready" }, NOW)).toBe("ready");
+  });
+
+  it("a VM booting for prewarm says so, not only `running` with a switch never seen", async () => {
+    const booting = rec(DPIDS.D, {
+      vmName: "rfvmD",
+      host: "h2",
+      state: "running",
+      prewarming: { since: ago(8), host: "h2" },
+    });
+    const r = await rows(undefined, [...records, booting]);
+    expect(r[3]).toMatchObject({
+      dpid: DPIDS.D,
+      switch: "never",
+      state: "running",
+      prewarming: { since: ago(8), host: "h2" },
+    });
+    expect(r.slice(0, 3).map((x) => x.prewarming)).toEqual([undefined, undefined, undefined]);
+    expect(
+      renderRows(r, NOW)
+        .split("\n")[5]!
+        .split(/\s{2,}/)[4],
+    ).toBe("prewarming on h2 for 8s (running)");
+    expect(stateText({ dpid: A, switch: "never", state: "ready", prewarming: r[3]!.prewarming! }, NOW)).toBe(
+      "prewarming on h2 for 8s (ready)",
+    );
+    // A null mark is no mark; the JSON row carries the mark with its time.
+    expect((await rows(undefined, [{ ...booting, prewarming: null }]))[3]?.prewarming).toBeUndefined();
+    expect(JSON.parse(JSON.stringify(r[3]))).toMatchObject({
+      prewarming: { since: ago(8).toISOString(), host: "h2" },
+    });
   });
 
   it("the table shows it in the STATE column", async () => {

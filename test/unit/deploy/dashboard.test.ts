@@ -86,7 +86,15 @@ describe("deploy/: dashboard and alert rules", () => {
       expect(metricNames(r.expr).length + (/\bup\b/.test(r.expr) ? 1 : 0), r.alert).toBeGreaterThan(0);
   });
 
-  it("the host, state, lease and outbox gauges are on the dashboard", () => {
+  it("an alert watches open files against their limit", () => {
+    const all = rules.groups.flatMap((g) => g.rules);
+    const nofile = all.filter((r) => metricNames(r.expr).includes("rfboot_open_files_limit"));
+    expect(nofile.map((r) => [r.alert, r.expr])).toEqual([
+      ["RfbootOpenFilesNearLimit", "rfboot_open_files / rfboot_open_files_limit > 0.8"],
+    ]);
+  });
+
+  it("the host, state, lease, outbox and open-files gauges are on the dashboard", () => {
     const used = new Set(
       dashboard.panels.flatMap((p) => (p.targets ?? []).flatMap((t) => metricNames(t.expr))),
     );
@@ -99,6 +107,8 @@ describe("deploy/: dashboard and alert rules", () => {
       "rfboot_store_pending_writes",
       "rfboot_store_oldest_pending_seconds",
       "rfboot_ready_latency_seconds_bucket",
+      "rfboot_open_files",
+      "rfboot_open_files_limit",
     ])
       expect(used, n).toContain(n);
   });

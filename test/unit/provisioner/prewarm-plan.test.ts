@@ -1,6 +1,7 @@
 /**
  * The prewarm plan: order (config or recent), placement as a join would place, disk and memory budgets,
- * fresh images kept where they are, stale ones made again, connected/running/suspended VMs left out.
+ * fresh images kept where they are, stale ones made again, those booting now counted, connected/running/
+ * suspended VMs left out.
  */
 import { describe, expect, it } from "vitest";
 import { configHash, parseConfig, resolveDatapath } from "../../../src/provisioner/config/index.js";
@@ -169,6 +170,35 @@ describe("prewarmPlan", () => {
     expect(plan.leftOut).toEqual([
       { dpidHex: hex("0x1"), vm: "vm1", reason: "disk budget (256 MiB) full on h1" },
     ]);
+  });
+
+  it("a VM a prewarm boots now (`prewarming`) is planned booting on its host, its image counted first", () => {
+    const config = configOf({
+      dpids: ["0x1", "0x2"],
+      prewarm: "{ diskMiB: 256, concurrency: 2 }",
+      hosts: `\n  - { name: h1, uri: "test:///default" }`,
+    });
+    // vm2 boots for prewarm (its record reads `running`, as a VM a switch asked for would): not left out as
+    // running, and its coming image takes the budget vm1 would otherwise get.
+    const records = new Map([
+      record("0x2", {
+        state: "running",
+        host: "h1",
+        vmName: "vm2",
+        prewarming: { since: new Date(1), host: "h1" },
+      }),
+    ]);
+    const plan = prewarmPlan(config, [up("h1")], records, new Set());
+    expect(plan.order.map((e) => [e.vm, e.host, e.image])).toEqual([["vm2", "h1", "booting"]]);
+    expect(plan.leftOut).toEqual([
+      { dpidHex: hex("0x1"), vm: "vm1", reason: "disk budget (256 MiB) full on h1" },
+    ]);
+    expect(plan.perHost.h1).toMatchObject({ imagesMiB: 256, images: 1 });
+    // Without the mark the same record is a running VM: left out, its room free.
+    const [, running] = record("0x2", { state: "running", host: "h1", vmName: "vm2" });
+    const plain = prewarmPlan(config, [up("h1")], new Map([[hex("0x2"), running]]), new Set());
+    expect(plain.order.map((e) => [e.vm, e.image])).toEqual([["vm1", "none"]]);
+    expect(plain.leftOut.map((l) => [l.vm, l.reason])).toEqual([["vm2", "VM running"]]);
   });
 
   it("a pinned VM whose host's disk budget is full is left out, not moved", () => {

@@ -3,10 +3,14 @@
  * clock): configured VMs boot ahead of their switch in config order, to their console marker, then are
  * saved; concurrency and per-host memory budgets bound the boots; a join during a prewarm adopts the running
  * VM; a join after it restores the image; a changed config drops the image and prewarms again; a VM removed
- * from the config is removed; a failure is recorded and waits out a backoff.
+ * from the config is removed; a failure is recorded, once, and waits out a backoff; a stop cuts a prewarm
+ * short without calling it a failure; while a VM boots for prewarm its record says so (`prewarming`).
  */
 import { join } from "node:path";
+import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import type { VirshRunner } from "../../../src/provisioner/index.js";
+import type { RecordPatch } from "../../../src/provisioner/store/index.js";
 import { FakeDomainConsole, FakeLibvirt } from "./daemon/fakes.js";
 import { unitConfig, hex16, joinAndSettle, rig, uri, type Rig } from "./daemon/rig.js";
 
@@ -70,11 +74,17 @@ describe("Prewarmer", () => {
     r = await rig({ vms: 3, extra: policies("{ enabled: true }") });
     await until(r, () => domState(r!, "rfvm1") === "running");
     expect([domState(r, "rfvm1"), domState(r, "rfvm2")]).toEqual(["running", "none"]);
-    expect(r.store.records.get(hex16(1n))?.state).toBe("running");
+    // Running, and marked as a prewarm's boot: no switch asked for it.
+    expect(r.store.records.get(hex16(1n))).toMatchObject({
+      state: "running",
+      prewarming: { since: expect.any(Date), host: "h1" },
+    });
+    expect(r.store.records.get(hex16(1n))?.switch).toBeUndefined();
     await boot(r, "rfvm1");
     expect(domState(r, "rfvm1")).toBe("shut off (saved)");
     const rec = r.store.records.get(hex16(1n))!;
     expect(rec.state).toBe("prewarmed");
+    expect(rec.prewarming).toBeNull();
     expect(rec.prewarm).toMatchObject({
       host: "h1",
       imageMiB: 64,
@@ -131,7 +141,7 @@ describe("Prewarmer", () => {
     expect(r.libvirt.argsOf(uri(1), "managedsave")).toEqual([]);
     expect(r.seen.ensured.map((e) => e.action)).toEqual(["adopted"]);
     expect(r.seen.ready.map((e) => e.via)).toEqual(["adopted (ready since its last start)"]);
-    expect(r.store.records.get(hex16(1n))).toMatchObject({ state: "ready" });
+    expect(r.store.records.get(hex16(1n))).toMatchObject({ state: "ready", prewarming: null });
     expect(r.store.records.get(hex16(1n))?.prewarm ?? null).toBeNull();
     expect(prewarmEvents(r)).toEqual(["rfvm1: not saved: switch joined"]);
   });
@@ -192,8 +202,16 @@ describe("Prewarmer", () => {
     expect(prewarmEvents(r).at(-1)).toBe("rfvm2: dropped: removed from the config (domain undefined on h1)");
   });
 
-  it("a VM that never gets ready: failure recorded, VM destroyed, no retry before the backoff", async () => {
-    r = await rig({ vms: 1, extra: policies("{ enabled: true }") });
+  it("a VM that never gets ready: failure recorded once, VM destroyed, no retry before the backoff", async () => {
+    const lines: { level: number; msg: string; dpid?: string }[] = [];
+    const logger = pino({ level: "info" }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    r = await rig({ vms: 1, extra: policies("{ enabled: true }"), logger });
+    const errors: RecordPatch["lastError"][] = [];
+    const patchRecord = r.store.patchRecord.bind(r.store);
+    r.store.patchRecord = (dpid, patch) => {
+      if (patch.lastError) errors.push(patch.lastError);
+      return patchRecord(dpid, patch);
+    };
     expect(await until(r, () => domState(r!, "rfvm1") === "running")).toBe(true);
     await r.clock.advance(30_100);
     await r.daemon.idle();
@@ -201,10 +219,18 @@ describe("Prewarmer", () => {
     expect(domState(r, "rfvm1")).toBe("shut off");
     const rec = r.store.records.get(hex16(1n))!;
     expect(rec.state).toBe("failed");
-    expect(rec.lastError?.message).toMatch(/not ready within readiness.timeoutSeconds \(30 s\)/);
-    expect(prewarmEvents(r)).toEqual([
-      "rfvm1: failed: RfbootError: VM rfvm1 was not ready within readiness.timeoutSeconds (30 s)",
-    ]);
+    expect(rec.prewarming).toBeNull();
+    const message = "VM rfvm1 not ready within readiness.timeoutSeconds (30 s): no console marker /GUEST-UP/";
+    expect(rec.lastError).toMatchObject({ kind: "readiness-timeout", message });
+    // One failure: one lastError written, one event, one log line, one failure counted.
+    expect(errors.map((e) => e?.kind)).toEqual(["readiness-timeout"]);
+    expect(
+      r.store.events.filter((e) => e.kind === "error" || e.kind === "prewarm").map((e) => e.detail),
+    ).toEqual([`failed: readiness-timeout: ${message}`]);
+    expect(lines.filter((l) => l.level >= 40).map((l) => l.msg)).toEqual(["prewarm failed"]);
+    expect(await metric(r, "rfboot_failures_total")).toBe(
+      'rfboot_failures_total{step="prewarm",kind="readiness-timeout"} 1',
+    );
     expect(await metric(r, "rfboot_prewarm_total")).toContain('rfboot_prewarm_total{outcome="failed"} 1');
     const starts = () => r!.libvirt.argsOf(uri(1), "start").length;
     expect(starts()).toBe(1);
@@ -258,5 +284,137 @@ describe("Prewarmer", () => {
     expect(x.seen.ready[0]?.via).toBe("console (restored)");
     expect(calls().slice(3)).toEqual(["start rfvm1 --paused", "resume rfvm1"]);
     expect(x.store.records.get(hex16(1n))).toMatchObject({ state: "ready", prewarm: null });
+  });
+  it("a prewarm cut short by the stop: cancelled, not failed; the stop waits for its VM's destroy; the next start prewarms it", async () => {
+    const libvirt = new FakeLibvirt();
+    const run = libvirt.run;
+    // A destroy takes a while, as a real one does (1-2 s): the stop must wait for it, not the fake clock.
+    (libvirt as { run: VirshRunner }).run = async (u, args) => {
+      if (args[0] === "destroy") await new Promise((res) => setTimeout(res, 50));
+      return run(u, args);
+    };
+    const extra = policies("{ enabled: true }");
+    const first = await rig({ vms: 1, libvirt, extra });
+    r = first;
+    expect(await until(first, () => domState(first, "rfvm1") === "running")).toBe(true);
+    await first.daemon.stop();
+    expect(domState(first, "rfvm1")).toBe("shut off");
+    const rec = first.store.records.get(hex16(1n))!;
+    expect(rec).toMatchObject({ state: "stopped", prewarming: null });
+    expect(rec.lastError ?? null).toBeNull();
+    expect(first.store.events.filter((e) => e.kind === "error")).toEqual([]);
+    expect(prewarmEvents(first)).toEqual([
+      "rfvm1: cancelled: rfboot stopped before the VM was saved; VM destroyed on h1",
+    ]);
+    expect(await metric(first, "rfboot_prewarm_total")).toBe('rfboot_prewarm_total{outcome="cancelled"} 1');
+    expect(await metric(first, "rfboot_failures_total")).toBe("");
+    // The destroy came before the leases went and the store closed.
+    const calls = first.store.calls;
+    expect(calls.lastIndexOf("patchRecord")).toBeLessThan(calls.indexOf("close"));
+
+    const next = await rig({
+      vms: 1,
+      extra,
+      libvirt,
+      clock: first.clock,
+      store: first.store,
+      stateDir: first.stateDir,
+    });
+    r = next;
+    expect(await until(next, () => domState(next, "rfvm1") === "running")).toBe(true);
+    expect(next.store.records.get(hex16(1n))?.prewarming).toMatchObject({ host: "h1" });
+    await boot(next, "rfvm1");
+    expect(next.store.records.get(hex16(1n))).toMatchObject({ state: "prewarmed", prewarming: null });
+    expect(domState(next, "rfvm1")).toBe("shut off (saved)");
+  });
+
+  it("a stop during the prewarm's start: the start ends, then the VM is destroyed, no readiness awaited", async () => {
+    const libvirt = new FakeLibvirt();
+    const run = libvirt.run;
+    let inStart = false;
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((res) => (release = res));
+    (libvirt as { run: VirshRunner }).run = async (u, args) => {
+      if (args[0] === "start") {
+        inStart = true;
+        await held;
+      }
+      return run(u, args);
+    };
+    r = await rig({ vms: 1, libvirt, extra: policies("{ enabled: true }") });
+    const x = r;
+    expect(await until(x, () => inStart)).toBe(true);
+    const stopping = x.daemon.stop();
+    release();
+    // The fake clock stands still: a readiness watch begun now would wait for ever, and the stop with it.
+    await stopping;
+    expect(domState(x, "rfvm1")).toBe("shut off");
+    expect(x.store.records.get(hex16(1n))).toMatchObject({ state: "stopped", prewarming: null });
+    expect(prewarmEvents(x)).toEqual([
+      "rfvm1: cancelled: rfboot stopped before the VM was saved; VM destroyed on h1",
+    ]);
+  });
+
+  /**
+   * died leaves what an rfboot killed during rfvm1's prewarm boot leaves: the record marked `prewarming`, the
+   * domain running (`running`) or not. It runs a daemon to the boot, stops it, then puts both back.
+   */
+  async function died(running: boolean): Promise<Rig> {
+    const first = await rig({ vms: 1, extra: policies("{ enabled: true }") });
+    expect(await until(first, () => domState(first, "rfvm1") === "running")).toBe(true);
+    const left = first.store.records.get(hex16(1n))!;
+    expect(left.prewarming).toBeTruthy();
+    await first.daemon.stop();
+    if (running) first.libvirt.host(uri(1)).domains.get("rfvm1")!.state = "running";
+    first.store.records.set(hex16(1n), left);
+    return first;
+  }
+
+  it("an rfboot that died during a prewarm boot: the next start takes the running boot over and saves it", async () => {
+    const old = await died(true);
+    r = await rig({
+      vms: 1,
+      extra: policies("{ enabled: true }"),
+      libvirt: old.libvirt,
+      clock: old.clock,
+      store: old.store,
+      stateDir: old.stateDir,
+    });
+    const x = r;
+    expect(x.store.records.get(hex16(1n))?.prewarming).toMatchObject({ host: "h1" });
+    const starts = x.libvirt.argsOf(uri(1), "start").length;
+    await boot(x, "rfvm1");
+    expect(x.store.records.get(hex16(1n))).toMatchObject({ state: "prewarmed", prewarming: null });
+    expect(domState(x, "rfvm1")).toBe("shut off (saved)");
+    // Adopted, not booted again.
+    expect(x.libvirt.argsOf(uri(1), "start").length).toBe(starts);
+  });
+
+  it("an rfboot that died during a prewarm boot: the next start clears the mark when the domain is gone or prewarm is off", async () => {
+    const gone = await died(false);
+    r = await rig({
+      vms: 1,
+      extra: policies("{ enabled: false }"),
+      libvirt: gone.libvirt,
+      clock: gone.clock,
+      store: gone.store,
+      stateDir: gone.stateDir,
+    });
+    await r.clock.advance(100);
+    expect(r.store.records.get(hex16(1n))).toMatchObject({ state: "stopped", prewarming: null });
+    await r.stop();
+    const runs = await died(true);
+    r = await rig({
+      vms: 1,
+      extra: policies("{ enabled: false }"),
+      libvirt: runs.libvirt,
+      clock: runs.clock,
+      store: runs.store,
+      stateDir: runs.stateDir,
+    });
+    await r.clock.advance(100);
+    // Prewarm off: nobody finishes the boot; the VM runs, for its switch to adopt.
+    expect(r.store.records.get(hex16(1n))).toMatchObject({ state: "running", prewarming: null });
+    expect(domState(r, "rfvm1")).toBe("running");
   });
 });

@@ -105,6 +105,8 @@ export async function rig(
     ovs?: OvsSeam;
     retryInitialMs?: number;
     retryMaxMs?: number;
+    /** logger: where the daemon logs (default: nowhere). */
+    logger?: Logger;
     before?: (r: Rig) => void;
     /** clock, store, libvirt: those of an earlier rig (a restarted daemon finds what it left). */
     clock?: FakeClock;
@@ -113,8 +115,6 @@ export async function rig(
     stateDir?: string;
     /** defineAhead: policies.defineAhead (default off here, see unitConfig). */
     defineAhead?: boolean;
-    /** logger: the daemon's (default silent). */
-    logger?: Logger;
   } = {},
 ): Promise<Rig> {
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "rfboot-daemon-unit-"));

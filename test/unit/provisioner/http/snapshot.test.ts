@@ -249,4 +249,38 @@ describe("prewarm on the page", () => {
     expect(html).toContain("rfvm&lt;C&gt; (prewarmed)");
     expect(topology(s)).toContain(`<g class="node vm prewarmed">`);
   });
+
+  it("a VM booting for prewarm: its switch never seen, its line says it boots for prewarm", () => {
+    const at = ago(8).toISOString();
+    const base = withImages();
+    const booting = {
+      ...base,
+      records: [
+        ...base.records.filter((r) => r.dpidHex !== C),
+        rec(C, {
+          vmName: "rfvmC",
+          host: "h1",
+          state: "running",
+          prewarming: { since: ago(8), host: "h1" },
+        }),
+      ],
+      datapaths: [...base.datapaths, dp(C, { connected: false, leased: true, joinPorts: [] })],
+    };
+    const s = buildSnapshot(booting, NOW);
+    const c = s.datapaths.find((d) => d.dpid === C)!;
+    expect([c.switch, c.state, c.ready, c.prewarming, c.prewarm]).toEqual([
+      "never",
+      "running",
+      "no",
+      { since: at, host: "h1" },
+      undefined,
+    ]);
+    expect(s.datapaths.find((d) => d.dpid === A)!.prewarming).toBeUndefined();
+    const html = sections(s, readiness(s));
+    const row = html.split("<tr>").find((r) => r.includes(`<code>${C}</code>`))!;
+    expect(row).toContain(
+      `<span class="st running">running</span> <small class="prewarm">booting for prewarm on h1 for ` +
+        `<time data-since="${at}" datetime="${at}">${at}</time></small>`,
+    );
+  });
 });

@@ -72,6 +72,15 @@ describe("record patches and events", () => {
     expect(Object.keys(p).sort()).toEqual(["lastError", "ports", "state", "switch", "vmName"]);
   });
 
+  it("accepts a prewarm boot's mark, and null to clear it", () => {
+    const mark = { since: new Date(0), host: "h1" };
+    expect(validatePatch({ prewarming: mark })).toEqual({ prewarming: mark });
+    expect(validatePatch({ prewarming: null, state: "prewarmed" })).toEqual({
+      prewarming: null,
+      state: "prewarmed",
+    });
+  });
+
   it.each([
     [{ vmName: { $ne: null } }, "p.vmName"],
     [{ state: "RUNNING" }, "p.state"],
@@ -82,6 +91,8 @@ describe("record patches and events", () => {
     [{ ports: [{ dpPort: 1.5 }] }, "p.ports.0.dpPort"],
     [{ vmName: "a\u0000b" }, "p.vmName"],
     [{ "switch.peer": "x" }, "p"],
+    [{ prewarming: { since: new Date(0) } }, "p.prewarming.host"],
+    [{ prewarming: { since: new Date(0), host: "h1", fingerprint: "f" } }, "p.prewarming"],
   ])("rejects %j at %s", (patch, path) => {
     expect(pathOf(() => validatePatch(patch, "p"))).toBe(path);
   });
