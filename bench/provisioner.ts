@@ -70,6 +70,8 @@ const MONGO_URI = process.env.RFBOOT_BENCH_MONGO_URI ?? "mongodb://127.0.0.1:270
 const GUEST = process.env.RFBOOT_GUEST_DIR ?? "/var/lib/rfboot/guest";
 const REACTION_JOINS = Number(process.env.RFBOOT_BENCH_JOINS ?? (QUICK ? 50 : 60));
 const REACTION_WARMUP = 5;
+/** RFBOOT_BENCH_GAP_MS: the pause between one join's start and the next join of the reaction (default 5 ms). */
+const JOIN_GAP_MS = Number(process.env.RFBOOT_BENCH_GAP_MS ?? 5);
 /** RFBOOT_BENCH_RUNNERS=none,shell picks the reaction's runners (default all five). */
 const REACTION_RUNNERS = (process.env.RFBOOT_BENCH_RUNNERS ?? "none,stub,spawn,shell,shell-cold")
   .split(",")
@@ -346,7 +348,8 @@ async function reaction(kind: RunnerKind): Promise<ReactionResult> {
       const tS = await rig.log.started(vmName(i));
       const e = await ensuredOf(rig, dpidHex(i));
       await rig.daemon.idle();
-      await sleep(5); // let the fire-and-forget record writes of this join settle before the next one
+      // Let the fire-and-forget record writes of this join settle before the next one (RFBOOT_BENCH_GAP_MS).
+      await sleep(JOIN_GAP_MS);
       if (i < REACTION_WARMUP) continue;
       const waited = rig.log.waitedBetween(tF, tS);
       reactionMs.push(tS - tF);
