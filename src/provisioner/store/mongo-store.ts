@@ -366,9 +366,7 @@ export class MongoStore extends EventEmitter implements DaemonStore {
 
   /** run connects if needed, runs `fn`, and turns a failure into a StoreError naming `operation`. */
   private async run<T>(operation: string, fn: () => Promise<T>, what = ""): Promise<T> {
-    // Connected (the usual case): no await before `fn`, so a lease claim's insert starts within the call
-    // instead of behind whatever the caller does next.
-    if (!this.connected) await this.connect(operation, what);
+    await this.connect(operation, what);
     try {
       return await attempt(operation, fn, what);
     } catch (err) {
