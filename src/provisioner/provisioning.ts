@@ -275,11 +275,7 @@ export class Provisioning {
     if (!vm) return;
     let d: PlacementDecision;
     try {
-      d = place(
-        { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
-        this.candidateCapacities(dp, vm),
-        this.ctx.datapaths.placements(),
-      );
+      d = this.placeVm(dp, vm);
     } catch (err) {
       this.fail(dp, vm, err, "placement");
       return;
@@ -288,6 +284,15 @@ export class Provisioning {
     if (d.skipped) this.recordSkipped(dp, d, d.skipped);
     dp.placement = { vm: vm.name, host, memoryMiB: vm.memoryMiB };
     void this.queue.submit(dp.dpidHex, { kind: "ensure", vm, host, joinedAt });
+  }
+
+  /** placeVm asks placement for a host for the datapath's VM among the hosts that may run it now. */
+  private placeVm(dp: Datapath, vm: ResolvedVm): PlacementDecision {
+    return place(
+      { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
+      this.candidateCapacities(dp, vm),
+      this.ctx.datapaths.placements(),
+    );
   }
 
   /** recordSkipped reports a placement that passed over hosts without room, and why each was. */
@@ -343,11 +348,7 @@ export class Provisioning {
     if (!mayDefine && !dp.placement) return false;
     let host: string;
     try {
-      host = place(
-        { vm: vm.name, memoryMiB: vm.memoryMiB, ...(vm.hostPin ? { pin: vm.hostPin } : {}) },
-        this.candidateCapacities(dp, vm),
-        this.ctx.datapaths.placements(),
-      ).host;
+      host = this.placeVm(dp, vm).host;
     } catch {
       return false;
     }
