@@ -73,9 +73,11 @@ const REACTION_WARMUP = 5;
 /** RFBOOT_BENCH_GAP_MS: the pause between one join's start and the next join of the reaction (default 5 ms). */
 const JOIN_GAP_MS = Number(process.env.RFBOOT_BENCH_GAP_MS ?? 5);
 /** RFBOOT_BENCH_RUNNERS=none,shell picks the reaction's runners (default all five). */
-const REACTION_RUNNERS = (process.env.RFBOOT_BENCH_RUNNERS ?? "none,stub,spawn,shell,shell-cold")
+const REACTION_RUNNERS = (process.env.RFBOOT_BENCH_RUNNERS ?? "none,stub,spawn,shell,shell-claim,shell-cold")
   .split(",")
-  .filter((k): k is RunnerKind => ["none", "stub", "spawn", "shell", "shell-cold"].includes(k));
+  .filter((k): k is RunnerKind =>
+    ["none", "stub", "spawn", "shell", "shell-claim", "shell-cold"].includes(k),
+  );
 const BURST_SIZES = process.env.RFBOOT_BENCH_BURST_SIZES
   ? process.env.RFBOOT_BENCH_BURST_SIZES.split(",").map(Number)
   : QUICK
@@ -100,8 +102,11 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 const load = () => loadavg().map(r2);
 
 /** none: stub runner and no MongoDB (rfboot alone); stub: stub runner + FerretDB; spawn, shell: real virsh. */
-/** shell-cold: shell + FerretDB with policies.defineAhead off (the domain is defined at the join). */
-type RunnerKind = "none" | "stub" | "spawn" | "shell" | "shell-cold";
+/**
+ * shell-claim: shell + FerretDB with policies.leaseAhead off (the lease is claimed at the join); shell-cold:
+ * with policies.defineAhead off too (the domain is defined at the join).
+ */
+type RunnerKind = "none" | "stub" | "spawn" | "shell" | "shell-claim" | "shell-cold";
 type EnsureOutcomeEvent = DaemonEvents["ensured"][0];
 
 async function freePort(): Promise<number> {
@@ -132,6 +137,7 @@ function testConfig(o: {
   db: string;
   stateDir: string;
   defineAhead?: boolean;
+  leaseAhead?: boolean;
 }): RfbootConfig {
   const lines = Array.from(
     { length: o.n },
@@ -146,7 +152,7 @@ hosts:
 defaults: { hypervisor: test, memoryMiB: 64 }
 datapaths:
 ${lines.join("\n")}
-policies: { leave: { action: keep }, defineAhead: ${o.defineAhead ?? false} }
+policies: { leave: { action: keep }, defineAhead: ${o.defineAhead ?? false}, leaseAhead: ${o.leaseAhead ?? false} }
 readiness: { consoleMarker: null }
 `;
   return parseConfig(yaml, { format: "yaml", source: "bench/provisioner" });
@@ -171,7 +177,7 @@ async function startRig(
   label: string,
   noStore = false,
   monitor = false,
-  defineAhead = false,
+  ahead = false,
 ): Promise<Rig> {
   const host =
     kind === "stub" || kind === "none" ? undefined : await startLibvirtHost(`rfbtp-${label}-${process.pid}`);
@@ -184,7 +190,8 @@ async function startRig(
     port,
     db,
     stateDir,
-    defineAhead: defineAhead && kind !== "shell-cold",
+    defineAhead: ahead && kind !== "shell-cold",
+    leaseAhead: ahead && kind !== "shell-cold" && kind !== "shell-claim",
   });
   const log = new CallLog();
   let shell: VirshShellRunner | undefined;
@@ -242,7 +249,7 @@ async function startRig(
     runner: instrumentRunner(base, log),
     instanceId,
     createController: controllerFromConfig,
-    watchLibvirtEvents: kind === "spawn" || kind === "shell" || kind === "shell-cold",
+    watchLibvirtEvents: kind === "spawn" || kind.startsWith("shell"),
   });
   const rig: Rig = {
     daemon,
@@ -323,8 +330,9 @@ interface ReactionResult {
 
 async function reaction(kind: RunnerKind): Promise<ReactionResult> {
   const total = REACTION_WARMUP + REACTION_JOINS;
-  // The reaction of a daemon that has been up a moment: its domains defined ahead (policies.defineAhead,
-  // the default) unless the runner is shell-cold.
+  // The reaction of a daemon that has been up a moment: its domains defined and its leases claimed ahead
+  // (policies.defineAhead and leaseAhead, the defaults), but for shell-claim (leases claimed at the join) and
+  // shell-cold (neither).
   const rig = await startRig(kind, total, `r${kind}`, false, true, true);
   await rig.daemon.idle();
   const switches: SimSwitch[] = [];
@@ -357,7 +365,7 @@ async function reaction(kind: RunnerKind): Promise<ReactionResult> {
       byKind.push(rig.log.waitedByKind(tF, tS));
       const commands = rig.log.commandsBetween(tF, tS);
       commandCounts.push(commands.length);
-      if (process.env.RFBOOT_BENCH_DEBUG && i < REACTION_WARMUP + 3) {
+      if (process.env.RFBOOT_BENCH_DEBUG && i < REACTION_WARMUP + 8) {
         // Debug only: what happened on this join's path, ms after its FEATURES_REPLY.
         const at = (t: number) => (t - tF).toFixed(2);
         const seen = [

@@ -32,6 +32,7 @@ import { DataPlane } from "./dataplane.js";
 import { Recorder, type DaemonContext, type DaemonEvents, type EmitFn } from "./daemon-context.js";
 import { DatapathTable, statusOf, type DatapathStatus } from "./datapath.js";
 import { HostHealth } from "./host-health.js";
+import { leaseRenewMs } from "./lease-keeper.js";
 import {
   createSpawnRunner,
   HostRegistry,
@@ -44,7 +45,7 @@ import {
 import { Metrics } from "./metrics.js";
 import { ovsVsctl, type OvsSeam } from "./ovs.js";
 import { countPrewarmed, Prewarmer } from "./prewarm.js";
-import { Provisioning } from "./provisioning.js";
+import { Provisioning, type DefineAheadResult } from "./provisioning.js";
 import { reconcileAtStart } from "./startup-reconcile.js";
 import { MongoStore, type DaemonStore } from "./store/index.js";
 import { ReadinessWatcher, type ConsoleReader, type DomainConsoleWatch } from "./vm-readiness.js";
@@ -211,7 +212,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     void ahead.then(() => this.prewarmer?.kick());
     if (this.opts.watchLibvirtEvents !== false) for (const h of this.config.hosts) this.watchLibvirt(h);
     this.timers.push(
-      every(this.clock, Math.max(1000, this.leaseTtlMs / 3), () => void provisioning.renewLeases()),
+      every(this.clock, leaseRenewMs(this.leaseTtlMs), () => void provisioning.renewLeases()),
       every(this.clock, this.config.policies.hostLoss.probeSeconds * 1000, () => void health.check()),
     );
     this.controller =
@@ -324,19 +325,27 @@ export class Daemon extends EventEmitter<DaemonEvents> {
    * the join).
    */
   private async defineAhead(vms: readonly ResolvedVm[]): Promise<void> {
-    if (!this.config.policies.defineAhead) return;
+    const { defineAhead: domain, leaseAhead: lease } = this.config.policies;
+    if (!domain && !lease) return;
     const { provisioning } = this.parts();
-    const queued: Promise<unknown>[] = [];
+    const queued: Promise<DefineAheadResult | undefined>[] = [];
     for (const vm of vms) {
-      const q = provisioning.submitDefineAhead(this.datapaths.obtain(vm.dpidHex), vm);
+      const q = provisioning.submitDefineAhead(this.datapaths.obtain(vm.dpidHex), vm, { domain, lease });
       if (q) queued.push(q);
     }
     if (queued.length === 0) return;
     const t0 = this.clock.now();
-    await Promise.allSettled(queued);
+    const done = await Promise.allSettled(queued);
+    const results = done.flatMap((r) => (r.status === "fulfilled" && r.value ? [r.value] : []));
     this.log.info(
-      { vms: queued.length, ms: Math.round(this.clock.now() - t0) },
-      "domains of the configured VMs made ahead of their joins",
+      {
+        vms: queued.length,
+        defined: results.filter((r) => r.outcome === "defined").length,
+        read: results.filter((r) => r.outcome === "known").length,
+        leased: results.filter((r) => r.leased).length,
+        ms: Math.round(this.clock.now() - t0),
+      },
+      "configured VMs readied ahead of their joins",
     );
   }
 

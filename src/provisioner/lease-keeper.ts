@@ -11,6 +11,11 @@ import type { DaemonContext } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import { isOutage, leaseMarginMs } from "./store/index.js";
 
+/** leaseRenewMs is how often the daemon renews its leases (and hands over those asked for): a third of the ttl. */
+export function leaseRenewMs(ttlMs: number): number {
+  return Math.max(1000, ttlMs / 3);
+}
+
 /** LeaseKeeperOptions: the lease ttl, and how to tell whether a local pid still runs. */
 export interface LeaseKeeperOptions {
   ttlMs: number;
@@ -29,6 +34,14 @@ export class LeaseKeeper {
   private readonly processAlive: (pid: number) => boolean;
   /** early: claims begun at a join, by dpid, for the ensure that follows to take (see begin). */
   private readonly early = new Map<string, Promise<Claim>>();
+  /** inflight: claims under way, by dpid: a join's claim made while one ahead runs takes that one. */
+  private readonly inflight = new Map<string, Promise<Claim>>();
+  /** asked: dpids whose holder this instance asked for the lease since their switch's join (want). */
+  private readonly asked = new Set<string>();
+  /** wanting: dpids with a want of this instance in the database, withdrawn once the lease is won. */
+  private readonly wanting = new Set<string>();
+  /** handedOver: dpids whose lease this instance gave up to another's want, and when (not claimed ahead). */
+  private readonly handedOver = new Map<string, number>();
 
   constructor(
     private readonly ctx: DaemonContext,
@@ -44,6 +57,7 @@ export class LeaseKeeper {
    * claim is under way), not behind it.
    */
   begin(dp: Datapath): void {
+    this.asked.delete(dp.dpidHex);
     // A claim begun at an earlier join and never taken (the VM could not be placed) is stale: replaced.
     const p = this.claimNow(dp);
     // Its outcome is the ensure's to report; unclaimed, a failure must not surface as an unhandled rejection.
@@ -66,16 +80,66 @@ export class LeaseKeeper {
   }
 
   /**
-   * claimNow takes the datapath's lease for this instance. While MongoDB is out (known from the outbox, or
-   * the claim's own failure is an outage) it boots anyway: the VM runs while the database is away and the
-   * record follows. Any other failure is thrown (the VM is not booted: whether another instance holds the
-   * datapath is unknown); the caller records it and retries. `quiet`: an unchecked lease is not logged again.
+   * ahead claims the lease of a configured VM whose switch is not connected (policies.leaseAhead), so that
+   * its join starts the VM with no database round trip on the way; kept by `renew` until another instance
+   * asks for it. True when held. Quiet: refused (another instance holds it), unchecked (MongoDB away) or
+   * failed, the join claims it as without this. A lease given up to another instance's want within a ttl is
+   * not taken back ahead.
    */
-  private async claimNow(dp: Datapath, quiet = false): Promise<Claim> {
+  async ahead(dp: Datapath): Promise<boolean> {
+    const gaveAt = this.handedOver.get(dp.dpidHex);
+    if (gaveAt !== undefined && this.ctx.clock.now() - gaveAt < this.opts.ttlMs) return false;
+    if (dp.connected) return false;
+    try {
+      return (await this.claimNow(dp, true)) === "held";
+    } catch (e) {
+      this.ctx.log.debug({ dpid: dp.dpidHex, err: errorMessage(e) }, "lease not claimed ahead");
+      return false;
+    }
+  }
+
+  /**
+   * refused reports a join's claim refused (another instance holds the lease): the first refusal since the
+   * switch joined asks the holder for it (want), which a holder keeping it ahead of a switch of its own
+   * that is not connected gives up at its next renewal. Returns the delay before claiming again: a little
+   * over that renewal's period after asking, the lease's ttl otherwise (the holder serves the switch too).
+   */
+  refused(dp: Datapath): number {
+    const { ctx } = this;
+    const renewMs = leaseRenewMs(this.opts.ttlMs);
+    if (this.asked.has(dp.dpidHex) || !ctx.store.want) return this.opts.ttlMs;
+    this.asked.add(dp.dpidHex);
+    this.wanting.add(dp.dpidHex);
+    ctx.store.want(dp.dpidHex, ctx.instanceId).catch((e: unknown) => {
+      ctx.log.debug({ dpid: dp.dpidHex, err: errorMessage(e) }, "lease not asked for");
+    });
+    return renewMs + Math.min(1000, renewMs / 10);
+  }
+
+  /**
+   * claimNow takes the datapath's lease for this instance, or joins the claim of it under way. While MongoDB
+   * is out (known from the outbox, or the claim's own failure is an outage) it boots anyway: the VM runs while
+   * the database is away and the record follows. Any other failure is thrown (the VM is not booted: whether
+   * another instance holds the datapath is unknown); the caller records it and retries. `quiet`: an unchecked
+   * lease is not logged again.
+   */
+  private claimNow(dp: Datapath, quiet = false): Promise<Claim> {
+    // Held and renewed with time to spare (a rejoin, a restart of the VM, a lease held ahead): no round trip
+    // on the join's path.
+    if (dp.leased && dp.leaseUntil - this.ctx.clock.now() > leaseMarginMs(this.opts.ttlMs))
+      return Promise.resolve("held");
+    const running = this.inflight.get(dp.dpidHex);
+    if (running) return running;
+    const p = this.claimOnce(dp, quiet).finally(() => {
+      if (this.inflight.get(dp.dpidHex) === p) this.inflight.delete(dp.dpidHex);
+    });
+    this.inflight.set(dp.dpidHex, p);
+    return p;
+  }
+
+  private async claimOnce(dp: Datapath, quiet: boolean): Promise<Claim> {
     const { ctx } = this;
     const dpidHex = dp.dpidHex;
-    // Held and renewed with time to spare (a rejoin, a restart of the VM): no round trip on the join's path.
-    if (dp.leased && dp.leaseUntil - ctx.clock.now() > leaseMarginMs(this.opts.ttlMs)) return "held";
     if (!ctx.store.stats().online) {
       // Known outage (the outbox is buffering): do not spend a server-selection timeout per VM finding out.
       if (!quiet) ctx.log.warn({ dpid: dpidHex }, "lease not checked: MongoDB unreachable");
@@ -90,6 +154,10 @@ export class LeaseKeeper {
       if (ok) {
         dp.leased = true;
         dp.leaseUntil = at + this.opts.ttlMs;
+        this.handedOver.delete(dpidHex);
+        if (this.wanting.delete(dpidHex)) {
+          ctx.store.unwant?.(dpidHex, ctx.instanceId).catch(() => undefined);
+        }
       }
       return ok ? "held" : "refused";
     } catch (e) {
@@ -131,15 +199,20 @@ export class LeaseKeeper {
   }
 
   /**
-   * renewLeases keeps the leases of the datapaths this instance serves (switch connected, or an action
-   * queued or running) and releases the others, so another instance can act for a switch that moved to it.
+   * renew keeps the leases of the datapaths this instance serves (switch connected, or an action queued or
+   * running) and those `ahead` says to hold while their switch is away (leases ahead), and releases the
+   * others, so another instance can act for a switch that moved to it. A lease held ahead that another
+   * instance asked for (want) is given up, unless its switch has come back here meanwhile.
    */
-  async renew(busy: (dp: Datapath) => boolean): Promise<void> {
+  async renew(
+    busy: (dp: Datapath) => boolean,
+    ahead: (dp: Datapath) => boolean = () => false,
+  ): Promise<void> {
     const { ctx } = this;
     const keep: string[] = [];
     for (const dp of ctx.datapaths.all()) {
       if (!dp.leased) continue;
-      if (!dp.connected && !busy(dp)) {
+      if (!dp.connected && !busy(dp) && !ahead(dp)) {
         dp.leased = false;
         dp.leaseUntil = 0;
         await this.release(dp);
@@ -151,13 +224,35 @@ export class LeaseKeeper {
     try {
       const at = ctx.clock.now();
       // One scan and one update for all of them, not a round trip per datapath.
-      const { lost } = await ctx.store.renewAll(ctx.instanceId, this.opts.ttlMs, undefined, keep);
+      const { lost, wanted = [] } = await ctx.store.renewAll(
+        ctx.instanceId,
+        this.opts.ttlMs,
+        undefined,
+        keep,
+      );
       const gone = new Set(lost);
       for (const d of keep) {
         const dp = ctx.datapaths.get(d);
         if (!dp) continue;
         dp.leased = !gone.has(d);
         dp.leaseUntil = dp.leased ? at + this.opts.ttlMs : 0;
+      }
+      const handOver: Datapath[] = [];
+      for (const d of wanted) {
+        const dp = ctx.datapaths.get(d);
+        // Decided and marked at once: a join from now on claims anew (and is refused once it is given up).
+        if (!dp?.leased || dp.connected || busy(dp)) continue;
+        dp.leased = false;
+        dp.leaseUntil = 0;
+        this.handedOver.set(d, ctx.clock.now());
+        handOver.push(dp);
+      }
+      if (handOver.length > 0) {
+        ctx.log.info(
+          { dpids: handOver.map((dp) => dp.dpidHex) },
+          "leases held ahead given up: another rfboot instance's switch asked for them",
+        );
+        await Promise.all(handOver.map((dp) => this.release(dp)));
       }
     } catch (e) {
       // The next round (a third of the lease's ttl later) tries again, before the leases expire. During an

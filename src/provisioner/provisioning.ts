@@ -6,7 +6,14 @@
 import { OvsError, RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
 import { buildDomainXml } from "../xmlgen/index.js";
 import type { UpEvent } from "../controller/index.js";
-import { configHash, hostsFor, resolveDatapath, type HostConfig, type ResolvedVm } from "./config/index.js";
+import {
+  configHash,
+  hostsFor,
+  listConfiguredVms,
+  resolveDatapath,
+  type HostConfig,
+  type ResolvedVm,
+} from "./config/index.js";
 import type { DaemonContext, EnsureOutcome } from "./daemon-context.js";
 import type { Datapath } from "./datapath.js";
 import { dataPlaneFingerprint } from "./dataplane.js";
@@ -44,7 +51,7 @@ export type DaemonAction =
   | { kind: "ensure"; vm: ResolvedVm; host: string; joinedAt: number }
   | { kind: "leave"; vm: ResolvedVm; host: string; action: LeaveAction }
   | { kind: "prewarm"; vm: ResolvedVm; host: string }
-  | { kind: "define"; vm: ResolvedVm; host: string; mayDefine: boolean };
+  | { kind: "define"; vm: ResolvedVm; host: string; mayDefine: boolean; domain: boolean; lease: boolean };
 
 /**
  * DefineAheadResult is what defining a VM ahead of its switch did: `defined` its domain (shut off, disk in
@@ -53,6 +60,8 @@ export type DaemonAction =
  */
 export interface DefineAheadResult {
   outcome: "defined" | "known" | "skipped";
+  /** leased: its lease is held ahead of the join (policies.leaseAhead). */
+  leased?: boolean;
 }
 
 /**
@@ -165,7 +174,7 @@ export class Provisioning {
       handler: (key, action) => {
         const dp = this.ctx.datapaths.obtain(key);
         if (action.kind === "ensure") return this.ensure(dp, action);
-        if (action.kind === "define") return this.defineAhead(dp, action);
+        if (action.kind === "define") return this.ahead(dp, action);
         return action.kind === "leave" ? this.leave(dp, action) : this.prewarm(dp, action);
       },
       // A failed action has been recorded and logged by `fail` (and retried); the queue need not report it.
@@ -334,26 +343,42 @@ export class Provisioning {
   }
 
   /**
-   * submitDefineAhead queues the definition of a configured VM whose switch is not connected (domains
-   * ahead, see defineAhead), where its join would place it; false when it was not queued (connected, an
-   * action under way, or no host would take it now: its join then places it and says why); otherwise a
-   * promise of its end.
+   * submitDefineAhead queues what a configured VM whose switch is not connected gets ahead of its join: its
+   * domain defined (or its state read) where its join would place it (`domain`, policies.defineAhead), its
+   * lease (`lease`, policies.leaseAhead). False when nothing was queued (connected, an action under way, or
+   * no lease asked and no host would take it now: its join then places it and says why); otherwise what it
+   * did, once done (undefined when a join replaced it, or it failed: logged, and left to the join).
    */
-  submitDefineAhead(dp: Datapath, vm: ResolvedVm): Promise<unknown> | false {
+  submitDefineAhead(
+    dp: Datapath,
+    vm: ResolvedVm,
+    opts: { domain: boolean; lease: boolean },
+  ): Promise<DefineAheadResult | undefined> | false {
     if (dp.connected || this.busy(dp)) return false;
     // A domain is defined ahead only for a VM that can go to one host: where several could take it, its join
     // places it under its lease, so that two instances never define it on two hosts. Where its domain is
     // known to be, its state is read all the same.
     const mayDefine = hostsFor(this.ctx.config(), vm).length === 1;
-    if (!mayDefine && !dp.placement) return false;
-    let host: string;
-    try {
-      host = this.placeVm(dp, vm).host;
-    } catch {
-      return false;
+    let host: string | undefined;
+    if (opts.domain && (mayDefine || dp.placement)) {
+      try {
+        host = this.placeVm(dp, vm).host;
+      } catch {
+        host = undefined;
+      }
     }
+    if (host === undefined && !opts.lease) return false;
     dp.vmName = vm.name;
-    return this.queue.submit(dp.dpidHex, { kind: "define", vm, host, mayDefine });
+    return this.queue
+      .submit(dp.dpidHex, {
+        kind: "define",
+        vm,
+        host: host ?? "",
+        mayDefine,
+        domain: host !== undefined,
+        lease: opts.lease,
+      })
+      .then((r) => (r.status === "done" ? (r.result as DefineAheadResult) : undefined));
   }
 
   /** ensureAfter queues the datapath's ensure `ms` from now, as a retry (a new join or retry replaces it). */
@@ -429,7 +454,7 @@ export class Provisioning {
       const claimed = await claiming;
       if (!claimed) {
         ctx.log.info({ dpid: dpidHex, vm: vm.name }, "another rfboot instance holds this datapath's lease");
-        this.scheduleRetry(dp, this.opts.leaseTtlMs);
+        this.scheduleRetry(dp, this.leases.refused(dp));
         return { dpidHex, vm: vm.name, host, action: "leased-elsewhere", reactionMs: 0 };
       }
       await this.dropStaleImage(dp, vm, host);
@@ -588,6 +613,16 @@ export class Provisioning {
       });
     dp.definedAs = definedAs;
     return { res, consoleLog, readinessFrom, stream: cons.stream, early };
+  }
+
+  /** ahead readies a configured VM for its join: its lease claimed beside its domain (see defineAhead). */
+  private async ahead(
+    dp: Datapath,
+    a: Extract<DaemonAction, { kind: "define" }>,
+  ): Promise<DefineAheadResult> {
+    const leasing = a.lease ? this.leases.ahead(dp) : Promise.resolve(false);
+    const done: DefineAheadResult = a.domain ? await this.defineAhead(dp, a) : { outcome: "skipped" };
+    return { ...done, leased: await leasing };
   }
 
   /**
@@ -1003,7 +1038,15 @@ export class Provisioning {
 
   /** renewLeases keeps the leases of the datapaths served (connected, or an action under way). */
   renewLeases(): Promise<void> {
-    return this.leases.renew((dp) => this.busy(dp));
+    const cfg = this.ctx.config();
+    // Leases ahead (policies.leaseAhead) are kept for the VMs still configured; the others go when unserved.
+    const configured = cfg.policies.leaseAhead
+      ? new Set(listConfiguredVms(cfg).map((v) => v.dpidHex))
+      : new Set<string>();
+    return this.leases.renew(
+      (dp) => this.busy(dp),
+      (dp) => configured.has(dp.dpidHex),
+    );
   }
 
   /** idle resolves when no action is queued or running. */

@@ -89,6 +89,17 @@ ${extra}`;
 
   const records = () => mongo.db(DB).collection("rfboot_vms").find().toArray();
 
+  /** freshStart empties the database and both hosts of this file's domains. */
+  async function freshStart(): Promise<void> {
+    await mongo.db(DB).dropDatabase();
+    for (const h of hosts) {
+      for (const n of (await domainsOn(h)).keys()) {
+        await shOk("virsh", ["-c", h.testUri, "destroy", n]);
+        await shOk("virsh", ["-c", h.testUri, "undefine", n]);
+      }
+    }
+  }
+
   /** watch records every record patch and every `virsh define` the daemon makes from now on. */
   function watch(d: Daemon) {
     const patches: { dpidHex: string; state?: string }[] = [];
@@ -246,13 +257,7 @@ readiness: { consoleMarker: NEVER-PRINTED, timeoutSeconds: 1 }
   }, 60_000);
 
   it("two instances on one database boot each VM exactly once (leases)", async () => {
-    await mongo.db(DB).dropDatabase();
-    for (const h of hosts) {
-      for (const n of (await domainsOn(h)).keys()) {
-        await shOk("virsh", ["-c", h.testUri, "destroy", n]);
-        await shOk("virsh", ["-c", h.testUri, "undefine", n]);
-      }
-    }
+    await freshStart();
     const [p1, p2] = [await freePort(), await freePort()];
     const d1 = await startDaemon(config(p1), `i1-${TAG}`);
     const d2 = await startDaemon(config(p2), `i2-${TAG}`);
@@ -273,6 +278,51 @@ readiness: { consoleMarker: NEVER-PRINTED, timeoutSeconds: 1 }
     const startedVms = started.filter((s) => s.endsWith("defined+started")).map((s) => s.split(":")[0]);
     expect(startedVms.sort()).toEqual([...new Set(startedVms)].sort());
     expect(startedVms.length).toBe(6);
+    await d1.stop();
+    await d2.stop();
+  }, 120_000);
+
+  it("a lease one instance holds ahead goes to the instance its switch joins, which asks for it (policies.leaseAhead)", async () => {
+    await freshStart();
+    const [p1, p2] = [await freePort(), await freePort()];
+    const d1 = await startDaemon(config(p1), `ahead1-${TAG}`);
+    await d1.idle();
+    const hex = (i: number) => BigInt(`0x${TAG}0${i}`).toString(16).padStart(16, "0");
+    const all = [1, 2, 3, 4, 5, 6].map(hex).sort();
+    const leased = (d: Daemon) =>
+      d
+        .knownDatapaths()
+        .filter((x) => x.leased)
+        .map((x) => x.dpidHex)
+        .sort();
+    // The first instance up holds every configured VM's lease, no switch connected.
+    expect(leased(d1)).toEqual(all);
+    const d2 = await startDaemon(config(p2), `ahead2-${TAG}`);
+    await d2.idle();
+    expect(leased(d2)).toEqual([]);
+    const byFirst: string[] = [];
+    d1.on("ensured", (e) => byFirst.push(`${e.vm}:${e.action}`));
+    // A switch that connects to the second instance only: refused, it asks; the first gives the lease up at
+    // its next renewal (a third of the 3 s ttl), and the second's retry boots the VM.
+    const br = `rfbd${TAG}1`;
+    bridges.push(br);
+    await addSwitch(br, `${TAG}01`, [p2]);
+    const rec = await until("VM 1 running for the second instance", async () => {
+      const r = (await records()).find((x) => x.vmName === `rfbtd${TAG}1`);
+      return r?.state === "running" && r.owner === `ahead2-${TAG}` ? r : undefined;
+    });
+    expect(rec.host).toMatch(/^h[12]$/);
+    expect(byFirst).toEqual([]);
+    expect((await d1.store.lease(hex(1)))?.owner).toBe(`ahead2-${TAG}`);
+    expect(leased(d2)).toEqual([hex(1)]);
+    // The first keeps the others, and does not take this one back while the switch is there.
+    await sleep(2500);
+    expect(leased(d1)).toEqual(all.filter((d) => d !== hex(1)));
+    expect((await d1.store.lease(hex(1)))?.owner).toBe(`ahead2-${TAG}`);
+    // The want was withdrawn once the lease was won.
+    const wants = await mongo.db(DB).collection("rfboot_leases").find({ want: true }).toArray();
+    expect(wants).toEqual([]);
+    await shOk("ovs-vsctl", ["--if-exists", "del-br", br]);
     await d1.stop();
     await d2.stop();
   }, 120_000);

@@ -294,15 +294,51 @@ describeWith(["mongo"], "leases between two rfboot instances", () => {
     const at = (ms: number) => new Date(t0.getTime() + ms);
     for (const d of ids) expect(await a.claim(d, "A4", 1_000, t0)).toBe(true);
     expect(await b.claim(dpids(0x4100, 1)[0]!, "B4", 1_000, t0)).toBe(true);
-    expect(await a.renewAll("A4", 1_000, at(300))).toEqual({ renewed: ids, lost: [] });
+    expect(await a.renewAll("A4", 1_000, at(300))).toEqual({ renewed: ids, lost: [], wanted: [] });
     expect((await a.lease(ids[2]!))?.expiresAt).toEqual(at(1_300));
     // A stalls past expiry; B takes one of its dpids over.
     expect(await b.claim(ids[0]!, "B4", 1_000, at(2_000))).toBe(true);
     // Without a list, only what the scan shows as A4's is considered; with the caller's list, the loss shows.
-    expect(await a.renewAll("A4", 1_000, at(2_000), ids)).toEqual({ renewed: ids.slice(1), lost: [ids[0]] });
+    expect(await a.renewAll("A4", 1_000, at(2_000), ids)).toEqual({
+      renewed: ids.slice(1),
+      lost: [ids[0]],
+      wanted: [],
+    });
     expect((await a.heldBy("A4", at(2_100))).map((l) => l.dpidHex)).toEqual(ids.slice(1));
     expect(await b.renewAll("B4", 1_000, at(2_100))).toMatchObject({
       renewed: [ids[0], dpids(0x4100, 1)[0]],
     });
+  });
+
+  it("a want reaches the holder's renewAll (not its own, not a stale one) and is never read as a generation", async () => {
+    const ids = dpids(0x8000, 3);
+    const t0 = new Date("2033-01-01T00:00:00Z");
+    const at = (ms: number) => new Date(t0.getTime() + ms);
+    for (const d of ids) expect(await a.claim(d, "A5", 10_000, t0)).toBe(true);
+    // B's switch joined ids[0]: refused, it asks; A's own want of ids[1] asks nothing of A; C asked for ids[2]
+    // longer than a ttl ago.
+    expect(await b.claim(ids[0]!, "B5", 10_000, at(100))).toBe(false);
+    await b.want(ids[0]!, "B5", at(100));
+    await a.want(ids[1]!, "A5", at(100));
+    await c.want(ids[2]!, "C5", at(-20_000));
+    expect(await a.renewAll("A5", 10_000, at(1_000))).toEqual({ renewed: ids, lost: [], wanted: [ids[0]] });
+    // The want documents are nobody's lease: not held, not a generation a claim or a new instance walks to.
+    expect((await a.heldBy("A5", at(1_100))).map((l) => l.dpidHex)).toEqual(ids);
+    expect(await b.lease(ids[0]!)).toMatchObject({ owner: "A5", generation: 1 });
+    const fresh = await MongoStore.open({ uri: MONGO_URI, database, owner: "d" });
+    try {
+      expect(await fresh.lease(ids[0]!)).toMatchObject({ owner: "A5", generation: 1 });
+      expect(await fresh.claim(ids[0]!, "D5", 10_000, at(1_200))).toBe(false);
+    } finally {
+      await fresh.close();
+    }
+    // A gives it up; B's claim wins the next generation, and B withdraws its want.
+    expect(await a.release(ids[0]!, "A5", at(1_300))).toBe(true);
+    expect(await b.claim(ids[0]!, "B5", 10_000, at(1_400))).toBe(true);
+    await b.unwant(ids[0]!, "B5");
+    expect(await leaseIds(database, ids[0]!)).toEqual([`${ids[0]}`, `${ids[0]}#1`, `${ids[0]}#2`]);
+    // Another owner's unwant does not withdraw a want.
+    await c.unwant(ids[1]!, "C5");
+    expect(await leaseIds(database, ids[1]!)).toEqual([`${ids[1]}!want`, `${ids[1]}#1`]);
   });
 });

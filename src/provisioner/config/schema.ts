@@ -505,6 +505,13 @@ const policiesSchema = z
      */
     defineAhead: z.boolean().default(true),
     /**
+     * leaseAhead: at start-up and reload, the lease of each configured VM whose switch is not connected is
+     * claimed, and kept while the VM stays configured, so that its join starts the VM with no database round
+     * trip. Another instance whose switch joins such a dpid asks for the lease, and gets it at this one's next
+     * renewal (a third of the lease ttl), unless the switch is connected here too.
+     */
+    leaseAhead: z.boolean().default(true),
+    /**
      * Prewarm: configured VMs whose switch is not connected are booted ahead of it, to ready, then
      * `managedsave`d, so that the switch's first join restores the VM instead of cold-booting it. Off by
      * default: each image takes the guest's RAM on the host's disk.

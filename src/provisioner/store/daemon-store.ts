@@ -36,15 +36,24 @@ export interface DaemonStore {
   holdBookkeeping?(): () => void;
   /** claim is true when `owner` holds the dpid's lease for ttlMs from now. */
   claim(dpidHex: string, owner: string, ttlMs: number): Promise<boolean>;
-  /** renewAll extends the leases of `owner` among `dpids`; `lost` lists those it no longer holds. */
+  /**
+   * renewAll extends the leases of `owner` among `dpids`; `lost` lists those it no longer holds, `wanted`
+   * those of the renewed that another instance asked for (want).
+   */
   renewAll(
     owner: string,
     ttlMs: number,
     now?: Date,
     dpids?: readonly string[],
-  ): Promise<{ renewed: string[]; lost: string[] }>;
+  ): Promise<{ renewed: string[]; lost: string[]; wanted?: string[] }>;
   /** release gives up `owner`'s lease of a dpid; true when it held one. */
   release(dpidHex: string, owner: string): Promise<boolean>;
+  /**
+   * want asks the holder of a dpid's lease to give it up (its switch joined `owner` and the claim was
+   * refused); unwant withdraws it. Optional: without them a lease held ahead is never asked for.
+   */
+  want?(dpidHex: string, owner: string): Promise<void>;
+  unwant?(dpidHex: string, owner: string): Promise<void>;
   /** lease returns the current holder of a dpid's lease, if any. */
   lease(dpidHex: string): Promise<Lease | undefined>;
   /** watchPortRegister watches RouteFlow's IPC channel, read-only, for a VM's PortRegister messages. */

@@ -41,6 +41,14 @@
  * this one only while upgrading; an instance that logged a repair has one-command first claims again after
  * its next start.
  *
+ * Asking for a lease. An instance may hold a dpid's lease while its switch is away (leases ahead): an
+ * instance whose join is refused then writes a want document `{_id: "<dpid>!want", want: true, wantedBy}`,
+ * and the holder's `renewAll` reports it, so that the holder gives the lease up unless its own switch is
+ * connected. Only contenders write want documents (an upsert: the last one wins, which is all a want needs);
+ * the holder never writes the generation they point at for them, so a want cannot race a renewal (FerretDB
+ * has no compare-and-swap, see above). Want documents carry `gen: 0` and no owner, so scans of versions that
+ * do not know them never take one for a generation.
+ *
  * Instances compare `expiresAt` with their own clock: clocks must agree to well within `margin`.
  */
 import type { Collection } from "mongodb";
@@ -73,6 +81,10 @@ export interface LeaseDoc {
   releasedAt?: Date;
   /** repairedAt: a `#1` put back by `prepare` into a chain an older rfboot left without it. */
   repairedAt?: Date;
+  /** want: a want document (`<dpid>!want`): `wantedBy` asked for the lease at `wantedAt`. */
+  want?: boolean;
+  wantedBy?: string;
+  wantedAt?: Date;
 }
 
 type GenDoc = LeaseDoc & { owner: string; expiresAt: Date };
@@ -87,6 +99,15 @@ const REPAIR_OWNER = "";
 
 function genId(dpidHex: string, gen: number): string {
   return `${dpidHex}#${gen}`;
+}
+
+function wantId(dpidHex: string): string {
+  return `${dpidHex}!want`;
+}
+
+/** isChainDoc: a head or a generation (not a want document). */
+function isChainDoc(d: LeaseDoc): boolean {
+  return d.want !== true;
 }
 
 function toLease(d: GenDoc): Lease {
@@ -144,7 +165,7 @@ export class LeaseTable {
    * first claims read the hint beside their insert.
    */
   async prepare(now: Date = new Date()): Promise<void> {
-    const repaired = await this.repair(await this.col.find({}).toArray(), now);
+    const repaired = await this.repair((await this.col.find({}).toArray()).filter(isChainDoc), now);
     this.checked = true;
     if (repaired.length > 0) this.options.onRepair?.(repaired, "setup");
   }
@@ -398,12 +419,16 @@ export class LeaseTable {
     ttlMs: number,
     now: Date = new Date(),
     dpids?: readonly string[],
-  ): Promise<{ renewed: string[]; lost: string[] }> {
+  ): Promise<{ renewed: string[]; lost: string[]; wanted: string[] }> {
     checkName(owner, "renewAll.owner");
     for (const [i, d] of (dpids ?? []).entries()) checkDpidHex(d, `renewAll.dpids[${i}]`);
     return attempt("renewAll", async () => {
-      // Heads too (FerretDB scans for any filter): the scan also finds chains an older rfboot left without `#1`.
-      const docs = await this.col.find({}).toArray();
+      // Heads too (FerretDB scans for any filter): the scan also finds chains an older rfboot left without `#1`,
+      // and the want documents of the leases asked for.
+      const found = await this.col.find({}).toArray();
+      const docs = found.filter(isChainDoc);
+      const wants = new Map<string, LeaseDoc>();
+      for (const d of found) if (!isChainDoc(d)) wants.set(d.dpid, d);
       const all = docs.filter((d) => !d.head) as GenDoc[];
       const top = new Map<string, GenDoc>();
       const mine = new Set<string>();
@@ -441,7 +466,14 @@ export class LeaseTable {
       // Best effort, after the renewals: the next scan tries again.
       const repaired = await this.repair(docs, now).catch(() => []);
       if (repaired.length > 0) this.options.onRepair?.(repaired, "scan");
-      return { renewed, lost };
+      // Asked for by another owner within a ttl (an older want is from a contender gone since).
+      const wanted = renewed.filter((d) => {
+        const w = wants.get(d);
+        return (
+          w !== undefined && w.wantedBy !== owner && (w.wantedAt?.getTime() ?? 0) > now.getTime() - ttlMs
+        );
+      });
+      return { renewed, lost, wanted };
     });
   }
 
@@ -464,6 +496,32 @@ export class LeaseTable {
     );
   }
 
+  /**
+   * want asks the holder of a dpid's lease to give it up (see the top): `owner`'s switch joined it and was
+   * refused. The holder keeps it while its own switch is connected.
+   */
+  async want(dpidHex: string, owner: string, now: Date = new Date()): Promise<void> {
+    checkDpidHex(dpidHex, "want.dpid");
+    checkName(owner, "want.owner");
+    await attempt(
+      "want",
+      () =>
+        this.col.updateOne(
+          { _id: wantId(dpidHex) },
+          { $set: { dpid: dpidHex, gen: 0, want: true, wantedBy: owner, wantedAt: now } },
+          { upsert: true },
+        ),
+      dpidHex,
+    );
+  }
+
+  /** unwant withdraws `owner`'s want of a dpid's lease (it holds the lease now, or no longer asks). */
+  async unwant(dpidHex: string, owner: string): Promise<void> {
+    checkDpidHex(dpidHex, "unwant.dpid");
+    checkName(owner, "unwant.owner");
+    await attempt("unwant", () => this.col.deleteOne({ _id: wantId(dpidHex), wantedBy: owner }), dpidHex);
+  }
+
   /** current returns the lease of one dpid (its latest generation), expired or not. */
   async current(dpidHex: string): Promise<Lease | undefined> {
     checkDpidHex(dpidHex, "lease.dpid");
@@ -475,7 +533,7 @@ export class LeaseTable {
   async heldBy(owner: string, now: Date = new Date()): Promise<Lease[]> {
     checkName(owner, "heldBy.owner");
     try {
-      const all = (await this.col.find({ head: { $ne: true } }).toArray()) as GenDoc[];
+      const all = (await this.col.find({ head: { $ne: true }, want: { $ne: true } }).toArray()) as GenDoc[];
       const top = new Map<string, GenDoc>();
       for (const d of all) if ((top.get(d.dpid)?.gen ?? -1) < d.gen) top.set(d.dpid, d);
       return [...top.values()]

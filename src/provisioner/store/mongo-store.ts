@@ -865,13 +865,23 @@ export class MongoStore extends EventEmitter implements DaemonStore {
     ttlMs: number,
     now: Date = this.now(),
     dpids?: readonly string[],
-  ): Promise<{ renewed: string[]; lost: string[] }> {
+  ): Promise<{ renewed: string[]; lost: string[]; wanted: string[] }> {
     return this.run("renewAll", () => this.leases.renewAll(owner, ttlMs, now, dpids));
   }
 
   /** release: see LeaseTable.release. */
   release(dpidHex: string, owner: string, now: Date = this.now()): Promise<boolean> {
     return this.run("release", () => this.leases.release(dpidHex, owner, now));
+  }
+
+  /** want asks the holder of a dpid's lease to give it up; see LeaseTable.want. */
+  want(dpidHex: string, owner: string, now: Date = this.now()): Promise<void> {
+    return this.run("want", () => this.leases.want(dpidHex, owner, now));
+  }
+
+  /** unwant withdraws `owner`'s want of a dpid's lease; see LeaseTable.unwant. */
+  unwant(dpidHex: string, owner: string): Promise<void> {
+    return this.run("unwant", () => this.leases.unwant(dpidHex, owner));
   }
 
   /** heldBy lists the valid leases of `owner`. */

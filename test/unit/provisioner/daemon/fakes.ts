@@ -215,7 +215,7 @@ export class RecordingStore extends EventEmitter implements DaemonStore {
     ttlMs: number,
     _now?: Date,
     dpids: readonly string[] = [],
-  ): Promise<{ renewed: string[]; lost: string[] }> {
+  ): Promise<{ renewed: string[]; lost: string[]; wanted: string[] }> {
     this.check("renewAll");
     const renewed: string[] = [];
     const lost: string[] = [];
@@ -226,7 +226,24 @@ export class RecordingStore extends EventEmitter implements DaemonStore {
         renewed.push(d);
       } else lost.push(d);
     }
-    return { renewed, lost };
+    const wanted = renewed.filter((d) => {
+      const w = this.wants.get(d);
+      return w !== undefined && w !== owner;
+    });
+    return { renewed, lost, wanted };
+  }
+
+  /** wants: dpid -> the owner that asked for its lease (want), until it withdraws (unwant). */
+  readonly wants = new Map<string, string>();
+
+  async want(dpidHex: string, owner: string): Promise<void> {
+    this.check("want");
+    this.wants.set(dpidHex, owner);
+  }
+
+  async unwant(dpidHex: string, owner: string): Promise<void> {
+    this.check("unwant");
+    if (this.wants.get(dpidHex) === owner) this.wants.delete(dpidHex);
   }
 
   async release(dpidHex: string, owner: string): Promise<boolean> {

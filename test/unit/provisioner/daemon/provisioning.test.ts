@@ -384,23 +384,41 @@ describe("lease claim", () => {
     expect(r.store.held).toBe(0);
   });
 
-  it("waits (no boot) while another instance holds the lease, and retries after its ttl", async () => {
+  it("waits (no boot) while another instance holds the lease: asks for it once, retries after a renewal, then after each ttl", async () => {
     r = await rig();
     r.store.leases.set(hex16(1n), {
       dpidHex: hex16(1n),
       owner: "other-host:1",
-      expiresAt: new Date(r.clock.date().getTime() + 20_000),
+      expiresAt: new Date(r.clock.date().getTime() + 35_000),
       generation: 1,
     });
     await joinAndSettle(r, 1n);
     expect(r.seen.ensured).toEqual([]);
     expect(r.seen.failed).toEqual([]);
     expect(r.libvirt.argsOf(uri(1), "start")).toEqual([]);
-    // The retry comes one lease ttl (30 s) later; the other instance's lease has expired by then.
+    // The holder is asked for it (it gives up a lease held ahead at its next renewal, a third of the ttl).
+    expect(r.store.wants.get(hex16(1n))).toBe("unit-1");
+    const store = r.store;
+    const claims = () => store.calls.filter((c) => c === "claim").length;
+    const asked = store.calls.filter((c) => c === "want").length;
+    expect(asked).toBe(1);
+    const first = claims();
+    // The retry comes a little over that renewal later (10 s + 1 s): still refused (the holder serves it).
+    await r.clock.advance(10_999);
+    expect(claims()).toBe(first);
+    await r.clock.advance(1);
+    await r.daemon.idle();
+    expect(claims()).toBe(first + 1);
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([]);
+    // Not asked again during this join; the next retry is one lease ttl (30 s) later, once it has expired.
+    expect(r.store.calls.filter((c) => c === "want").length).toBe(1);
     await r.clock.advance(29_999);
     expect(r.libvirt.argsOf(uri(1), "start")).toEqual([]);
     await r.clock.advance(1);
     await r.daemon.idle();
     expect(r.libvirt.argsOf(uri(1), "start")).toEqual([["start", "rfvm1"]]);
+    // Won: the want is withdrawn.
+    await settle();
+    expect(r.store.wants.has(hex16(1n))).toBe(false);
   });
 });

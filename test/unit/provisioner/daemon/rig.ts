@@ -73,16 +73,21 @@ ${o.extra ?? "policies: { leave: { action: destroy, graceSeconds: 10 } }\nreadin
 type ConfigYamlOptions = NonNullable<Parameters<typeof configYaml>[1]>;
 
 /**
- * unitConfig parses configYaml's config. Domains ahead (policies.defineAhead) are off unless asked for:
- * these tests follow a join's path from a host that has no domain yet; domains-ahead.test.ts covers them.
+ * unitConfig parses configYaml's config. Domains and leases ahead (policies.defineAhead, leaseAhead) are off
+ * unless asked for: these tests follow a join's path from a host that has no domain yet and a lease nobody
+ * claimed; domains-ahead.test.ts and leases-ahead.test.ts cover them.
  */
 export function unitConfig(
   stateDir: string,
-  o: ConfigYamlOptions & { defineAhead?: boolean } = {},
+  o: ConfigYamlOptions & { defineAhead?: boolean; leaseAhead?: boolean } = {},
   source = "unit",
 ): RfbootConfig {
   const doc = parseYaml(configYaml(stateDir, o)) as { policies?: Record<string, unknown> };
-  doc.policies = { defineAhead: o.defineAhead ?? false, ...doc.policies };
+  doc.policies = {
+    defineAhead: o.defineAhead ?? false,
+    leaseAhead: o.leaseAhead ?? false,
+    ...doc.policies,
+  };
   return parseConfig(stringifyYaml(doc), { format: "yaml", source });
 }
 
@@ -115,6 +120,10 @@ export async function rig(
     stateDir?: string;
     /** defineAhead: policies.defineAhead (default off here, see unitConfig). */
     defineAhead?: boolean;
+    /** leaseAhead: policies.leaseAhead (default off here, see unitConfig). */
+    leaseAhead?: boolean;
+    /** instanceId: the daemon's (default `unit-1`). */
+    instanceId?: string;
   } = {},
 ): Promise<Rig> {
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), "rfboot-daemon-unit-"));
@@ -127,7 +136,7 @@ export async function rig(
   const daemon = new Daemon({
     config,
     logger: o.logger ?? silentLogger,
-    instanceId: "unit-1",
+    instanceId: o.instanceId ?? "unit-1",
     controller: switches,
     store,
     runner: libvirt.run,
