@@ -168,6 +168,13 @@ export class Prewarmer {
       return;
     }
     const byDpid = new Map(records.map((r) => [r.dpidHex, r]));
+    // What this daemon knows of its images comes first: a record read while the write of an image saved a
+    // moment ago was under way can miss it, and planning from it would boot and save that VM once more.
+    for (const dp of ctx.datapaths.all()) {
+      if (!dp.prewarmImage) continue;
+      const rec = byDpid.get(dp.dpidHex) ?? ({ dpidHex: dp.dpidHex } as VmRecord);
+      byDpid.set(dp.dpidHex, { ...rec, state: "prewarmed", prewarm: dp.prewarmImage, prewarming: null });
+    }
     const connected = new Set(ctx.datapaths.connected().map((d) => d.dpidHex));
     const capacities = ctx.hosts.capacities();
     const plan = prewarmPlan(config, capacities, byDpid, connected);

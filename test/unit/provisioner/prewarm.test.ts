@@ -113,6 +113,36 @@ describe("Prewarmer", () => {
     ]);
   });
 
+  it("a record read that missed an image saved a moment ago does not make the VM prewarm again", async () => {
+    r = await rig({
+      vms: 2,
+      extra: policies("{ enabled: true }"),
+      before: (x) => {
+        // Every read misses the image writes: it shows the record as it was during the prewarm's boot (a
+        // read under way while the write of the image lands).
+        const read = x.store.listRecords.bind(x.store);
+        x.store.listRecords = async () =>
+          (await read()).map((rec) =>
+            rec.prewarm
+              ? { ...rec, prewarm: null, state: "running", prewarming: { since: rec.prewarm.at, host: "h1" } }
+              : rec,
+          );
+      },
+    });
+    await until(r, () => domState(r!, "rfvm1") === "running");
+    await boot(r, "rfvm1");
+    expect(domState(r, "rfvm1")).toBe("shut off (saved)");
+    expect(await until(r, () => domState(r!, "rfvm2") === "running")).toBe(true);
+    await boot(r, "rfvm2");
+    await r.clock.advance(1000);
+    expect(r.seen.prewarmed.map((e) => e.vm)).toEqual(["rfvm1", "rfvm2"]);
+    expect(r.libvirt.argsOf(uri(1), "managedsave")).toEqual([
+      ["managedsave", "rfvm1"],
+      ["managedsave", "rfvm2"],
+    ]);
+    expect(domState(r, "rfvm1")).toBe("shut off (saved)");
+  });
+
   it("concurrency bounds boots over all hosts; a host's memory budget bounds them there", async () => {
     r = await rig({ hosts: 2, vms: 4, extra: policies("{ enabled: true, concurrency: 3, memoryMiB: 100 }") });
     // 64 MiB each, 100 MiB per host: one booting per host although 3 may run at once.
