@@ -206,9 +206,17 @@ export class Provisioning {
       ctx.record.event({ dpid: dpidHex, kind: "ignored", detail: `peer ${e.peer}` });
       return;
     }
-    this.leases.begin(dp);
-    this.recordJoin(dp, e);
-    this.submitEnsure(dp, joinedAt);
+    // The join's record patch and event wait for the start, as the ensure's own do (its hold is taken within
+    // submitEnsure): with the lease held ahead no claim holds them, and written now their commands would be
+    // encoded and sent before `virsh start` is.
+    const hold = ctx.store.holdBookkeeping?.();
+    try {
+      this.leases.begin(dp);
+      this.recordJoin(dp, e);
+      this.submitEnsure(dp, joinedAt);
+    } finally {
+      hold?.();
+    }
   }
 
   /** recordJoin writes a datapath's join (switch peer, version, ports, VM identity) to its record and the log. */
