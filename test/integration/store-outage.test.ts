@@ -279,6 +279,40 @@ describeWith(["mongo"], "outbox across a real MongoDB outage", () => {
     });
   });
 
+  it("while the server answers, the state file waits until a write is half a second old (a write held that long is saved)", async () => {
+    const database = `rfbt_store_${randomBytes(4).toString("hex")}`;
+    const stateDir = join(dir, "state-online");
+    const s = await open(database, { stateDir, owner: "online" });
+    const file = join(stateDir, `rfboot_outbox-${database}.json`);
+    expect(await s.patchRecord("00000000000000bc", { state: "stopped" })).toBe("written");
+    // Held (as a join holds its bookkeeping until its start, at most 1 s): pending, younger than 0.5 s.
+    const release = s.holdBookkeeping();
+    void s.patchRecord("00000000000000bc", { state: "starting" });
+    let seenAt: number | undefined;
+    const t0 = performance.now();
+    const poll = setInterval(() => {
+      if (seenAt === undefined && existsSync(file)) seenAt = performance.now() - t0;
+    }, 5);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(seenAt).toBeUndefined();
+      // Still unwritten half a second on: saved, as it would be while the server is away.
+      await vi.waitFor(() => expect(seenAt).toBeDefined(), { timeout: 5_000 });
+      expect(seenAt!).toBeGreaterThanOrEqual(450);
+      const ops = (
+        BSON.EJSON.parse(readFileSync(file, "utf8"), { relaxed: true }) as { ops: { type: string }[] }
+      ).ops;
+      expect(ops.map((o) => o.type)).toEqual(["record"]);
+    } finally {
+      clearInterval(poll);
+      release();
+    }
+    expect(await s.drain(10_000)).toBe(true);
+    expect(existsSync(file)).toBe(false);
+    expect((await s.getRecord("00000000000000bc"))?.state).toBe("starting");
+    expect(await s.close()).toBe(0);
+  });
+
   it("keeps the state file in step with the outbox while running, not only at close, and drain waits for it", async () => {
     const database = `rfbt_store_${randomBytes(4).toString("hex")}`;
     const stateDir = join(dir, "state-live");

@@ -73,6 +73,9 @@ import {
 /** DEFAULT_DATABASE is RouteFlow's database name. */
 export const DEFAULT_DATABASE = "db";
 
+/** PERSIST_ONLINE_AFTER_MS: while MongoDB answers, a write is kept in the state file once it is this old. */
+const PERSIST_ONLINE_AFTER_MS = 500;
+
 /** DEFAULT_PREFIX prefixes rfboot's own collections (`rfboot_vms`, `rfboot_events`, `rfboot_leases`). */
 export const DEFAULT_PREFIX = "rfboot_";
 
@@ -979,12 +982,24 @@ export class MongoStore extends EventEmitter implements DaemonStore {
     }
   }
 
-  private schedulePersist(): void {
+  /**
+   * schedulePersist writes the state file 50 ms after a change. While MongoDB answers, writes younger than
+   * PERSIST_ONLINE_AFTER_MS are left out of it (the file then waits until the oldest is that old): they are
+   * confirmed within milliseconds, and writing the file for each join's patches cost ~0.75 ms of CPU per join
+   * (the EJSON text; CPU profile of 400 joins in a row) plus four file operations, beside the next joins.
+   */
+  private schedulePersist(delayMs = 50): void {
     if (this.persistTimer) return;
     this.persistTimer = setTimeout(() => {
       this.persistTimer = undefined;
+      const oldest = this.outbox.oldestSince();
+      const age = oldest === undefined ? Infinity : performance.now() - oldest;
+      if (this.outbox.isOnline() && !this.onDisk && age < PERSIST_ONLINE_AFTER_MS) {
+        this.schedulePersist(PERSIST_ONLINE_AFTER_MS - age);
+        return;
+      }
       this.persistSoon();
-    }, 50);
+    }, delayMs);
     this.persistTimer.unref();
   }
 

@@ -190,6 +190,13 @@ export class Outbox extends EventEmitter {
     return this.online;
   }
 
+  /** oldestSince is when the oldest entry not yet confirmed was made (performance.now()); undefined when empty. */
+  oldestSince(): number | undefined {
+    let oldest: number | undefined;
+    for (const e of this.entries) if (oldest === undefined || e.since < oldest) oldest = e.since;
+    return oldest;
+  }
+
   /** snapshot lists the operations not yet confirmed, in order (for the state file). */
   snapshot(): OutboxOp[] {
     return this.entries.map((e) => e.op);
