@@ -71,6 +71,9 @@ export interface SwitchSource {
   disconnect(dpid: bigint, reason: string): unknown;
 }
 
+/** STOP_ACTIONS_MS bounds how long stop() waits for the joins and leaves under way. */
+const STOP_ACTIONS_MS = 30_000;
+
 /** DaemonOptions configure a Daemon; only `config` is required. */
 export interface DaemonOptions {
   config: RfbootConfig;
@@ -498,6 +501,19 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // A prewarm under way ends first (its readiness watch was aborted above): the VM it booted is destroyed
     // and the prewarm recorded cancelled while its lease and the store are still there.
     await this.closeQuietly("prewarms", () => this.prewarmer?.drained());
+    // The joins and leaves under way end before their leases go and the store closes: a lease released
+    // while its VM's start is on the way would let another instance act on the same VM.
+    const stillBusy = new Set<string>();
+    await this.closeQuietly("actions under way", async () => {
+      const r = await this.provisioning?.drained(STOP_ACTIONS_MS);
+      if (r && !r.ok) {
+        for (const d of r.busy) stillBusy.add(d);
+        this.log.warn(
+          { dpids: r.busy, ms: STOP_ACTIONS_MS },
+          "stopping with actions still under way: their leases are kept, to expire by themselves",
+        );
+      }
+    });
     await Promise.all(
       [...this.events.values()].map((e) => this.closeQuietly("libvirt events", () => e.stop())),
     );
@@ -505,7 +521,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await Promise.all(
       this.datapaths
         .all()
-        .filter((dp) => dp.leased)
+        .filter((dp) => dp.leased && !stillBusy.has(dp.dpidHex))
         .map((dp) => this.provisioning?.leases.release(dp)),
     );
     await this.closeQuietly("port changes", () => this.keeper?.idle());

@@ -1066,4 +1066,25 @@ export class Provisioning {
   close(): void {
     this.queue.close();
   }
+
+  /**
+   * drained resolves once the actions under way have ended (after close, nothing new starts), or after
+   * `ms`: false then, with the dpids still busy.
+   */
+  async drained(ms: number): Promise<{ ok: boolean; busy: string[] }> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), ms);
+      timer.unref();
+    });
+    const ok = await Promise.race([this.queue.idle().then(() => true as const), late]);
+    clearTimeout(timer);
+    const busy = ok
+      ? []
+      : this.ctx.datapaths
+          .all()
+          .filter((dp) => this.busy(dp))
+          .map((dp) => dp.dpidHex);
+    return { ok, busy };
+  }
 }

@@ -231,7 +231,11 @@ export class ActionQueue<K, A, R = unknown> {
   }
 
   private pump(): void {
-    if (this.closed) return;
+    if (this.closed) {
+      // Closed: nothing new runs, and idle() resolves once the actions under way have ended.
+      this.checkIdle();
+      return;
+    }
     const now = this.now();
     for (const item of this.core.take(now)) {
       const ws = this.waiters.get(item.key) ?? [];

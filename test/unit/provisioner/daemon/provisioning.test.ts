@@ -331,6 +331,26 @@ describe("lease claim", () => {
     expect(r.store.leases.size).toBe(0);
   });
 
+  it("stop waits for a join under way: its start ends and is recorded before its lease goes", async () => {
+    r = await rig({ extra: "policies: { leave: { action: keep } }\nreadiness: { consoleMarker: null }" });
+    const answer = r.store.holdClaims();
+    r.switches.join(1n, [1, 2]);
+    await settle();
+    let stopped = false;
+    const stopping = r.daemon.stop().then(() => (stopped = true));
+    await settle();
+    // The ensure waits for its claim: stop waits for the ensure.
+    expect(stopped).toBe(false);
+    expect(r.store.calls).not.toContain("release");
+    answer();
+    await stopping;
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([["start", "rfvm1"]]);
+    expect(r.store.records.get(hex16(1n))?.state).toBe("running");
+    const calls = r.store.calls;
+    expect(calls.lastIndexOf("release")).toBeGreaterThan(calls.lastIndexOf("claim"));
+    expect(r.store.leases.size).toBe(0);
+  });
+
   it("the claim begins at the join, before its record, and runs beside the domain's state and the plan; define and start wait for it; bookkeeping is held until then", async () => {
     r = await rig();
     const answer = r.store.holdClaims();
