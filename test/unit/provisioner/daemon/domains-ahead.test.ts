@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { FakeOvs } from "../fake-ovs.js";
 import { settle } from "./fakes.js";
-import { hex16, joinAndSettle, rig, unitConfig, uri, type Rig } from "./rig.js";
+import { hex16, joinAndSettle, rig, unitConfig, uri, virshCmds, type Rig } from "./rig.js";
 
 let r: Rig | undefined;
 afterEach(async () => {
@@ -15,29 +15,15 @@ afterEach(async () => {
   r = undefined;
 });
 
-const isStorage = (args: readonly string[]) => /^(pool|vol)-/.test(args[0] ?? "");
-
-/** virshCmds: the commands about domains sent to h1 (listing, host probes and storage left out). */
-function virshCmds(x: Rig, from = 0): string[] {
-  return x.libvirt.calls
-    .slice(from)
-    .filter(
-      (c) =>
-        c.uri === uri(1) &&
-        !["list", "domstats", "nodeinfo", "nodememstats", "uri"].includes(c.args[0] ?? "") &&
-        !isStorage(c.args),
-    )
-    .map((c) =>
-      c.args[0] === "define" ? `define ${c.args[1]?.match(/(rfvm\d+)-/)?.[1]}` : c.args.join(" "),
-    );
-}
+/** virshCmds: rig's, a define naming its VM. */
+const cmds = (x: Rig, from = 0) => virshCmds(x, { from, defineName: true });
 
 describe("domains ahead", () => {
   it("defines every configured VM's domain before any switch joins; the join claims and starts, nothing else", async () => {
     r = await rig({ defineAhead: true });
     await r.daemon.idle();
     // Both VMs at once (the host's start slots), each its state read, then defined.
-    expect(virshCmds(r).sort()).toEqual([
+    expect(cmds(r).sort()).toEqual([
       "define rfvm1",
       "define rfvm2",
       "domstate rfvm1 --reason",
@@ -50,7 +36,7 @@ describe("domains ahead", () => {
     expect(r.store.calls.filter((c) => c === "claim")).toEqual([]);
     const before = r.libvirt.calls.length;
     await joinAndSettle(r, 1n, [1, 2]);
-    expect(virshCmds(r, before)).toEqual(["start rfvm1"]);
+    expect(cmds(r, before)).toEqual(["start rfvm1"]);
     expect(r.store.calls.filter((c) => c === "claim")).toEqual(["claim"]);
     expect(r.seen.ensured.map((e) => [e.vm, e.action, e.host])).toEqual([["rfvm1", "started", "h1"]]);
     expect(r.store.records.get(hex16(1n))?.state).toBe("running");
@@ -59,9 +45,9 @@ describe("domains ahead", () => {
   it("is off with policies.defineAhead false: nothing is made before a switch joins", async () => {
     r = await rig({ defineAhead: false });
     await r.daemon.idle();
-    expect(virshCmds(r)).toEqual([]);
+    expect(cmds(r)).toEqual([]);
     await joinAndSettle(r, 1n, [1, 2]);
-    expect(virshCmds(r)).toEqual(["domstate rfvm1 --reason", "define rfvm1", "start rfvm1"]);
+    expect(cmds(r)).toEqual(["domstate rfvm1 --reason", "define rfvm1", "start rfvm1"]);
   });
 
   it("an existing domain is never redefined ahead: its state and managed-save image are read, and the join restores it", async () => {
@@ -72,13 +58,13 @@ describe("domains ahead", () => {
       },
     });
     await r.daemon.idle();
-    const ahead = virshCmds(r).filter((c) => c.includes("rfvm1"));
+    const ahead = cmds(r).filter((c) => c.includes("rfvm1"));
     expect(ahead.some((c) => c.startsWith("define"))).toBe(false);
     expect(ahead).toContain("domstate rfvm1 --reason");
     const before = r.libvirt.calls.length;
     await joinAndSettle(r, 1n, [1, 2]);
     // No domstate or dominfo at the join: the start restores the image, as libvirt does for a managed save.
-    const atJoin = virshCmds(r, before);
+    const atJoin = cmds(r, before);
     expect(atJoin.filter((c) => c.startsWith("domstate") || c.startsWith("dominfo"))).toEqual([]);
     expect(atJoin.at(-1)).toBe("start rfvm1");
   });
@@ -90,7 +76,7 @@ describe("domains ahead", () => {
     r.libvirt.host(uri(1)).domains.delete("rfvm1");
     const before = r.libvirt.calls.length;
     await joinAndSettle(r, 1n, [1, 2]);
-    expect(virshCmds(r, before)).toEqual([
+    expect(cmds(r, before)).toEqual([
       "start rfvm1",
       "domstate rfvm1 --reason",
       "define rfvm1",
@@ -125,11 +111,11 @@ describe("domains ahead", () => {
     });
     const before = r.libvirt.calls.length;
     await joinAndSettle(r, 1n, [1, 2]);
-    expect(virshCmds(r, before)).toEqual(["domstate rfvm1 --reason"]);
+    expect(cmds(r, before)).toEqual(["domstate rfvm1 --reason"]);
     expect(r.seen.ensured.map((e) => [e.vm, e.action])).toEqual([["rfvm1", "adopted"]]);
     const mid = r.libvirt.calls.length;
     await joinAndSettle(r, 2n, [1, 2]);
-    expect(virshCmds(r, mid)).toEqual(["start rfvm2"]);
+    expect(cmds(r, mid)).toEqual(["start rfvm2"]);
   });
 
   it("a leave that saves the VM makes its rejoin a bare start (the restore), with nothing asked first", async () => {
@@ -145,7 +131,7 @@ describe("domains ahead", () => {
     expect(r.libvirt.host(uri(1)).domains.get("rfvm1")).toMatchObject({ state: "shut off", saved: true });
     const before = r.libvirt.calls.length;
     await joinAndSettle(r, 1n, [1, 2]);
-    expect(virshCmds(r, before)).toEqual(["start rfvm1"]);
+    expect(cmds(r, before)).toEqual(["start rfvm1"]);
   });
 
   it("a reload that adds a VM defines it ahead; a VM whose switch is connected is left to its ensure", async () => {
@@ -154,7 +140,7 @@ describe("domains ahead", () => {
     await r.daemon.reload(unitConfig(r.stateDir, { vms: 2, defineAhead: true }));
     await settle();
     await r.daemon.idle();
-    expect(virshCmds(r).filter((c) => c.startsWith("define"))).toEqual(["define rfvm1", "define rfvm2"]);
+    expect(cmds(r).filter((c) => c.startsWith("define"))).toEqual(["define rfvm1", "define rfvm2"]);
   });
 
   it("a VM that two hosts could take is placed by its join, under its lease; one pinned to a host is defined there ahead", async () => {
@@ -179,7 +165,7 @@ describe("domains ahead", () => {
       ovs,
     });
     await r.daemon.idle();
-    expect(virshCmds(r).filter((c) => c.startsWith("define"))).toEqual([]);
+    expect(cmds(r).filter((c) => c.startsWith("define"))).toEqual([]);
   });
 
   it("with prewarm on, the VM defined ahead is prewarmed from that definition and its join restores it", async () => {
@@ -198,7 +184,7 @@ readiness: { consoleMarker: "GUEST-UP", timeoutSeconds: 30 }`,
     }
     expect(saved()).toBe(true);
     // One definition (ahead); the prewarm started it without defining it again.
-    expect(virshCmds(r).filter((c) => c.startsWith("define"))).toEqual(["define rfvm1"]);
+    expect(cmds(r).filter((c) => c.startsWith("define"))).toEqual(["define rfvm1"]);
     expect(r.libvirt.host(uri(1)).domains.get("rfvm1")).toMatchObject({ state: "shut off", saved: true });
     await joinAndSettle(r, 1n, [1, 2]);
     expect(r.seen.ensured.map((e) => [e.vm, e.action])).toEqual([["rfvm1", "started"]]);

@@ -7,7 +7,7 @@ import { Writable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { createLogger } from "../../../../src/common/log.js";
 import { outage, refusal, settle } from "./fakes.js";
-import { hex16, joinAndSettle, rig, uri, type Rig } from "./rig.js";
+import { hex16, joinAndSettle, rig, isStorage, uri, virshCmds, type Rig } from "./rig.js";
 
 const BOOM = "error: internal error: process exited while connecting to monitor\n";
 
@@ -16,24 +16,6 @@ afterEach(async () => {
   await r?.stop();
   r = undefined;
 });
-
-/** isStorage: a storage pool or volume call (the host's pools are ensured and swept at start). */
-const isStorage = (args: readonly string[]) => /^(pool|vol)-/.test(args[0] ?? "");
-
-/**
- * virshCmds lists the virsh commands sent to a host about domains, with the domain name (define's file
- * path dropped).
- */
-function virshCmds(x: Rig, host = 1): string[] {
-  return x.libvirt.calls
-    .filter(
-      (c) =>
-        c.uri === uri(host) &&
-        !["list", "domstats", "nodeinfo", "nodememstats"].includes(c.args[0] ?? "") &&
-        !isStorage(c.args),
-    )
-    .map((c) => (c.args[0] === "define" ? "define" : c.args.join(" ")));
-}
 
 describe("join", () => {
   it("writes the configured VMs' rows at start-up; a join claims, then defines and starts the VM (no row write); records it running with the wire version", async () => {

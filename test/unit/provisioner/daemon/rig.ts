@@ -196,3 +196,28 @@ export async function joinAndSettle(r: Rig, dpid: bigint, ports?: readonly numbe
   await r.daemon.idle();
   await settle();
 }
+
+/** isStorage: a storage pool or volume call (the host's pools are ensured and swept at start). */
+export const isStorage = (args: readonly string[]) => /^(pool|vol)-/.test(args[0] ?? "");
+
+/**
+ * virshCmds lists the commands about domains sent to host hN (`host`, default 1) from call `from` on:
+ * listings, host probes and storage left out; a `define` reads `define` (`defineName`: `define rfvmN`).
+ */
+export function virshCmds(x: Rig, o: { host?: number; from?: number; defineName?: boolean } = {}): string[] {
+  return x.libvirt.calls
+    .slice(o.from ?? 0)
+    .filter(
+      (c) =>
+        c.uri === uri(o.host ?? 1) &&
+        !["list", "domstats", "nodeinfo", "nodememstats", "uri"].includes(c.args[0] ?? "") &&
+        !isStorage(c.args),
+    )
+    .map((c) =>
+      c.args[0] !== "define"
+        ? c.args.join(" ")
+        : o.defineName
+          ? `define ${c.args[1]?.match(/(rfvm\d+)-/)?.[1]}`
+          : "define",
+    );
+}
