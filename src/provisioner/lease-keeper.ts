@@ -42,6 +42,8 @@ export class LeaseKeeper {
   private readonly wanting = new Set<string>();
   /** handedOver: dpids whose lease this instance gave up to another's want, and when (not claimed ahead). */
   private readonly handedOver = new Map<string, number>();
+  /** releasing: releases under way, by dpid: a claim of the same lease waits for its end. */
+  private readonly releasing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly ctx: DaemonContext,
@@ -145,6 +147,9 @@ export class LeaseKeeper {
       if (!quiet) ctx.log.warn({ dpid: dpidHex }, "lease not checked: MongoDB unreachable");
       return "unchecked";
     }
+    // A release of this lease under way goes first: a claim beside it could extend the lease the release
+    // then expires, and this instance would act on a lease nobody holds.
+    await this.releasing.get(dpidHex);
     try {
       const at = ctx.clock.now();
       let ok = await ctx.store.claim(dpidHex, ctx.instanceId, this.opts.ttlMs);
@@ -268,14 +273,18 @@ export class LeaseKeeper {
   /** release gives up a datapath's lease; a failure leaves it to expire after its ttl. */
   async release(dp: Datapath): Promise<void> {
     dp.leaseUntil = 0;
-    try {
-      await this.ctx.store.release(dp.dpidHex, this.ctx.instanceId);
-    } catch (e) {
-      const level = isOutage(e) ? "debug" : "warn";
-      this.ctx.log[level](
-        { dpid: dp.dpidHex, err: errorMessage(e) },
-        "lease not released; it expires by itself",
-      );
-    }
+    const p = this.ctx.store.release(dp.dpidHex, this.ctx.instanceId).then(
+      () => undefined,
+      (e: unknown) => {
+        const level = isOutage(e) ? "debug" : "warn";
+        this.ctx.log[level](
+          { dpid: dp.dpidHex, err: errorMessage(e) },
+          "lease not released; it expires by itself",
+        );
+      },
+    );
+    this.releasing.set(dp.dpidHex, p);
+    await p;
+    if (this.releasing.get(dp.dpidHex) === p) this.releasing.delete(dp.dpidHex);
   }
 }

@@ -87,6 +87,33 @@ describe("leases ahead", () => {
     expect(r.store.wants.get(hex16(2n))).toBe("unit-1");
   });
 
+  it("a join during the release of a lease given up claims it only once the release is done", async () => {
+    r = await rig({ leaseAhead: true });
+    await r.daemon.idle();
+    let done: () => void = () => undefined;
+    const gate = new Promise<void>((res) => (done = res));
+    const release = r.store.release.bind(r.store);
+    r.store.release = async (dpidHex: string, owner: string) => {
+      await gate;
+      return release(dpidHex, owner);
+    };
+    r.store.wants.set(hex16(2n), "other-host:7");
+    await r.clock.advance(10_000);
+    await settle();
+    // The release is under way; the switch joins here meanwhile.
+    r.switches.join(2n, [1, 2]);
+    await settle();
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([]);
+    done();
+    await settle();
+    await r.daemon.idle();
+    await settle();
+    // Claimed after the release: the lease this instance acts on is really its own.
+    expect(r.store.leases.get(hex16(2n))?.owner).toBe("unit-1");
+    expect(r.daemon.datapath(hex16(2n))?.leased).toBe(true);
+    expect(r.libvirt.argsOf(uri(1), "start")).toEqual([["start", "rfvm2"]]);
+  });
+
   it("keeps a lease asked for while its switch is connected here", async () => {
     r = await rig({ leaseAhead: true });
     await r.daemon.idle();
