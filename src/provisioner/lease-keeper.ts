@@ -149,7 +149,9 @@ export class LeaseKeeper {
     }
     // A release of this lease under way goes first: a claim beside it could extend the lease the release
     // then expires, and this instance would act on a lease nobody holds.
-    await this.releasing.get(dpidHex);
+    // Awaited only then: otherwise the claim is sent within the join's own turn, ahead of its other work.
+    const releasing = this.releasing.get(dpidHex);
+    if (releasing) await releasing;
     try {
       const at = ctx.clock.now();
       let ok = await ctx.store.claim(dpidHex, ctx.instanceId, this.opts.ttlMs);
