@@ -220,9 +220,7 @@ export class LeaseKeeper {
     for (const dp of ctx.datapaths.all()) {
       if (!dp.leased) continue;
       if (!dp.connected && !busy(dp) && !ahead(dp)) {
-        dp.leased = false;
-        dp.leaseUntil = 0;
-        await this.release(dp);
+        await this.giveUp(dp);
         continue;
       }
       keep.push(dp.dpidHex);
@@ -244,22 +242,16 @@ export class LeaseKeeper {
         dp.leased = !gone.has(d);
         dp.leaseUntil = dp.leased ? at + this.opts.ttlMs : 0;
       }
-      const handOver: Datapath[] = [];
-      for (const d of wanted) {
-        const dp = ctx.datapaths.get(d);
-        // Decided and marked at once: a join from now on claims anew (and is refused once it is given up).
-        if (!dp?.leased || dp.connected || busy(dp)) continue;
-        dp.leased = false;
-        dp.leaseUntil = 0;
-        this.handedOver.set(d, ctx.clock.now());
-        handOver.push(dp);
-      }
+      const handOver = wanted
+        .map((d) => ctx.datapaths.get(d))
+        .filter((dp): dp is Datapath => dp !== undefined && dp.leased && !dp.connected && !busy(dp));
       if (handOver.length > 0) {
         ctx.log.info(
           { dpids: handOver.map((dp) => dp.dpidHex) },
           "leases held ahead given up: another rfboot instance's switch asked for them",
         );
-        await Promise.all(handOver.map((dp) => this.release(dp)));
+        for (const dp of handOver) this.handedOver.set(dp.dpidHex, ctx.clock.now());
+        await Promise.all(handOver.map((dp) => this.giveUp(dp)));
       }
     } catch (e) {
       // The next round (a third of the lease's ttl later) tries again, before the leases expire. During an
@@ -270,6 +262,15 @@ export class LeaseKeeper {
         "leases not renewed; retrying next round",
       );
     }
+  }
+
+  /**
+   * giveUp marks the datapath unleased at once, decided in the same turn as the check that chose it (a join
+   * from then on claims anew), then releases the lease.
+   */
+  private giveUp(dp: Datapath): Promise<void> {
+    dp.leased = false;
+    return this.release(dp);
   }
 
   /** release gives up a datapath's lease; a failure leaves it to expire after its ttl. */

@@ -6,6 +6,7 @@
 import { OvsError, RfbootError, StoreError, VirshError, errorMessage } from "../common/errors.js";
 import { buildDomainXml } from "../xmlgen/index.js";
 import type { UpEvent } from "../controller/index.js";
+import { sleep } from "./clock.js";
 import {
   configHash,
   hostsFor,
@@ -1072,13 +1073,12 @@ export class Provisioning {
    * `ms`: false then, with the dpids still busy.
    */
   async drained(ms: number): Promise<{ ok: boolean; busy: string[] }> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((r) => {
-      timer = setTimeout(() => r(false), ms);
-      timer.unref();
-    });
-    const ok = await Promise.race([this.queue.idle().then(() => true as const), late]);
-    clearTimeout(timer);
+    const waiting = new AbortController();
+    const ok = await Promise.race([
+      this.queue.idle().then(() => true),
+      sleep(this.ctx.clock, ms, waiting.signal).then(() => false),
+    ]);
+    waiting.abort();
     const busy = ok
       ? []
       : this.ctx.datapaths
